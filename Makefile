@@ -1,0 +1,44 @@
+# The commands a newcomer needs. Everything runs from a fresh clone on a fresh machine.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+PACKAGES := contracts libs/runtime services/membership services/evaluation services/feedback
+
+.PHONY: install up down clean test lint run kafka postgres
+
+install: $(STAMP)
+
+$(STAMP): constraints.txt requirements-dev.txt $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
+	@start=$$SECONDS; \
+	test -x $(PY) || python3 -m venv $(VENV); \
+	$(PIP) install -q --upgrade pip; \
+	$(PIP) install -q -c constraints.txt -r requirements-dev.txt $(foreach p,$(PACKAGES),-e $(p)); \
+	echo "install: done in $$((SECONDS - start))s"
+	@touch $(STAMP)
+
+kafka: install
+	@deploy/kafka/kafka.sh fetch
+
+postgres:
+	@deploy/postgres/local.sh ensure
+
+up: install kafka
+	@deploy/local/stack.sh up
+
+down:
+	@deploy/local/stack.sh down
+
+clean: down
+	rm -rf .run
+
+test: install kafka postgres
+	$(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check contracts libs services tests deploy
+	$(VENV)/bin/mypy
+
+run: up
+	$(PY) deploy/local/smoke.py

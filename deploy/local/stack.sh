@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The local stack: Kafka (unless KAFKA_BOOTSTRAP_SERVERS points elsewhere), topics, and the
+# three services in the background on SQLite under .run/.
+#   stack.sh up | down | status
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+run="$repo/.run"
+py="$repo/.venv/bin/python"
+services=(membership:8001 evaluation:8002 feedback:8003)
+mkdir -p "$run"
+
+up() {
+  local started=$SECONDS
+  if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
+    "$repo/deploy/kafka/kafka.sh" start
+    export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:${KAFKA_PORT:-9092}
+  fi
+  "$py" -m unionhub_runtime.topics
+  for entry in "${services[@]}"; do
+    local name=${entry%%:*} port=${entry##*:} upper
+    upper=$(echo "$name" | tr a-z A-Z)
+    if [ -f "$run/$name.pid" ] && kill -0 "$(cat "$run/$name.pid")" 2>/dev/null; then continue; fi
+    # No subshell around it: a waiting parent would keep the caller's output pipe open.
+    env "${upper}_DATABASE_URL=sqlite+aiosqlite:///$run/$name.db" \
+      setsid "$py" -m "$name" serve --migrate >"$run/$name.log" 2>&1 < /dev/null &
+    echo $! > "$run/$name.pid"
+  done
+  for entry in "${services[@]}"; do
+    local name=${entry%%:*} port=${entry##*:}
+    for _ in $(seq 1 120); do
+      if curl -fs "http://127.0.0.1:$port/readyz" >/dev/null; then break; fi
+      if ! kill -0 "$(cat "$run/$name.pid")" 2>/dev/null; then
+        echo "stack: $name exited; last log lines:" >&2; tail -n 20 "$run/$name.log" >&2; exit 1
+      fi
+      sleep 0.25
+    done
+    curl -fs "http://127.0.0.1:$port/readyz" >/dev/null || { echo "stack: $name not ready" >&2; exit 1; }
+  done
+  cat > "$run/env" <<ENV
+KAFKA_BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP_SERVERS
+MEMBERSHIP_URL=http://127.0.0.1:8001
+EVALUATION_URL=http://127.0.0.1:8002
+FEEDBACK_URL=http://127.0.0.1:8003
+ENV
+  cat "$run/env"
+  echo "stack: up in $((SECONDS - started))s (logs in .run/*.log; stop with: make down)"
+}
+
+down() {
+  for entry in "${services[@]}"; do
+    local name=${entry%%:*}
+    if [ -f "$run/$name.pid" ]; then
+      local pid; pid=$(cat "$run/$name.pid")
+      kill -TERM "$pid" 2>/dev/null || true
+      for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+      kill -KILL "$pid" 2>/dev/null || true
+      rm -f "$run/$name.pid"
+    fi
+  done
+  if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then "$repo/deploy/kafka/kafka.sh" stop; fi
+  echo "stack: down (data kept in .run/)"
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  *) echo "usage: $0 up|down" >&2; exit 2 ;;
+esac

@@ -1,0 +1,37 @@
+"""The command line every service shares: `serve` (default) and `migrate`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from . import migrations
+from .settings import ServiceSettings
+
+
+def main(build: Callable[[Any], Any], settings_class: type[ServiceSettings], migrations_dir: Path) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("action", nargs="?", default="serve", choices=["serve", "migrate"])
+    parser.add_argument("--migrate", action="store_true", help="migrate the database before serving")
+    args = parser.parse_args()
+    settings = settings_class()
+    logging.basicConfig(
+        level=settings.log_level,
+        format='{"time":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","message":"%(message)s"}',
+    )
+    if args.action == "migrate" or args.migrate:
+        migrations.upgrade(migrations_dir, settings.database_url)
+    if args.action == "serve":
+        service = build(settings)
+        uvicorn.run(
+            service.asgi(),
+            host=settings.http_host,
+            port=settings.http_port,
+            log_level=settings.log_level.lower(),
+            access_log=False,
+        )

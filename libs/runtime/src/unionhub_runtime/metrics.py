@@ -1,0 +1,79 @@
+"""Prometheus metrics of the shared plumbing, on the service's own registry."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class RuntimeMetrics:
+    """What FastStream's middleware does not measure: inbox, outbox, dead letters, retries."""
+
+    def __init__(self, registry: CollectorRegistry, service: str) -> None:
+        self.registry = registry
+        self.service = service
+        self.messages_processed = Counter(
+            "unionhub_messages_processed_total",
+            "Messages taken from a topic and settled (applied, rejected, duplicate or dead-lettered).",
+            ["topic", "outcome"],
+            registry=registry,
+        )
+        self.batch_seconds = Histogram(
+            "unionhub_batch_processing_seconds",
+            "Time to process one consumed batch, database commit included.",
+            ["topic"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=registry,
+        )
+        self.batch_size = Histogram(
+            "unionhub_batch_size_messages",
+            "Messages per consumed batch.",
+            ["topic"],
+            buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000),
+            registry=registry,
+        )
+        self.inbox_duplicates = Counter(
+            "unionhub_inbox_duplicates_total",
+            "Redelivered messages skipped because their id was already applied.",
+            ["topic"],
+            registry=registry,
+        )
+        self.dead_letters = Counter(
+            "unionhub_dead_letters_total",
+            "Messages copied to a dead-letter topic.",
+            ["topic", "code"],
+            registry=registry,
+        )
+        self.retries = Counter(
+            "unionhub_retries_total",
+            "Batches retried after a failure.",
+            ["topic", "reason"],
+            registry=registry,
+        )
+        self.outbox_published = Counter(
+            "unionhub_outbox_published_total",
+            "Events the outbox relay published.",
+            ["topic"],
+            registry=registry,
+        )
+        self.outbox_backlog = Gauge(
+            "unionhub_outbox_backlog_events",
+            "Events written to the outbox and not yet published.",
+            registry=registry,
+        )
+        self.outbox_oldest_age = Gauge(
+            "unionhub_outbox_oldest_unpublished_age_seconds",
+            "Age of the oldest unpublished outbox event (0 when the backlog is empty).",
+            registry=registry,
+        )
+        self.db_seconds = Histogram(
+            "unionhub_database_transaction_seconds",
+            "Duration of database transactions by purpose.",
+            ["purpose"],
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=registry,
+        )
+        self.ready = Gauge(
+            "unionhub_ready",
+            "1 when the service reaches Kafka and its database.",
+            registry=registry,
+        )

@@ -1,0 +1,57 @@
+"""Alembic, driven from code: each service keeps its own migration history."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from alembic import command, context
+from alembic.config import Config
+from sqlalchemy import MetaData
+from sqlalchemy.engine import Connection
+
+from .database import create_engine
+
+
+def config(script_location: Path, url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(script_location))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade(script_location: Path, url: str, revision: str = "head") -> None:
+    """Migrates the database at `url` (blocking; runs its own event loop)."""
+    command.upgrade(config(script_location, url), revision)
+
+
+async def upgrade_async(script_location: Path, url: str, revision: str = "head") -> None:
+    """`upgrade` from inside a running event loop."""
+    await asyncio.to_thread(upgrade, script_location, url, revision)
+
+
+def run_env(metadata: MetaData) -> None:
+    """The body of a service's `env.py`: online migrations over the async engine."""
+    url = context.config.get_main_option("sqlalchemy.url")
+    assert url, "sqlalchemy.url is not set"
+
+    def migrate(connection: Connection) -> None:
+        context.configure(
+            connection=connection,
+            target_metadata=metadata,
+            render_as_batch=connection.dialect.name == "sqlite",
+            compare_type=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+
+    async def run() -> None:
+        engine = create_engine(url)
+        try:
+            async with engine.connect() as connection:
+                await connection.run_sync(migrate)
+                await connection.commit()
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())

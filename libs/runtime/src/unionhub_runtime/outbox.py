@@ -1,0 +1,215 @@
+"""Transactional outbox: events are rows written with the state change, published after commit."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import Row, delete, func, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from unionhub_contracts import CONTENT_TYPE, OutgoingEvent
+
+from .database import is_transient
+from .metrics import RuntimeMetrics
+from .tables import RuntimeTables
+
+log = logging.getLogger(__name__)
+
+HEADERS = [("content-type", CONTENT_TYPE.encode())]
+# Any constant works; it names the lock that makes one relay at a time publish (order per key).
+_RELAY_LOCK_KEY = 0x756E696F6E
+
+
+async def write(session: AsyncSession, tables: RuntimeTables, topic: str, events: Sequence[OutgoingEvent]) -> None:
+    """Adds `events` to the outbox inside the caller's transaction."""
+    if not events:
+        return
+    now = datetime.now(UTC)
+    await session.execute(
+        insert(tables.outbox),
+        [
+            {
+                "event_id": e.id,
+                "topic": topic,
+                "event_type": e.type,
+                "key": e.key,
+                "value": e.value,
+                "created_at": now,
+            }
+            for e in events
+        ],
+    )
+
+
+class OutboxRelay:
+    """Publishes unpublished outbox rows in insertion order, then marks them published.
+
+    Woken right after each commit, and polls as a safety net (restart, another instance's
+    rows). On PostgreSQL an advisory lock lets one relay at a time publish, which keeps the
+    per-key order across instances. A crash between send and mark publishes again: events
+    are delivered at least once and consumers deduplicate by event id.
+    """
+
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        tables: RuntimeTables,
+        metrics: RuntimeMetrics,
+        poll_seconds: float = 1.0,
+        retention_seconds: float = 86_400,
+        batch_size: int = 2_000,
+    ) -> None:
+        self._sessions = sessions
+        self._tables = tables
+        self._producer: AIOKafkaProducer | None = None
+        self._metrics = metrics
+        self._poll_seconds = poll_seconds
+        self._retention = timedelta(seconds=retention_seconds)
+        self._batch_size = batch_size
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._last_purge = datetime.min.replace(tzinfo=UTC)
+
+    def notify(self) -> None:
+        """Something was committed to the outbox: publish it now."""
+        self._wake.set()
+
+    def start(self, producer: AIOKafkaProducer) -> None:
+        self._producer = producer
+        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    async def _run(self) -> None:
+        backoff = 0.1
+        while True:
+            try:
+                published = await self.publish_pending()
+                await self._maybe_purge()
+                backoff = 0.1
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the relay must outlive any failure
+                level = logging.WARNING if is_transient(exc) else logging.ERROR
+                log.log(level, "outbox relay failed, retrying in %.1fs: %r", backoff, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            if published:
+                continue  # there may be more behind this batch
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
+            except TimeoutError:
+                pass
+
+    async def publish_pending(self) -> int:
+        """Publishes one batch of pending events; returns how many."""
+        async with self._sessions() as session:
+            if session.bind.dialect.name == "postgresql":
+                async with session.begin():
+                    # Held until commit: no other relay publishes between our send and mark.
+                    locked = await session.scalar(
+                        text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": _RELAY_LOCK_KEY}
+                    )
+                    if not locked:
+                        return 0
+                    rows = await self._pending(session)
+                    await self._send(rows)
+                    await self._mark_published(session, rows)
+            else:
+                # SQLite has one relay (one process); keep its write lock off the Kafka round trip.
+                await session.connection(execution_options={"readonly": True})  # begins
+                rows = await self._pending(session)
+                await session.commit()
+                await self._send(rows)
+                async with session.begin():
+                    await self._mark_published(session, rows)
+        for row in rows:
+            self._metrics.outbox_published.labels(row.topic).inc()
+        return len(rows)
+
+    async def _pending(self, session: AsyncSession) -> Sequence[Row[Any]]:
+        outbox = self._tables.outbox
+        rows = (
+            await session.execute(
+                select(outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.value, outbox.c.created_at)
+                .where(outbox.c.published_at.is_(None))
+                .order_by(outbox.c.id)
+                .limit(self._batch_size)
+            )
+        ).all()
+        await self._update_backlog_gauges(session, rows)
+        return rows
+
+    async def _send(self, rows: Sequence[Row[Any]]) -> None:
+        assert self._producer is not None, "the relay publishes only once started"
+        futures = [
+            await self._producer.send(
+                row.topic,
+                value=row.value,
+                key=row.key.encode() if row.key is not None else None,
+                headers=HEADERS,
+            )
+            for row in rows
+        ]
+        await asyncio.gather(*futures)
+
+    async def _mark_published(self, session: AsyncSession, rows: Sequence[Row[Any]]) -> None:
+        if rows:
+            outbox = self._tables.outbox
+            await session.execute(
+                update(outbox)
+                .where(outbox.c.id.in_([row.id for row in rows]))
+                .values(published_at=datetime.now(UTC))
+            )
+
+    async def _update_backlog_gauges(self, session: AsyncSession, rows: Sequence[Row[Any]]) -> None:
+        if not rows:
+            self._metrics.outbox_backlog.set(0)
+            self._metrics.outbox_oldest_age.set(0)
+            return
+        oldest = rows[0].created_at
+        if oldest.tzinfo is None:  # SQLite returns naive UTC datetimes
+            oldest = oldest.replace(tzinfo=UTC)
+        self._metrics.outbox_oldest_age.set((datetime.now(UTC) - oldest).total_seconds())
+        backlog = len(rows)
+        if backlog == self._batch_size:  # only then is there more than this batch to count
+            backlog = await self._count_pending(session)
+        self._metrics.outbox_backlog.set(backlog)
+
+    async def _count_pending(self, session: AsyncSession) -> int:
+        outbox = self._tables.outbox
+        count = await session.scalar(
+            select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None))
+        )
+        return int(count or 0)
+
+    async def backlog(self) -> int:
+        """Events not yet published."""
+        async with self._sessions() as session:
+            return await self._count_pending(session)
+
+    async def _maybe_purge(self) -> None:
+        now = datetime.now(UTC)
+        if now - self._last_purge < timedelta(seconds=60):
+            return
+        self._last_purge = now
+        outbox = self._tables.outbox
+        async with self._sessions() as session, session.begin():
+            await session.execute(
+                delete(outbox).where(outbox.c.published_at < now - self._retention)
+            )

@@ -1,0 +1,203 @@
+"""The consuming side: a batch of records becomes one transaction (group commit).
+
+Per record: decode (dead-letter what cannot be), skip ids already applied (inbox), apply the
+handler inside a savepoint so a rejected command rolls back alone, and write every event it
+causes to the outbox. Offsets are committed only after this returns, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import ConsumerRecord
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from unionhub_contracts import CloudEvent, CommandRejected, DecodeError, OutgoingEvent, decode, encode
+from unionhub_contracts.rejections import RejectionCode
+
+from . import inbox, outbox
+from .database import is_transient
+from .deadletters import DeadLetters
+from .errors import Rejected
+from .metrics import RuntimeMetrics
+from .tables import RuntimeTables
+
+log = logging.getLogger(__name__)
+
+Record = ConsumerRecord[bytes, bytes]
+
+
+@dataclass(frozen=True)
+class Emit:
+    """An integration event a handler asks to publish."""
+
+    type: str
+    data: BaseModel
+    key: str | None
+
+
+Handler = Callable[[AsyncSession, CloudEvent[Any]], Awaitable[Sequence[Emit]]]
+
+
+@dataclass
+class PipelineConfig:
+    consumer: str  # inbox namespace
+    topic: str  # the contract's topic name, which selects the decoder
+    events_topic: str  # where events go, as named on the cluster (prefix included)
+    source: str
+    rejects: bool  # commands: publish command.rejected; events: log and move on
+    handler_attempts: int = 3
+    max_backoff_seconds: float = 5.0
+
+
+class Pipeline:
+    def __init__(
+        self,
+        config: PipelineConfig,
+        *,
+        handler: Handler,
+        sessions: async_sessionmaker[AsyncSession],
+        tables: RuntimeTables,
+        dead_letters: DeadLetters,
+        metrics: RuntimeMetrics,
+        on_commit: Callable[[], None],
+        on_health: Callable[[bool], None] = lambda ok: None,
+    ) -> None:
+        self.config = config
+        self._handler = handler
+        self._sessions = sessions
+        self._tables = tables
+        self._dead_letters = dead_letters
+        self._metrics = metrics
+        self._on_commit = on_commit
+        self._on_health = on_health
+
+    async def process(self, records: Sequence[Record]) -> None:
+        """Settles every record of the batch, or raises (then nothing is committed)."""
+        started = time.perf_counter()
+        topic = self.config.topic
+        good: list[tuple[Record, CloudEvent[Any]]] = []
+        invalid: list[OutgoingEvent] = []
+        for record in records:
+            try:
+                good.append((record, decode(topic, record.value)))
+            except DecodeError as exc:
+                await self._dead_letters.send(record, exc.code, exc.message)
+                self._metrics.dead_letters.labels(topic, exc.code).inc()
+                self._metrics.messages_processed.labels(topic, "dead_lettered").inc()
+                if self.config.rejects and exc.event_id and exc.event_type:
+                    invalid.append(
+                        self._rejection(exc.event_id, exc.event_type, None, RejectionCode.INVALID, exc.message)
+                    )
+        await self._apply(good, invalid)
+        self._metrics.batch_size.labels(topic).observe(len(records))
+        self._metrics.batch_seconds.labels(topic).observe(time.perf_counter() - started)
+
+    async def _apply(self, good: list[tuple[Record, CloudEvent[Any]]], invalid: list[OutgoingEvent]) -> None:
+        """Applies the batch in one transaction; isolates a failing record when that fails."""
+        if not good and not invalid:
+            return
+        try:
+            await self._with_retries(lambda: self._transaction(good, invalid))
+        except _GiveUp:
+            # One record keeps failing: apply the others one by one, dead-letter the culprit.
+            if invalid:
+                await self._with_retries(lambda: self._transaction([], invalid))
+            for item in good:
+                try:
+                    await self._with_retries(lambda item=item: self._transaction([item], []))
+                except _GiveUp as failure:
+                    record = item[0]
+                    log.error("handler failed on %s@%s:%s: %r", record.topic, record.partition, record.offset, failure.cause)
+                    await self._dead_letters.send(record, "handler_error", repr(failure.cause))
+                    self._metrics.dead_letters.labels(record.topic, "handler_error").inc()
+        self._on_commit()
+
+    async def _with_retries(self, attempt: Callable[[], Awaitable[None]]) -> None:
+        """Transient failures are retried with backoff until they pass; others a few times."""
+        backoff, failures = 0.05, 0
+        while True:
+            try:
+                await attempt()
+                self._on_health(True)
+                return
+            except Exception as exc:
+                transient = is_transient(exc)
+                reason = "transient" if transient else "handler_error"
+                self._metrics.retries.labels(self.config.topic, reason).inc()
+                if transient:
+                    self._on_health(False)
+                else:
+                    failures += 1
+                    if failures >= self.config.handler_attempts:
+                        raise _GiveUp(exc) from exc
+                log.warning("batch on %s failed (%s), retry in %.2fs: %r", self.config.topic, reason, backoff, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.config.max_backoff_seconds)
+
+    async def _transaction(self, good: list[tuple[Record, CloudEvent[Any]]], invalid: list[OutgoingEvent]) -> None:
+        topic = self.config.topic
+        started = time.perf_counter()
+        outcomes: list[str] = []
+        async with self._sessions() as session, session.begin():
+            fresh = await inbox.claim(session, self._tables, self.config.consumer, (e.id for _, e in good))
+            outgoing = list(invalid)
+            for _record, event in good:
+                if event.id not in fresh:
+                    outcomes.append("duplicate")
+                    continue
+                fresh.discard(event.id)  # the same id twice in one batch is applied once
+                outcome, emitted = await self._apply_one(session, event)
+                outcomes.append(outcome)
+                correlation = event.correlationid or event.id
+                outgoing.extend(self._encode(e, correlation) for e in emitted)
+            await outbox.write(session, self._tables, self.config.events_topic, outgoing)
+        self._metrics.db_seconds.labels("consume").observe(time.perf_counter() - started)
+        for outcome in outcomes:
+            self._metrics.messages_processed.labels(topic, outcome).inc()
+            if outcome == "duplicate":
+                self._metrics.inbox_duplicates.labels(topic).inc()
+
+    async def _apply_one(self, session: AsyncSession, event: CloudEvent[Any]) -> tuple[str, Sequence[Emit]]:
+        try:
+            async with session.begin_nested():
+                return "applied", await self._handler(session, event)
+        except Rejected as rejection:
+            if not self.config.rejects:
+                log.warning("event %s (%s) ignored: %s", event.id, event.type, rejection)
+                return "ignored", ()
+            data = CommandRejected(
+                command_id=event.id, command_type=event.type, code=rejection.code, reason=rejection.reason
+            )
+            return "rejected", (Emit("command.rejected", data, key=event.id),)
+
+    def _encode(self, emit: Emit, correlation_id: str) -> OutgoingEvent:
+        return encode(
+            event_id=str(uuid.uuid4()),
+            event_type=emit.type,
+            data=emit.data,
+            source=self.config.source,
+            time=datetime.now(UTC),
+            correlation_id=correlation_id,
+            key=emit.key,
+        )
+
+    def _rejection(
+        self, command_id: str, command_type: str, correlation_id: str | None, code: str, reason: str
+    ) -> OutgoingEvent:
+        data = CommandRejected(command_id=command_id, command_type=command_type, code=code, reason=reason)
+        return self._encode(Emit("command.rejected", data, key=command_id), correlation_id or command_id)
+
+
+class _GiveUp(Exception):
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(repr(cause))
+        self.cause = cause

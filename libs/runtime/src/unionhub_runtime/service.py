@@ -1,0 +1,213 @@
+"""One service process: Kafka subscribers, outbox relay and HTTP, started and stopped together."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from fastapi import APIRouter, FastAPI, Response
+from faststream import AckPolicy
+from faststream.kafka import KafkaMessage
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from . import database, kafka
+from .deadletters import DeadLetters
+from .metrics import RuntimeMetrics
+from .outbox import OutboxRelay
+from .pipeline import Handler, Pipeline, PipelineConfig
+from .settings import ServiceSettings
+from .tables import RuntimeTables
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Subscription:
+    topic: str
+    handler: Handler
+    rejects: bool  # True for command topics: rule violations publish command.rejected
+
+
+@dataclass
+class ServiceDefinition:
+    name: str
+    settings: ServiceSettings
+    tables: RuntimeTables
+    events_topic: str
+    subscriptions: Sequence[Subscription]
+    asyncapi: dict[str, Any]
+    routers: Sequence[APIRouter] = ()
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+
+class Service:
+    """Wires the shared plumbing around a service's handlers (the composition root's helper)."""
+
+    def __init__(self, definition: ServiceDefinition, engine: AsyncEngine | None = None) -> None:
+        self.definition = definition
+        settings = definition.settings
+        self.name = definition.name
+        self.engine = engine or database.create_engine(settings.database_url)
+        self.sessions = database.session_factory(self.engine)
+        self.metrics = RuntimeMetrics(definition.registry, definition.name)
+        self._client_id = client_id = f"{settings.kafka.client_id_prefix}-{definition.name}"
+        self._producer: AIOKafkaProducer | None = None
+        self.broker = kafka.create_broker(
+            settings.kafka,
+            client_id=client_id,
+            middlewares=[
+                KafkaPrometheusMiddleware(registry=definition.registry, app_name=definition.name)
+            ],
+        )
+        self.relay = OutboxRelay(
+            sessions=self.sessions,
+            tables=definition.tables,
+            metrics=self.metrics,
+            poll_seconds=settings.outbox_poll_seconds,
+            retention_seconds=settings.outbox_retention_seconds,
+        )
+        self._pipelines_healthy = True
+        self.pipelines = [self._subscribe(s) for s in definition.subscriptions]
+
+    def _subscribe(self, subscription: Subscription) -> Pipeline:
+        settings = self.definition.settings
+        pipeline = Pipeline(
+            PipelineConfig(
+                consumer=subscription.topic,
+                topic=subscription.topic,
+                events_topic=self.physical(self.definition.events_topic),
+                source=self.name,
+                rejects=subscription.rejects,
+                handler_attempts=settings.handler_attempts,
+                max_backoff_seconds=settings.retry_max_backoff_seconds,
+            ),
+            handler=subscription.handler,
+            sessions=self.sessions,
+            tables=self.definition.tables,
+            dead_letters=DeadLetters(lambda: self.producer),
+            metrics=self.metrics,
+            on_commit=self.relay.notify,
+            on_health=self._set_pipeline_health,
+        )
+
+        async def consume(_: Any, message: KafkaMessage) -> None:
+            records = message.raw_message
+            await pipeline.process(records if isinstance(records, tuple) else (records,))
+
+        self.broker.subscriber(
+            self.physical(subscription.topic),
+            group_id=self.physical(f"{settings.consumer_group}.{subscription.topic}"),
+            batch=True,
+            max_records=settings.batch_max_records,
+            batch_timeout_ms=settings.batch_timeout_ms,
+            auto_offset_reset=settings.auto_offset_reset,
+            # Offsets are committed after the batch is applied: at-least-once, deduplicated
+            # by the inbox. An unexpected error rewinds to the batch instead of skipping it.
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            decoder=_no_decoding,
+        )(consume)
+        return pipeline
+
+    def physical(self, topic: str) -> str:
+        """The name of contract topic (or group) `topic` on the cluster: prefix included."""
+        return self.definition.settings.kafka.topic_prefix + topic
+
+    def _set_pipeline_health(self, healthy: bool) -> None:
+        self._pipelines_healthy = healthy
+
+    @property
+    def producer(self) -> AIOKafkaProducer:
+        assert self._producer is not None, "the producer exists once the service started"
+        return self._producer
+
+    async def start(self) -> None:
+        # aiokafka binds its clients to the running loop: create the producer here.
+        self._producer = kafka.create_producer(self.definition.settings.kafka, client_id=self._client_id)
+        await _retry_until_started(self._producer.start, what="Kafka producer")
+        self.relay.start(self._producer)
+        await self.broker.start()
+        log.info("%s started", self.name)
+
+    async def stop(self) -> None:
+        await self.broker.stop()
+        await self.relay.stop()
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+        await self.engine.dispose()
+
+    async def ready(self) -> dict[str, bool]:
+        """What `/readyz` checks: the database answers, Kafka answers, consumers are not stuck."""
+        db_ok, kafka_ok = await asyncio.gather(
+            database.ping(self.engine), self.broker.ping(timeout=2.0)
+        )
+        checks = {"database": db_ok, "kafka": bool(kafka_ok), "consumers": self._pipelines_healthy}
+        self.metrics.ready.set(1 if all(checks.values()) else 0)
+        return checks
+
+    def asgi(self) -> FastAPI:
+        """The HTTP side: health, readiness, metrics, AsyncAPI and the service's read API."""
+
+        @asynccontextmanager
+        async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+            await self.start()
+            try:
+                yield
+            finally:
+                await self.stop()
+
+        app = FastAPI(title=f"{self.name} service", lifespan=lifespan)
+        app.state.service = self
+        app.include_router(self.operations_router())
+        for router in self.definition.routers:
+            app.include_router(router)
+        return app
+
+    def operations_router(self) -> APIRouter:
+        router = APIRouter(tags=["operations"])
+
+        @router.get("/healthz")
+        async def healthz() -> dict[str, str]:
+            return {"status": "alive"}
+
+        @router.get("/readyz")
+        async def readyz(response: Response) -> dict[str, Any]:
+            checks = await self.ready()
+            ok = all(checks.values())
+            response.status_code = 200 if ok else 503
+            return {"status": "ready" if ok else "not ready", "checks": checks}
+
+        @router.get("/metrics")
+        async def metrics() -> Response:
+            return Response(generate_latest(self.definition.registry), media_type=CONTENT_TYPE_LATEST)
+
+        @router.get("/asyncapi")
+        async def asyncapi() -> dict[str, Any]:
+            return self.definition.asyncapi
+
+        return router
+
+
+async def _no_decoding(message: KafkaMessage) -> Any:
+    # The pipeline decodes and validates each record itself (dead letters need the raw bytes).
+    return None
+
+
+async def _retry_until_started(start: Any, *, what: str, attempts: int = 30) -> None:
+    for attempt in range(1, attempts + 1):
+        try:
+            await start()
+            return
+        except (KafkaError, OSError) as exc:
+            if attempt == attempts:
+                raise
+            log.warning("%s not reachable (%r), attempt %d/%d", what, exc, attempt, attempts)
+            await asyncio.sleep(min(0.2 * attempt, 2.0))

@@ -1,0 +1,48 @@
+"""Settings every service shares; each service adds its own class with its own prefix."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class KafkaSettings(BaseSettings):
+    """How to reach Kafka (`KAFKA_*`), shared by every service on one cluster."""
+
+    model_config = SettingsConfigDict(env_prefix="KAFKA_", extra="ignore")
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    client_id_prefix: str = "unionhub"
+    replication_factor: int = 1
+    # Deployment-level namespace for every topic (e.g. "staging."); the contract names follow it.
+    topic_prefix: str = ""
+
+
+class ServiceSettings(BaseSettings):
+    """Per-service settings; subclasses set `env_prefix` (e.g. `MEMBERSHIP_`)."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    database_url: str = "sqlite+aiosqlite:///./.run/service.db"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    consumer_group: str = "service"
+    # Batches amortise one transaction over many commands (group commit).
+    batch_max_records: int = Field(default=500, ge=1, le=10_000)
+    batch_timeout_ms: int = Field(default=20, ge=1, le=5_000)
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    outbox_poll_seconds: float = Field(default=1.0, gt=0)
+    outbox_retention_seconds: float = Field(default=86_400, ge=0)
+    retry_max_backoff_seconds: float = Field(default=5.0, gt=0)
+    handler_attempts: int = Field(default=3, ge=1)
+    log_level: str = "INFO"
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)

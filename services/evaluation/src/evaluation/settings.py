@@ -1,0 +1,13 @@
+"""Evaluation's settings, read once at start from `EVALUATION_*` (and `KAFKA_*`)."""
+
+from pydantic_settings import SettingsConfigDict
+
+from unionhub_runtime.settings import ServiceSettings
+
+
+class EvaluationSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="EVALUATION_", extra="ignore")
+
+    database_url: str = "sqlite+aiosqlite:///./.run/evaluation.db"
+    http_port: int = 8002
+    consumer_group: str = "evaluation"

@@ -1,0 +1,47 @@
+"""Translation at the edge: contract commands in, integration events out."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from pydantic import BaseModel
+
+from unionhub_contracts import membership as contract
+from unionhub_runtime.pipeline import Emit
+
+from ..domain import commands, events
+
+COMMANDS: dict[str, type[commands.Command]] = {
+    "union.register": commands.RegisterUnion,
+    "member.enroll": commands.EnrollMember,
+    "member.leave": commands.LeaveMember,
+    "member.transfer": commands.TransferMember,
+    "home.register": commands.RegisterHome,
+    "station.register": commands.RegisterStation,
+    "cadre.appoint": commands.AppointCadre,
+}
+
+EVENTS: dict[type[events.Event], tuple[str, type[BaseModel], str]] = {
+    events.UnionRegistered: ("union.registered", contract.UnionData, "union_id"),
+    events.MemberEnrolled: ("member.enrolled", contract.MemberEnrolled, "member_id"),
+    events.MemberLeft: ("member.left", contract.MemberLeft, "member_id"),
+    events.MemberTransferred: ("member.transferred", contract.MemberTransferred, "member_id"),
+    events.HomeRegistered: ("home.registered", contract.HomeData, "home_id"),
+    events.StationRegistered: ("station.registered", contract.StationData, "station_id"),
+    events.CadreAppointed: ("cadre.appointed", contract.CadreData, "member_id"),
+}
+
+
+def to_command(event_type: str, data: BaseModel) -> commands.Command:
+    fields: dict[str, Any] = data.model_dump()
+    if "services" in fields:
+        fields["services"] = tuple(fields["services"])
+    return COMMANDS[event_type](**fields)
+
+
+def to_emit(event: events.Event) -> Emit:
+    event_type, model, key_field = EVENTS[type(event)]
+    fields = asdict(event)
+    data = model.model_validate(fields, strict=False)
+    return Emit(event_type, data, key=fields[key_field])

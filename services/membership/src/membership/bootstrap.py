@@ -1,0 +1,32 @@
+"""The composition root of membership."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from unionhub_contracts import asyncapi
+from unionhub_contracts.catalogue import MEMBERSHIP_COMMANDS, MEMBERSHIP_EVENTS
+from unionhub_runtime.service import Service, ServiceDefinition, Subscription
+
+from .adapters.orm import runtime_tables
+from .entrypoints import api, consumers
+from .settings import MembershipSettings
+
+NAME = "membership"
+
+
+def build(settings: MembershipSettings | None = None) -> Service:
+    settings = settings or MembershipSettings()
+    return Service(
+        ServiceDefinition(
+            name=NAME,
+            settings=settings,
+            tables=runtime_tables,
+            events_topic=MEMBERSHIP_EVENTS.name,
+            subscriptions=[Subscription(MEMBERSHIP_COMMANDS.name, consumers.handle_command, rejects=True)],
+            asyncapi=asyncapi.document(NAME, receives=[MEMBERSHIP_COMMANDS.name], sends=[MEMBERSHIP_EVENTS.name]),
+            routers=[api.router],
+        )
+    )
+
+MIGRATIONS = Path(__file__).parent / "migrations"

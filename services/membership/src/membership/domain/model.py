@@ -1,0 +1,182 @@
+"""The union registry's aggregates and their rules. Pure Python: no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from datetime import date
+from typing import Any
+
+from unionhub_runtime.errors import Rejected
+
+from . import commands, events
+
+# city federation > district federation > grassroots union
+PARENT_LEVEL = {"district": "federation", "grassroots": "district"}
+ACTIVE, LEFT = "active", "left"
+
+
+def _state(obj: Any) -> dict[str, Any]:
+    return {f.name: getattr(obj, f.name) for f in fields(obj) if f.compare}
+
+
+def check_same(existing: Any, command: commands.Command, what: str) -> None:
+    """A registration repeated with the same data is a no-op; with other data, a conflict."""
+    wanted = {k: v for k, v in _state(command).items() if k in _state(existing)}
+    differing = sorted(k for k, v in wanted.items() if _state(existing)[k] != v)
+    if differing:
+        raise Rejected("conflict", f"{what} exists with different {', '.join(differing)}")
+
+
+@dataclass
+class Aggregate:
+    events: list[events.Event] = field(default_factory=list, compare=False, repr=False, kw_only=True)
+
+
+@dataclass
+class Union(Aggregate):
+    union_id: str
+    name: str
+    level: str
+    parent_id: str | None
+    district: str | None
+    kind: str | None
+    founded_on: date
+
+    @classmethod
+    def register(cls, cmd: commands.RegisterUnion, parent: Union | None) -> Union:
+        if cmd.parent_id is not None:
+            if parent is None:
+                raise Rejected("not_found", f"parent union {cmd.parent_id} is not registered")
+            if PARENT_LEVEL.get(cmd.level) != parent.level:
+                raise Rejected(
+                    "hierarchy", f"a {cmd.level} union cannot be under a {parent.level} union"
+                )
+            if parent.level == "district" and parent.district != cmd.district:
+                raise Rejected(
+                    "hierarchy", f"district {cmd.district} differs from its parent's {parent.district}"
+                )
+        union = cls(**_state(cmd))
+        union.events.append(events.UnionRegistered(**_state(cmd)))
+        return union
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One step of a member's append-only membership history."""
+
+    member_id: str
+    union_id: str
+    kind: str  # enrolled, reinstated, left, transferred_out, transferred_in
+    on: date
+
+
+@dataclass
+class Member(Aggregate):
+    member_id: str
+    union_id: str
+    status: str
+    joined_on: date
+    left_on: date | None = None
+    display_name: str | None = field(default=None, repr=False)  # personal: never in an event
+    new_history: list[HistoryEntry] = field(default_factory=list, compare=False, repr=False)
+
+    @property
+    def active(self) -> bool:
+        return self.status == ACTIVE
+
+    @classmethod
+    def enroll(cls, cmd: commands.EnrollMember) -> Member:
+        member = cls(cmd.member_id, cmd.union_id, ACTIVE, cmd.joined_on, display_name=cmd.display_name)
+        member._record(cmd.union_id, "enrolled", cmd.joined_on)
+        member.events.append(events.MemberEnrolled(cmd.member_id, cmd.union_id, cmd.joined_on))
+        return member
+
+    def reenroll(self, cmd: commands.EnrollMember) -> bool:
+        """Enrols a member who left again; False when it repeats the current enrolment."""
+        if self.active:
+            if (self.union_id, self.joined_on) == (cmd.union_id, cmd.joined_on):
+                return False
+            raise Rejected("already_active", f"member is active in union {self.union_id}")
+        if self.left_on is not None and cmd.joined_on < self.left_on:
+            raise Rejected("date_order", "joined_on is before the member's last leaving date")
+        self.union_id, self.status, self.joined_on, self.left_on = cmd.union_id, ACTIVE, cmd.joined_on, None
+        if cmd.display_name is not None:
+            self.display_name = cmd.display_name
+        self._record(cmd.union_id, "reinstated", cmd.joined_on)
+        self.events.append(events.MemberEnrolled(cmd.member_id, cmd.union_id, cmd.joined_on))
+        return True
+
+    def leave(self, cmd: commands.LeaveMember) -> None:
+        self._require_active()
+        if cmd.left_on < self.joined_on:
+            raise Rejected("date_order", "left_on is before the member joined")
+        self.status, self.left_on = LEFT, cmd.left_on
+        self._record(self.union_id, "left", cmd.left_on)
+        self.events.append(events.MemberLeft(self.member_id, self.union_id, cmd.left_on, cmd.reason))
+
+    def transfer(self, cmd: commands.TransferMember) -> None:
+        self._require_active()
+        if cmd.to_union_id == self.union_id:
+            raise Rejected("same_union", f"member is already in union {self.union_id}")
+        if cmd.transferred_on < self.joined_on:
+            raise Rejected("date_order", "transferred_on is before the member joined")
+        source = self.union_id
+        self._record(source, "transferred_out", cmd.transferred_on)
+        self._record(cmd.to_union_id, "transferred_in", cmd.transferred_on)
+        self.union_id = cmd.to_union_id
+        self.events.append(
+            events.MemberTransferred(self.member_id, source, cmd.to_union_id, cmd.transferred_on)
+        )
+
+    def _require_active(self) -> None:
+        if not self.active:
+            raise Rejected("not_active", "member is not active in any union")
+
+    def _record(self, union_id: str, kind: str, on: date) -> None:
+        self.new_history.append(HistoryEntry(self.member_id, union_id, kind, on))
+
+
+@dataclass
+class Home(Aggregate):
+    home_id: str
+    union_id: str
+    name: str
+    category: str
+    opened_on: date
+
+    @classmethod
+    def register(cls, cmd: commands.RegisterHome) -> Home:
+        home = cls(**_state(cmd))
+        home.events.append(events.HomeRegistered(**_state(cmd)))
+        return home
+
+
+@dataclass
+class Station(Aggregate):
+    station_id: str
+    union_id: str
+    name: str
+    services: tuple[str, ...]
+    opened_on: date
+
+    @classmethod
+    def register(cls, cmd: commands.RegisterStation) -> Station:
+        station = cls(**_state(cmd))
+        station.events.append(events.StationRegistered(**_state(cmd)))
+        return station
+
+
+@dataclass
+class Cadre(Aggregate):
+    member_id: str
+    union_id: str
+    role: str
+    appointed_on: date
+
+    @classmethod
+    def appoint(cls, cmd: commands.AppointCadre, member: Member | None) -> Cadre:
+        if member is None or not member.active or member.union_id != cmd.union_id:
+            raise Rejected("not_a_member", f"a cadre must be an active member of union {cmd.union_id}")
+        cadre = cls(**_state(cmd))
+        cadre.events.append(events.CadreAppointed(**_state(cmd)))
+        return cadre

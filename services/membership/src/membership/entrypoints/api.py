@@ -1,0 +1,62 @@
+"""HTTP read API. Every parameter is validated; page sizes are bounded."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ..adapters import views
+
+router = APIRouter(tags=["membership"])
+
+
+
+async def read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request.app.state.service.sessions() as session:
+        await session.connection(execution_options={"readonly": True})
+        yield session
+
+
+Session = Annotated[AsyncSession, Depends(read_session)]
+
+
+def _found(value: dict[str, Any] | None, what: str) -> dict[str, Any]:
+    if value is None:
+        raise HTTPException(status_code=404, detail=f"{what} not found")
+    return value
+
+
+@router.get("/unions/{union_id}")
+async def get_union(union_id: str, session: Session) -> dict[str, Any]:
+    return _found(await views.union(session, union_id), "union")
+
+
+@router.get("/unions/{union_id}/members")
+async def list_union_members(
+    union_id: str,
+    session: Session,
+    status: Literal["active", "left"] | None = None,
+    after: Annotated[str | None, Query(max_length=128)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    _found(await views.union(session, union_id), "union")
+    items = await views.union_members(session, union_id, status, after, limit)
+    next_after = items[-1]["member_id"] if len(items) == limit else None
+    return {"union_id": union_id, "items": items, "next_after": next_after}
+
+
+@router.get("/members/{member_id}")
+async def get_member(member_id: str, session: Session) -> dict[str, Any]:
+    return _found(await views.member(session, member_id), "member")
+
+
+@router.get("/stats/growth")
+async def growth(
+    session: Session,
+    year: Annotated[int, Query(ge=1900, le=2200)],
+    district: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+) -> dict[str, Any]:
+    return await views.growth(session, year, district)

@@ -1,0 +1,79 @@
+"""One handler per command: load, let the domain decide, store."""
+
+from __future__ import annotations
+
+from ..domain import commands, model
+from .unit_of_work import AbstractUnitOfWork
+from unionhub_runtime.errors import Rejected
+
+
+async def _require_union(uow: AbstractUnitOfWork, union_id: str) -> model.Union:
+    union = await uow.unions.get(union_id)
+    if union is None:
+        raise Rejected("not_found", f"union {union_id} is not registered")
+    return union
+
+
+async def register_union(cmd: commands.RegisterUnion, uow: AbstractUnitOfWork) -> None:
+    """Registers a union under its parent."""
+    if existing := await uow.unions.get(cmd.union_id):
+        return model.check_same(existing, cmd, f"union {cmd.union_id}")
+    parent = await uow.unions.get(cmd.parent_id) if cmd.parent_id else None
+    await uow.unions.add(model.Union.register(cmd, parent))
+
+
+async def enroll_member(cmd: commands.EnrollMember, uow: AbstractUnitOfWork) -> None:
+    """Enrols a new member, or re-enrols one who left."""
+    await _require_union(uow, cmd.union_id)
+    member = await uow.members.get(cmd.member_id)
+    if member is None:
+        await uow.members.add(model.Member.enroll(cmd))
+    elif member.reenroll(cmd):
+        await uow.members.save(member)
+
+
+async def _require_member(uow: AbstractUnitOfWork, member_id: str) -> model.Member:
+    member = await uow.members.get(member_id)
+    if member is None:
+        raise Rejected("not_found", f"member {member_id} is not registered")
+    return member
+
+
+async def leave_member(cmd: commands.LeaveMember, uow: AbstractUnitOfWork) -> None:
+    """Records that an active member left their union."""
+    member = await _require_member(uow, cmd.member_id)
+    member.leave(cmd)
+    await uow.members.save(member)
+
+
+async def transfer_member(cmd: commands.TransferMember, uow: AbstractUnitOfWork) -> None:
+    """Moves an active member to another registered union."""
+    member = await _require_member(uow, cmd.member_id)
+    await _require_union(uow, cmd.to_union_id)
+    member.transfer(cmd)
+    await uow.members.save(member)
+
+
+async def register_home(cmd: commands.RegisterHome, uow: AbstractUnitOfWork) -> None:
+    """Registers a workers' home of a union."""
+    if existing := await uow.homes.get(cmd.home_id):
+        return model.check_same(existing, cmd, f"home {cmd.home_id}")
+    await _require_union(uow, cmd.union_id)
+    await uow.homes.add(model.Home.register(cmd))
+
+
+async def register_station(cmd: commands.RegisterStation, uow: AbstractUnitOfWork) -> None:
+    """Registers a warm station of a union."""
+    if existing := await uow.stations.get(cmd.station_id):
+        return model.check_same(existing, cmd, f"station {cmd.station_id}")
+    await _require_union(uow, cmd.union_id)
+    await uow.stations.add(model.Station.register(cmd))
+
+
+async def appoint_cadre(cmd: commands.AppointCadre, uow: AbstractUnitOfWork) -> None:
+    """Appoints an active member of a union as one of its cadres."""
+    if existing := await uow.cadres.get(cmd.member_id):
+        return model.check_same(existing, cmd, f"cadre {cmd.member_id}")
+    await _require_union(uow, cmd.union_id)
+    member = await uow.members.get(cmd.member_id)
+    await uow.cadres.add(model.Cadre.appoint(cmd, member))

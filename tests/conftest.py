@@ -1,0 +1,117 @@
+"""Real infrastructure for the tests: a Kafka broker and a PostgreSQL server.
+
+Kafka: `KAFKA_BOOTSTRAP_SERVERS` when set; else testcontainers where a Docker engine runs;
+else the project's own single-node broker (deploy/kafka/kafka.sh) on a free port.
+PostgreSQL: `UNIONHUB_TEST_POSTGRES_URL` (an admin URL; each test gets its own database),
+by default the server `make test` ensures (deploy/postgres/local.sh).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy.engine import make_url
+
+from unionhub_contracts import TOPICS
+from unionhub_runtime.kafka import ensure_topics
+from unionhub_runtime.settings import KafkaSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_PG = "postgresql+asyncpg://unionhub:unionhub@127.0.0.1:5432/postgres"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _docker_engine_running() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    return subprocess.run(["docker", "info"], capture_output=True, timeout=20).returncode == 0
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    if servers := os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        yield servers
+        return
+    if _docker_engine_running():
+        from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer().with_kraft() as container:
+            yield container.get_bootstrap_server()
+        return
+    print("\n[tests] no Docker engine here: starting the project's local Kafka broker", file=sys.stderr)
+    port = _free_port()
+    data_dir = tempfile.mkdtemp(prefix="unionhub-kafka-")
+    env = {**os.environ, "KAFKA_PORT": str(port), "KAFKA_CONTROLLER_PORT": str(_free_port()),
+           "KAFKA_DATA_DIR": data_dir, "PYTHON": sys.executable}
+    script = ROOT / "deploy" / "kafka" / "kafka.sh"
+    subprocess.run([str(script), "start"], env=env, check=True)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run([str(script), "stop"], env=env, check=False)
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture
+async def kafka(kafka_bootstrap: str) -> KafkaSettings:
+    """Kafka settings with a topic prefix of this test's own, all topics created."""
+    settings = KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=f"t{uuid.uuid4().hex[:10]}.")
+    await ensure_topics(settings, TOPICS)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> str:
+    url = os.environ.get("UNIONHUB_TEST_POSTGRES_URL", DEFAULT_PG)
+    try:
+        # A thread of its own: this may be reached from inside a running event loop.
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, _pg_execute(url, "SELECT 1")).result()
+    except (OSError, asyncpg.PostgresError) as exc:
+        pytest.fail(
+            f"PostgreSQL is not reachable at {make_url(url).render_as_string(hide_password=True)} "
+            f"({exc!r}); run `deploy/postgres/local.sh ensure` or set UNIONHUB_TEST_POSTGRES_URL"
+        )
+    return url
+
+
+async def _pg_execute(url: str, sql: str) -> None:
+    parsed = make_url(url)
+    connection = await asyncpg.connect(
+        host=parsed.host, port=parsed.port or 5432, user=parsed.username,
+        password=parsed.password, database=parsed.database,
+    )
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh, empty database: a SQLite file, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'service.db'}"
+        return
+    admin = request.getfixturevalue("postgres_admin_url")
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    await _pg_execute(admin, f'CREATE DATABASE "{name}"')
+    yield make_url(admin).set(database=name).render_as_string(hide_password=False)
+    await _pg_execute(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -1,0 +1,117 @@
+"""Test helpers: build commands, produce them, collect events, run services in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from unionhub_runtime.migrations import upgrade_async
+from unionhub_runtime.service import Service
+
+
+def command(type_: str, data: dict[str, Any], *, id: str | None = None, **extra: Any) -> bytes:
+    """A CloudEvent in structured JSON mode, as an outside system would send it."""
+    body = {
+        "specversion": "1.0",
+        "id": id or str(uuid.uuid4()),
+        "source": "tests",
+        "type": type_,
+        "time": "2018-03-01T09:00:00+08:00",
+        "datacontenttype": "application/json",
+        "data": data,
+        **extra,
+    }
+    return orjson.dumps(body)
+
+
+async def produce(bootstrap: str, topic: str, values: list[bytes], keys: list[str | None] | None = None) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=5)
+    await producer.start()
+    try:
+        futures = []
+        for i, value in enumerate(values):
+            key = keys[i] if keys else None
+            futures.append(await producer.send(topic, value, key=key.encode() if key else None))
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+@dataclass
+class Collected:
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: dict[str, bytes]
+    partition: int
+    offset: int
+
+    @property
+    def event(self) -> dict[str, Any]:
+        return orjson.loads(self.value)
+
+
+@dataclass
+class Collector:
+    """Reads topics from their start in the background and keeps every record."""
+
+    bootstrap: str
+    topics: list[str]
+    records: list[Collected] = field(default_factory=list)
+
+    async def __aenter__(self) -> Collector:
+        self._consumer = AIOKafkaConsumer(
+            *self.topics,
+            bootstrap_servers=self.bootstrap,
+            group_id=f"collector-{uuid.uuid4()}",
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
+        await self._consumer.start()
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._task.cancel()
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            pass
+        await self._consumer.stop()
+
+    async def _run(self) -> None:
+        async for r in self._consumer:
+            self.records.append(
+                Collected(r.topic, r.key, r.value, dict(r.headers or ()), r.partition, r.offset)
+            )
+
+    def events(self, topic: str, type_: str | None = None) -> list[dict[str, Any]]:
+        found = [c.event for c in self.records if c.topic == topic]
+        return [e for e in found if type_ is None or e["type"] == type_]
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 30, what: str = "") -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+            await asyncio.sleep(0.05)
+
+
+@asynccontextmanager
+async def running(service: Service, migrations: Path) -> AsyncIterator[Service]:
+    """Migrates the service's database, starts the service, and stops it afterwards."""
+    await upgrade_async(migrations, service.definition.settings.database_url)
+    await service.start()
+    try:
+        yield service
+    finally:
+        await service.stop()
