@@ -60,7 +60,7 @@ async def main() -> int:
         try:
             await asyncio.wait_for(round_trip(args.bootstrap), 20)
             return 0
-        except (KafkaError, OSError, asyncio.TimeoutError, RuntimeError) as exc:
+        except (TimeoutError, KafkaError, OSError, RuntimeError) as exc:
             last_error = exc
             await asyncio.sleep(0.5)
     print(f"kafka probe: {args.bootstrap} not ready: {last_error!r}", file=sys.stderr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
 
 from pydantic import BaseModel
@@ -28,7 +29,7 @@ class Topic:
 @dataclass(frozen=True)
 class MessageType:
     type: str
-    data: type[BaseModel]
+    data: builtins.type[BaseModel]
     key: str | None  # the data field whose value is the Kafka key; None: any key
     summary: str
 

@@ -52,7 +52,7 @@ def _adapter(topic: str) -> TypeAdapter[Any]:
                 type=(Literal[name], ...),
             )
         )
-    union = Annotated[Union[tuple(variants)], Field(discriminator="type")]  # noqa: UP007
+    union = Annotated[Union[tuple(variants)], Field(discriminator="type")]  # type: ignore[valid-type]  # noqa: UP007
     return TypeAdapter(union)
 
 

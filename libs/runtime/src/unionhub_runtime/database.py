@@ -9,8 +9,7 @@ from typing import Any
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 
 def is_sqlite(url: str) -> bool:
@@ -59,7 +58,7 @@ async def ping(engine: AsyncEngine, timeout: float = 2.0) -> bool:
             async with engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
         return True
-    except Exception:  # noqa: BLE001 - any failure means "not ready"
+    except Exception:
         return False
 
 
@@ -78,7 +77,7 @@ def is_transient(exc: BaseException) -> bool:
 
 async def upsert(session: AsyncSession, table: Any, values: dict[str, Any]) -> None:
     """Inserts `values`, or updates the row with the same primary key."""
-    if session.bind.dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]

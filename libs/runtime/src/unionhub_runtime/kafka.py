@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import Iterable, Sequence
+from contextlib import suppress
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -104,10 +105,8 @@ async def ensure_topics(settings: KafkaSettings, topics: Iterable[Topic]) -> lis
         existing = set(await admin.list_topics())
         missing = [t for t in wanted if t.name not in existing]
         if missing:
-            try:
+            with suppress(TopicAlreadyExistsError):  # another process was first: goal met
                 await admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass  # another process created them first: the goal is met
             # A consumer that subscribes before the leaders are elected may sit on an
             # empty assignment until its next metadata refresh: wait for them here.
             await _wait_for_leaders(admin, [t.name for t in missing])

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import Row, delete, func, insert, select, text, update
+from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from unionhub_contracts import CONTENT_TYPE, OutgoingEvent
@@ -87,10 +88,8 @@ class OutboxRelay:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None
 
     async def _run(self) -> None:
@@ -102,7 +101,7 @@ class OutboxRelay:
                 backoff = 0.1
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - the relay must outlive any failure
+            except Exception as exc:
                 level = logging.WARNING if is_transient(exc) else logging.ERROR
                 log.log(level, "outbox relay failed, retrying in %.1fs: %r", backoff, exc)
                 await asyncio.sleep(backoff)
@@ -111,15 +110,13 @@ class OutboxRelay:
             if published:
                 continue  # there may be more behind this batch
             self._wake.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
-            except TimeoutError:
-                pass
 
     async def publish_pending(self) -> int:
         """Publishes one batch of pending events; returns how many."""
         async with self._sessions() as session:
-            if session.bind.dialect.name == "postgresql":
+            if session.get_bind().dialect.name == "postgresql":
                 async with session.begin():
                     # Held until commit: no other relay publishes between our send and mark.
                     locked = await session.scalar(
@@ -142,7 +139,7 @@ class OutboxRelay:
             self._metrics.outbox_published.labels(row.topic).inc()
         return len(rows)
 
-    async def _pending(self, session: AsyncSession) -> Sequence[Row[Any]]:
+    async def _pending(self, session: AsyncSession) -> Sequence[Any]:
         outbox = self._tables.outbox
         rows = (
             await session.execute(
@@ -155,7 +152,7 @@ class OutboxRelay:
         await self._update_backlog_gauges(session, rows)
         return rows
 
-    async def _send(self, rows: Sequence[Row[Any]]) -> None:
+    async def _send(self, rows: Sequence[Any]) -> None:
         assert self._producer is not None, "the relay publishes only once started"
         futures = [
             await self._producer.send(
@@ -168,7 +165,7 @@ class OutboxRelay:
         ]
         await asyncio.gather(*futures)
 
-    async def _mark_published(self, session: AsyncSession, rows: Sequence[Row[Any]]) -> None:
+    async def _mark_published(self, session: AsyncSession, rows: Sequence[Any]) -> None:
         if rows:
             outbox = self._tables.outbox
             await session.execute(
@@ -177,7 +174,7 @@ class OutboxRelay:
                 .values(published_at=datetime.now(UTC))
             )
 
-    async def _update_backlog_gauges(self, session: AsyncSession, rows: Sequence[Row[Any]]) -> None:
+    async def _update_backlog_gauges(self, session: AsyncSession, rows: Sequence[Any]) -> None:
         if not rows:
             self._metrics.outbox_backlog.set(0)
             self._metrics.outbox_oldest_age.set(0)

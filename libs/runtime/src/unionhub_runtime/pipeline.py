@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 from aiokafka import ConsumerRecord
 from pydantic import BaseModel
@@ -32,7 +32,7 @@ from .tables import RuntimeTables
 
 log = logging.getLogger(__name__)
 
-Record = ConsumerRecord[bytes, bytes]
+Record: TypeAlias = ConsumerRecord[bytes, bytes]
 
 
 @dataclass(frozen=True)
@@ -112,8 +112,12 @@ class Pipeline:
             if invalid:
                 await self._with_retries(lambda: self._transaction([], invalid))
             for item in good:
+
+                def alone(item: tuple[Record, CloudEvent[Any]] = item) -> Awaitable[None]:
+                    return self._transaction([item], [])
+
                 try:
-                    await self._with_retries(lambda item=item: self._transaction([item], []))
+                    await self._with_retries(alone)
                 except _GiveUp as failure:
                     record = item[0]
                     log.error("handler failed on %s@%s:%s: %r", record.topic, record.partition, record.offset, failure.cause)

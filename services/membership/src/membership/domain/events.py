@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import date
 
 
+@dataclass(frozen=True)
 class Event:
     pass
 

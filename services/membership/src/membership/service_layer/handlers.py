@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from unionhub_runtime.errors import Rejected
+
 from ..domain import commands, model
 from .unit_of_work import AbstractUnitOfWork
-from unionhub_runtime.errors import Rejected
 
 
 async def _require_union(uow: AbstractUnitOfWork, union_id: str) -> model.Union:

@@ -1,0 +1,120 @@
+"""Every contract model round-trips, and no change breaks a v1 producer or consumer."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+import pytest
+
+from unionhub_contracts import MESSAGES, DecodeError, decode, encode
+from unionhub_contracts.compat import breaking_changes
+from unionhub_contracts.snapshot import schemas
+
+from .examples import EXAMPLES
+
+SNAPSHOT = Path(__file__).resolve().parents[2] / "contracts" / "schemas"
+ALL_TYPES = [(topic, name) for topic, types in MESSAGES.items() for name in types]
+
+
+def envelope(type_: str, data: dict, **extra: object) -> bytes:
+    return orjson.dumps({"specversion": "1.0", "id": "c-1", "source": "hr", "type": type_,
+                         "time": "2018-03-01T09:00:00+08:00", "data": data, **extra})
+
+
+def test_every_catalogued_message_has_an_example() -> None:
+    assert {(t, n) for t, types in EXAMPLES.items() for n in types} == set(ALL_TYPES)
+
+
+@pytest.mark.parametrize(("topic", "type_"), ALL_TYPES)
+def test_each_message_round_trips_through_the_wire_format(topic: str, type_: str) -> None:
+    decoded = decode(topic, envelope(type_, EXAMPLES[topic][type_]))
+    outgoing = encode(event_id="e-1", event_type=type_, data=decoded.data, source="membership",
+                      time=datetime(2018, 3, 1, tzinfo=UTC), correlation_id="c-1", key=None)
+    again = decode(topic, outgoing.value)
+    assert again.data == decoded.data
+    assert again.type == type_ and again.correlationid == "c-1"
+    # what goes out equals what came in, but for personal data and defaults filled in
+    sent = {k: v for k, v in EXAMPLES[topic][type_].items() if k != "display_name"}
+    assert {k: v for k, v in orjson.loads(outgoing.value)["data"].items() if k in sent} == sent
+
+
+def test_personal_data_never_leaves_in_the_enrolled_event_model() -> None:
+    assert "display_name" not in MESSAGES["membership.events"]["member.enrolled"].data.model_fields
+
+
+def test_unknown_fields_in_data_are_ignored_and_not_kept() -> None:
+    data = {**EXAMPLES["membership.commands"]["member.leave"], "salary": 9000}
+    decoded = decode("membership.commands", envelope("member.leave", data))
+    assert not hasattr(decoded.data, "salary")
+
+
+@pytest.mark.parametrize(
+    ("value", "code"),
+    [
+        (b"\xff\xfe not json", "not_json"),
+        (b"[1, 2]", "not_cloudevent"),
+        (orjson.dumps({"id": "x", "type": "member.leave", "data": {}}), "not_cloudevent"),
+        (envelope("member.vanish", {}), "unknown_type"),
+        (envelope("member.leave", {"member_id": "m-1", "left_on": "2018-02-30", "reason": "x"}), "invalid_data"),
+        (envelope("member.enroll", {"member_id": "m-1", "union_id": "u", "joined_on": 20180301}), "invalid_data"),
+        (b"{" + b" " * (1024 * 1024) + b"}", "too_large"),
+    ],
+)
+def test_undecodable_values_are_classified_for_the_dead_letter_topic(value: bytes, code: str) -> None:
+    with pytest.raises(DecodeError) as caught:
+        decode("membership.commands", value)
+    assert caught.value.code == code
+
+
+def test_a_decode_error_keeps_the_readable_id_and_type_but_never_the_input() -> None:
+    value = envelope("member.enroll", {"member_id": "m-1", "union_id": "u", "joined_on": "x",
+                                       "display_name": "Secret Name"})
+    with pytest.raises(DecodeError) as caught:
+        decode("membership.commands", value)
+    assert (caught.value.event_id, caught.value.event_type) == ("c-1", "member.enroll")
+    assert "joined_on" in caught.value.message and "Secret Name" not in caught.value.message
+
+
+def test_strings_are_not_coerced_into_numbers() -> None:
+    scores = {**EXAMPLES["evaluation.commands"]["rating.submit"]["scores"], "work": "88"}
+    data = {**EXAMPLES["evaluation.commands"]["rating.submit"], "scores": scores}
+    with pytest.raises(DecodeError):
+        decode("evaluation.commands", envelope("rating.submit", data))
+
+
+def test_the_committed_schema_snapshot_is_current() -> None:
+    current = schemas()
+    committed = {str(p.relative_to(SNAPSHOT)): json.loads(p.read_text()) for p in SNAPSHOT.rglob("*.json")}
+    problems = [f"{name}: removed from the catalogue" for name in committed if name not in current]
+    for name, schema in committed.items():
+        if name in current:
+            problems += [f"{name}: {p}" for p in breaking_changes(schema, current[name])]
+    assert not problems, "backward-incompatible contract change (publish a new type version instead):\n" + "\n".join(problems)
+    stale = sorted(n for n in current if committed.get(n) != current[n])
+    assert not stale, f"compatible change not snapshotted; run `python -m unionhub_contracts.snapshot --write contracts/schemas`: {stale}"
+
+
+BASE = {"type": "object", "required": ["a"], "properties": {
+    "a": {"type": "string", "maxLength": 10}, "b": {"enum": ["x", "y"]}, "c": {"type": "integer"}}}
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"properties": {"a": BASE["properties"]["a"], "b": BASE["properties"]["b"]}}, "data.c: removed"),
+        ({"required": ["a", "c"]}, "data.c: newly required"),
+        ({"properties": {**BASE["properties"], "c": {"type": "string"}}}, "data.c: no longer accepts ['integer']"),
+        ({"properties": {**BASE["properties"], "b": {"enum": ["x"]}}}, "data.b: no longer accepts ['enum:y']"),
+        ({"properties": {**BASE["properties"], "a": {"type": "string", "maxLength": 5}}}, "data.a: maxLength lowered to 5"),
+    ],
+)
+def test_the_compatibility_check_catches_breaking_changes(change: dict, expected: str) -> None:
+    assert expected in breaking_changes(BASE, {**BASE, **change})
+
+
+def test_adding_an_optional_field_or_an_enum_value_is_compatible() -> None:
+    new = {**BASE, "properties": {**BASE["properties"], "b": {"enum": ["x", "y", "z"]}, "d": {"type": "string"}}}
+    assert breaking_changes(BASE, new) == []
