@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
-PACKAGES := contracts libs/runtime services/membership services/evaluation services/feedback
+PACKAGES := contracts libs/runtime services/membership services/evaluation services/feedback scenario
 
 .PHONY: install up down clean test lint run kafka postgres
 

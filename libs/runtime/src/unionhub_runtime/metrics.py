@@ -31,6 +31,12 @@ class RuntimeMetrics:
             buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000),
             registry=registry,
         )
+        self.commands = Counter(
+            "unionhub_commands_total",
+            "Messages applied or rejected, by contract type, outcome and rejection code.",
+            ["type", "outcome", "code"],
+            registry=registry,
+        )
         self.inbox_duplicates = Counter(
             "unionhub_inbox_duplicates_total",
             "Redelivered messages skipped because their id was already applied.",

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -65,7 +66,9 @@ class OutboxRelay:
         poll_seconds: float = 1.0,
         retention_seconds: float = 86_400,
         batch_size: int = 2_000,
+        write_lock: AbstractAsyncContextManager[Any] | None = None,
     ) -> None:
+        self._write_lock = write_lock or nullcontext()
         self._sessions = sessions
         self._tables = tables
         self._producer: AIOKafkaProducer | None = None
@@ -133,7 +136,7 @@ class OutboxRelay:
                 rows = await self._pending(session)
                 await session.commit()
                 await self._send(rows)
-                async with session.begin():
+                async with self._write_lock, session.begin():
                     await self._mark_published(session, rows)
         for row in rows:
             self._metrics.outbox_published.labels(row.topic).inc()
@@ -206,7 +209,7 @@ class OutboxRelay:
             return
         self._last_purge = now
         outbox = self._tables.outbox
-        async with self._sessions() as session, session.begin():
+        async with self._write_lock, self._sessions() as session, session.begin():
             await session.execute(
                 delete(outbox).where(outbox.c.published_at < now - self._retention)
             )

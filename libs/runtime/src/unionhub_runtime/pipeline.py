@@ -12,6 +12,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeAlias
@@ -70,7 +71,9 @@ class Pipeline:
         metrics: RuntimeMetrics,
         on_commit: Callable[[], None],
         on_health: Callable[[bool], None] = lambda ok: None,
+        write_lock: AbstractAsyncContextManager[Any] | None = None,
     ) -> None:
+        self._write_lock = write_lock or nullcontext()
         self.config = config
         self._handler = handler
         self._sessions = sessions
@@ -150,38 +153,41 @@ class Pipeline:
     async def _transaction(self, good: list[tuple[Record, CloudEvent[Any]]], invalid: list[OutgoingEvent]) -> None:
         topic = self.config.topic
         started = time.perf_counter()
-        outcomes: list[str] = []
-        async with self._sessions() as session, session.begin():
+        outcomes: list[tuple[str, str, str]] = []  # (type, outcome, code)
+        async with self._write_lock, self._sessions() as session, session.begin():
             fresh = await inbox.claim(session, self._tables, self.config.consumer, (e.id for _, e in good))
             outgoing = list(invalid)
             for _record, event in good:
                 if event.id not in fresh:
-                    outcomes.append("duplicate")
+                    outcomes.append((event.type, "duplicate", ""))
                     continue
                 fresh.discard(event.id)  # the same id twice in one batch is applied once
-                outcome, emitted = await self._apply_one(session, event)
-                outcomes.append(outcome)
+                outcome, code, emitted = await self._apply_one(session, event)
+                outcomes.append((event.type, outcome, code))
                 correlation = event.correlationid or event.id
                 outgoing.extend(self._encode(e, correlation) for e in emitted)
             await outbox.write(session, self._tables, self.config.events_topic, outgoing)
         self._metrics.db_seconds.labels("consume").observe(time.perf_counter() - started)
-        for outcome in outcomes:
+        for event_type, outcome, code in outcomes:
             self._metrics.messages_processed.labels(topic, outcome).inc()
             if outcome == "duplicate":
                 self._metrics.inbox_duplicates.labels(topic).inc()
+            else:
+                self._metrics.commands.labels(event_type, outcome, code).inc()
 
-    async def _apply_one(self, session: AsyncSession, event: CloudEvent[Any]) -> tuple[str, Sequence[Emit]]:
+    async def _apply_one(self, session: AsyncSession, event: CloudEvent[Any]) -> tuple[str, str, Sequence[Emit]]:
+        """(outcome, rejection code or "", events to publish) of one message."""
         try:
             async with session.begin_nested():
-                return "applied", await self._handler(session, event)
+                return "applied", "", await self._handler(session, event)
         except Rejected as rejection:
             if not self.config.rejects:
                 log.warning("event %s (%s) ignored: %s", event.id, event.type, rejection)
-                return "ignored", ()
+                return "ignored", rejection.code, ()
             data = CommandRejected(
                 command_id=event.id, command_type=event.type, code=rejection.code, reason=rejection.reason
             )
-            return "rejected", (Emit("command.rejected", data, key=event.id),)
+            return "rejected", rejection.code, (Emit("command.rejected", data, key=event.id),)
 
     def _encode(self, emit: Emit, correlation_id: str) -> OutgoingEvent:
         return encode(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +16,7 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaMessage
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from . import database, kafka
 from .deadletters import DeadLetters
@@ -46,6 +46,8 @@ class ServiceDefinition:
     asyncapi: dict[str, Any]
     routers: Sequence[APIRouter] = ()
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    # Business gauges read from the database (so every instance reports the same truth).
+    gauges: Sequence[Callable[[AsyncSession], Awaitable[None]]] = ()
 
 
 class Service:
@@ -57,6 +59,7 @@ class Service:
         self.name = definition.name
         self.engine = engine or database.create_engine(settings.database_url)
         self.sessions = database.session_factory(self.engine)
+        self.write_lock = database.write_lock(self.engine)
         self.metrics = RuntimeMetrics(definition.registry, definition.name)
         self._client_id = client_id = f"{settings.kafka.client_id_prefix}-{definition.name}"
         self._producer: AIOKafkaProducer | None = None
@@ -73,8 +76,10 @@ class Service:
             metrics=self.metrics,
             poll_seconds=settings.outbox_poll_seconds,
             retention_seconds=settings.outbox_retention_seconds,
+            write_lock=self.write_lock,
         )
         self._pipelines_healthy = True
+        self._gauge_task: asyncio.Task[None] | None = None
         self.pipelines = [self._subscribe(s) for s in definition.subscriptions]
 
     def _subscribe(self, subscription: Subscription) -> Pipeline:
@@ -96,6 +101,7 @@ class Service:
             metrics=self.metrics,
             on_commit=self.relay.notify,
             on_health=self._set_pipeline_health,
+            write_lock=self.write_lock,
         )
 
         async def consume(_: Any, message: KafkaMessage) -> None:
@@ -120,6 +126,21 @@ class Service:
         """The name of contract topic (or group) `topic` on the cluster: prefix included."""
         return self.definition.settings.kafka.topic_prefix + topic
 
+    async def refresh_gauges(self) -> None:
+        """Reads the business gauges from the database once."""
+        async with self.sessions() as session:
+            await session.connection(execution_options={"readonly": True})
+            for refresh in self.definition.gauges:
+                await refresh(session)
+
+    async def _refresh_gauges(self) -> None:
+        while True:
+            try:
+                await self.refresh_gauges()
+            except Exception as exc:
+                log.warning("refreshing business gauges failed: %r", exc)
+            await asyncio.sleep(self.definition.settings.metrics_refresh_seconds)
+
     def _set_pipeline_health(self, healthy: bool) -> None:
         self._pipelines_healthy = healthy
 
@@ -134,9 +155,15 @@ class Service:
         await _retry_until_started(self._producer.start, what="Kafka producer")
         self.relay.start(self._producer)
         await self.broker.start()
+        if self.definition.gauges:
+            self._gauge_task = asyncio.create_task(self._refresh_gauges(), name="gauges")
         log.info("%s started", self.name)
 
     async def stop(self) -> None:
+        if self._gauge_task is not None:
+            self._gauge_task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._gauge_task
         await self.broker.stop()
         await self.relay.stop()
         if self._producer is not None:

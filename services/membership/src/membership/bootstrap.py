@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from prometheus_client import CollectorRegistry
+
 from unionhub_contracts import asyncapi
 from unionhub_contracts.catalogue import MEMBERSHIP_COMMANDS, MEMBERSHIP_EVENTS
 from unionhub_runtime.service import Service, ServiceDefinition, Subscription
 
+from .adapters.metrics import MembershipGauges
 from .adapters.orm import runtime_tables
 from .entrypoints import api, consumers
 from .settings import MembershipSettings
@@ -17,6 +20,8 @@ NAME = "membership"
 
 def build(settings: MembershipSettings | None = None) -> Service:
     settings = settings or MembershipSettings()
+    registry = CollectorRegistry()
+    gauges = MembershipGauges(registry)
     return Service(
         ServiceDefinition(
             name=NAME,
@@ -26,6 +31,8 @@ def build(settings: MembershipSettings | None = None) -> Service:
             subscriptions=[Subscription(MEMBERSHIP_COMMANDS.name, consumers.handle_command, rejects=True)],
             asyncapi=asyncapi.document(NAME, receives=[MEMBERSHIP_COMMANDS.name], sends=[MEMBERSHIP_EVENTS.name]),
             routers=[api.router],
+            registry=registry,
+            gauges=[gauges.refresh],
         )
     )
 

@@ -54,6 +54,33 @@ async def union_members(
     return [dict(r) for r in rows]
 
 
+STARTS = ("enrolled", "reinstated", "transferred_in")  # history kinds that begin a membership
+
+
+async def members_active_on(
+    session: AsyncSession, union_id: str, on: date, after: str | None, limit: int
+) -> list[dict[str, Any]]:
+    """Who was an active member of `union_id` on `on`, from the append-only history."""
+    h = orm.member_history.c
+    ranked = (
+        select(
+            h.member_id,
+            h.union_id,
+            h.kind,
+            func.row_number().over(partition_by=h.member_id, order_by=(h.on.desc(), h.id.desc())).label("rn"),
+        )
+        .where(h.on <= on, h.member_id.in_(select(h.member_id).where(h.union_id == union_id)))
+        .subquery()
+    )
+    query = select(ranked.c.member_id).where(
+        ranked.c.rn == 1, ranked.c.union_id == union_id, ranked.c.kind.in_(STARTS)
+    )
+    if after is not None:
+        query = query.where(ranked.c.member_id > after)
+    rows = await session.execute(query.order_by(ranked.c.member_id).limit(limit))
+    return [{"member_id": member_id, "status": "active", "on": on} for (member_id,) in rows]
+
+
 def _in_year(column: Any, year: int) -> Any:
     return column.between(date(year, 1, 1), date(year, 12, 31))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -39,11 +40,17 @@ async def list_union_members(
     union_id: str,
     session: Session,
     status: Literal["active", "left"] | None = None,
+    on: Annotated[date | None, Query(description="active members on this date, from the history")] = None,
     after: Annotated[str | None, Query(max_length=128)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     _found(await views.union(session, union_id), "union")
-    items = await views.union_members(session, union_id, status, after, limit)
+    if on is not None:
+        if status not in (None, "active"):
+            raise HTTPException(status_code=422, detail="`on` lists active members only")
+        items = await views.members_active_on(session, union_id, on, after, limit)
+    else:
+        items = await views.union_members(session, union_id, status, after, limit)
     next_after = items[-1]["member_id"] if len(items) == limit else None
     return {"union_id": union_id, "items": items, "next_after": next_after}
 
