@@ -4,32 +4,32 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from unionhub_scenario.commands import make
+from unionhub_scenario.growth import generate
+from unionhub_scenario.publisher import Publisher
 
 import membership.bootstrap
 from membership.settings import MembershipSettings
 from tests.support import running
 from unionhub_runtime.settings import KafkaSettings
-from unionhub_scenario.commands import make
-from unionhub_scenario.growth import generate
-from unionhub_scenario.publisher import Publisher
 
 pytestmark = pytest.mark.integration
 MC = "membership.commands"
 
 
-def service(kafka: KafkaSettings, database_url: str):  # noqa: ANN201
+def service(kafka: KafkaSettings, database_url: str):
     return membership.bootstrap.build(MembershipSettings(database_url=database_url, kafka=kafka, batch_timeout_ms=10))
 
 
-def http(svc) -> httpx.AsyncClient:  # noqa: ANN001
+def http(svc) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=svc.asgi()), base_url="http://membership")
 
 
-def answer_types(publisher: Publisher, *commands) -> list[list[str]]:  # noqa: ANN002
+def answer_types(publisher: Publisher, *commands) -> list[list[str]]:
     return [[e["type"] for e in publisher.answers.by_command[c.id]] for c in commands]
 
 
-def codes(publisher: Publisher, *commands) -> list[str]:  # noqa: ANN002
+def codes(publisher: Publisher, *commands) -> list[str]:
     return [publisher.answers.by_command[c.id][0]["data"]["code"] for c in commands]
 
 

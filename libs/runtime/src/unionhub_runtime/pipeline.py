@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
 from aiokafka import ConsumerRecord
-from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from unionhub_contracts import CloudEvent, CommandRejected, DecodeError, OutgoingEvent, decode, encode
@@ -29,23 +28,12 @@ from .database import is_transient
 from .deadletters import DeadLetters
 from .errors import Rejected
 from .metrics import RuntimeMetrics
+from .scopes import BatchScope, Emit, ScopeFactory
 from .tables import RuntimeTables
 
 log = logging.getLogger(__name__)
 
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
-
-
-@dataclass(frozen=True)
-class Emit:
-    """An integration event a handler asks to publish."""
-
-    type: str
-    data: BaseModel
-    key: str | None
-
-
-Handler = Callable[[AsyncSession, CloudEvent[Any]], Awaitable[Sequence[Emit]]]
 
 
 @dataclass
@@ -64,7 +52,7 @@ class Pipeline:
         self,
         config: PipelineConfig,
         *,
-        handler: Handler,
+        scope: ScopeFactory,
         sessions: async_sessionmaker[AsyncSession],
         tables: RuntimeTables,
         dead_letters: DeadLetters,
@@ -75,7 +63,7 @@ class Pipeline:
     ) -> None:
         self._write_lock = write_lock or nullcontext()
         self.config = config
-        self._handler = handler
+        self._scope = scope
         self._sessions = sessions
         self._tables = tables
         self._dead_letters = dead_letters
@@ -157,15 +145,21 @@ class Pipeline:
         async with self._write_lock, self._sessions() as session, session.begin():
             fresh = await inbox.claim(session, self._tables, self.config.consumer, (e.id for _, e in good))
             outgoing = list(invalid)
+            scope = self._scope(session)
+            todo = []
             for _record, event in good:
-                if event.id not in fresh:
+                if event.id in fresh:
+                    fresh.discard(event.id)  # the same id twice in one batch is applied once
+                    todo.append(event)
+                else:
                     outcomes.append((event.type, "duplicate", ""))
-                    continue
-                fresh.discard(event.id)  # the same id twice in one batch is applied once
-                outcome, code, emitted = await self._apply_one(session, event)
+            await scope.prefetch(todo)
+            for event in todo:
+                outcome, code, emitted = await self._apply_one(scope, event)
                 outcomes.append((event.type, outcome, code))
                 correlation = event.correlationid or event.id
                 outgoing.extend(self._encode(e, correlation) for e in emitted)
+            await scope.flush()
             await outbox.write(session, self._tables, self.config.events_topic, outgoing)
         self._metrics.db_seconds.labels("consume").observe(time.perf_counter() - started)
         for event_type, outcome, code in outcomes:
@@ -175,11 +169,10 @@ class Pipeline:
             else:
                 self._metrics.commands.labels(event_type, outcome, code).inc()
 
-    async def _apply_one(self, session: AsyncSession, event: CloudEvent[Any]) -> tuple[str, str, Sequence[Emit]]:
+    async def _apply_one(self, scope: BatchScope, event: CloudEvent[Any]) -> tuple[str, str, Sequence[Emit]]:
         """(outcome, rejection code or "", events to publish) of one message."""
         try:
-            async with session.begin_nested():
-                return "applied", "", await self._handler(session, event)
+            return "applied", "", await scope.handle(event)
         except Rejected as rejection:
             if not self.config.rejects:
                 log.warning("event %s (%s) ignored: %s", event.id, event.type, rejection)

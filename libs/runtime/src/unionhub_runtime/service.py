@@ -22,7 +22,8 @@ from . import database, kafka
 from .deadletters import DeadLetters
 from .metrics import RuntimeMetrics
 from .outbox import OutboxRelay
-from .pipeline import Handler, Pipeline, PipelineConfig
+from .pipeline import Pipeline, PipelineConfig
+from .scopes import ScopeFactory
 from .settings import ServiceSettings
 from .tables import RuntimeTables
 
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Subscription:
     topic: str
-    handler: Handler
+    scope: ScopeFactory
     rejects: bool  # True for command topics: rule violations publish command.rejected
 
 
@@ -94,7 +95,7 @@ class Service:
                 handler_attempts=settings.handler_attempts,
                 max_backoff_seconds=settings.retry_max_backoff_seconds,
             ),
-            handler=subscription.handler,
+            scope=subscription.scope,
             sessions=self.sessions,
             tables=self.definition.tables,
             dead_letters=DeadLetters(lambda: self.producer),

@@ -28,7 +28,7 @@ def build(settings: MembershipSettings | None = None) -> Service:
             settings=settings,
             tables=runtime_tables,
             events_topic=MEMBERSHIP_EVENTS.name,
-            subscriptions=[Subscription(MEMBERSHIP_COMMANDS.name, consumers.handle_command, rejects=True)],
+            subscriptions=[Subscription(MEMBERSHIP_COMMANDS.name, consumers.CommandBatch, rejects=True)],
             asyncapi=asyncapi.document(NAME, receives=[MEMBERSHIP_COMMANDS.name], sends=[MEMBERSHIP_EVENTS.name]),
             routers=[api.router],
             registry=registry,

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unionhub_contracts import CloudEvent
-from unionhub_runtime.pipeline import Emit
+from unionhub_runtime.scopes import Emit
 
 from ..adapters.orm import membership_view
 

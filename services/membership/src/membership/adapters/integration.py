@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from unionhub_contracts import membership as contract
-from unionhub_runtime.pipeline import Emit
+from unionhub_runtime.scopes import Emit
 
 from ..domain import commands, events
 

@@ -1,4 +1,4 @@
-"""Kafka entrypoint: a contract command becomes a domain command for the message bus."""
+"""Kafka entrypoint: a batch of contract commands becomes domain commands for the bus."""
 
 from __future__ import annotations
 
@@ -8,14 +8,31 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unionhub_contracts import CloudEvent
-from unionhub_runtime.pipeline import Emit
+from unionhub_runtime.errors import Rejected
+from unionhub_runtime.scopes import Emit
 
 from ..adapters import integration
 from ..adapters.repository import SqlAlchemyUnitOfWork
 from ..service_layer import messagebus
 
 
-async def handle_command(session: AsyncSession, event: CloudEvent[Any]) -> Sequence[Emit]:
-    command = integration.to_command(event.type, event.data)
-    domain_events = await messagebus.handle(command, SqlAlchemyUnitOfWork(session))
-    return [integration.to_emit(e) for e in domain_events]
+class CommandBatch:
+    """The `BatchScope` of `membership.commands`: one unit of work for the whole batch."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._uow = SqlAlchemyUnitOfWork(session)
+
+    async def prefetch(self, events: Sequence[CloudEvent[Any]]) -> None:
+        await self._uow.preload(integration.to_command(e.type, e.data) for e in events)
+
+    async def handle(self, event: CloudEvent[Any]) -> Sequence[Emit]:
+        self._uow.begin_command()
+        try:
+            domain_events = await messagebus.handle(integration.to_command(event.type, event.data), self._uow)
+        except Rejected:
+            self._uow.discard_command()
+            raise
+        return [integration.to_emit(e) for e in domain_events]
+
+    async def flush(self) -> None:
+        await self._uow.flush()
