@@ -59,6 +59,7 @@ EXAMPLES: dict[str, dict[str, dict[str, Any]]] = {
                               "reason": None},
         "post-star.awarded": {"month": "2018-11", "post_id": "rolling-1", "worker_id": "w-1", "average": 96.2,
                               "items": 412},
+        "post-star.month-closed": {"month": "2018-11", "post_id": None, "posts_awarded": 12},
         "studio.rewarded": {"studio_id": "st-1", "year": 2018, "grade": "excellent", "reward_cny": 30000},
         "command.rejected": REJECTED,
     },
@@ -84,6 +85,7 @@ EXAMPLES: dict[str, dict[str, dict[str, Any]]] = {
         "visit.logged": {"visit_id": "v-1", "cadre_id": "m-9", "place": "dormitory",
                          "visited_at": "2018-11-06T19:30:00+08:00", "opinions_collected": 3},
         "visit.quota-missed": {"month": "2018-11", "cadre_id": "m-9", "union_id": "ft-001", "visits": 2},
+        "visits.month-closed": {"month": "2018-11", "cadres_checked": 4, "quota_missed": 1},
         "command.rejected": REJECTED,
     },
 }

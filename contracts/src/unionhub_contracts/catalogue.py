@@ -97,6 +97,7 @@ MESSAGES: dict[str, dict[str, MessageType]] = {
         MessageType("campaign.closed", ev.CampaignClosed, "campaign_id", "A campaign closed."),
         MessageType("home.star-awarded", ev.HomeStarAwarded, "campaign_id", "A home's stars."),
         MessageType("post-star.awarded", ev.PostStarAwarded, "post_id", "A post's star."),
+        MessageType("post-star.month-closed", ev.PostStarMonthClosed, None, "A month's post stars are out."),
         MessageType("studio.rewarded", ev.StudioRewarded, "studio_id", "A studio's reward."),
         COMMAND_REJECTED,
     ),
@@ -115,6 +116,7 @@ MESSAGES: dict[str, dict[str, MessageType]] = {
         MessageType("opinion.overdue", fb.OpinionOverdue, "opinion_id", "Not answered in time."),
         MessageType("visit.logged", fb.VisitLogged, "cadre_id", "A visit was logged."),
         MessageType("visit.quota-missed", fb.VisitQuotaMissed, "cadre_id", "Under 4 visits."),
+        MessageType("visits.month-closed", fb.VisitsMonthClosed, None, "A month's visit quotas are checked."),
         COMMAND_REJECTED,
     ),
 }

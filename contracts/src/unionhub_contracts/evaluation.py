@@ -118,6 +118,14 @@ class PostStarAwarded(ContractModel):
     items: int
 
 
+class PostStarMonthClosed(ContractModel):
+    """Added in v1 (optional to consume): every close-month answers, even with no winner."""
+
+    month: Month
+    post_id: Id | None
+    posts_awarded: int
+
+
 class AssessStudio(ContractModel):
     studio_id: Id
     union_id: Id

@@ -108,6 +108,14 @@ class CloseVisitsMonth(ContractModel):
     month: Month
 
 
+class VisitsMonthClosed(ContractModel):
+    """Added in v1 (optional to consume): every close-month answers, even with no miss."""
+
+    month: Month
+    cadres_checked: int
+    quota_missed: int
+
+
 class VisitQuotaMissed(ContractModel):
     month: Month
     cadre_id: Id

@@ -10,17 +10,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
 from aiokafka import ConsumerRecord
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from unionhub_contracts import CloudEvent, CommandRejected, DecodeError, OutgoingEvent, decode, encode
+from unionhub_contracts import CloudEvent, CommandRejected, DecodeError, OutgoingEvent, decode
 from unionhub_contracts.rejections import RejectionCode
 
 from . import inbox, outbox
@@ -28,7 +26,7 @@ from .database import is_transient
 from .deadletters import DeadLetters
 from .errors import Rejected
 from .metrics import RuntimeMetrics
-from .scopes import BatchScope, Emit, ScopeFactory
+from .scopes import BatchScope, Emit, ScopeFactory, encode_emit
 from .tables import RuntimeTables
 
 log = logging.getLogger(__name__)
@@ -183,15 +181,7 @@ class Pipeline:
             return "rejected", rejection.code, (Emit("command.rejected", data, key=event.id),)
 
     def _encode(self, emit: Emit, correlation_id: str) -> OutgoingEvent:
-        return encode(
-            event_id=str(uuid.uuid4()),
-            event_type=emit.type,
-            data=emit.data,
-            source=self.config.source,
-            time=datetime.now(UTC),
-            correlation_id=correlation_id,
-            key=emit.key,
-        )
+        return encode_emit(emit, source=self.config.source, correlation_id=correlation_id)
 
     def _rejection(
         self, command_id: str, command_type: str, correlation_id: str | None, code: str, reason: str

@@ -8,14 +8,16 @@ that raises `Rejected` must leave no trace in the scope. Services with simple ha
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from unionhub_contracts import CloudEvent
+from unionhub_contracts import CloudEvent, OutgoingEvent, encode
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,22 @@ class Emit:
     type: str
     data: BaseModel
     key: str | None
+    # The command this event answers, when not the message being handled (e.g. a rating
+    # released by a membership event answers the rating command).
+    correlation_id: str | None = None
+
+
+def encode_emit(emit: Emit, *, source: str, correlation_id: str | None) -> OutgoingEvent:
+    """The wire form of `emit`: a fresh id, now, and the command it answers as correlation."""
+    return encode(
+        event_id=str(uuid.uuid4()),
+        event_type=emit.type,
+        data=emit.data,
+        source=source,
+        time=datetime.now(UTC),
+        correlation_id=emit.correlation_id or correlation_id,
+        key=emit.key,
+    )
 
 
 class BatchScope(Protocol):

@@ -23,9 +23,10 @@ from .deadletters import DeadLetters
 from .metrics import RuntimeMetrics
 from .outbox import OutboxRelay
 from .pipeline import Pipeline, PipelineConfig
-from .scopes import ScopeFactory
+from .scopes import ScopeFactory, encode_emit
 from .settings import ServiceSettings
 from .tables import RuntimeTables
+from .timers import Clock, Timer, TimerRunner, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ class Subscription:
     topic: str
     scope: ScopeFactory
     rejects: bool  # True for command topics: rule violations publish command.rejected
+    max_records: int | None = None  # records per batch, when not the service's setting
 
 
 @dataclass
@@ -49,12 +51,15 @@ class ServiceDefinition:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     # Business gauges read from the database (so every instance reports the same truth).
     gauges: Sequence[Callable[[AsyncSession], Awaitable[None]]] = ()
+    timers: Sequence[Timer] = ()
 
 
 class Service:
     """Wires the shared plumbing around a service's handlers (the composition root's helper)."""
 
-    def __init__(self, definition: ServiceDefinition, engine: AsyncEngine | None = None) -> None:
+    def __init__(
+        self, definition: ServiceDefinition, engine: AsyncEngine | None = None, clock: Clock = utc_now
+    ) -> None:
         self.definition = definition
         settings = definition.settings
         self.name = definition.name
@@ -77,6 +82,17 @@ class Service:
             metrics=self.metrics,
             poll_seconds=settings.outbox_poll_seconds,
             retention_seconds=settings.outbox_retention_seconds,
+            write_lock=self.write_lock,
+        )
+        self.clock = clock
+        self.timers = TimerRunner(
+            timers=definition.timers,
+            sessions=self.sessions,
+            tables=definition.tables,
+            events_topic=self.physical(definition.events_topic),
+            encode=lambda emit: encode_emit(emit, source=definition.name, correlation_id=None),
+            on_commit=self.relay.notify,
+            clock=clock,
             write_lock=self.write_lock,
         )
         self._pipelines_healthy = True
@@ -113,7 +129,7 @@ class Service:
             self.physical(subscription.topic),
             group_id=self.physical(f"{settings.consumer_group}.{subscription.topic}"),
             batch=True,
-            max_records=settings.batch_max_records,
+            max_records=subscription.max_records or settings.batch_max_records,
             batch_timeout_ms=settings.batch_timeout_ms,
             auto_offset_reset=settings.auto_offset_reset,
             # Offsets are committed after the batch is applied: at-least-once, deduplicated
@@ -156,11 +172,13 @@ class Service:
         await _retry_until_started(self._producer.start, what="Kafka producer")
         self.relay.start(self._producer)
         await self.broker.start()
+        self.timers.start()
         if self.definition.gauges:
             self._gauge_task = asyncio.create_task(self._refresh_gauges(), name="gauges")
         log.info("%s started", self.name)
 
     async def stop(self) -> None:
+        await self.timers.stop()
         if self._gauge_task is not None:
             self._gauge_task.cancel()
             with suppress(asyncio.CancelledError):

@@ -1,6 +1,6 @@
 """Evaluation's tables, the shared inbox and outbox, and its view of membership."""
 
-from sqlalchemy import MetaData
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Float, Index, Integer, MetaData, String, Table
 
 from unionhub_runtime.membership_view import add_membership_view
 from unionhub_runtime.tables import add_runtime_tables
@@ -8,3 +8,107 @@ from unionhub_runtime.tables import add_runtime_tables
 metadata = MetaData()
 runtime_tables = add_runtime_tables(metadata)
 membership_view = add_membership_view(metadata)
+_ID = String(128)
+
+campaigns = Table(
+    "campaigns", metadata,
+    Column("campaign_id", _ID, primary_key=True),
+    Column("year", Integer, nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("weights", JSON, nullable=False),
+    Column("home_ids", JSON, nullable=False),
+    Column("min_member_ratings", Integer, nullable=False),
+    Column("star_thresholds", JSON, nullable=False),
+    Column("status", String(8), nullable=False),
+)
+
+ratings = Table(
+    "ratings", metadata,
+    Column("campaign_id", _ID, primary_key=True),
+    Column("home_id", _ID, primary_key=True),
+    Column("rater_kind", String(16), primary_key=True),
+    Column("rater_id", _ID, primary_key=True),
+    Column("score_sum", Integer, nullable=False),  # value = score_sum / 5, kept exact
+    Column("scores", JSON, nullable=False),
+    Column("submitted_at", DateTime(timezone=True), nullable=False),
+    Column("command_id", String(256), nullable=False),
+)
+
+rating_audit = Table(
+    "rating_audit", metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    Column("command_id", String(256), nullable=False),
+    Column("campaign_id", _ID, nullable=False),
+    Column("home_id", _ID, nullable=False),
+    Column("rater_kind", String(16), nullable=False),
+    Column("rater_id", _ID, nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("code", String(32), nullable=True),
+    Column("reason", String(500), nullable=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index("ix_rating_audit_campaign", "campaign_id", "id"),
+    Index("ix_rating_audit_command", "command_id"),
+)
+
+pending_ratings = Table(
+    "pending_ratings", metadata,
+    Column("command_id", String(256), primary_key=True),
+    Column("campaign_id", _ID, nullable=False, index=True),
+    Column("home_id", _ID, nullable=False, index=True),
+    Column("rater_kind", String(16), nullable=False),
+    Column("rater_id", _ID, nullable=False, index=True),
+    Column("scores", JSON, nullable=False),
+    Column("submitted_at", DateTime(timezone=True), nullable=False),
+    Column("deadline", DateTime(timezone=True), nullable=False, index=True),
+)
+
+results = Table(
+    "results", metadata,
+    Column("campaign_id", _ID, primary_key=True),
+    Column("home_id", _ID, primary_key=True),
+    Column("composite", Float, nullable=True),
+    Column("member_avg", Float, nullable=True),
+    Column("unit_avg", Float, nullable=True),
+    Column("superior_avg", Float, nullable=True),
+    Column("member_ratings", Integer, nullable=False),
+    Column("stars", Integer, nullable=False),
+    Column("rank", Integer, nullable=True),
+    Column("reason", String(500), nullable=True),
+)
+
+work_items = Table(
+    "work_items", metadata,
+    Column("item_id", _ID, primary_key=True),  # an item counts once, whatever the redelivery
+    Column("month", String(7), nullable=False),
+    Column("post_id", _ID, nullable=False),
+    Column("worker_id", _ID, nullable=False),
+    Column("score_milli", Integer, nullable=False),
+)
+
+worker_months = Table(
+    "worker_months", metadata,
+    Column("month", String(7), primary_key=True),
+    Column("post_id", _ID, primary_key=True),
+    Column("worker_id", _ID, primary_key=True),
+    Column("item_count", Integer, nullable=False),  # not "items": that name is taken by Table.c.items()
+    Column("score_sum", BigInteger, nullable=False),  # thousandths of a point
+)
+
+post_stars = Table(
+    "post_stars", metadata,
+    Column("month", String(7), primary_key=True),
+    Column("post_id", _ID, primary_key=True),
+    Column("worker_id", _ID, nullable=False),
+    Column("average", Float, nullable=False),
+    Column("item_count", Integer, nullable=False),
+)
+
+studio_rewards = Table(
+    "studio_rewards", metadata,
+    Column("studio_id", _ID, primary_key=True),
+    Column("year", Integer, primary_key=True),
+    Column("union_id", _ID, nullable=False),
+    Column("grade", String(16), nullable=False),
+    Column("value_created_cny", Float, nullable=False),
+    Column("reward_cny", Integer, nullable=False),
+)

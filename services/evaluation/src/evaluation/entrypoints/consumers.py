@@ -1,18 +1,82 @@
-"""Kafka entrypoints of evaluation."""
+"""Kafka entrypoints of evaluation: commands, membership events, work scores, and the
+timer that ends the wait of parked ratings."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unionhub_contracts import CloudEvent
+from unionhub_runtime.errors import Rejected
 from unionhub_runtime.scopes import Emit
 
+from ..adapters import integration
+from ..adapters.metrics import EvaluationMetrics
 from ..adapters.orm import membership_view
+from ..adapters.repository import SqlAlchemyUnitOfWork
+from ..domain import commands, events
+from ..service_layer import messagebus
+from ..service_layer.handlers import Dependencies
 
 
-async def handle_membership_event(session: AsyncSession, event: CloudEvent[Any]) -> Sequence[Emit]:
-    await membership_view.apply(session, event)
-    return ()
+class Handlers:
+    """Entrypoints bound to their dependencies (the composition root makes one)."""
+
+    def __init__(self, deps: Dependencies, metrics: EvaluationMetrics) -> None:
+        self.deps = deps
+        self.metrics = metrics
+
+    async def _run(self, session: AsyncSession, command: commands.Command) -> list[Emit]:
+        domain_events = await messagebus.handle(command, SqlAlchemyUnitOfWork(session), self.deps)
+        for event in domain_events:
+            if isinstance(event, events.RatingAccepted):
+                self.metrics.ratings.labels(event.rater_kind, "accepted", "").inc()
+            elif isinstance(event, events.RatingRejected):
+                self.metrics.ratings.labels(event.rater_kind, "rejected", event.code).inc()
+        return [integration.to_emit(e) for e in domain_events]
+
+    async def command(self, session: AsyncSession, event: CloudEvent[Any]) -> Sequence[Emit]:
+        command = integration.to_command(event)
+        try:
+            async with session.begin_nested():
+                emitted = await self._run(session, command)
+        except Rejected as rejection:
+            if isinstance(command, commands.SubmitRating):  # traceable, though nothing else changes
+                await SqlAlchemyUnitOfWork(session).ratings.audit(
+                    command, "rejected", rejection.code, rejection.reason, self.deps.now())
+                self.metrics.ratings.labels(command.rater_kind, "rejected", rejection.code).inc()
+            raise
+        if isinstance(command, commands.SubmitRating) and not emitted:
+            self.metrics.ratings.labels(command.rater_kind, "pending", "").inc()
+        return emitted
+
+    async def membership_event(self, session: AsyncSession, event: CloudEvent[Any]) -> Sequence[Emit]:
+        await membership_view.apply(session, event)
+        data = event.data
+        if event.type in ("member.enrolled", "member.left", "member.transferred"):
+            return await self._run(session, commands.RecheckPendingRatings(member_ids=(data.member_id,)))
+        if event.type == "home.registered":
+            return await self._run(session, commands.RecheckPendingRatings(home_ids=(data.home_id,)))
+        return ()
+
+    async def expire_pending(self, session: AsyncSession, now: datetime) -> Sequence[Emit]:
+        return await self._run(session, commands.ExpirePendingRatings(now))
+
+
+class CommandScope:
+    """Each command in a savepoint; the handler decides about audit rows outside it."""
+
+    def __init__(self, handlers: Handlers, session: AsyncSession) -> None:
+        self._handlers, self._session = handlers, session
+
+    async def prefetch(self, events: Sequence[CloudEvent[Any]]) -> None:
+        return None
+
+    async def handle(self, event: CloudEvent[Any]) -> Sequence[Emit]:
+        return await self._handlers.command(self._session, event)
+
+    async def flush(self) -> None:
+        return None

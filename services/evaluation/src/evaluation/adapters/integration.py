@@ -1,0 +1,53 @@
+"""Translation at the edge: contract commands in, integration events out."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from pydantic import BaseModel
+
+from unionhub_contracts import CloudEvent, CommandRejected
+from unionhub_contracts import evaluation as contract
+from unionhub_runtime.scopes import Emit
+
+from ..domain import commands, events
+
+
+def to_command(event: CloudEvent[Any]) -> commands.Command:
+    data = event.data.model_dump()
+    match event.type:
+        case "campaign.open":
+            return commands.OpenCampaign(**{**data, "home_ids": tuple(data["home_ids"])})
+        case "rating.submit":
+            return commands.SubmitRating(command_id=event.id, **data)
+        case "campaign.close":
+            return commands.CloseCampaign(**data)
+        case "post-star.close-month":
+            return commands.ClosePostStarMonth(**data)
+        case "studio.assess":
+            return commands.AssessStudio(**data)
+    raise ValueError(f"no command for {event.type}")
+
+
+_EVENTS: dict[type[events.Event], tuple[str, type[BaseModel], str | None]] = {
+    events.CampaignOpened: ("campaign.opened", contract.OpenCampaign, "campaign_id"),
+    events.RatingAccepted: ("rating.accepted", contract.RatingAccepted, "campaign_id"),
+    events.CampaignClosed: ("campaign.closed", contract.CampaignClosed, "campaign_id"),
+    events.HomeStarAwarded: ("home.star-awarded", contract.HomeStarAwarded, "campaign_id"),
+    events.PostStarAwarded: ("post-star.awarded", contract.PostStarAwarded, "post_id"),
+    events.PostStarMonthClosed: ("post-star.month-closed", contract.PostStarMonthClosed, None),
+    events.StudioRewarded: ("studio.rewarded", contract.StudioRewarded, "studio_id"),
+}
+
+
+def to_emit(event: events.Event) -> Emit:
+    if isinstance(event, events.RatingRejected):  # a deferred answer to the rating command
+        data = CommandRejected(command_id=event.command_id, command_type="rating.submit", code=event.code,
+                               reason=event.reason)
+        return Emit("command.rejected", data, key=event.command_id, correlation_id=event.command_id)
+    event_type, model, key_field = _EVENTS[type(event)]
+    fields = asdict(event)
+    correlation = fields.pop("command_id", None)  # rating.accepted answers its (maybe parked) command
+    return Emit(event_type, model.model_validate(fields, strict=False),
+                key=fields[key_field] if key_field else None, correlation_id=correlation)

@@ -1,0 +1,175 @@
+"""SQLAlchemy implementations of evaluation's ports, over the pipeline's transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict
+from datetime import UTC, datetime
+from fractions import Fraction
+from typing import Any
+
+from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from unionhub_runtime.database import upsert
+
+from ..domain import commands, model
+from ..domain.post_star import PostStar, WorkerMonth
+from ..domain.scoring import CRITERIA, HomeResult
+from ..service_layer import unit_of_work as ports
+from . import orm
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # SQLite drops the offset
+
+
+class Campaigns(ports.AbstractCampaigns):
+    def __init__(self, session: AsyncSession) -> None:
+        super().__init__()
+        self._session = session
+
+    async def _get(self, campaign_id: str) -> model.Campaign | None:
+        row = (await self._session.execute(
+            select(orm.campaigns).where(orm.campaigns.c.campaign_id == campaign_id))).mappings().first()
+        return model.Campaign(**{**row, "home_ids": tuple(row["home_ids"])}) if row else None
+
+    def _row(self, campaign: model.Campaign) -> dict[str, Any]:
+        return {c.name: getattr(campaign, c.name) for c in orm.campaigns.columns}
+
+    async def _add(self, campaign: model.Campaign) -> None:
+        await self._session.execute(insert(orm.campaigns).values(self._row(campaign)))
+
+    async def save(self, campaign: model.Campaign) -> None:
+        await self._session.execute(
+            update(orm.campaigns).where(orm.campaigns.c.campaign_id == campaign.campaign_id)
+            .values(status=campaign.status))
+
+
+class Ratings(ports.AbstractRatings):
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def put(self, rating: commands.SubmitRating, value: Fraction) -> None:
+        r = orm.ratings.c
+        key = (r.campaign_id == rating.campaign_id, r.home_id == rating.home_id,
+               r.rater_kind == rating.rater_kind, r.rater_id == rating.rater_id)
+        existing = await self._session.scalar(select(r.submitted_at).where(*key))
+        if existing is not None and _aware(existing) > rating.submitted_at:
+            return  # a rating submitted later is already in place
+        await upsert(self._session, orm.ratings, {
+            "campaign_id": rating.campaign_id, "home_id": rating.home_id, "rater_kind": rating.rater_kind,
+            "rater_id": rating.rater_id, "score_sum": sum(rating.scores[c] for c in CRITERIA),
+            "scores": rating.scores, "submitted_at": rating.submitted_at, "command_id": rating.command_id,
+        })
+
+    async def values(self, campaign_id: str) -> dict[str, dict[str, list[Fraction]]]:
+        r = orm.ratings.c
+        rows = await self._session.execute(
+            select(r.home_id, r.rater_kind, r.score_sum).where(r.campaign_id == campaign_id))
+        found: dict[str, dict[str, list[Fraction]]] = {}
+        for home_id, kind, score_sum in rows:
+            found.setdefault(home_id, {}).setdefault(kind, []).append(Fraction(score_sum, len(CRITERIA)))
+        return found
+
+    async def audit(self, rating: commands.SubmitRating, outcome: str, code: str | None, reason: str | None,
+                    at: datetime) -> None:
+        await self._session.execute(insert(orm.rating_audit).values(
+            command_id=rating.command_id, campaign_id=rating.campaign_id, home_id=rating.home_id,
+            rater_kind=rating.rater_kind, rater_id=rating.rater_id, outcome=outcome, code=code, reason=reason, at=at))
+
+
+class Pending(ports.AbstractPending):
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, pending: model.PendingRating) -> None:
+        rating = pending.rating
+        await self._session.execute(insert(orm.pending_ratings).values(
+            command_id=rating.command_id, campaign_id=rating.campaign_id, home_id=rating.home_id,
+            rater_kind=rating.rater_kind, rater_id=rating.rater_id, scores=rating.scores,
+            submitted_at=rating.submitted_at, deadline=pending.deadline))
+
+    async def find(self, *, member_ids: Sequence[str] = (), home_ids: Sequence[str] = (),
+                   campaign_id: str | None = None, due_before: datetime | None = None) -> list[model.PendingRating]:
+        p = orm.pending_ratings.c
+        query = select(orm.pending_ratings)
+        if member_ids or home_ids:
+            query = query.where(or_(p.rater_id.in_(member_ids), p.home_id.in_(home_ids)))
+        if campaign_id is not None:
+            query = query.where(p.campaign_id == campaign_id)
+        if due_before is not None:
+            query = query.where(p.deadline <= due_before)
+        rows = (await self._session.execute(query.order_by(p.submitted_at, p.command_id))).mappings()
+        return [
+            model.PendingRating(
+                commands.SubmitRating(row["command_id"], row["campaign_id"], row["home_id"], row["rater_kind"],
+                                      row["rater_id"], row["scores"], _aware(row["submitted_at"])),
+                _aware(row["deadline"]),
+            )
+            for row in rows
+        ]
+
+    async def remove(self, command_id: str) -> None:
+        await self._session.execute(delete(orm.pending_ratings).where(orm.pending_ratings.c.command_id == command_id))
+
+
+class Membership(ports.AbstractMembership):
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def member(self, member_id: str) -> tuple[str, str] | None:
+        return await orm.membership_view.member(self._session, member_id)
+
+    async def home_union(self, home_id: str) -> str | None:
+        h = orm.membership_view.homes.c
+        return await self._session.scalar(select(h.union_id).where(h.home_id == home_id))
+
+
+class Results(ports.AbstractResults):
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def save(self, campaign_id: str, results: Sequence[HomeResult]) -> None:
+        if results:
+            await self._session.execute(insert(orm.results), [{"campaign_id": campaign_id, **asdict(r)} for r in results])
+
+
+class PostStars(ports.AbstractPostStars):
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def worker_months(self, month: str, post_id: str | None) -> list[WorkerMonth]:
+        w = orm.worker_months.c
+        query = select(w.post_id, w.worker_id, w.item_count, w.score_sum).where(w.month == month)
+        if post_id is not None:
+            query = query.where(w.post_id == post_id)
+        return [WorkerMonth(*row) for row in await self._session.execute(query)]
+
+    async def awarded_posts(self, month: str) -> set[str]:
+        s = orm.post_stars.c
+        return set((await self._session.execute(select(s.post_id).where(s.month == month))).scalars())
+
+    async def award(self, month: str, star: PostStar) -> None:
+        await self._session.execute(insert(orm.post_stars).values(
+            month=month, post_id=star.post_id, worker_id=star.worker_id, average=star.average, item_count=star.items))
+
+
+class Studios(ports.AbstractStudios):
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def put(self, assessment: commands.AssessStudio, reward_cny: int) -> None:
+        await upsert(self._session, orm.studio_rewards, {**asdict(assessment), "reward_cny": reward_cny})
+
+
+class SqlAlchemyUnitOfWork(ports.AbstractUnitOfWork):
+    def __init__(self, session: AsyncSession) -> None:
+        super().__init__()
+        self.campaigns = Campaigns(session)
+        self.ratings = Ratings(session)
+        self.pending = Pending(session)
+        self.membership = Membership(session)
+        self.results = Results(session)
+        self.post_stars = PostStars(session)
+        self.studios = Studios(session)

@@ -1,0 +1,66 @@
+"""The monthly post star from automatic work-item scores."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from fractions import Fraction
+from zoneinfo import ZoneInfo
+
+from .scoring import round_half_up
+
+MIN_ITEMS = 20
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+SCORE_SCALE = 1000  # scores are kept as integer thousandths, so sums are exact
+
+
+def month_of(scored_at: datetime) -> str:
+    """The calendar month of an instant in Asia/Shanghai, `YYYY-MM`."""
+    return scored_at.astimezone(SHANGHAI).strftime("%Y-%m")
+
+
+def scaled(score: float) -> int:
+    return round(score * SCORE_SCALE)
+
+
+@dataclass(frozen=True)
+class WorkerMonth:
+    post_id: str
+    worker_id: str
+    items: int
+    score_sum: int  # thousandths
+
+    @property
+    def average(self) -> Fraction:
+        return Fraction(self.score_sum, self.items * SCORE_SCALE)
+
+
+@dataclass(frozen=True)
+class PostStar:
+    post_id: str
+    worker_id: str
+    average: float
+    items: int
+
+
+def winners(candidates: Iterable[WorkerMonth]) -> list[PostStar]:
+    """Per post: the best average among workers with 20+ items; ties to more items, then
+    the smaller worker id. Posts without a qualified worker get no star."""
+    best: dict[str, WorkerMonth] = {}
+    for c in candidates:
+        if c.items < MIN_ITEMS:
+            continue
+        current = best.get(c.post_id)
+        if current is None or _better(c, current):
+            best[c.post_id] = c
+    return [PostStar(w.post_id, w.worker_id, round_half_up(w.average), w.items) for _, w in sorted(best.items())]
+
+
+def _better(a: WorkerMonth, b: WorkerMonth) -> bool:
+    return (a.average, a.items, _desc(a.worker_id)) > (b.average, b.items, _desc(b.worker_id))
+
+
+def _desc(worker_id: str) -> tuple[int, ...]:
+    # Larger tuple for a smaller id, so that one descending comparison does all three keys.
+    return (*(-ord(ch) for ch in worker_id), 0)

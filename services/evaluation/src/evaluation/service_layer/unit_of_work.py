@@ -1,0 +1,114 @@
+"""Evaluation's ports: what handlers read and write, independent of the database."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from fractions import Fraction
+
+from ..domain import commands, model
+from ..domain.events import Event
+from ..domain.post_star import PostStar, WorkerMonth
+from ..domain.scoring import HomeResult
+
+
+class AbstractCampaigns(ABC):
+    def __init__(self) -> None:
+        self.seen: list[model.Campaign] = []
+
+    async def get(self, campaign_id: str) -> model.Campaign | None:
+        found = await self._get(campaign_id)
+        if found is not None:
+            self.seen.append(found)
+        return found
+
+    async def add(self, campaign: model.Campaign) -> None:
+        self.seen.append(campaign)
+        await self._add(campaign)
+
+    @abstractmethod
+    async def _get(self, campaign_id: str) -> model.Campaign | None: ...
+
+    @abstractmethod
+    async def _add(self, campaign: model.Campaign) -> None: ...
+
+    @abstractmethod
+    async def save(self, campaign: model.Campaign) -> None: ...
+
+
+class AbstractRatings(ABC):
+    @abstractmethod
+    async def put(self, rating: commands.SubmitRating, value: Fraction) -> None:
+        """Keeps the rater's latest rating (by `submitted_at`) of the home."""
+
+    @abstractmethod
+    async def values(self, campaign_id: str) -> dict[str, dict[str, list[Fraction]]]:
+        """home -> rater kind -> rating values."""
+
+    @abstractmethod
+    async def audit(self, rating: commands.SubmitRating, outcome: str, code: str | None, reason: str | None,
+                    at: datetime) -> None: ...
+
+
+class AbstractPending(ABC):
+    @abstractmethod
+    async def add(self, pending: model.PendingRating) -> None: ...
+
+    @abstractmethod
+    async def find(self, *, member_ids: Sequence[str] = (), home_ids: Sequence[str] = (),
+                   campaign_id: str | None = None, due_before: datetime | None = None) -> list[model.PendingRating]: ...
+
+    @abstractmethod
+    async def remove(self, command_id: str) -> None: ...
+
+
+class AbstractMembership(ABC):
+    """Evaluation's own view of membership, fed by `membership.events`."""
+
+    @abstractmethod
+    async def member(self, member_id: str) -> tuple[str, str] | None: ...
+
+    @abstractmethod
+    async def home_union(self, home_id: str) -> str | None: ...
+
+
+class AbstractResults(ABC):
+    @abstractmethod
+    async def save(self, campaign_id: str, results: Sequence[HomeResult]) -> None: ...
+
+
+class AbstractPostStars(ABC):
+    @abstractmethod
+    async def worker_months(self, month: str, post_id: str | None) -> list[WorkerMonth]: ...
+
+    @abstractmethod
+    async def awarded_posts(self, month: str) -> set[str]: ...
+
+    @abstractmethod
+    async def award(self, month: str, star: PostStar) -> None: ...
+
+
+class AbstractStudios(ABC):
+    @abstractmethod
+    async def put(self, assessment: commands.AssessStudio, reward_cny: int) -> None: ...
+
+
+class AbstractUnitOfWork(ABC):
+    campaigns: AbstractCampaigns
+    ratings: AbstractRatings
+    pending: AbstractPending
+    membership: AbstractMembership
+    results: AbstractResults
+    post_stars: AbstractPostStars
+    studios: AbstractStudios
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []  # events not recorded by an aggregate
+
+    def collect_new_events(self) -> Iterator[Event]:
+        for campaign in self.campaigns.seen:
+            while campaign.events:
+                yield campaign.events.pop(0)
+        while self.events:
+            yield self.events.pop(0)
