@@ -113,3 +113,10 @@ async def running(service: Service, migrations: Path) -> AsyncIterator[Service]:
         yield service
     finally:
         await service.stop()
+
+
+def http_client(service: Service) -> Any:
+    """An HTTP client for `service`'s API, in process."""
+    import httpx
+
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=service.asgi()), base_url="http://service")

@@ -49,7 +49,7 @@ def build(settings: EvaluationSettings | None = None, clock: Clock = utc_now) ->
             routers=[api.router, view_router(membership_view)],
             registry=registry,
             gauges=[metrics.refresh],
-            timers=[Timer("expire-pending-ratings", settings.pending_check_seconds, handlers.expire_pending)],
+            timers=[Timer("settle-pending-ratings", settings.pending_check_seconds, handlers.settle_pending)],
         ),
         clock=clock,
     )

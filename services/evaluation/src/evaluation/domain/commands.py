@@ -39,7 +39,11 @@ class CloseCampaign(Command):
 
 @dataclass(frozen=True)
 class RecheckPendingRatings(Command):
-    """Membership learned something about these members or homes: decide what waited."""
+    """Membership learned something about these members or homes: decide what waited.
+
+    With no ids, every waiting rating is looked at again: a rating parked while the event
+    that concerns it was being applied in a concurrent transaction is caught this way.
+    """
 
     member_ids: tuple[str, ...] = ()
     home_ids: tuple[str, ...] = ()

@@ -18,7 +18,7 @@ def exact(number: float | int | str) -> Fraction:
 def round_half_up(value: Fraction, places: int = 2) -> float:
     shifted = value * 10**places + Fraction(1, 2)
     whole: int = shifted.numerator // shifted.denominator
-    return whole / 10**places
+    return whole / float(10**places)
 
 
 def rating_value(scores: Mapping[str, int]) -> Fraction:

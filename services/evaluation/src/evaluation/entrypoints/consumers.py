@@ -62,8 +62,10 @@ class Handlers:
             return await self._run(session, commands.RecheckPendingRatings(home_ids=(data.home_id,)))
         return ()
 
-    async def expire_pending(self, session: AsyncSession, now: datetime) -> Sequence[Emit]:
-        return await self._run(session, commands.ExpirePendingRatings(now))
+    async def settle_pending(self, session: AsyncSession, now: datetime) -> Sequence[Emit]:
+        """The durable timer: decide what membership now allows, reject what waited too long."""
+        released = await self._run(session, commands.RecheckPendingRatings())
+        return [*released, *await self._run(session, commands.ExpirePendingRatings(now))]
 
 
 class CommandScope:
