@@ -102,3 +102,7 @@ async def upsert(session: AsyncSession, table: Any, values: dict[str, Any]) -> N
     else:
         statement = statement.on_conflict_do_nothing(index_elements=keys)
     await session.execute(statement)
+
+
+def is_sqlite_session(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "sqlite"

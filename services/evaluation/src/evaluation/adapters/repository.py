@@ -166,6 +166,7 @@ class Studios(ports.AbstractStudios):
 class SqlAlchemyUnitOfWork(ports.AbstractUnitOfWork):
     def __init__(self, session: AsyncSession) -> None:
         super().__init__()
+        self.session = session
         self.campaigns = Campaigns(session)
         self.ratings = Ratings(session)
         self.pending = Pending(session)

@@ -14,12 +14,14 @@ from unionhub_runtime.errors import Rejected
 from unionhub_runtime.scopes import Emit
 
 from ..adapters import integration
+from ..adapters.batching import RatingBatchUnitOfWork
 from ..adapters.metrics import EvaluationMetrics
 from ..adapters.orm import membership_view
 from ..adapters.repository import SqlAlchemyUnitOfWork
 from ..domain import commands, events
 from ..service_layer import messagebus
 from ..service_layer.handlers import Dependencies
+from ..service_layer.unit_of_work import AbstractUnitOfWork
 
 
 class Handlers:
@@ -29,8 +31,9 @@ class Handlers:
         self.deps = deps
         self.metrics = metrics
 
-    async def _run(self, session: AsyncSession, command: commands.Command) -> list[Emit]:
-        domain_events = await messagebus.handle(command, SqlAlchemyUnitOfWork(session), self.deps)
+    async def _run(self, session: AsyncSession, command: commands.Command,
+                   uow: AbstractUnitOfWork | None = None) -> list[Emit]:
+        domain_events = await messagebus.handle(command, uow or SqlAlchemyUnitOfWork(session), self.deps)
         for event in domain_events:
             if isinstance(event, events.RatingAccepted):
                 self.metrics.ratings.labels(event.rater_kind, "accepted", "").inc()
@@ -39,17 +42,22 @@ class Handlers:
         return [integration.to_emit(e) for e in domain_events]
 
     async def command(self, session: AsyncSession, event: CloudEvent[Any]) -> Sequence[Emit]:
+        """Any command but ratings, in a savepoint of its own."""
+        async with session.begin_nested():
+            return await self._run(session, integration.to_command(event))
+
+    async def rating(self, uow: RatingBatchUnitOfWork, event: CloudEvent[Any]) -> Sequence[Emit]:
         command = integration.to_command(event)
+        assert isinstance(command, commands.SubmitRating)
+        mark = uow.mark()
         try:
-            async with session.begin_nested():
-                emitted = await self._run(session, command)
+            emitted = await self._run(uow.session, command, uow)
         except Rejected as rejection:
-            if isinstance(command, commands.SubmitRating):  # traceable, though nothing else changes
-                await SqlAlchemyUnitOfWork(session).ratings.audit(
-                    command, "rejected", rejection.code, rejection.reason, self.deps.now())
-                self.metrics.ratings.labels(command.rater_kind, "rejected", rejection.code).inc()
+            uow.undo(mark)
+            await uow.ratings.audit(command, "rejected", rejection.code, rejection.reason, self.deps.now())
+            self.metrics.ratings.labels(command.rater_kind, "rejected", rejection.code).inc()
             raise
-        if isinstance(command, commands.SubmitRating) and not emitted:
+        if not emitted:
             self.metrics.ratings.labels(command.rater_kind, "pending", "").inc()
         return emitted
 
@@ -69,16 +77,23 @@ class Handlers:
 
 
 class CommandScope:
-    """Each command in a savepoint; the handler decides about audit rows outside it."""
+    """The `BatchScope` of `evaluation.commands`: ratings in groups, the rest one by one."""
 
     def __init__(self, handlers: Handlers, session: AsyncSession) -> None:
         self._handlers, self._session = handlers, session
+        self._ratings = RatingBatchUnitOfWork(session)
 
     async def prefetch(self, events: Sequence[CloudEvent[Any]]) -> None:
-        return None
+        ratings = [integration.to_command(e) for e in events if e.type == "rating.submit"]
+        await self._ratings.preload([r for r in ratings if isinstance(r, commands.SubmitRating)])
 
     async def handle(self, event: CloudEvent[Any]) -> Sequence[Emit]:
+        if event.type == "rating.submit":
+            return await self._handlers.rating(self._ratings, event)
+        # Another command may read what the ratings so far changed, or change what they read.
+        await self._ratings.write()
+        self._ratings = RatingBatchUnitOfWork(self._session)
         return await self._handlers.command(self._session, event)
 
     async def flush(self) -> None:
-        return None
+        await self._ratings.write()

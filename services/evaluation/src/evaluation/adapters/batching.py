@@ -1,0 +1,180 @@
+"""Group commit for ratings: a batch's ratings are decided against state loaded in bulk and
+written in a few statements, without a savepoint each (PostgreSQL slows down sharply past
+64 subtransactions in one transaction).
+
+Handlers decide before they write, so a rejected rating has written nothing; the buffers
+are still cut back to where the rating started, to keep that true whatever a handler does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from fractions import Fraction
+from typing import Any
+
+from sqlalchemy import insert, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from unionhub_runtime.database import is_sqlite_session
+
+from ..domain import commands, model
+from ..domain.scoring import CRITERIA
+from . import orm
+from .repository import Campaigns, Membership, Pending, Ratings, SqlAlchemyUnitOfWork, _aware
+
+_CHUNK = 400
+Key = tuple[str, str, str, str]  # campaign, home, rater kind, rater
+
+
+def _key(rating: commands.SubmitRating) -> Key:
+    return (rating.campaign_id, rating.home_id, rating.rater_kind, rating.rater_id)
+
+
+class CachedCampaigns(Campaigns):
+    def __init__(self, session: AsyncSession) -> None:
+        super().__init__(session)
+        self.cache: dict[str, model.Campaign | None] = {}
+
+    async def _get(self, campaign_id: str) -> model.Campaign | None:
+        if campaign_id not in self.cache:
+            self.cache[campaign_id] = await super()._get(campaign_id)
+        return self.cache[campaign_id]
+
+
+class CachedMembership(Membership):
+    def __init__(self, session: AsyncSession) -> None:
+        super().__init__(session)
+        self.members: dict[str, tuple[str, str] | None] = {}
+        self.homes: dict[str, str | None] = {}
+
+    async def preload(self, member_ids: Iterable[str], home_ids: Iterable[str]) -> None:
+        view = orm.membership_view
+        for ids, table, key, target in ((sorted(set(member_ids)), view.members, "member_id", self.members),
+                                        (sorted(set(home_ids)), view.homes, "home_id", self.homes)):
+            for start in range(0, len(ids), _CHUNK):
+                chunk = ids[start : start + _CHUNK]
+                rows = await self._session.execute(select(table).where(table.c[key].in_(chunk)))
+                found = {row[key]: row for row in rows.mappings()}
+                for i in chunk:
+                    row = found.get(i)
+                    target[i] = None if row is None else (  # type: ignore[assignment]
+                        (row["union_id"], row["status"]) if table is view.members else row["union_id"])
+
+    async def member(self, member_id: str) -> tuple[str, str] | None:
+        if member_id not in self.members:
+            self.members[member_id] = await super().member(member_id)
+        return self.members[member_id]
+
+    async def home_union(self, home_id: str) -> str | None:
+        if home_id not in self.homes:
+            self.homes[home_id] = await super().home_union(home_id)
+        return self.homes[home_id]
+
+
+class BufferedRatings(Ratings):
+    def __init__(self, session: AsyncSession) -> None:
+        super().__init__(session)
+        self.latest: dict[Key, datetime | None] = {}  # submitted_at of the stored rating
+        self.puts: dict[Key, dict[str, Any]] = {}
+        self.audits: list[dict[str, Any]] = []
+        self.journal: list[tuple[Key, datetime | None, dict[str, Any] | None]] = []  # for undo
+
+    async def preload(self, ratings: Iterable[commands.SubmitRating]) -> None:
+        keys = sorted({_key(r) for r in ratings} - set(self.latest))
+        r = orm.ratings.c
+        for start in range(0, len(keys), _CHUNK):
+            chunk = keys[start : start + _CHUNK]
+            rows = await self._session.execute(
+                select(r.campaign_id, r.home_id, r.rater_kind, r.rater_id, r.submitted_at)
+                .where(tuple_(r.campaign_id, r.home_id, r.rater_kind, r.rater_id).in_(chunk)))
+            found = {tuple(row[:4]): _aware(row[4]) for row in rows}
+            for key in chunk:
+                self.latest[key] = found.get(key)
+
+    async def put(self, rating: commands.SubmitRating, value: Fraction) -> None:
+        key = _key(rating)
+        if key not in self.latest:
+            await self.preload([rating])
+        stored = self.latest[key]
+        if stored is not None and stored > rating.submitted_at:
+            return
+        self.journal.append((key, stored, self.puts.get(key)))
+        self.latest[key] = rating.submitted_at
+        self.puts[key] = {"campaign_id": rating.campaign_id, "home_id": rating.home_id,
+                          "rater_kind": rating.rater_kind, "rater_id": rating.rater_id,
+                          "score_sum": sum(rating.scores[c] for c in CRITERIA), "scores": rating.scores,
+                          "submitted_at": rating.submitted_at, "command_id": rating.command_id}
+
+    async def audit(self, rating: commands.SubmitRating, outcome: str, code: str | None, reason: str | None,
+                    at: datetime) -> None:
+        self.audits.append({"command_id": rating.command_id, "campaign_id": rating.campaign_id,
+                            "home_id": rating.home_id, "rater_kind": rating.rater_kind, "rater_id": rating.rater_id,
+                            "outcome": outcome, "code": code, "reason": reason, "at": at})
+
+    async def write(self) -> None:
+        if self.puts:
+            if is_sqlite_session(self._session):
+                from sqlalchemy.dialects.sqlite import insert as dialect_insert
+            else:
+                from sqlalchemy.dialects.postgresql import insert as dialect_insert  # type: ignore[assignment]
+            statement = dialect_insert(orm.ratings)
+            statement = statement.on_conflict_do_update(
+                index_elements=["campaign_id", "home_id", "rater_kind", "rater_id"],
+                set_={c: statement.excluded[c] for c in ("score_sum", "scores", "submitted_at", "command_id")})
+            await self._session.execute(statement, list(self.puts.values()))
+        if self.audits:
+            await self._session.execute(insert(orm.rating_audit), self.audits)
+        self.puts.clear()
+        self.audits.clear()
+        self.journal.clear()
+
+
+class BufferedPending(Pending):
+    def __init__(self, session: AsyncSession) -> None:
+        super().__init__(session)
+        self.added: list[model.PendingRating] = []
+
+    async def add(self, pending: model.PendingRating) -> None:
+        self.added.append(pending)
+
+    async def write(self) -> None:
+        for pending in self.added:
+            await super().add(pending)
+        self.added.clear()
+
+
+class RatingBatchUnitOfWork(SqlAlchemyUnitOfWork):
+    """What `rating.submit` needs, loaded once per batch and written once per batch."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        super().__init__(session)
+        self.campaigns: CachedCampaigns = CachedCampaigns(session)
+        self.membership: CachedMembership = CachedMembership(session)
+        self.ratings: BufferedRatings = BufferedRatings(session)
+        self.pending: BufferedPending = BufferedPending(session)
+
+    async def preload(self, ratings: list[commands.SubmitRating]) -> None:
+        await self.membership.preload((r.rater_id for r in ratings if r.rater_kind == "member"),
+                                      (r.home_id for r in ratings))
+        await self.ratings.preload(ratings)
+
+    def mark(self) -> tuple[int, int, int]:
+        return len(self.ratings.audits), len(self.pending.added), len(self.ratings.journal)
+
+    def undo(self, mark: tuple[int, int, int]) -> None:
+        """Takes back what was buffered since `mark`."""
+        audits, added, journal = mark
+        del self.ratings.audits[audits:]
+        del self.pending.added[added:]
+        while len(self.ratings.journal) > journal:
+            key, latest, put = self.ratings.journal.pop()
+            self.ratings.latest[key] = latest
+            if put is None:
+                self.ratings.puts.pop(key, None)
+            else:
+                self.ratings.puts[key] = put
+
+    async def write(self) -> None:
+        await self.ratings.write()
+        await self.pending.write()
