@@ -86,18 +86,26 @@ class OutboxRelay:
 
     def start(self, producer: AIOKafkaProducer) -> None:
         self._producer = producer
+        self._stopping = False
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
-    async def stop(self) -> None:
-        if self._task is not None:
+    async def stop(self, grace_seconds: float = 10.0) -> None:
+        """Lets a publish under way finish (so it is marked), then stops."""
+        if self._task is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), grace_seconds)
+        except TimeoutError:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            self._task = None
+        self._task = None
 
     async def _run(self) -> None:
         backoff = 0.1
-        while True:
+        while not self._stopping:
             try:
                 published = await self.publish_pending()
                 await self._maybe_purge()
@@ -110,7 +118,7 @@ class OutboxRelay:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
-            if published:
+            if published and not self._stopping:
                 continue  # there may be more behind this batch
             self._wake.clear()
             with contextlib.suppress(TimeoutError):

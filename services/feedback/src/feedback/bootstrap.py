@@ -2,24 +2,36 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
+from prometheus_client import CollectorRegistry
+
 from unionhub_contracts import asyncapi
-from unionhub_contracts.catalogue import FEEDBACK_EVENTS, MEMBERSHIP_EVENTS
+from unionhub_contracts.catalogue import FEEDBACK_COMMANDS, FEEDBACK_EVENTS, MEMBERSHIP_EVENTS
 from unionhub_runtime.membership_view import view_router
 from unionhub_runtime.scopes import per_message
 from unionhub_runtime.service import Service, ServiceDefinition, Subscription
+from unionhub_runtime.timers import Clock, Timer, utc_now
 
+from .adapters.metrics import FeedbackMetrics
 from .adapters.orm import membership_view, runtime_tables
-from .entrypoints import consumers
+from .entrypoints import api
+from .entrypoints.consumers import Handlers
+from .service_layer.handlers import Dependencies
 from .settings import FeedbackSettings
 
 NAME = "feedback"
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def build(settings: FeedbackSettings | None = None) -> Service:
+def build(settings: FeedbackSettings | None = None, clock: Clock = utc_now) -> Service:
     settings = settings or FeedbackSettings()
+    registry = CollectorRegistry()
+    metrics = FeedbackMetrics(registry)
+    deps = Dependencies(now=clock, deadline=timedelta(days=settings.response_deadline_days),
+                        grace=timedelta(seconds=settings.member_grace_seconds))
+    handlers = Handlers(deps, metrics, settings.overdue_clock)
     return Service(
         ServiceDefinition(
             name=NAME,
@@ -27,9 +39,16 @@ def build(settings: FeedbackSettings | None = None) -> Service:
             tables=runtime_tables,
             events_topic=FEEDBACK_EVENTS.name,
             subscriptions=[
-                Subscription(MEMBERSHIP_EVENTS.name, per_message(consumers.handle_membership_event), rejects=False),
+                Subscription(FEEDBACK_COMMANDS.name, per_message(handlers.command), rejects=True),
+                Subscription(MEMBERSHIP_EVENTS.name, per_message(handlers.membership_event), rejects=False),
             ],
-            asyncapi=asyncapi.document(NAME, receives=[MEMBERSHIP_EVENTS.name], sends=[FEEDBACK_EVENTS.name]),
-            routers=[view_router(membership_view)],
-        )
+            asyncapi=asyncapi.document(NAME, receives=[FEEDBACK_COMMANDS.name, MEMBERSHIP_EVENTS.name],
+                                       sends=[FEEDBACK_EVENTS.name]),
+            routers=[api.router, view_router(membership_view)],
+            registry=registry,
+            gauges=[metrics.refresh],
+            timers=[Timer("settle-parked-opinions", settings.parked_check_seconds, handlers.settle_parked),
+                    Timer("mark-overdue-opinions", settings.overdue_check_seconds, handlers.mark_overdue)],
+        ),
+        clock=clock,
     )

@@ -1,8 +1,9 @@
-"""Kafka entrypoints of feedback."""
+"""Kafka entrypoints of feedback, and its durable timer."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -10,9 +11,58 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from unionhub_contracts import CloudEvent
 from unionhub_runtime.scopes import Emit
 
+from ..adapters import integration
+from ..adapters.metrics import FeedbackMetrics
 from ..adapters.orm import membership_view
+from ..adapters.repository import SqlAlchemyUnitOfWork, advance_stream_clock, stream_now
+from ..domain import commands, events
+from ..service_layer import handlers
+from ..service_layer.handlers import Dependencies
 
 
-async def handle_membership_event(session: AsyncSession, event: CloudEvent[Any]) -> Sequence[Emit]:
-    await membership_view.apply(session, event)
-    return ()
+class Handlers:
+    def __init__(self, deps: Dependencies, metrics: FeedbackMetrics, overdue_clock: str) -> None:
+        self.deps, self.metrics, self.overdue_clock = deps, metrics, overdue_clock
+
+    async def _run(self, session: AsyncSession, command: commands.Command) -> list[Emit]:
+        emitted = await handlers.handle(command, SqlAlchemyUnitOfWork(session), self.deps)
+        self._count(emitted)
+        return [integration.to_emit(e) for e in emitted]
+
+    def _count(self, emitted: list[events.Event]) -> None:
+        for e in emitted:
+            match e:
+                case events.OpinionReceived():
+                    self.metrics.received.labels(e.submission.channel).inc()
+                case events.OpinionResponded():
+                    self.metrics.response_seconds.observe(e.response_seconds)
+                case events.OpinionRated():
+                    self.metrics.satisfaction.observe(e.satisfaction)
+                case events.OpinionOverdue():
+                    self.metrics.overdue_total.inc()
+                case events.VisitLogged():
+                    self.metrics.visits.labels(e.place).inc()
+
+    async def command(self, session: AsyncSession, event: CloudEvent[Any]) -> Sequence[Emit]:
+        command = integration.to_command(event)
+        emitted = await self._run(session, command)
+        business_time = {"opinion.submit": "submitted_at", "opinion.respond": "responded_at",
+                         "visit.log": "visited_at"}.get(event.type)
+        if business_time:
+            await advance_stream_clock(session, getattr(event.data, business_time))
+        return emitted
+
+    async def membership_event(self, session: AsyncSession, event: CloudEvent[Any]) -> Sequence[Emit]:
+        await membership_view.apply(session, event)
+        if event.type in ("member.enrolled", "member.transferred"):
+            return await self._run(session, commands.SettleParked(self.deps.now(), (event.data.member_id,)))
+        return ()
+
+    async def settle_parked(self, session: AsyncSession, now: datetime) -> Sequence[Emit]:
+        """Durable timer: assign what membership now allows, reject what waited too long."""
+        return await self._run(session, commands.SettleParked(now))
+
+    async def mark_overdue(self, session: AsyncSession, now: datetime) -> Sequence[Emit]:
+        """Durable timer: flag unanswered opinions past due, by wall or business time."""
+        due_clock = await stream_now(session) if self.overdue_clock == "events" else now
+        return await self._run(session, commands.MarkOverdue(due_clock)) if due_clock else []

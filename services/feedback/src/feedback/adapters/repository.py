@@ -1,0 +1,155 @@
+"""SQLAlchemy implementations of feedback's ports, over the pipeline's transaction."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, fields
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ..domain import model
+from ..domain.events import Submission
+from ..service_layer import unit_of_work as ports
+from . import orm
+
+_OPINION_COLUMNS = [c.name for c in orm.opinions.columns]
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _opinion(row: Any) -> model.Opinion:
+    values = dict(row)
+    for name in ("submitted_at", "due_at", "responded_at"):
+        values[name] = _aware(values[name])
+    return model.Opinion(**values)
+
+
+class Opinions(ports.AbstractOpinions):
+    def __init__(self, session: AsyncSession) -> None:
+        super().__init__()
+        self._session = session
+
+    async def _get(self, opinion_id: str) -> model.Opinion | None:
+        row = (await self._session.execute(
+            select(orm.opinions).where(orm.opinions.c.opinion_id == opinion_id))).mappings().first()
+        return _opinion(row) if row else None
+
+    def _row(self, opinion: model.Opinion) -> dict[str, Any]:
+        return {name: getattr(opinion, name) for name in _OPINION_COLUMNS}
+
+    async def _add(self, opinion: model.Opinion) -> None:
+        await self._session.execute(insert(orm.opinions).values(self._row(opinion)))
+
+    async def _due(self, now: datetime) -> list[model.Opinion]:
+        o = orm.opinions.c
+        rows = await self._session.execute(select(orm.opinions).where(
+            o.status == model.ASSIGNED, o.overdue.is_(False), o.due_at < now).order_by(o.due_at))
+        return [_opinion(r) for r in rows.mappings()]
+
+    async def save(self, opinion: model.Opinion) -> None:
+        await self._session.execute(update(orm.opinions).where(orm.opinions.c.opinion_id == opinion.opinion_id)
+                                    .values(self._row(opinion)))
+
+
+class Parked(ports.AbstractParked):
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, submission: Submission, deadline: datetime) -> None:
+        await self._session.execute(insert(orm.parked_opinions).values(**asdict(submission), deadline=deadline))
+
+    @staticmethod
+    def _submission(row: Any) -> Submission:
+        values = {f.name: row[f.name] for f in fields(Submission)}
+        values["submitted_at"] = _aware(values["submitted_at"])
+        return Submission(**values)
+
+    async def get(self, opinion_id: str) -> Submission | None:
+        row = (await self._session.execute(select(orm.parked_opinions).where(
+            orm.parked_opinions.c.opinion_id == opinion_id))).mappings().first()
+        return self._submission(row) if row else None
+
+    async def all(self, member_ids: tuple[str, ...] = ()) -> list[tuple[Submission, datetime]]:
+        p = orm.parked_opinions.c
+        query = select(orm.parked_opinions).order_by(p.submitted_at, p.opinion_id)
+        if member_ids:
+            query = query.where(p.member_id.in_(member_ids))
+        rows = (await self._session.execute(query)).mappings()
+        return [(self._submission(r), _aware(r["deadline"])) for r in rows]  # type: ignore[misc]
+
+    async def remove(self, opinion_id: str) -> None:
+        await self._session.execute(delete(orm.parked_opinions).where(orm.parked_opinions.c.opinion_id == opinion_id))
+
+
+class Membership(ports.AbstractMembership):
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def member_union(self, member_id: str) -> str | None:
+        known = await orm.membership_view.member(self._session, member_id)
+        return known[0] if known else None  # the union as last heard, active or not
+
+    async def cadre_union(self, member_id: str) -> str | None:
+        c = orm.membership_view.cadres.c
+        return await self._session.scalar(select(c.union_id).where(c.member_id == member_id))
+
+    async def full_time_cadres(self) -> dict[str, str]:
+        c = orm.membership_view.cadres.c
+        rows = await self._session.execute(select(c.member_id, c.union_id).where(c.role == "full_time_cadre"))
+        return dict(rows.tuples().all())
+
+
+class Visits(ports.AbstractVisits):
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def get(self, visit_id: str) -> model.Visit | None:
+        v = orm.visits.c
+        row = (await self._session.execute(select(v.visit_id, v.cadre_id, v.place, v.visited_at,
+                                                  v.opinions_collected).where(v.visit_id == visit_id))).first()
+        return model.Visit(row[0], row[1], row[2], _aware(row[3]), row[4]) if row else None  # type: ignore[arg-type]
+
+    async def add(self, visit: model.Visit) -> None:
+        await self._session.execute(insert(orm.visits).values(**asdict(visit), month=model.month_of(visit.visited_at)))
+
+    async def counts(self, month: str) -> dict[str, int]:
+        v = orm.visits.c
+        rows = await self._session.execute(select(v.cadre_id, func.count()).where(v.month == month)
+                                           .group_by(v.cadre_id))
+        return dict(rows.tuples().all())
+
+    async def close_month(self, month: str) -> bool:
+        m = orm.closed_visit_months.c
+        if await self._session.scalar(select(m.month).where(m.month == month)):
+            return False
+        await self._session.execute(insert(orm.closed_visit_months).values(month=month))
+        return True
+
+
+class SqlAlchemyUnitOfWork(ports.AbstractUnitOfWork):
+    def __init__(self, session: AsyncSession) -> None:
+        super().__init__()
+        self.session = session
+        self.opinions = Opinions(session)
+        self.parked = Parked(session)
+        self.membership = Membership(session)
+        self.visits = Visits(session)
+
+
+async def advance_stream_clock(session: AsyncSession, at: datetime) -> None:
+    """Moves the replay clock forward to `at` (never back)."""
+    c = orm.stream_clock.c
+    current = _aware(await session.scalar(select(c.at).where(c.name == "events")))
+    if current is None:
+        await session.execute(insert(orm.stream_clock).values(name="events", at=at))
+    elif at > current:
+        await session.execute(update(orm.stream_clock).where(c.name == "events").values(at=at))
+
+
+async def stream_now(session: AsyncSession) -> datetime | None:
+    c = orm.stream_clock.c
+    return _aware(await session.scalar(select(c.at).where(c.name == "events")))

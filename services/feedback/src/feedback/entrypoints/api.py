@@ -1,0 +1,43 @@
+"""HTTP read API. Every parameter is validated; listings are aggregates only."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ..adapters import views
+
+router = APIRouter(tags=["feedback"])
+
+
+async def read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request.app.state.service.sessions() as session:
+        await session.connection(execution_options={"readonly": True})
+        yield session
+
+
+Session = Annotated[AsyncSession, Depends(read_session)]
+
+
+@router.get("/opinions/{opinion_id}")
+async def get_opinion(opinion_id: str, session: Session) -> dict[str, Any]:
+    if (found := await views.opinion(session, opinion_id)) is None:
+        raise HTTPException(status_code=404, detail="opinion not found")
+    return found
+
+
+@router.get("/stats")
+async def stats(
+    session: Session,
+    union_id: Annotated[str, Query(min_length=1, max_length=128)],
+    year: Annotated[int | None, Query(ge=1900, le=2200)] = None,
+) -> dict[str, Any]:
+    return await views.stats(session, union_id, year)
+
+
+@router.get("/visits")
+async def visits(session: Session, month: Annotated[str, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]) -> dict[str, Any]:
+    return {"month": month, "cadres": await views.visits(session, month)}

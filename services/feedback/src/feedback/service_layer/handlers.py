@@ -1,0 +1,117 @@
+"""One handler per command: load, let the domain decide, store."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from unionhub_runtime.errors import Rejected
+
+from ..domain import commands, events, model
+from .unit_of_work import AbstractUnitOfWork
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    now: Callable[[], datetime]
+    deadline: timedelta  # due_at = submitted_at + deadline
+    grace: timedelta  # how long an opinion waits for membership to know its member
+
+
+async def submit_opinion(cmd: commands.SubmitOpinion, uow: AbstractUnitOfWork, deps: Dependencies) -> None:
+    """Routes an opinion to its member's union, or parks it until membership knows the member."""
+    sub = cmd.submission
+    earlier: Any = await uow.opinions.get(sub.opinion_id) or await uow.parked.get(sub.opinion_id)
+    if earlier is not None:
+        if any(getattr(earlier, f) != getattr(sub, f) for f in _SUBMITTED):
+            raise Rejected("conflict", f"opinion {sub.opinion_id} exists with different data")
+        return
+    union_id = await uow.membership.member_union(sub.member_id)
+    if union_id is None:
+        await uow.parked.add(sub, deps.now() + deps.grace)
+    else:
+        await uow.opinions.add(model.Opinion.assign(sub, union_id, deps.deadline))
+
+
+_SUBMITTED = ("member_id", "channel", "text", "submitted_at", "campaign_id", "home_id", "category")
+
+
+async def _opinion(uow: AbstractUnitOfWork, opinion_id: str) -> model.Opinion:
+    opinion = await uow.opinions.get(opinion_id)
+    if opinion is None:
+        raise Rejected("not_found", f"opinion {opinion_id} is not known (or still waits for membership)")
+    return opinion
+
+
+async def respond_opinion(cmd: commands.RespondOpinion, uow: AbstractUnitOfWork, deps: Dependencies) -> None:
+    """Records a cadre's answer; only a cadre of the assigned union may answer."""
+    opinion = await _opinion(uow, cmd.opinion_id)
+    opinion.respond(cmd.responder_id, await uow.membership.cadre_union(cmd.responder_id), cmd.text,
+                    cmd.responded_at)
+    await uow.opinions.save(opinion)
+
+
+async def rate_opinion(cmd: commands.RateOpinion, uow: AbstractUnitOfWork, deps: Dependencies) -> None:
+    """The submitting member rates the answer, once."""
+    opinion = await _opinion(uow, cmd.opinion_id)
+    opinion.rate(cmd.member_id, cmd.satisfaction)
+    await uow.opinions.save(opinion)
+
+
+async def settle_parked(cmd: commands.SettleParked, uow: AbstractUnitOfWork, deps: Dependencies) -> None:
+    """Assigns what membership now allows; rejects what waited past its grace period."""
+    for sub, deadline in await uow.parked.all(cmd.member_ids):
+        union_id = await uow.membership.member_union(sub.member_id)
+        if union_id is not None:
+            await uow.parked.remove(sub.opinion_id)
+            await uow.opinions.add(model.Opinion.assign(sub, union_id, deps.deadline))
+        elif deadline <= cmd.now:
+            await uow.parked.remove(sub.opinion_id)
+            uow.events.append(events.SubmissionRejected(
+                sub.command_id, "not_a_member", f"membership did not confirm member {sub.member_id} in time"))
+
+
+async def mark_overdue(cmd: commands.MarkOverdue, uow: AbstractUnitOfWork, deps: Dependencies) -> None:
+    """Flags, once, every opinion not answered by its due time."""
+    for opinion in await uow.opinions.due(cmd.now):
+        opinion.mark_overdue()
+        await uow.opinions.save(opinion)
+
+
+async def log_visit(cmd: commands.LogVisit, uow: AbstractUnitOfWork, deps: Dependencies) -> None:
+    """Records a cadre's grassroots visit; the same visit again is a no-op."""
+    visit = model.Visit(**vars(cmd))
+    if existing := await uow.visits.get(cmd.visit_id):
+        if existing != visit:
+            raise Rejected("conflict", f"visit {cmd.visit_id} exists with different data")
+        return
+    await uow.visits.add(visit)
+    uow.events.append(events.VisitLogged(**vars(cmd)))
+
+
+async def close_visits_month(cmd: commands.CloseVisitsMonth, uow: AbstractUnitOfWork, deps: Dependencies) -> None:
+    """Names every full-time cadre under the visit quota for the month, once."""
+    full_time = await uow.membership.full_time_cadres()
+    misses = model.quota_misses(cmd.month, full_time, await uow.visits.counts(cmd.month))
+    if not await uow.visits.close_month(cmd.month):
+        raise Rejected("closed", f"visits of {cmd.month} were checked already")
+    uow.events.extend(misses)
+    uow.events.append(events.VisitsMonthClosed(cmd.month, len(full_time), len(misses)))
+
+
+HANDLERS: dict[type[commands.Command], Callable[[Any, AbstractUnitOfWork, Dependencies], Awaitable[None]]] = {
+    commands.SubmitOpinion: submit_opinion,
+    commands.RespondOpinion: respond_opinion,
+    commands.RateOpinion: rate_opinion,
+    commands.SettleParked: settle_parked,
+    commands.MarkOverdue: mark_overdue,
+    commands.LogVisit: log_visit,
+    commands.CloseVisitsMonth: close_visits_month,
+}
+
+
+async def handle(command: commands.Command, uow: AbstractUnitOfWork, deps: Dependencies) -> list[events.Event]:
+    await HANDLERS[type(command)](command, uow, deps)
+    return list(uow.collect_new_events())

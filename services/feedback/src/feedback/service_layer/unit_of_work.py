@@ -1,0 +1,102 @@
+"""Feedback's ports: what handlers read and write, independent of the database."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from datetime import datetime
+
+from ..domain import model
+from ..domain.events import Event, Submission
+
+
+class AbstractOpinions(ABC):
+    def __init__(self) -> None:
+        self.seen: list[model.Opinion] = []
+
+    async def get(self, opinion_id: str) -> model.Opinion | None:
+        found = await self._get(opinion_id)
+        if found is not None:
+            self.seen.append(found)
+        return found
+
+    async def add(self, opinion: model.Opinion) -> None:
+        self.seen.append(opinion)
+        await self._add(opinion)
+
+    async def due(self, now: datetime) -> list[model.Opinion]:
+        """Unanswered opinions past their due time, not flagged overdue yet."""
+        found = await self._due(now)
+        self.seen.extend(found)
+        return found
+
+    @abstractmethod
+    async def _get(self, opinion_id: str) -> model.Opinion | None: ...
+
+    @abstractmethod
+    async def _add(self, opinion: model.Opinion) -> None: ...
+
+    @abstractmethod
+    async def _due(self, now: datetime) -> list[model.Opinion]: ...
+
+    @abstractmethod
+    async def save(self, opinion: model.Opinion) -> None: ...
+
+
+class AbstractParked(ABC):
+    """Opinions waiting for membership to know their member."""
+
+    @abstractmethod
+    async def add(self, submission: Submission, deadline: datetime) -> None: ...
+
+    @abstractmethod
+    async def get(self, opinion_id: str) -> Submission | None: ...
+
+    @abstractmethod
+    async def all(self, member_ids: tuple[str, ...] = ()) -> list[tuple[Submission, datetime]]: ...
+
+    @abstractmethod
+    async def remove(self, opinion_id: str) -> None: ...
+
+
+class AbstractMembership(ABC):
+    @abstractmethod
+    async def member_union(self, member_id: str) -> str | None: ...
+
+    @abstractmethod
+    async def cadre_union(self, member_id: str) -> str | None: ...
+
+    @abstractmethod
+    async def full_time_cadres(self) -> dict[str, str]: ...
+
+
+class AbstractVisits(ABC):
+    @abstractmethod
+    async def get(self, visit_id: str) -> model.Visit | None: ...
+
+    @abstractmethod
+    async def add(self, visit: model.Visit) -> None: ...
+
+    @abstractmethod
+    async def counts(self, month: str) -> dict[str, int]: ...
+
+    @abstractmethod
+    async def close_month(self, month: str) -> bool:
+        """Marks `month` closed; False when it was closed already."""
+
+
+class AbstractUnitOfWork(ABC):
+    opinions: AbstractOpinions
+    parked: AbstractParked
+    membership: AbstractMembership
+    visits: AbstractVisits
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def collect_new_events(self) -> Iterator[Event]:
+        for opinion in self.opinions.seen:
+            while opinion.events:
+                yield opinion.events.pop(0)
+        while self.events:
+            yield self.events.pop(0)

@@ -1,0 +1,77 @@
+"""feedback over the real broker, with membership feeding its view of members and cadres."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from unionhub_scenario import opinions, stars
+from unionhub_scenario.publisher import Publisher
+
+import feedback.bootstrap
+import membership.bootstrap
+from feedback.settings import FeedbackSettings
+from membership.settings import MembershipSettings
+from tests.support import http_client, running
+from unionhub_runtime.settings import KafkaSettings
+
+pytestmark = pytest.mark.integration
+
+
+def build_feedback(kafka: KafkaSettings, url: str, **settings: object):
+    return feedback.bootstrap.build(FeedbackSettings(database_url=url, kafka=kafka, batch_timeout_ms=10,
+                                                     overdue_clock="events", **settings))
+
+
+async def overdue_events(pub: Publisher) -> list[str]:
+    """The opinion of every distinct overdue event (a redelivered event keeps its id)."""
+    distinct = {e["id"]: e for events in pub.answers.by_command.values() for e in events
+                if e["type"] == "opinion.overdue"}
+    return [e["data"]["opinion_id"] for e in distinct.values()]
+
+
+async def test_a_year_of_opinions_gives_the_stats_and_overdue_flags_once_across_a_restart(
+    kafka: KafkaSettings, database_url: str, tmp_path
+) -> None:
+    campaign = stars.generate(seed=5, scale=0.05)
+    year = opinions.generate(campaign, seed=5)
+    ms = membership.bootstrap.build(MembershipSettings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'ms.db'}",
+                                                       kafka=kafka, batch_timeout_ms=10))
+    async with running(ms, membership.bootstrap.MIGRATIONS), Publisher(kafka.bootstrap_servers,
+                                                                        prefix=kafka.topic_prefix) as pub:
+        await pub.play([*campaign.setup, year.cadres], timeout=60)
+        # A first instance whose timer runs only at its start: nothing is flagged overdue yet.
+        first = build_feedback(kafka, database_url, overdue_check_seconds=3600, parked_check_seconds=0.2)
+        async with running(first, feedback.bootstrap.MIGRATIONS):
+            async with http_client(first) as client:  # wait until feedback knows every cadre
+                cadre = year.cadres[-1].data["member_id"]
+                for _ in range(400):
+                    if (await client.get(f"/membership-view/members/{cadre}")).status_code == 200:
+                        break
+                    await asyncio.sleep(0.05)
+            await pub.play([year.submits, year.answers, year.rates], timeout=120)
+            assert pub.answers.rejections() == []
+            late_answers = len(await overdue_events(pub))  # only answers that came late, so far
+        expected = sum(t["overdue"] for t in year.truth.values())
+        assert 0 < late_answers < expected
+        second = build_feedback(kafka, database_url, overdue_check_seconds=0.2)
+        async with running(second, feedback.bootstrap.MIGRATIONS):
+            for _ in range(300):
+                if len(await overdue_events(pub)) >= expected:
+                    break
+                await asyncio.sleep(0.1)
+            await pub.play([year.close])
+            async with http_client(second) as client:
+                for union, truth in year.truth.items():
+                    got = (await client.get("/stats", params={"union_id": union, "year": 2018})).json()
+                    assert {k: got[k] for k in truth} == truth, union
+                some = year.submits[0].data["opinion_id"]
+                assert (await client.get(f"/opinions/{some}")).json()["text"].startswith("Opinion 0")
+        third = build_feedback(kafka, database_url, overdue_check_seconds=0.2)
+        async with running(third, feedback.bootstrap.MIGRATIONS):
+            await asyncio.sleep(1.0)  # several timer runs after a restart
+        flagged = await overdue_events(pub)
+        assert len(flagged) == len(set(flagged)) == expected
+        missed = {e["data"]["cadre_id"] for e in pub.answers.by_command[year.close[0].id]
+                  if e["type"] == "visit.quota-missed"}
+        assert missed == year.quota_missed
