@@ -40,5 +40,10 @@ lint: install
 	$(VENV)/bin/ruff check contracts libs services tests deploy
 	$(VENV)/bin/mypy
 
-run: up
-	$(PY) deploy/local/smoke.py
+# The main job: a year of a city's union work, played as the outside systems would send it.
+# The demo replays 2018, so feedback measures "overdue" against the replayed business time.
+SCALE ?= 1
+SEED ?= 2018
+run: install kafka
+	@FEEDBACK_OVERDUE_CLOCK=events FEEDBACK_OVERDUE_CHECK_SECONDS=1 deploy/local/stack.sh fresh
+	$(PY) -m unionhub_scenario --seed $(SEED) --scale $(SCALE)

@@ -46,7 +46,7 @@ ENV
   echo "stack: up in $((SECONDS - started))s (logs in .run/*.log; stop with: make down)"
 }
 
-down() {
+stop_services() {
   for entry in "${services[@]}"; do
     local name=${entry%%:*}
     if [ -f "$run/$name.pid" ]; then
@@ -57,12 +57,24 @@ down() {
       rm -f "$run/$name.pid"
     fi
   done
+}
+
+down() {
+  stop_services
   if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then "$repo/deploy/kafka/kafka.sh" stop; fi
   echo "stack: down (data kept in .run/)"
+}
+
+# The services on empty databases (Kafka and its topics stay): what `make run` plays against.
+fresh() {
+  stop_services
+  rm -f "$run"/membership.db* "$run"/evaluation.db* "$run"/feedback.db*
+  up
 }
 
 case "${1:-}" in
   up) up ;;
   down) down ;;
-  *) echo "usage: $0 up|down" >&2; exit 2 ;;
+  fresh) fresh ;;
+  *) echo "usage: $0 up|down|fresh" >&2; exit 2 ;;
 esac

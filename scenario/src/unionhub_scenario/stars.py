@@ -35,13 +35,16 @@ def _q(value: Decimal) -> float:
 
 
 def generate(*, seed: int = 2017, scale: float = 1.0, prefix: str = "", year: int = 2018,
-             unions: int = 16, raters: int = 3_890) -> StarCampaign:
+             unions: int = 16, raters: int = 3_890, with_federation: bool = True) -> StarCampaign:
+    """`with_federation=False` when the city federation is registered already (a repeat of
+    the same registration is a silent no-op, which a publisher waiting for answers cannot see)."""
     rng = random.Random(seed)
     p = prefix
     raters = max(unions * 2, round(raters * scale))
     out = StarCampaign(campaign_id=f"{p}eda-{year}")
-    out.setup.append([make(MC, "union.register", {"union_id": f"{p}bj", "name": "Beijing Federation",
-                                                  "level": "federation", "founded_on": "1949-01-01"})])
+    if with_federation:
+        out.setup.append([make(MC, "union.register", {"union_id": f"{p}bj", "name": "Beijing Federation",
+                                                      "level": "federation", "founded_on": "1949-01-01"})])
     out.setup.append([make(MC, "union.register", {"union_id": f"{p}eda", "name": "Development Area Federation",
                                                   "level": "district", "parent_id": f"{p}bj",
                                                   "district": "Development Area", "founded_on": "1994-08-25"})])

@@ -100,7 +100,7 @@ class Membership(ports.AbstractMembership):
     async def full_time_cadres(self) -> dict[str, str]:
         c = orm.membership_view.cadres.c
         rows = await self._session.execute(select(c.member_id, c.union_id).where(c.role == "full_time_cadre"))
-        return dict(rows.tuples().all())
+        return {str(k): v for k, v in rows}
 
 
 class Visits(ports.AbstractVisits):
@@ -120,7 +120,7 @@ class Visits(ports.AbstractVisits):
         v = orm.visits.c
         rows = await self._session.execute(select(v.cadre_id, func.count()).where(v.month == month)
                                            .group_by(v.cadre_id))
-        return dict(rows.tuples().all())
+        return {str(k): v for k, v in rows}
 
     async def close_month(self, month: str) -> bool:
         m = orm.closed_visit_months.c

@@ -1,0 +1,153 @@
+"""Plays the year against the running stack and checks every figure the services report."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from . import growth, opinions, stars, steel, studios
+from .lag import group_lag
+from .publisher import Publisher
+
+
+@dataclass
+class Urls:
+    kafka: str
+    membership: str
+    evaluation: str
+    feedback: str
+    prefix: str = ""
+
+
+@dataclass
+class Outcome:
+    sections: dict[str, Any] = field(default_factory=dict)
+    checks: list[tuple[str, bool, str]] = field(default_factory=list)  # (what, ok, detail)
+    timings: dict[str, float] = field(default_factory=dict)
+    throughput: list[tuple[float, int]] = field(default_factory=list)  # (seconds, items ingested)
+    latencies: list[float] = field(default_factory=list)
+
+    def check(self, what: str, expected: Any, actual: Any) -> None:
+        self.checks.append((what, expected == actual, "" if expected == actual else f"{expected} != {actual}"))
+
+
+async def _wait_until(predicate: Any, timeout: float, step: float = 0.25) -> None:
+    deadline = time.monotonic() + timeout
+    while not await predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the services did not catch up in time")
+        await asyncio.sleep(step)
+
+
+async def play(urls: Urls, *, seed: int, scale: float) -> Outcome:
+    out = Outcome()
+    year = growth.generate(seed=seed, scale=scale)
+    campaign = stars.generate(seed=seed, scale=scale, with_federation=False)
+    feedback_year = opinions.generate(campaign, seed=seed, opinions=max(20, round(560 * scale)))
+    month = steel.generate(seed=seed, items=max(5_000, round(300_000 * scale)))
+    studio_year = studios.generate(seed=seed, studios=max(5, round(50 * scale)))
+    columns = (TextColumn("{task.description:<34}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    async with Publisher(urls.kafka, prefix=urls.prefix, source="scenario") as pub:
+        with Progress(*columns) as progress:
+            async def phase(name: str, waves: list[list[Any]], timeout: float = 300) -> None:
+                total = sum(len(w) for w in waves)
+                sent = progress.add_task(f"{name}: publish", total=total)
+                answered = progress.add_task(f"{name}: answered", total=total)
+                started = time.monotonic()
+                for wave in waves:
+                    done_before = progress.tasks[sent].completed
+                    await pub.send(wave, lambda _p, d, _t: progress.update(sent, completed=done_before + d))
+                    await pub.wait_answered(wave, timeout, lambda _p, d, _t: progress.update(
+                        answered, completed=sum(1 for w in waves for c in w if c.id in pub.answers.by_command)))
+                progress.update(answered, completed=total)
+                out.timings[name] = time.monotonic() - started
+
+            await phase("Fengtai's year of growth", year.waves)
+            await phase("Development Area members", campaign.setup + [feedback_year.cadres])
+            async with httpx.AsyncClient(base_url=urls.evaluation) as ev, httpx.AsyncClient(base_url=urls.feedback) as fb:
+                last = [m for ms in campaign.member_ids.values() for m in ms[-1:]]
+
+                async def views_caught_up() -> bool:
+                    for client in (ev, fb):
+                        for member in last:
+                            if (await client.get(f"/membership-view/members/{member}")).status_code != 200:
+                                return False
+                    return True
+
+                await _wait_until(views_caught_up, 120)
+            await phase("Star campaign", [campaign.open, campaign.ratings, campaign.close])
+            await phase("Opinion box and visits", [feedback_year.submits, feedback_year.answers, feedback_year.rates,
+                                                   feedback_year.close])
+            overdue = sum(t["overdue"] for t in feedback_year.truth.values())
+            flagged = progress.add_task("Opinion box: overdue flagged", total=overdue)
+
+            async def all_flagged() -> bool:  # feedback's timer flags what was never answered
+                seen = {e["id"] for events in pub.answers.by_command.values() for e in events
+                        if e["type"] == "opinion.overdue"}
+                progress.update(flagged, completed=len(seen))
+                return len(seen) >= overdue
+
+            await _wait_until(all_flagged, 120)
+            await phase("Innovation studios", [studio_year.assessments])
+            items = progress.add_task("Steel mill: work items ingested", total=month.distinct_items)
+            started = time.monotonic()
+            await pub.send(month.items)
+            group, topic = f"{urls.prefix}evaluation.evaluation.work-scores", f"{urls.prefix}evaluation.work-scores"
+            async with httpx.AsyncClient(base_url=urls.evaluation) as ev:
+                async def ingested() -> bool:
+                    metrics = (await ev.get("/metrics")).text
+                    count = _sample(metrics, "evaluation_work_items_ingested_total")
+                    out.throughput.append((time.monotonic() - started, int(count)))
+                    progress.update(items, completed=min(count, month.distinct_items))
+                    # Every distinct item of the month and the two just outside it, all read.
+                    return count >= month.distinct_items + 2 and await group_lag(urls.kafka, group, topic) == 0
+
+                await _wait_until(ingested, 600, step=0.5)
+            out.timings["Steel mill work items"] = time.monotonic() - started
+            await phase("Post stars of the month", [month.close])
+        out.latencies = sorted(pub.answers.latencies)
+        rejections = pub.answers.rejections()
+        out.check("commands rejected", [], [r["data"] for r in rejections])
+    await _collect(urls, out, year, campaign, feedback_year, month, studio_year)
+    return out
+
+
+def _sample(metrics: str, name: str) -> float:
+    total = 0.0
+    for line in metrics.splitlines():
+        if line.startswith(name) and not line.startswith(name + "_created"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+async def _collect(urls: Urls, out: Outcome, year: growth.GrowthYear, campaign: stars.StarCampaign,
+                   feedback_year: opinions.OpinionYear, month: steel.SteelMonth, studio_year: studios.StudioYear) -> None:
+    async with (httpx.AsyncClient(base_url=urls.membership) as ms, httpx.AsyncClient(base_url=urls.evaluation) as ev,
+                httpx.AsyncClient(base_url=urls.feedback) as fb):
+        out.sections["growth"] = {}
+        for district, truth in year.truth.items():
+            params = {"year": year.year, **({"district": district} if district else {})}
+            report = (await ms.get("/stats/growth", params=params)).json()
+            out.sections["growth"][district or "Beijing (city)"] = report
+            out.check(f"growth of {district or 'the city'}", truth, {k: report[k] for k in truth})
+        results = (await ev.get(f"/campaigns/{campaign.campaign_id}/results")).json()
+        out.sections["stars"] = results["homes"]
+        for home in results["homes"]:
+            truth = campaign.truth[home["home_id"]]
+            out.check(f"stars of {home['home_id']}", truth, {k: home[k] for k in truth})
+        out.sections["feedback"] = {}
+        for union, truth in feedback_year.truth.items():
+            stats = (await fb.get("/stats", params={"union_id": union, "year": 2018})).json()
+            out.sections["feedback"][union] = stats
+            out.check(f"opinions of {union}", truth, {k: stats[k] for k in truth})
+        stars_served = (await ev.get("/post-stars", params={"month": month.month})).json()["stars"]
+        out.sections["post_stars"] = stars_served
+        out.check("post stars", month.stars, {s["post_id"]: s for s in stars_served})
+        rewards = (await ev.get("/studio-rewards", params={"year": 2018})).json()
+        out.sections["studios"] = rewards
+        out.check("studio rewards", studio_year.rewards, {r["studio_id"]: r["reward_cny"] for r in rewards["rewards"]})
