@@ -20,6 +20,9 @@ up() {
     local name=${entry%%:*} port=${entry##*:} upper
     upper=$(echo "$name" | tr a-z A-Z)
     if [ -f "$run/$name.pid" ] && kill -0 "$(cat "$run/$name.pid")" 2>/dev/null; then continue; fi
+    if (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      echo "stack: port $port is taken by a process this stack did not start; stop it first" >&2; exit 1
+    fi
     # No subshell around it: a waiting parent would keep the caller's output pipe open.
     env "${upper}_DATABASE_URL=sqlite+aiosqlite:///$run/$name.db" \
       setsid "$py" -m "$name" serve --migrate >"$run/$name.log" 2>&1 < /dev/null &
@@ -27,11 +30,11 @@ up() {
   done
   for entry in "${services[@]}"; do
     local name=${entry%%:*} port=${entry##*:}
-    for _ in $(seq 1 120); do
-      if curl -fs "http://127.0.0.1:$port/readyz" >/dev/null; then break; fi
+    for _ in $(seq 1 360); do  # up to 90 s: a broker that just started is still electing leaders
       if ! kill -0 "$(cat "$run/$name.pid")" 2>/dev/null; then
         echo "stack: $name exited; last log lines:" >&2; tail -n 20 "$run/$name.log" >&2; exit 1
       fi
+      if curl -fs "http://127.0.0.1:$port/readyz" >/dev/null; then break; fi
       sleep 0.25
     done
     curl -fs "http://127.0.0.1:$port/readyz" >/dev/null || { echo "stack: $name not ready" >&2; exit 1; }

@@ -36,7 +36,8 @@ def stack(kafka: KafkaSettings, tmp_path: Path) -> Iterator[Urls]:
         env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
                "KAFKA_TOPIC_PREFIX": kafka.topic_prefix, f"{upper}_HTTP_PORT": str(port),
                f"{upper}_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / name}.db",
-               "FEEDBACK_OVERDUE_CLOCK": "events", f"{upper}_LOG_LEVEL": "WARNING"}
+               "FEEDBACK_OVERDUE_CLOCK": "events",
+               "FEEDBACK_OVERDUE_CHECK_SECONDS": "0.5", f"{upper}_LOG_LEVEL": "WARNING"}
         log = (tmp_path / f"{name}.log").open("w")
         processes.append(subprocess.Popen([sys.executable, "-m", name, "serve", "--migrate"], env=env,
                                           stdout=log, stderr=subprocess.STDOUT))

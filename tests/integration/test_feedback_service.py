@@ -20,7 +20,8 @@ pytestmark = pytest.mark.integration
 
 def build_feedback(kafka: KafkaSettings, url: str, **settings: object):
     return feedback.bootstrap.build(FeedbackSettings(database_url=url, kafka=kafka, batch_timeout_ms=10,
-                                                     overdue_clock="events", **settings))
+                                                     overdue_clock="events", events_clock_quiet_seconds=0.5,
+                                                     **settings))
 
 
 async def overdue_events(pub: Publisher) -> list[str]:

@@ -23,6 +23,7 @@ class OpinionYear:
     submits: list[Command] = field(default_factory=list)
     answers: list[Command] = field(default_factory=list)  # responses and visits
     rates: list[Command] = field(default_factory=list)
+    timeline: list[Command] = field(default_factory=list)  # submits and answers in business-time order
     close: list[Command] = field(default_factory=list)
     truth: dict[str, dict[str, Any]] = field(default_factory=dict)  # union -> stats
     quota_missed: set[str] = field(default_factory=set)
@@ -75,6 +76,13 @@ def generate(campaign: StarCampaign, *, seed: int = 2018, opinions: int = 560, y
                                               "place": "office", "visited_at": datetime(year, 12, 31, 15, tzinfo=UTC)
                                               .isoformat(), "opinions_collected": 0}))
     out.close = [make(FC, "visits.close-month", {"month": f"{year}-11"})]
+
+    def when(command: Command) -> str:
+        data = command.data
+        return str(data.get("submitted_at") or data.get("responded_at") or data.get("visited_at"))
+
+    # A replay in the order things happened: an opinion is submitted before it is answered.
+    out.timeline = sorted(out.submits + out.answers, key=lambda c: (when(c), c.type != "opinion.submit"))
     for union, records in stats.items():
         answered = [(r["responded"] - (r["due"] - DEADLINE)).total_seconds() for r in records if r["responded"]]
         rated = [r["satisfaction"] for r in records if r["satisfaction"] is not None]

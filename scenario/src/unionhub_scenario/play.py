@@ -60,16 +60,18 @@ async def play(urls: Urls, *, seed: int, scale: float) -> Outcome:
                 answered = progress.add_task(f"{name}: answered", total=total)
                 started = time.monotonic()
                 for wave in waves:
-                    done_before = progress.tasks[sent].completed
-                    await pub.send(wave, lambda _p, d, _t: progress.update(sent, completed=done_before + d))
+                    def published(_phase: str, done: int, _total: int, before: float = progress.tasks[sent].completed) -> None:
+                        progress.update(sent, completed=before + done)
+
+                    await pub.send(wave, published)
                     await pub.wait_answered(wave, timeout, lambda _p, d, _t: progress.update(
                         answered, completed=sum(1 for w in waves for c in w if c.id in pub.answers.by_command)))
                 progress.update(answered, completed=total)
                 out.timings[name] = time.monotonic() - started
 
             await phase("Fengtai's year of growth", year.waves)
-            await phase("Development Area members", campaign.setup + [feedback_year.cadres])
-            async with httpx.AsyncClient(base_url=urls.evaluation) as ev, httpx.AsyncClient(base_url=urls.feedback) as fb:
+            await phase("Development Area members", [*campaign.setup, feedback_year.cadres])
+            async with httpx.AsyncClient(timeout=30, base_url=urls.evaluation) as ev, httpx.AsyncClient(timeout=30, base_url=urls.feedback) as fb:
                 last = [m for ms in campaign.member_ids.values() for m in ms[-1:]]
 
                 async def views_caught_up() -> bool:
@@ -81,8 +83,7 @@ async def play(urls: Urls, *, seed: int, scale: float) -> Outcome:
 
                 await _wait_until(views_caught_up, 120)
             await phase("Star campaign", [campaign.open, campaign.ratings, campaign.close])
-            await phase("Opinion box and visits", [feedback_year.submits, feedback_year.answers, feedback_year.rates,
-                                                   feedback_year.close])
+            await phase("Opinion box and visits", [feedback_year.timeline, feedback_year.rates, feedback_year.close])
             overdue = sum(t["overdue"] for t in feedback_year.truth.values())
             flagged = progress.add_task("Opinion box: overdue flagged", total=overdue)
 
@@ -98,7 +99,7 @@ async def play(urls: Urls, *, seed: int, scale: float) -> Outcome:
             started = time.monotonic()
             await pub.send(month.items)
             group, topic = f"{urls.prefix}evaluation.evaluation.work-scores", f"{urls.prefix}evaluation.work-scores"
-            async with httpx.AsyncClient(base_url=urls.evaluation) as ev:
+            async with httpx.AsyncClient(timeout=30, base_url=urls.evaluation) as ev:
                 async def ingested() -> bool:
                     metrics = (await ev.get("/metrics")).text
                     count = _sample(metrics, "evaluation_work_items_ingested_total")
@@ -127,8 +128,8 @@ def _sample(metrics: str, name: str) -> float:
 
 async def _collect(urls: Urls, out: Outcome, year: growth.GrowthYear, campaign: stars.StarCampaign,
                    feedback_year: opinions.OpinionYear, month: steel.SteelMonth, studio_year: studios.StudioYear) -> None:
-    async with (httpx.AsyncClient(base_url=urls.membership) as ms, httpx.AsyncClient(base_url=urls.evaluation) as ev,
-                httpx.AsyncClient(base_url=urls.feedback) as fb):
+    async with (httpx.AsyncClient(timeout=30, base_url=urls.membership) as ms, httpx.AsyncClient(timeout=30, base_url=urls.evaluation) as ev,
+                httpx.AsyncClient(timeout=30, base_url=urls.feedback) as fb):
         out.sections["growth"] = {}
         for district, truth in year.truth.items():
             params = {"year": year.year, **({"district": district} if district else {})}

@@ -36,8 +36,7 @@ def _q(value: Decimal) -> float:
 
 def generate(*, seed: int = 2017, scale: float = 1.0, prefix: str = "", year: int = 2018,
              unions: int = 16, raters: int = 3_890, with_federation: bool = True) -> StarCampaign:
-    """`with_federation=False` when the city federation is registered already (a repeat of
-    the same registration is a silent no-op, which a publisher waiting for answers cannot see)."""
+    """`with_federation=False` when another part of the scenario registers the city federation."""
     rng = random.Random(seed)
     p = prefix
     raters = max(unions * 2, round(raters * scale))

@@ -52,9 +52,9 @@ async def test_weights_must_be_non_negative_and_sum_to_one(weights: dict[str, fl
     assert await rejected(FakeUnitOfWork(), bad) == "invalid_weights"
 
 
-async def test_opening_the_same_campaign_twice_is_a_no_op_and_other_data_a_conflict() -> None:
+async def test_opening_the_same_campaign_twice_answers_again_and_other_data_is_a_conflict() -> None:
     uow = await opened()
-    assert await run(uow, OPEN) == []
+    assert await run(uow, OPEN) == [events.CampaignOpened(**vars(OPEN))]
     changed = commands.OpenCampaign(**{**vars(OPEN), "title": "Other"})
     assert await rejected(uow, changed) == "conflict"
 

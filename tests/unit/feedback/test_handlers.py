@@ -51,10 +51,11 @@ async def test_an_opinion_is_received_and_assigned_to_the_members_union_due_in_s
     assert assigned == events.OpinionAssigned("o-1", "u-1", T0 + timedelta(days=7), "cmd-o-1")
 
 
-async def test_the_same_opinion_twice_is_a_no_op_and_other_data_a_conflict() -> None:
+async def test_the_same_opinion_twice_answers_again_and_other_data_is_a_conflict() -> None:
     uow = world()
-    await run(uow, submit())
-    assert await run(uow, submit()) == []
+    first = await run(uow, submit())
+    assert await run(uow, submit()) == first
+    assert len(uow.opinions.rows) == 1
     assert await rejected(uow, submit(text="Something else")) == "conflict"
 
 

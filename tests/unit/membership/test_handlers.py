@@ -43,9 +43,11 @@ async def test_a_union_hierarchy_registers_from_the_city_down() -> None:
     assert set(uow.unions.rows) == {"bj", "ft", "ft-1"}
 
 
-async def test_registering_the_same_union_again_is_a_no_op() -> None:
+async def test_registering_the_same_union_again_changes_nothing_and_answers_again() -> None:
     uow = await given(FED)
-    assert await messagebus.handle(FED, uow) == []
+    before = dict(uow.unions.rows)
+    assert await messagebus.handle(FED, uow) == [events.UnionRegistered(**vars(FED))]
+    assert uow.unions.rows == before
 
 
 async def test_registering_an_existing_union_with_other_data_is_a_conflict() -> None:
@@ -85,9 +87,10 @@ async def test_a_member_is_active_in_at_most_one_union() -> None:
     assert await rejected(uow, enroll(union="ft-2")) == "already_active"
 
 
-async def test_the_same_enrolment_twice_is_a_no_op() -> None:
+async def test_the_same_enrolment_twice_changes_nothing_and_answers_again() -> None:
     uow = await given(FED, DISTRICT, SHOP, enroll())
-    assert await messagebus.handle(enroll(), uow) == []
+    assert await messagebus.handle(enroll(), uow) == [events.MemberEnrolled("m-1", "ft-1", date(2018, 3, 1))]
+    assert [h.kind for h in uow.members.history] == ["enrolled"]
 
 
 async def test_leaving_needs_an_active_member() -> None:
@@ -142,8 +145,9 @@ async def test_re_enrolling_before_the_last_leaving_date_is_rejected() -> None:
 )
 async def test_homes_and_stations_belong_to_a_registered_union_and_register_once(cmd: commands.Command) -> None:
     uow = await given(FED, DISTRICT, SHOP)
-    assert len(await messagebus.handle(cmd, uow)) == 1
-    assert await messagebus.handle(cmd, uow.fresh()) == []
+    first = await messagebus.handle(cmd, uow)
+    assert len(first) == 1
+    assert await messagebus.handle(cmd, uow.fresh()) == first  # the same again: answered, not stored twice
     id_field = fields(cmd)[0].name
     assert await rejected(uow.fresh(), replace(cmd, union_id="ft-2")) == "conflict"
     assert await rejected(uow.fresh(), replace(cmd, union_id="nowhere", **{id_field: "new"})) == "not_found"

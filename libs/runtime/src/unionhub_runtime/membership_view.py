@@ -94,6 +94,7 @@ def view_router(view: MembershipView) -> APIRouter:
     @router.get("/membership-view/members/{member_id}")
     async def known_member(member_id: str, request: Request) -> dict[str, str]:
         async with request.app.state.service.sessions() as session:
+            await session.connection(execution_options={"readonly": True})  # no write lock
             known = await view.member(session, member_id)
         if known is None:
             raise HTTPException(status_code=404, detail="member not known here (yet)")

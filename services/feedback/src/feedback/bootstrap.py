@@ -31,7 +31,7 @@ def build(settings: FeedbackSettings | None = None, clock: Clock = utc_now) -> S
     metrics = FeedbackMetrics(registry)
     deps = Dependencies(now=clock, deadline=timedelta(days=settings.response_deadline_days),
                         grace=timedelta(seconds=settings.member_grace_seconds))
-    handlers = Handlers(deps, metrics, settings.overdue_clock)
+    handlers = Handlers(deps, metrics, settings.overdue_clock, settings.events_clock_quiet_seconds)
     return Service(
         ServiceDefinition(
             name=NAME,

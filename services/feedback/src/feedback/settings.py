@@ -23,3 +23,7 @@ class FeedbackSettings(ServiceSettings):
     # "wall": overdue against the real time; "events": against the latest business time seen,
     # which is what a replay of past data (the demo) needs.
     overdue_clock: Literal["wall", "events"] = "wall"
+    # With "events", partitions are read unevenly, so business time seen on one may run ahead
+    # of an answer still unread on another: flag by it only once no command came for this
+    # long (all that was sent has been read). Late answers are flagged at once regardless.
+    events_clock_quiet_seconds: float = Field(default=3, ge=0)

@@ -20,10 +20,11 @@ class Dependencies:
 
 
 async def open_campaign(cmd: commands.OpenCampaign, uow: AbstractUnitOfWork, deps: Dependencies) -> None:
-    """Opens a star campaign; the same data again is a no-op."""
+    """Opens a star campaign; the same data again changes nothing and answers again."""
     if existing := await uow.campaigns.get(cmd.campaign_id):
         if not existing.same_as(cmd):
             raise Rejected("conflict", f"campaign {cmd.campaign_id} exists with different data")
+        existing.events.append(events.CampaignOpened(**vars(cmd)))
         return
     await uow.campaigns.add(model.Campaign.open(cmd))
 

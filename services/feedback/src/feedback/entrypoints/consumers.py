@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -21,8 +22,10 @@ from ..service_layer.handlers import Dependencies
 
 
 class Handlers:
-    def __init__(self, deps: Dependencies, metrics: FeedbackMetrics, overdue_clock: str) -> None:
-        self.deps, self.metrics, self.overdue_clock = deps, metrics, overdue_clock
+    def __init__(self, deps: Dependencies, metrics: FeedbackMetrics, overdue_clock: str,
+                 quiet_seconds: float = 3.0) -> None:
+        self.deps, self.metrics, self.overdue_clock, self.quiet_seconds = deps, metrics, overdue_clock, quiet_seconds
+        self._last_command = 0.0  # monotonic time of the last command handled
 
     async def _run(self, session: AsyncSession, command: commands.Command) -> list[Emit]:
         emitted = await handlers.handle(command, SqlAlchemyUnitOfWork(session), self.deps)
@@ -44,6 +47,7 @@ class Handlers:
                     self.metrics.visits.labels(e.place).inc()
 
     async def command(self, session: AsyncSession, event: CloudEvent[Any]) -> Sequence[Emit]:
+        self._last_command = time.monotonic()
         command = integration.to_command(event)
         emitted = await self._run(session, command)
         business_time = {"opinion.submit": "submitted_at", "opinion.respond": "responded_at",
@@ -64,5 +68,9 @@ class Handlers:
 
     async def mark_overdue(self, session: AsyncSession, now: datetime) -> Sequence[Emit]:
         """Durable timer: flag unanswered opinions past due, by wall or business time."""
-        due_clock = await stream_now(session) if self.overdue_clock == "events" else now
-        return await self._run(session, commands.MarkOverdue(due_clock)) if due_clock else []
+        if self.overdue_clock == "wall":
+            return await self._run(session, commands.MarkOverdue(now))
+        if time.monotonic() - self._last_command < self.quiet_seconds:
+            return []  # still reading: an answer may be on its way on another partition
+        business_now = await stream_now(session)
+        return await self._run(session, commands.MarkOverdue(business_now)) if business_now else []

@@ -27,6 +27,9 @@ async def submit_opinion(cmd: commands.SubmitOpinion, uow: AbstractUnitOfWork, d
     if earlier is not None:
         if any(getattr(earlier, f) != getattr(sub, f) for f in _SUBMITTED):
             raise Rejected("conflict", f"opinion {sub.opinion_id} exists with different data")
+        if isinstance(earlier, model.Opinion):  # the same again: nothing changes, it answers again
+            earlier.events += [events.OpinionReceived(sub), events.OpinionAssigned(
+                sub.opinion_id, earlier.union_id, earlier.due_at, sub.command_id)]
         return
     union_id = await uow.membership.member_union(sub.member_id)
     if union_id is None:
@@ -81,13 +84,13 @@ async def mark_overdue(cmd: commands.MarkOverdue, uow: AbstractUnitOfWork, deps:
 
 
 async def log_visit(cmd: commands.LogVisit, uow: AbstractUnitOfWork, deps: Dependencies) -> None:
-    """Records a cadre's grassroots visit; the same visit again is a no-op."""
+    """Records a cadre's grassroots visit; the same visit again changes nothing, answers again."""
     visit = model.Visit(**vars(cmd))
     if existing := await uow.visits.get(cmd.visit_id):
         if existing != visit:
             raise Rejected("conflict", f"visit {cmd.visit_id} exists with different data")
-        return
-    await uow.visits.add(visit)
+    else:
+        await uow.visits.add(visit)
     uow.events.append(events.VisitLogged(**vars(cmd)))
 
 

@@ -19,12 +19,14 @@ def _state(obj: Any) -> dict[str, Any]:
     return {f.name: getattr(obj, f.name) for f in fields(obj) if f.compare}
 
 
-def check_same(existing: Any, command: commands.Command, what: str) -> None:
-    """A registration repeated with the same data is a no-op; with other data, a conflict."""
+def check_same(existing: Aggregate, command: commands.Command, what: str, repeat: events.Event) -> None:
+    """A registration repeated with the same data changes nothing but answers again with
+    `repeat` (so a sender waiting for an answer gets one); with other data, a conflict."""
     wanted = {k: v for k, v in _state(command).items() if k in _state(existing)}
     differing = sorted(k for k, v in wanted.items() if _state(existing)[k] != v)
     if differing:
         raise Rejected("conflict", f"{what} exists with different {', '.join(differing)}")
+    existing.events.append(repeat)
 
 
 @dataclass
@@ -92,9 +94,11 @@ class Member(Aggregate):
         return member
 
     def reenroll(self, cmd: commands.EnrollMember) -> bool:
-        """Enrols a member who left again; False when it repeats the current enrolment."""
+        """Enrols a member who left again; False when it repeats the current enrolment
+        (which changes nothing and answers with the same event again)."""
         if self.active:
             if (self.union_id, self.joined_on) == (cmd.union_id, cmd.joined_on):
+                self.events.append(events.MemberEnrolled(cmd.member_id, cmd.union_id, cmd.joined_on))
                 return False
             raise Rejected("already_active", f"member is active in union {self.union_id}")
         if self.left_on is not None and cmd.joined_on < self.left_on:

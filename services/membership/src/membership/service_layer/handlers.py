@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from unionhub_runtime.errors import Rejected
 
-from ..domain import commands, model
+from ..domain import commands, events, model
 from .unit_of_work import AbstractUnitOfWork
 
 
@@ -18,7 +18,7 @@ async def _require_union(uow: AbstractUnitOfWork, union_id: str) -> model.Union:
 async def register_union(cmd: commands.RegisterUnion, uow: AbstractUnitOfWork) -> None:
     """Registers a union under its parent."""
     if existing := await uow.unions.get(cmd.union_id):
-        return model.check_same(existing, cmd, f"union {cmd.union_id}")
+        return model.check_same(existing, cmd, f"union {cmd.union_id}", events.UnionRegistered(**vars(cmd)))
     parent = await uow.unions.get(cmd.parent_id) if cmd.parent_id else None
     await uow.unions.add(model.Union.register(cmd, parent))
 
@@ -58,7 +58,7 @@ async def transfer_member(cmd: commands.TransferMember, uow: AbstractUnitOfWork)
 async def register_home(cmd: commands.RegisterHome, uow: AbstractUnitOfWork) -> None:
     """Registers a workers' home of a union."""
     if existing := await uow.homes.get(cmd.home_id):
-        return model.check_same(existing, cmd, f"home {cmd.home_id}")
+        return model.check_same(existing, cmd, f"home {cmd.home_id}", events.HomeRegistered(**vars(cmd)))
     await _require_union(uow, cmd.union_id)
     await uow.homes.add(model.Home.register(cmd))
 
@@ -66,7 +66,7 @@ async def register_home(cmd: commands.RegisterHome, uow: AbstractUnitOfWork) -> 
 async def register_station(cmd: commands.RegisterStation, uow: AbstractUnitOfWork) -> None:
     """Registers a warm station of a union."""
     if existing := await uow.stations.get(cmd.station_id):
-        return model.check_same(existing, cmd, f"station {cmd.station_id}")
+        return model.check_same(existing, cmd, f"station {cmd.station_id}", events.StationRegistered(**vars(cmd)))
     await _require_union(uow, cmd.union_id)
     await uow.stations.add(model.Station.register(cmd))
 
@@ -74,7 +74,7 @@ async def register_station(cmd: commands.RegisterStation, uow: AbstractUnitOfWor
 async def appoint_cadre(cmd: commands.AppointCadre, uow: AbstractUnitOfWork) -> None:
     """Appoints an active member of a union as one of its cadres."""
     if existing := await uow.cadres.get(cmd.member_id):
-        return model.check_same(existing, cmd, f"cadre {cmd.member_id}")
+        return model.check_same(existing, cmd, f"cadre {cmd.member_id}", events.CadreAppointed(**vars(cmd)))
     await _require_union(uow, cmd.union_id)
     member = await uow.members.get(cmd.member_id)
     await uow.cadres.add(model.Cadre.appoint(cmd, member))
