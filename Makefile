@@ -37,7 +37,7 @@ test: install kafka postgres
 	$(PY) -m pytest
 
 lint: install
-	$(VENV)/bin/ruff check contracts libs services tests deploy
+	$(VENV)/bin/ruff check contracts libs services scenario tests deploy
 	$(VENV)/bin/mypy
 
 # The main job: a year of a city's union work, played as the outside systems would send it.
