@@ -25,10 +25,12 @@ log_file="$data_dir/kafka.log"
 fetch() {
   if [ -f "$libs/.complete" ]; then return 0; fi
   echo "kafka: resolving broker jars from Maven Central (first time only)" >&2
+  local started=$SECONDS
   rm -rf "$libs"
   mvn -q -B -f "$here/pom.xml" dependency:copy-dependencies \
     -DoutputDirectory="$libs" -DincludeScope=runtime >&2
   touch "$libs/.complete"
+  echo "kafka: jars resolved in $((SECONDS - started))s" >&2
 }
 
 write_config() {

@@ -9,13 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException
 from sqlalchemy import Column, MetaData, String, Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unionhub_contracts import CloudEvent
 
 from .database import upsert
+from .http import ReadSession
 
 
 @dataclass(frozen=True)
@@ -92,10 +93,8 @@ def view_router(view: MembershipView) -> APIRouter:
     router = APIRouter(tags=["membership view"])
 
     @router.get("/membership-view/members/{member_id}")
-    async def known_member(member_id: str, request: Request) -> dict[str, str]:
-        async with request.app.state.service.sessions() as session:
-            await session.connection(execution_options={"readonly": True})  # no write lock
-            known = await view.member(session, member_id)
+    async def known_member(member_id: str, session: ReadSession) -> dict[str, str]:
+        known = await view.member(session, member_id)
         if known is None:
             raise HTTPException(status_code=404, detail="member not known here (yet)")
         return {"member_id": member_id, "union_id": known[0], "status": known[1]}

@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from sqlalchemy.ext.asyncio import AsyncSession
+from fastapi import APIRouter, HTTPException, Query
+
+from unionhub_runtime.http import ReadSession
 
 from ..adapters import views
 
 router = APIRouter(tags=["feedback"])
 
 
-async def read_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with request.app.state.service.sessions() as session:
-        await session.connection(execution_options={"readonly": True})
-        yield session
-
-
-Session = Annotated[AsyncSession, Depends(read_session)]
+Session = ReadSession
 
 
 @router.get("/opinions/{opinion_id}")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from sqlalchemy.ext.asyncio import AsyncSession
+from fastapi import APIRouter, HTTPException, Query
+
+from unionhub_runtime.http import ReadSession
 
 from ..adapters import views
 
@@ -15,13 +15,7 @@ router = APIRouter(tags=["membership"])
 
 
 
-async def read_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with request.app.state.service.sessions() as session:
-        await session.connection(execution_options={"readonly": True})
-        yield session
-
-
-Session = Annotated[AsyncSession, Depends(read_session)]
+Session = ReadSession
 
 
 def _found(value: dict[str, Any] | None, what: str) -> dict[str, Any]:

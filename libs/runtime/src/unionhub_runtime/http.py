@@ -1,0 +1,19 @@
+"""What every service's read API shares."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+
+async def read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A session for reading: on SQLite it does not take the write lock."""
+    async with request.app.state.service.sessions() as session:
+        await session.connection(execution_options={"readonly": True})
+        yield session
+
+
+ReadSession = Annotated[AsyncSession, Depends(read_session)]
