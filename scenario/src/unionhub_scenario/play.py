@@ -84,7 +84,7 @@ async def play(urls: Urls, *, seed: int, scale: float) -> Outcome:
                 await _wait_until(views_caught_up, 120)
             await phase("Star campaign", [campaign.open, campaign.ratings, campaign.close])
             await phase("Opinion box and visits", [feedback_year.timeline, feedback_year.rates, feedback_year.close])
-            overdue = sum(t["overdue"] for t in feedback_year.truth.values())
+            overdue = sum(int(t["overdue"]) for t in feedback_year.truth.values())
             flagged = progress.add_task("Opinion box: overdue flagged", total=overdue)
 
             async def all_flagged() -> bool:  # feedback's timer flags what was never answered
@@ -106,7 +106,7 @@ async def play(urls: Urls, *, seed: int, scale: float) -> Outcome:
                     out.throughput.append((time.monotonic() - started, int(count)))
                     progress.update(items, completed=min(count, month.distinct_items))
                     # Every distinct item of the month and the two just outside it, all read.
-                    return count >= month.distinct_items + 2 and await group_lag(urls.kafka, group, topic) == 0
+                    return bool(count >= month.distinct_items + 2 and await group_lag(urls.kafka, group, topic) == 0)
 
                 await _wait_until(ingested, 600, step=0.5)
             out.timings["Steel mill work items"] = time.monotonic() - started
@@ -132,7 +132,7 @@ async def _collect(urls: Urls, out: Outcome, year: growth.GrowthYear, campaign: 
                 httpx.AsyncClient(timeout=30, base_url=urls.feedback) as fb):
         out.sections["growth"] = {}
         for district, truth in year.truth.items():
-            params = {"year": year.year, **({"district": district} if district else {})}
+            params: dict[str, Any] = {"year": year.year, **({"district": district} if district else {})}
             report = (await ms.get("/stats/growth", params=params)).json()
             out.sections["growth"][district or "Beijing (city)"] = report
             out.check(f"growth of {district or 'the city'}", truth, {k: report[k] for k in truth})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from pathlib import Path
 from statistics import median
 from typing import Any
@@ -70,7 +71,7 @@ def print_report(out: Outcome, console: Console) -> None:
         console.print(f"[bold green]All {len(out.checks)} checked figures equal what the scenario published.")
 
 
-def _bars(title: str, data: list[tuple[str, float]]) -> str:
+def _bars(title: str, data: Sequence[tuple[str, float]]) -> str:
     if not data:
         return ""
     top = max(v for _, v in data) or 1

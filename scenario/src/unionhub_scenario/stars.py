@@ -97,7 +97,7 @@ def generate(*, seed: int = 2017, scale: float = 1.0, prefix: str = "", year: in
     composites = {}
     for home in out.home_of.values():
         by_kind = {k: list(v.values()) for k, v in values[home].items()}
-        means = {k: sum(v) / len(v) for k, v in by_kind.items()}
+        means: dict[str, Decimal] = {k: sum(v, Decimal(0)) / len(v) for k, v in by_kind.items()}
         result: dict[str, Any] = {
             "member_avg": _q(means["member"]),
             "unit_avg": _q(means["unit"]) if "unit" in means else None,
@@ -105,7 +105,7 @@ def generate(*, seed: int = 2017, scale: float = 1.0, prefix: str = "", year: in
             "member_ratings": len(by_kind["member"]),
         }
         if "unit" in means:
-            composite = _q(sum(Decimal(str(WEIGHTS[k])) * means[k] for k in WEIGHTS))
+            composite = _q(sum((Decimal(str(WEIGHTS[k])) * means[k] for k in WEIGHTS), Decimal(0)))
             composites[home] = composite
             result["composite"] = composite
             result["stars"] = max([int(s) for s, t in THRESHOLDS.items() if composite >= t], default=0)
