@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, overload
 
 from sqlalchemy import event, text
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-
-def is_sqlite(url: str) -> bool:
-    return make_url(url).get_backend_name() == "sqlite"
+T = TypeVar("T")
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
@@ -88,14 +90,37 @@ def is_transient(exc: BaseException) -> bool:
     return name in {"CannotConnectNowError", "ConnectionDoesNotExistError", "TooManyConnectionsError"}
 
 
+def insert_on_conflict(session: AsyncSession, table: Any) -> Any:
+    """An INSERT of `table` that can say what to do on conflict (`ON CONFLICT …`), in the
+    dialect of the session's database."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql_insert(table)
+    return sqlite_insert(table)
+
+
+@overload
+def as_aware(moment: datetime) -> datetime: ...
+
+
+@overload
+def as_aware(moment: None) -> None: ...
+
+
+def as_aware(moment: datetime | None) -> datetime | None:
+    """`moment` with its offset: SQLite gives back naive datetimes, stored in UTC."""
+    return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def chunks(values: Sequence[T], size: int = 500) -> Iterator[Sequence[T]]:
+    """Slices of `values` small enough for an `IN (…)` under SQLite's parameter limit."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
 async def upsert(session: AsyncSession, table: Any, values: dict[str, Any]) -> None:
     """Inserts `values`, or updates the row with the same primary key."""
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
     keys = [c.name for c in table.primary_key.columns]
-    statement = insert(table).values(values)
+    statement = insert_on_conflict(session, table).values(values)
     changes = {k: statement.excluded[k] for k in values if k not in keys}
     if changes:
         statement = statement.on_conflict_do_update(index_elements=keys, set_=changes)
@@ -103,6 +128,3 @@ async def upsert(session: AsyncSession, table: Any, values: dict[str, Any]) -> N
         statement = statement.on_conflict_do_nothing(index_elements=keys)
     await session.execute(statement)
 
-
-def is_sqlite_session(session: AsyncSession) -> bool:
-    return session.get_bind().dialect.name == "sqlite"

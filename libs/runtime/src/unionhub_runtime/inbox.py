@@ -8,9 +8,8 @@ from datetime import UTC, datetime
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from .database import chunks
 from .tables import RuntimeTables
-
-_CHUNK = 500  # keeps IN (…) lists under SQLite's bound-parameter limit
 
 
 async def claim(
@@ -24,8 +23,7 @@ async def claim(
     wanted = list(dict.fromkeys(message_ids))
     inbox = tables.inbox
     seen: set[str] = set()
-    for start in range(0, len(wanted), _CHUNK):
-        chunk = wanted[start : start + _CHUNK]
+    for chunk in chunks(wanted):
         result = await session.execute(
             select(inbox.c.message_id).where(
                 inbox.c.consumer == consumer, inbox.c.message_id.in_(chunk)

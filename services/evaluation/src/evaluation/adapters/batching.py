@@ -16,14 +16,13 @@ from typing import Any
 from sqlalchemy import insert, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from unionhub_runtime.database import is_sqlite_session
+from unionhub_runtime.database import as_aware, chunks, insert_on_conflict
 
 from ..domain import commands, model
 from ..domain.scoring import CRITERIA
 from . import orm
-from .repository import Campaigns, Membership, Pending, Ratings, SqlAlchemyUnitOfWork, _aware
+from .repository import Campaigns, Membership, Pending, Ratings, SqlAlchemyUnitOfWork
 
-_CHUNK = 400
 Key = tuple[str, str, str, str]  # campaign, home, rater kind, rater
 
 
@@ -52,8 +51,7 @@ class CachedMembership(Membership):
         view = orm.membership_view
         for ids, table, key, target in ((sorted(set(member_ids)), view.members, "member_id", self.members),
                                         (sorted(set(home_ids)), view.homes, "home_id", self.homes)):
-            for start in range(0, len(ids), _CHUNK):
-                chunk = ids[start : start + _CHUNK]
+            for chunk in chunks(ids):
                 rows = await self._session.execute(select(table).where(table.c[key].in_(chunk)))
                 found = {row[key]: row for row in rows.mappings()}
                 for i in chunk:
@@ -83,12 +81,11 @@ class BufferedRatings(Ratings):
     async def preload(self, ratings: Iterable[commands.SubmitRating]) -> None:
         keys = sorted({_key(r) for r in ratings} - set(self.latest))
         r = orm.ratings.c
-        for start in range(0, len(keys), _CHUNK):
-            chunk = keys[start : start + _CHUNK]
+        for chunk in chunks(keys, 400):  # four parameters a key
             rows = await self._session.execute(
                 select(r.campaign_id, r.home_id, r.rater_kind, r.rater_id, r.submitted_at)
                 .where(tuple_(r.campaign_id, r.home_id, r.rater_kind, r.rater_id).in_(chunk)))
-            found = {tuple(row[:4]): _aware(row[4]) for row in rows}
+            found = {tuple(row[:4]): as_aware(row[4]) for row in rows}
             for key in chunk:
                 self.latest[key] = found.get(key)
 
@@ -114,11 +111,7 @@ class BufferedRatings(Ratings):
 
     async def write(self) -> None:
         if self.puts:
-            if is_sqlite_session(self._session):
-                from sqlalchemy.dialects.sqlite import insert as dialect_insert
-            else:
-                from sqlalchemy.dialects.postgresql import insert as dialect_insert  # type: ignore[assignment]
-            statement = dialect_insert(orm.ratings)
+            statement = insert_on_conflict(self._session, orm.ratings)
             statement = statement.on_conflict_do_update(
                 index_elements=["campaign_id", "home_id", "rater_kind", "rater_id"],
                 set_={c: statement.excluded[c] for c in ("score_sum", "scores", "submitted_at", "command_id")})

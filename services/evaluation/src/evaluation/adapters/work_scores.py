@@ -11,21 +11,16 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unionhub_contracts import CloudEvent
+from unionhub_runtime.database import chunks, insert_on_conflict
 from unionhub_runtime.scopes import Emit
 
 from ..domain.post_star import month_of, scaled
 from . import orm
 
-_CHUNK = 500
-
 
 async def add_to_worker_months(session: AsyncSession, deltas: dict[tuple[str, str, str], list[int]]) -> None:
     """Adds (items, score) deltas to the per-month aggregates, creating rows as needed."""
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
-    statement = dialect_insert(orm.worker_months)
+    statement = insert_on_conflict(session, orm.worker_months)
     statement = statement.on_conflict_do_update(
         index_elements=["month", "post_id", "worker_id"],
         set_={"item_count": orm.worker_months.c.item_count + statement.excluded.item_count,
@@ -49,9 +44,9 @@ class WorkScoreBatch:
 
     async def prefetch(self, events: Sequence[CloudEvent[Any]]) -> None:
         ids = list({e.data.item_id for e in events})
-        for start in range(0, len(ids), _CHUNK):
+        for chunk in chunks(ids):
             found = await self._session.execute(
-                select(orm.work_items.c.item_id).where(orm.work_items.c.item_id.in_(ids[start : start + _CHUNK])))
+                select(orm.work_items.c.item_id).where(orm.work_items.c.item_id.in_(chunk)))
             self._known.update(found.scalars())
 
     async def handle(self, event: CloudEvent[Any]) -> Sequence[Emit]:

@@ -46,9 +46,7 @@ class Handlers:
         async with session.begin_nested():
             return await self._run(session, integration.to_command(event))
 
-    async def rating(self, uow: RatingBatchUnitOfWork, event: CloudEvent[Any]) -> Sequence[Emit]:
-        command = integration.to_command(event)
-        assert isinstance(command, commands.SubmitRating)
+    async def rating(self, uow: RatingBatchUnitOfWork, command: commands.SubmitRating) -> Sequence[Emit]:
         mark = uow.mark()
         try:
             emitted = await self._run(uow.session, command, uow)
@@ -82,14 +80,18 @@ class CommandScope:
     def __init__(self, handlers: Handlers, session: AsyncSession) -> None:
         self._handlers, self._session = handlers, session
         self._ratings = RatingBatchUnitOfWork(session)
+        self._translated_ratings: dict[str, commands.SubmitRating] = {}  # translated once, in prefetch
 
     async def prefetch(self, events: Sequence[CloudEvent[Any]]) -> None:
-        ratings = [integration.to_command(e) for e in events if e.type == "rating.submit"]
-        await self._ratings.preload([r for r in ratings if isinstance(r, commands.SubmitRating)])
+        translated = {e.id: integration.to_command(e) for e in events if e.type == "rating.submit"}
+        self._translated_ratings = {i: c for i, c in translated.items() if isinstance(c, commands.SubmitRating)}
+        await self._ratings.preload(list(self._translated_ratings.values()))
 
     async def handle(self, event: CloudEvent[Any]) -> Sequence[Emit]:
         if event.type == "rating.submit":
-            return await self._handlers.rating(self._ratings, event)
+            rating = self._translated_ratings.pop(event.id, None) or integration.to_command(event)
+            assert isinstance(rating, commands.SubmitRating)
+            return await self._handlers.rating(self._ratings, rating)
         # Another command may read what the ratings so far changed, or change what they read.
         await self._ratings.write()
         self._ratings = RatingBatchUnitOfWork(self._session)

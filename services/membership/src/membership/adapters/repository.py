@@ -15,11 +15,11 @@ from typing import Any
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from unionhub_runtime.database import chunks
+
 from ..domain import commands, model
 from ..service_layer.unit_of_work import A, AbstractRepository, AbstractUnitOfWork
 from . import orm
-
-_CHUNK = 500  # keys per IN (…): under SQLite's bound-parameter limit
 
 
 class SqlAlchemyRepository(AbstractRepository[A]):
@@ -46,8 +46,7 @@ class SqlAlchemyRepository(AbstractRepository[A]):
     async def preload(self, keys: Iterable[str]) -> None:
         """Loads the aggregates of `keys` (and learns which do not exist) in bulk."""
         wanted = [k for k in set(keys) if k not in self._loaded]
-        for start in range(0, len(wanted), _CHUNK):
-            chunk = wanted[start : start + _CHUNK]
+        for chunk in chunks(wanted):
             result = await self._session.execute(select(self._table).where(self._key.in_(chunk)))
             found = {str(row[self._key.name]): self._from_row(dict(row)) for row in result.mappings()}
             for key in chunk:

@@ -13,6 +13,7 @@ from unionhub_runtime.scopes import Emit
 
 from ..adapters import integration
 from ..adapters.repository import SqlAlchemyUnitOfWork
+from ..domain.commands import Command
 from ..service_layer import messagebus
 
 
@@ -21,14 +22,17 @@ class CommandBatch:
 
     def __init__(self, session: AsyncSession) -> None:
         self._uow = SqlAlchemyUnitOfWork(session)
+        self._commands: dict[str, Command] = {}  # translated once, in prefetch
 
     async def prefetch(self, events: Sequence[CloudEvent[Any]]) -> None:
-        await self._uow.preload(integration.to_command(e.type, e.data) for e in events)
+        self._commands = {e.id: integration.to_command(e.type, e.data) for e in events}
+        await self._uow.preload(self._commands.values())
 
     async def handle(self, event: CloudEvent[Any]) -> Sequence[Emit]:
+        command = self._commands.pop(event.id, None) or integration.to_command(event.type, event.data)
         self._uow.begin_command()
         try:
-            domain_events = await messagebus.handle(integration.to_command(event.type, event.data), self._uow)
+            domain_events = await messagebus.handle(command, self._uow)
         except Rejected:
             self._uow.discard_command()
             raise
