@@ -3,27 +3,29 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 
-from . import migrations
+from . import logs, migrations, tracing
 from .settings import ServiceSettings
 
 
-def main(build: Callable[[Any], Any], settings_class: type[ServiceSettings], migrations_dir: Path) -> None:
+def main(
+    service_name: str,
+    build: Callable[[Any], Any],
+    settings_class: type[ServiceSettings],
+    migrations_dir: Path,
+) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("action", nargs="?", default="serve", choices=["serve", "migrate"])
     parser.add_argument("--migrate", action="store_true", help="migrate the database before serving")
     args = parser.parse_args()
     settings = settings_class()
-    logging.basicConfig(
-        level=settings.log_level,
-        format='{"time":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","message":"%(message)s"}',
-    )
+    logs.configure(service_name, settings.log_level)
+    tracing.configure_exporter(service_name)
     if args.action == "migrate" or args.migrate:
         migrations.upgrade(migrations_dir, settings.database_url)
     if args.action == "serve":
@@ -33,5 +35,6 @@ def main(build: Callable[[Any], Any], settings_class: type[ServiceSettings], mig
             host=settings.http_host,
             port=settings.http_port,
             log_level=settings.log_level.lower(),
+            log_config=None,  # keep the JSON lines configured above
             access_log=False,
         )

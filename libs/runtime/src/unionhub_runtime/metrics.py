@@ -78,6 +78,12 @@ class RuntimeMetrics:
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=registry,
         )
+        self.consumer_lag = Gauge(
+            "unionhub_consumer_lag_messages",
+            "Messages on a topic the consumer group has not committed yet (all partitions).",
+            ["topic", "group"],
+            registry=registry,
+        )
         self.ready = Gauge(
             "unionhub_ready",
             "1 when the service reaches Kafka and its database.",

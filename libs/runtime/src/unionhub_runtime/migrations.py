@@ -55,3 +55,18 @@ def run_env(metadata: MetaData) -> None:
             await engine.dispose()
 
     asyncio.run(run())
+
+
+def add_outbox_traceparent() -> None:
+    """Revision body shared by every service: the outbox keeps each event's trace context."""
+    from alembic import op
+    from sqlalchemy import Column, String
+
+    op.add_column("outbox", Column("traceparent", String(128), nullable=True))
+
+
+def drop_outbox_traceparent() -> None:
+    from alembic import op
+
+    with op.batch_alter_table("outbox") as batch:  # SQLite rebuilds the table to drop a column
+        batch.drop_column("traceparent")

@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,6 +20,7 @@ from unionhub_contracts import CONTENT_TYPE, OutgoingEvent
 from .database import as_aware, is_transient
 from .metrics import RuntimeMetrics
 from .tables import RuntimeTables
+from .tracing import TRACEPARENT
 
 log = logging.getLogger(__name__)
 
@@ -27,25 +29,38 @@ HEADERS = [("content-type", CONTENT_TYPE.encode())]
 _RELAY_LOCK_KEY = 0x756E696F6E
 
 
-async def write(session: AsyncSession, tables: RuntimeTables, topic: str, events: Sequence[OutgoingEvent]) -> None:
-    """Adds `events` to the outbox inside the caller's transaction."""
-    if not events:
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """An event for the outbox and the trace context it continues."""
+
+    event: OutgoingEvent
+    traceparent: str | None = None
+
+
+async def write(session: AsyncSession, tables: RuntimeTables, topic: str, pending: Sequence[Pending]) -> None:
+    """Adds the `pending` events to the outbox inside the caller's transaction."""
+    if not pending:
         return
     now = datetime.now(UTC)
     await session.execute(
         insert(tables.outbox),
         [
             {
-                "event_id": e.id,
+                "event_id": p.event.id,
                 "topic": topic,
-                "event_type": e.type,
-                "key": e.key,
-                "value": e.value,
+                "event_type": p.event.type,
+                "key": p.event.key,
+                "value": p.event.value,
+                "traceparent": p.traceparent,
                 "created_at": now,
             }
-            for e in events
+            for p in pending
         ],
     )
+
+
+def _headers(traceparent: str | None) -> list[tuple[str, bytes]]:
+    return HEADERS if traceparent is None else [*HEADERS, (TRACEPARENT, traceparent.encode())]
 
 
 class OutboxRelay:
@@ -154,7 +169,14 @@ class OutboxRelay:
         outbox = self._tables.outbox
         rows = (
             await session.execute(
-                select(outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.value, outbox.c.created_at)
+                select(
+                    outbox.c.id,
+                    outbox.c.topic,
+                    outbox.c.key,
+                    outbox.c.value,
+                    outbox.c.traceparent,
+                    outbox.c.created_at,
+                )
                 .where(outbox.c.published_at.is_(None))
                 .order_by(outbox.c.id)
                 .limit(self._batch_size)
@@ -170,7 +192,7 @@ class OutboxRelay:
                 row.topic,
                 value=row.value,
                 key=row.key.encode() if row.key is not None else None,
-                headers=HEADERS,
+                headers=_headers(row.traceparent),
             )
             for row in rows
         ]

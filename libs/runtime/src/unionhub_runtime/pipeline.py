@@ -21,10 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from unionhub_contracts import CloudEvent, CommandRejected, DecodeError, OutgoingEvent, decode
 from unionhub_contracts.rejections import RejectionCode
 
-from . import inbox, outbox
+from . import inbox, outbox, tracing
 from .database import is_transient
 from .deadletters import DeadLetters
 from .errors import Rejected
+from .logs import correlated
 from .metrics import RuntimeMetrics
 from .scopes import BatchScope, Emit, ScopeFactory, encode_emit
 from .tables import RuntimeTables
@@ -74,7 +75,7 @@ class Pipeline:
         started = time.perf_counter()
         topic = self.config.topic
         good: list[tuple[Record, CloudEvent[Any]]] = []
-        invalid: list[OutgoingEvent] = []
+        invalid: list[outbox.Pending] = []
         for record in records:
             try:
                 good.append((record, decode(topic, record.value)))
@@ -83,14 +84,14 @@ class Pipeline:
                 self._metrics.dead_letters.labels(topic, exc.code).inc()
                 self._metrics.messages_processed.labels(topic, "dead_lettered").inc()
                 if self.config.rejects and exc.event_id and exc.event_type:
-                    invalid.append(
-                        self._rejection(exc.event_id, exc.event_type, None, RejectionCode.INVALID, exc.message)
-                    )
+                    rejection = self._rejection(exc.event_id, exc.event_type, RejectionCode.INVALID, exc.message)
+                    traceparent = tracing.trace_headers(record.headers).get(tracing.TRACEPARENT)
+                    invalid.append(outbox.Pending(rejection, traceparent))
         await self._apply(good, invalid)
         self._metrics.batch_size.labels(topic).observe(len(records))
         self._metrics.batch_seconds.labels(topic).observe(time.perf_counter() - started)
 
-    async def _apply(self, good: list[tuple[Record, CloudEvent[Any]]], invalid: list[OutgoingEvent]) -> None:
+    async def _apply(self, good: list[tuple[Record, CloudEvent[Any]]], invalid: list[outbox.Pending]) -> None:
         """Applies the batch in one transaction; isolates a failing record when that fails."""
         if not good and not invalid:
             return
@@ -136,7 +137,9 @@ class Pipeline:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.config.max_backoff_seconds)
 
-    async def _transaction(self, good: list[tuple[Record, CloudEvent[Any]]], invalid: list[OutgoingEvent]) -> None:
+    async def _transaction(
+        self, good: list[tuple[Record, CloudEvent[Any]]], invalid: list[outbox.Pending]
+    ) -> None:
         topic = self.config.topic
         started = time.perf_counter()
         outcomes: list[tuple[str, str, str]] = []  # (type, outcome, code)
@@ -145,18 +148,21 @@ class Pipeline:
             outgoing = list(invalid)
             scope = self._scope(session)
             todo = []
-            for _record, event in good:
+            for record, event in good:
                 if event.id in fresh:
                     fresh.discard(event.id)  # the same id twice in one batch is applied once
-                    todo.append(event)
+                    todo.append((record, event))
                 else:
                     outcomes.append((event.type, "duplicate", ""))
-            await scope.prefetch(todo)
-            for event in todo:
-                outcome, code, emitted = await self._apply_one(scope, event)
-                outcomes.append((event.type, outcome, code))
+            await scope.prefetch([event for _, event in todo])
+            for record, event in todo:
                 correlation = event.correlationid or event.id
-                outgoing.extend(self._encode(e, correlation) for e in emitted)
+                with correlated(correlation), tracing.processing(
+                    self.config.source, topic, record.headers, event.type
+                ) as traceparent:
+                    outcome, code, emitted = await self._apply_one(scope, event)
+                outcomes.append((event.type, outcome, code))
+                outgoing.extend(outbox.Pending(self._encode(e, correlation), traceparent) for e in emitted)
             await scope.flush()
             await outbox.write(session, self._tables, self.config.events_topic, outgoing)
         self._metrics.db_seconds.labels("consume").observe(time.perf_counter() - started)
@@ -183,11 +189,9 @@ class Pipeline:
     def _encode(self, emit: Emit, correlation_id: str) -> OutgoingEvent:
         return encode_emit(emit, source=self.config.source, correlation_id=correlation_id)
 
-    def _rejection(
-        self, command_id: str, command_type: str, correlation_id: str | None, code: str, reason: str
-    ) -> OutgoingEvent:
+    def _rejection(self, command_id: str, command_type: str, code: str, reason: str) -> OutgoingEvent:
         data = CommandRejected(command_id=command_id, command_type=command_type, code=code, reason=reason)
-        return self._encode(Emit("command.rejected", data, key=command_id), correlation_id or command_id)
+        return self._encode(Emit("command.rejected", data, key=command_id), command_id)
 
 
 class _GiveUp(Exception):

@@ -14,12 +14,14 @@ from aiokafka.errors import KafkaError
 from fastapi import APIRouter, FastAPI, Response
 from faststream import AckPolicy
 from faststream.kafka import KafkaMessage
+from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from . import database, kafka
 from .deadletters import DeadLetters
+from .lag import LagMonitor
 from .metrics import RuntimeMetrics
 from .outbox import OutboxRelay
 from .pipeline import Pipeline, PipelineConfig
@@ -73,7 +75,8 @@ class Service:
             settings.kafka,
             client_id=client_id,
             middlewares=[
-                KafkaPrometheusMiddleware(registry=definition.registry, app_name=definition.name)
+                KafkaPrometheusMiddleware(registry=definition.registry, app_name=definition.name),
+                KafkaTelemetryMiddleware(),
             ],
         )
         self.relay = OutboxRelay(
@@ -98,6 +101,12 @@ class Service:
         self._pipelines_healthy = True
         self._gauge_task: asyncio.Task[None] | None = None
         self.pipelines = [self._subscribe(s) for s in definition.subscriptions]
+        self.lag = LagMonitor(
+            settings.kafka,
+            [(self.physical(s.topic), self._group(s)) for s in definition.subscriptions],
+            self.metrics.consumer_lag,
+            settings.lag_refresh_seconds,
+        )
 
     def _subscribe(self, subscription: Subscription) -> Pipeline:
         settings = self.definition.settings
@@ -127,7 +136,7 @@ class Service:
 
         self.broker.subscriber(
             self.physical(subscription.topic),
-            group_id=self.physical(f"{settings.consumer_group}.{subscription.topic}"),
+            group_id=self._group(subscription),
             batch=True,
             max_records=subscription.max_records or settings.batch_max_records,
             batch_timeout_ms=settings.batch_timeout_ms,
@@ -138,6 +147,10 @@ class Service:
             decoder=_no_decoding,
         )(consume)
         return pipeline
+
+    def _group(self, subscription: Subscription) -> str:
+        settings = self.definition.settings
+        return self.physical(f"{settings.consumer_group}.{subscription.topic}")
 
     def physical(self, topic: str) -> str:
         """The name of contract topic (or group) `topic` on the cluster: prefix included."""
@@ -173,12 +186,14 @@ class Service:
         self.relay.start(self._producer)
         await self.broker.start()
         self.timers.start()
+        self.lag.start()
         if self.definition.gauges:
             self._gauge_task = asyncio.create_task(self._refresh_gauges(), name="gauges")
         log.info("%s started", self.name)
 
     async def stop(self) -> None:
         await self.timers.stop()
+        await self.lag.stop()
         if self._gauge_task is not None:
             self._gauge_task.cancel()
             with suppress(asyncio.CancelledError):

@@ -45,5 +45,6 @@ class ServiceSettings(BaseSettings):
     retry_max_backoff_seconds: float = Field(default=5.0, gt=0)
     handler_attempts: int = Field(default=3, ge=1)
     metrics_refresh_seconds: float = Field(default=15.0, gt=0)
+    lag_refresh_seconds: float = Field(default=5.0, gt=0)
     log_level: str = "INFO"
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)

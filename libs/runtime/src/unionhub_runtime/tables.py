@@ -45,6 +45,8 @@ def add_runtime_tables(metadata: MetaData) -> RuntimeTables:
         Column("event_type", String(128), nullable=False),
         Column("key", String(256), nullable=True),
         Column("value", LargeBinary, nullable=False),
+        # W3C trace context of the handling that caused the event (sent as a Kafka header).
+        Column("traceparent", String(128), nullable=True),
         Column("created_at", DateTime(timezone=True), nullable=False),
         Column("published_at", DateTime(timezone=True), nullable=True),
         Index("ix_outbox_unpublished", "published_at", "id"),

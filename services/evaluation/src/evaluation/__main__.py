@@ -7,7 +7,7 @@ from .settings import EvaluationSettings
 
 
 def run() -> None:
-    main(bootstrap.build, EvaluationSettings, bootstrap.MIGRATIONS)
+    main("evaluation", bootstrap.build, EvaluationSettings, bootstrap.MIGRATIONS)
 
 
 if __name__ == "__main__":

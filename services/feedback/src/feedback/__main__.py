@@ -7,7 +7,7 @@ from .settings import FeedbackSettings
 
 
 def run() -> None:
-    main(bootstrap.build, FeedbackSettings, bootstrap.MIGRATIONS)
+    main("feedback", bootstrap.build, FeedbackSettings, bootstrap.MIGRATIONS)
 
 
 if __name__ == "__main__":

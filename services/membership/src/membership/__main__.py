@@ -7,7 +7,7 @@ from .settings import MembershipSettings
 
 
 def run() -> None:
-    main(bootstrap.build, MembershipSettings, bootstrap.MIGRATIONS)
+    main("membership", bootstrap.build, MembershipSettings, bootstrap.MIGRATIONS)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,46 @@
+"""Log lines are JSON objects carrying the service, the correlation id and the trace id."""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, use_span
+
+from unionhub_runtime.logs import JsonFormatter, correlated
+
+
+def record(message: str, *args: object) -> logging.LogRecord:
+    return logging.LogRecord("unionhub.test", logging.WARNING, __file__, 1, message, args, None)
+
+
+def test_a_log_line_is_one_json_object_with_service_correlation_and_trace() -> None:
+    span = NonRecordingSpan(SpanContext(trace_id=0xABC, span_id=0xDEF, is_remote=True,
+                                        trace_flags=TraceFlags(TraceFlags.SAMPLED)))
+    with correlated("cmd-42"), use_span(span):
+        line = JsonFormatter("membership").format(record('batch on %s failed: "%s"', "topic", 'quote " inside'))
+    parsed = orjson.loads(line)
+    assert parsed["service"] == "membership"
+    assert parsed["level"] == "WARNING"
+    assert parsed["message"] == 'batch on topic failed: "quote " inside"'
+    assert parsed["correlation_id"] == "cmd-42"
+    assert parsed["trace_id"] == f"{0xABC:032x}"
+    assert parsed["span_id"] == f"{0xDEF:016x}"
+    assert "\n" not in line
+
+
+def test_outside_a_message_there_is_no_correlation_or_trace() -> None:
+    parsed = orjson.loads(JsonFormatter("feedback").format(record("started")))
+    assert "correlation_id" not in parsed and "trace_id" not in parsed
+
+
+def test_an_exception_stays_inside_the_one_line() -> None:
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        import sys
+
+        rec = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
+    line = JsonFormatter("evaluation").format(rec)
+    assert "\n" not in line
+    assert "ValueError: boom" in orjson.loads(line)["exception"]
