@@ -1,74 +1,204 @@
 """The main job end to end, black box: the three services as processes of their own, the
-scenario publisher playing a small year through Kafka and checking every reported figure."""
+scenario publisher playing a small year through Kafka and checking every reported figure,
+and a real Prometheus scraping the services with the shipped config, rules and dashboards."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
+import asyncio
+import json
+import re
 import time
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-from unionhub_scenario.play import Urls, play
+import yaml
+from aiokafka import AIOKafkaConsumer
+from unionhub_scenario import growth
+from unionhub_scenario.play import Outcome, Urls, play
 from unionhub_scenario.report import write_html
 
+from tests.e2e.stack import ROOT, Processes, prometheus, services
+from unionhub_contracts import TOPICS
+from unionhub_runtime.kafka import ensure_topics
 from unionhub_runtime.settings import KafkaSettings
 
 pytestmark = pytest.mark.integration
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+SEED, SCALE = 7, 0.03
+OUR_METRICS = re.compile(r"^(up|unionhub_\w+|faststream_\w+|membership_\w+|evaluation_\w+|feedback_\w+)$")
 
 
-@pytest.fixture
-def stack(kafka: KafkaSettings, tmp_path: Path) -> Iterator[Urls]:
-    processes, urls = [], {}
-    for name in ("membership", "evaluation", "feedback"):
-        port = _free_port()
-        upper = name.upper()
-        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
-               "KAFKA_TOPIC_PREFIX": kafka.topic_prefix, f"{upper}_HTTP_PORT": str(port),
-               f"{upper}_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / name}.db",
-               "FEEDBACK_OVERDUE_CLOCK": "events",
-               "FEEDBACK_OVERDUE_CHECK_SECONDS": "0.5", f"{upper}_LOG_LEVEL": "WARNING"}
-        log = (tmp_path / f"{name}.log").open("w")
-        processes.append(subprocess.Popen([sys.executable, "-m", name, "serve", "--migrate"], env=env,
-                                          stdout=log, stderr=subprocess.STDOUT))
-        urls[name] = f"http://127.0.0.1:{port}"
-    try:
-        for name, url in urls.items():
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert time.monotonic() < deadline, (tmp_path / f"{name}.log").read_text()[-2000:]
-                time.sleep(0.2)
-        yield Urls(kafka.bootstrap_servers, urls["membership"], urls["evaluation"], urls["feedback"],
-                   kafka.topic_prefix)
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=30)
+@dataclass
+class Played:
+    outcome: Outcome
+    stack: Processes
+    prometheus: str
+    prefix: str
+    bootstrap: str
 
 
-async def test_a_small_year_played_through_kafka_reports_exactly_what_was_published(
-    stack: Urls, tmp_path: Path
-) -> None:
-    outcome = await play(stack, seed=7, scale=0.03)
+@pytest.fixture(scope="module")
+def played(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Played]:
+    workdir = tmp_path_factory.mktemp("e2e")
+    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=f"e{uuid.uuid4().hex[:10]}.")
+    asyncio.run(ensure_topics(kafka, TOPICS))
+    with services(kafka.bootstrap_servers, kafka.topic_prefix, workdir) as stack:
+        targets = {name: url.removeprefix("http://") for name, url in stack.urls.items()}
+        with prometheus(targets, workdir) as prometheus_url:
+            urls = Urls(kafka.bootstrap_servers, stack.urls["membership"], stack.urls["evaluation"],
+                        stack.urls["feedback"], kafka.topic_prefix)
+            outcome = asyncio.run(play(urls, seed=SEED, scale=SCALE))
+            yield Played(outcome, stack, prometheus_url, kafka.topic_prefix, kafka.bootstrap_servers)
+
+
+def test_a_small_year_played_through_kafka_reports_exactly_what_was_published(played: Played, tmp_path: Path) -> None:
+    outcome = played.outcome
     failed = [c for c in outcome.checks if not c[1]]
     assert not failed, "\n".join(f"{w}: {d}" for w, _, d in failed[:5])
     assert len(outcome.checks) > 20 and outcome.latencies
     report = tmp_path / "report.html"
     write_html(outcome, report)
     assert "Star workers" in report.read_text() and "All " in report.read_text()
+
+
+# --- Prometheus: the shipped dashboards and alerts work against the running services -------
+
+def dashboard_queries() -> list[tuple[str, str, str]]:
+    """(dashboard, panel title, PromQL) of every panel target, Grafana's interval filled in."""
+    found = []
+    for path in sorted((ROOT / "deploy" / "grafana" / "dashboards").glob("*.json")):
+        for panel in json.loads(path.read_text())["panels"]:
+            for target in panel["targets"]:
+                found.append((path.stem, panel["title"], target["expr"].replace("$__rate_interval", "1m")))
+    return found
+
+
+def alert_rules() -> list[tuple[str, str]]:
+    groups = yaml.safe_load((ROOT / "deploy" / "prometheus" / "alerts.yml").read_text())["groups"]
+    return [(rule["alert"], rule["expr"]) for group in groups for rule in group["rules"]]
+
+
+def selectors(expr: str) -> list[str]:
+    """The vector selectors (metric name and label matchers) of a query."""
+    found = []
+    for match in re.finditer(r"\b([a-zA-Z_:][\w:]*)\s*(\{[^}]*\})?", expr):
+        name, labels = match.group(1), match.group(2) or ""
+        if OUR_METRICS.match(name) and not expr[match.end():].lstrip().startswith("("):
+            found.append(name + labels)
+    return found
+
+
+def query(prometheus_url: str, promql: str) -> dict:
+    response = httpx.get(f"{prometheus_url}/api/v1/query", params={"query": promql}, timeout=10)
+    body = response.json()
+    assert response.status_code == 200 and body["status"] == "success", f"{promql}: {body.get('error')}"
+    return body["data"]
+
+
+def has_data(prometheus_url: str, promql: str) -> bool:
+    return bool(query(prometheus_url, promql)["result"])
+
+
+def wait_for_scrapes(prometheus_url: str, timeout: float = 60) -> None:
+    """Every target up and the gauges refreshed after the play (two scrapes of each at least)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        up = query(prometheus_url, "count_over_time(up[1m]) >= 3 and up == 1")["result"]
+        gauges = has_data(prometheus_url, "membership_active_members") and has_data(
+            prometheus_url, "unionhub_consumer_lag_messages")
+        if len(up) == 3 and gauges:
+            return
+        time.sleep(1)
+    raise AssertionError(f"Prometheus did not scrape all three services: {query(prometheus_url, 'up')}")
+
+
+def test_every_dashboard_query_and_alert_works_against_a_real_prometheus(played: Played) -> None:
+    wait_for_scrapes(played.prometheus)
+    queries = dashboard_queries()
+    assert len(queries) >= 30 and {d for d, _, _ in queries} == {"overview", "membership", "evaluation", "feedback"}
+    exposed = exposed_metric_names(played.stack)
+    silent, unknown, exercised_count = [], [], 0
+    for dashboard, title, expr in queries:
+        names = [s.split("{")[0] for s in selectors(expr)]
+        unknown += [f"{dashboard} / {title}: {n}" for n in names if n not in exposed]
+        exercised = all(has_data(played.prometheus, s) for s in selectors(expr))
+        exercised_count += exercised
+        if exercised and not has_data(played.prometheus, expr):
+            silent.append(f"{dashboard} / {title}: {expr}")
+    assert not unknown, "panels naming metrics no service exposes:\n" + "\n".join(unknown)
+    assert not silent, "panels whose metrics exist but that show nothing:\n" + "\n".join(silent)
+    print(f"\n{len(queries)} panel queries parsed; {exercised_count} exercised by the play, all with data")
+    # The scenario exercises the heart of every dashboard: those panels must show data.
+    for expr in ("sum(membership_active_members)", "max by (topic, group) (unionhub_consumer_lag_messages)",
+                 "sum by (kind) (evaluation_ratings_total{outcome=\"accepted\"})",
+                 "sum(feedback_satisfaction_sum) / sum(feedback_satisfaction_count)"):
+        assert expr in {e for _, _, e in queries} and has_data(played.prometheus, expr), expr
+
+    rules = alert_rules()
+    assert {name for name, _ in rules} >= {"UnionServiceDown", "ConsumerLagGrowing", "DeadLettersReceived",
+                                           "OutboxStuck", "OverdueOpinionsRising"}
+    for _, expr in rules:
+        query(played.prometheus, expr)  # parses and evaluates
+    loaded = httpx.get(f"{played.prometheus}/api/v1/rules", timeout=10).json()["data"]["groups"]
+    health = {r["name"]: (r["health"], r.get("lastError", "")) for g in loaded for r in g["rules"]}
+    assert set(health) == {name for name, _ in rules}
+    assert all(h == "ok" for h, _ in health.values()), health
+    firing = httpx.get(f"{played.prometheus}/api/v1/alerts", timeout=10).json()["data"]["alerts"]
+    assert not [a for a in firing if a["labels"]["alertname"] == "UnionServiceDown"]
+
+
+def exposed_metric_names(stack: Processes) -> set[str]:
+    """Every sample name the services expose (histograms as _bucket/_sum/_count), plus `up`."""
+    names = {"up"}
+    for url in stack.urls.values():
+        for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines():
+            if line.startswith("# TYPE "):
+                _, _, name, kind = line.split(" ", 3)
+                suffixes = ("_bucket", "_sum", "_count") if kind == "histogram" else ("",)
+                names.update(name + suffix for suffix in suffixes)
+    return names
+
+
+def test_the_selector_extraction_sees_metrics_not_functions_or_labels() -> None:
+    assert selectors('sum by (job, code) (rate(unionhub_commands_total{outcome="rejected"}[1m]))') == [
+        'unionhub_commands_total{outcome="rejected"}']
+    assert selectors("histogram_quantile(0.5, sum by (job, le) (rate(feedback_response_seconds_bucket[1m])))") == [
+        "feedback_response_seconds_bucket"]
+
+
+# --- Personal data: display names go in with member.enroll and never come out ---------------
+
+async def all_records(bootstrap: str, topics: list[str]) -> list[bytes]:
+    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                enable_auto_commit=False, group_id=f"scan-{uuid.uuid4()}")
+    await consumer.start()
+    try:
+        seen: list[bytes] = []
+        while batch := await consumer.getmany(timeout_ms=3000, max_records=10_000):
+            for records in batch.values():
+                seen.extend((r.key or b"") + (r.value or b"") + b"".join(v for _, v in r.headers or ())
+                            for r in records)
+        return seen
+    finally:
+        await consumer.stop()
+
+
+def test_no_display_name_leaves_the_commands_topic(played: Played) -> None:
+    names = growth.generate(seed=SEED, scale=SCALE).display_names
+    assert len(names) > 100
+    topics = [played.prefix + t.name for t in TOPICS] + [played.prefix + t.dlq for t in TOPICS]
+    commands_topic = played.prefix + "membership.commands"
+    records = asyncio.run(all_records(played.bootstrap, [t for t in topics if t != commands_topic]))
+    assert len(records) > 1_000
+    published = b"\n".join(records).decode("utf-8", "replace")
+    logs = "\n".join(path.read_text() for path in played.stack.logs.values())
+    metrics = "\n".join(httpx.get(f"{url}/metrics", timeout=10).text for url in played.stack.urls.values())
+    sent = asyncio.run(all_records(played.bootstrap, [commands_topic]))
+    assert any(names[0].encode() in r for r in sent)  # the scan finds a name where one is
+    for where, text in (("topics", published), ("logs", logs), ("metrics", metrics)):
+        leaked = [n for n in names if n in text]
+        assert not leaked, f"{len(leaked)} display names in the {where}, e.g. {leaked[0]}"
