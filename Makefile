@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 PACKAGES := contracts libs/runtime services/membership services/evaluation services/feedback scenario
 
-.PHONY: install up down clean test lint run kafka postgres
+.PHONY: install up down clean test lint run kafka postgres tools
 
 install: $(STAMP)
 
@@ -17,6 +17,11 @@ $(STAMP): constraints.txt requirements-dev.txt $(foreach p,$(PACKAGES),$(p)/pypr
 	$(PIP) install -q -c constraints.txt -r requirements-dev.txt $(foreach p,$(PACKAGES),-e $(p)); \
 	echo "install: done in $$((SECONDS - start))s"
 	@touch $(STAMP)
+
+# kustomize renders the Kubernetes manifests the tests validate (built from the Go proxy).
+KUSTOMIZE_VERSION := v5.7.1
+tools: install
+	@test -x $(VENV)/bin/kustomize || GOBIN=$(abspath $(VENV)/bin) go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
 
 kafka: install
 	@deploy/kafka/kafka.sh fetch
@@ -33,7 +38,7 @@ down:
 clean: down
 	rm -rf .run
 
-test: install kafka postgres
+test: install tools kafka postgres
 	$(PY) -m pytest
 
 lint: install
