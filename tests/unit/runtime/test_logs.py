@@ -7,7 +7,7 @@ import logging
 import orjson
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, use_span
 
-from unionhub_runtime.logs import JsonFormatter, correlated
+from unionhub_runtime.logs import JsonFormatter, correlation_id
 
 
 def record(message: str, *args: object) -> logging.LogRecord:
@@ -17,8 +17,12 @@ def record(message: str, *args: object) -> logging.LogRecord:
 def test_a_log_line_is_one_json_object_with_service_correlation_and_trace() -> None:
     span = NonRecordingSpan(SpanContext(trace_id=0xABC, span_id=0xDEF, is_remote=True,
                                         trace_flags=TraceFlags(TraceFlags.SAMPLED)))
-    with correlated("cmd-42"), use_span(span):
-        line = JsonFormatter("membership").format(record('batch on %s failed: "%s"', "topic", 'quote " inside'))
+    token = correlation_id.set("cmd-42")
+    try:
+        with use_span(span):
+            line = JsonFormatter("membership").format(record('batch on %s failed: "%s"', "topic", 'quote " inside'))
+    finally:
+        correlation_id.reset(token)
     parsed = orjson.loads(line)
     assert parsed["service"] == "membership"
     assert parsed["level"] == "WARNING"

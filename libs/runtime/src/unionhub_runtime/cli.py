@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ def main(
         migrations.upgrade(migrations_dir, settings.database_url)
     if args.action == "serve":
         service = build(settings)
+        _tune_garbage_collector()
         uvicorn.run(
             service.asgi(),
             host=settings.http_host,
@@ -38,3 +40,13 @@ def main(
             log_config=None,  # keep the JSON lines configured above
             access_log=False,
         )
+
+
+def _tune_garbage_collector() -> None:
+    """Batches keep thousands of young objects alive at once; with the default thresholds
+    the collector then runs every 700 allocations and rescans the whole heap often, which
+    profiling showed tripling the cost of decoding a message. Everything built at start is
+    moved out of its reach, and it runs less often (memory stays bounded: it still runs)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 50)

@@ -8,24 +8,13 @@ from __future__ import annotations
 
 import contextvars
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import orjson
 from opentelemetry import trace
 
+# Set by the pipeline around each message's handling; log lines written meanwhile carry it.
 correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("correlation_id", default=None)
-
-
-@contextmanager
-def correlated(value: str | None) -> Iterator[None]:
-    """Log lines written inside carry `correlation_id` = `value`."""
-    token = correlation_id.set(value)
-    try:
-        yield
-    finally:
-        correlation_id.reset(token)
 
 
 class JsonFormatter(logging.Formatter):

@@ -8,6 +8,7 @@ causes to the outbox. Offsets are committed only after this returns, so nothing 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -25,7 +26,7 @@ from . import inbox, outbox, tracing
 from .database import is_transient
 from .deadletters import DeadLetters
 from .errors import Rejected
-from .logs import correlated
+from .logs import correlation_id
 from .metrics import RuntimeMetrics
 from .scopes import BatchScope, Emit, ScopeFactory, encode_emit
 from .tables import RuntimeTables
@@ -44,6 +45,10 @@ class PipelineConfig:
     rejects: bool  # commands: publish command.rejected; events: log and move on
     handler_attempts: int = 3
     max_backoff_seconds: float = 5.0
+    # False where the scope deduplicates by a key of its own (work items by item_id): the
+    # inbox row per message would be a second, redundant write.
+    inbox: bool = True
+    traced: bool = True  # a span per record; off for high-volume streams
 
 
 class Pipeline:
@@ -85,8 +90,7 @@ class Pipeline:
                 self._metrics.messages_processed.labels(topic, "dead_lettered").inc()
                 if self.config.rejects and exc.event_id and exc.event_type:
                     rejection = self._rejection(exc.event_id, exc.event_type, RejectionCode.INVALID, exc.message)
-                    traceparent = tracing.trace_headers(record.headers).get(tracing.TRACEPARENT)
-                    invalid.append(outbox.Pending(rejection, traceparent))
+                    invalid.append(outbox.Pending(rejection, tracing.traceparent_of(record.headers)))
         await self._apply(good, invalid)
         self._metrics.batch_size.labels(topic).observe(len(records))
         self._metrics.batch_seconds.labels(topic).observe(time.perf_counter() - started)
@@ -140,11 +144,14 @@ class Pipeline:
     async def _transaction(
         self, good: list[tuple[Record, CloudEvent[Any]]], invalid: list[outbox.Pending]
     ) -> None:
-        topic = self.config.topic
         started = time.perf_counter()
-        outcomes: list[tuple[str, str, str]] = []  # (type, outcome, code)
+        outcomes: collections.Counter[tuple[str, str, str]] = collections.Counter()  # (type, outcome, code)
+        traced = self.config.traced and tracing.recording()  # once a batch: the lookup is not free
         async with self._write_lock, self._sessions() as session, session.begin():
-            fresh = await inbox.claim(session, self._tables, self.config.consumer, (e.id for _, e in good))
+            if self.config.inbox:
+                fresh = await inbox.claim(session, self._tables, self.config.consumer, (e.id for _, e in good))
+            else:
+                fresh = {e.id for _, e in good}
             outgoing = list(invalid)
             scope = self._scope(session)
             todo = []
@@ -153,25 +160,37 @@ class Pipeline:
                     fresh.discard(event.id)  # the same id twice in one batch is applied once
                     todo.append((record, event))
                 else:
-                    outcomes.append((event.type, "duplicate", ""))
+                    outcomes[event.type, "duplicate", ""] += 1
             await scope.prefetch([event for _, event in todo])
             for record, event in todo:
                 correlation = event.correlationid or event.id
-                with correlated(correlation), tracing.processing(
-                    self.config.source, topic, record.headers, event.type
-                ) as traceparent:
-                    outcome, code, emitted = await self._apply_one(scope, event)
-                outcomes.append((event.type, outcome, code))
+                token = correlation_id.set(correlation)
+                try:
+                    if traced:
+                        with tracing.processing(self.config.source, self.config.topic, record.headers,
+                                                event.type) as traceparent:
+                            outcome, code, emitted = await self._apply_one(scope, event)
+                    else:
+                        outcome, code, emitted = await self._apply_one(scope, event)
+                        # Not recording: pass the sender's context on unchanged.
+                        traceparent = tracing.traceparent_of(record.headers) if emitted else None
+                finally:
+                    correlation_id.reset(token)
+                outcomes[event.type, outcome, code] += 1
                 outgoing.extend(outbox.Pending(self._encode(e, correlation), traceparent) for e in emitted)
             await scope.flush()
             await outbox.write(session, self._tables, self.config.events_topic, outgoing)
         self._metrics.db_seconds.labels("consume").observe(time.perf_counter() - started)
-        for event_type, outcome, code in outcomes:
-            self._metrics.messages_processed.labels(topic, outcome).inc()
+        self._count(outcomes)
+
+    def _count(self, outcomes: collections.Counter[tuple[str, str, str]]) -> None:
+        topic = self.config.topic
+        for (event_type, outcome, code), n in outcomes.items():
+            self._metrics.messages_processed.labels(topic, outcome).inc(n)
             if outcome == "duplicate":
-                self._metrics.inbox_duplicates.labels(topic).inc()
+                self._metrics.inbox_duplicates.labels(topic).inc(n)
             else:
-                self._metrics.commands.labels(event_type, outcome, code).inc()
+                self._metrics.commands.labels(event_type, outcome, code).inc(n)
 
     async def _apply_one(self, scope: BatchScope, event: CloudEvent[Any]) -> tuple[str, str, Sequence[Emit]]:
         """(outcome, rejection code or "", events to publish) of one message."""

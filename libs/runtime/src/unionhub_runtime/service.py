@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter, FastAPI, Response
 from faststream import AckPolicy
-from faststream.kafka import KafkaMessage
+from faststream.kafka import KafkaMessage, KafkaRouter
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -39,6 +39,9 @@ class Subscription:
     scope: ScopeFactory
     rejects: bool  # True for command topics: rule violations publish command.rejected
     max_records: int | None = None  # records per batch, when not the service's setting
+    # A high-volume stream whose scope deduplicates by its own key: no inbox row and no
+    # span per record (see PipelineConfig).
+    bulk: bool = False
 
 
 @dataclass
@@ -76,7 +79,6 @@ class Service:
             client_id=client_id,
             middlewares=[
                 KafkaPrometheusMiddleware(registry=definition.registry, app_name=definition.name),
-                KafkaTelemetryMiddleware(),
             ],
         )
         self.relay = OutboxRelay(
@@ -100,7 +102,9 @@ class Service:
         )
         self._pipelines_healthy = True
         self._gauge_task: asyncio.Task[None] | None = None
+        self._traced = KafkaRouter(middlewares=[KafkaTelemetryMiddleware()])
         self.pipelines = [self._subscribe(s) for s in definition.subscriptions]
+        self.broker.include_router(self._traced)
         self.lag = LagMonitor(
             settings.kafka,
             [(self.physical(s.topic), self._group(s)) for s in definition.subscriptions],
@@ -119,6 +123,8 @@ class Service:
                 rejects=subscription.rejects,
                 handler_attempts=settings.handler_attempts,
                 max_backoff_seconds=settings.retry_max_backoff_seconds,
+                inbox=not subscription.bulk,
+                traced=not subscription.bulk,
             ),
             scope=subscription.scope,
             sessions=self.sessions,
@@ -134,7 +140,10 @@ class Service:
             records = message.raw_message
             await pipeline.process(records if isinstance(records, tuple) else (records,))
 
-        self.broker.subscriber(
+        # FastStream's span per batch (linked to the records' traces) is not worth its
+        # per-record header work on a bulk stream: traced subscribers live on a router with it.
+        registrar = self.broker if subscription.bulk else self._traced
+        registrar.subscriber(
             self.physical(subscription.topic),
             group_id=self._group(subscription),
             batch=True,

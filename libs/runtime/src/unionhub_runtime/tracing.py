@@ -31,6 +31,13 @@ def trace_headers(headers: Sequence[tuple[str, bytes]] | None) -> dict[str, str]
     return carrier
 
 
+def traceparent_of(headers: Sequence[tuple[str, bytes]] | None) -> str | None:
+    for name, value in headers or ():
+        if name == TRACEPARENT and value:
+            return value.decode("ascii", "replace")
+    return None
+
+
 def recording() -> bool:
     """True when a tracer provider is installed (an exporter or a test's in-memory one)."""
     return not isinstance(trace.get_tracer_provider(), ProxyTracerProvider)

@@ -41,7 +41,7 @@ def build(settings: EvaluationSettings | None = None, clock: Clock = utc_now) ->
                 Subscription(EVALUATION_COMMANDS.name, lambda s: CommandScope(handlers, s), rejects=True),
                 Subscription(MEMBERSHIP_EVENTS.name, per_message(handlers.membership_event), rejects=False),
                 Subscription(WORK_SCORES.name, lambda s: WorkScoreBatch(s, metrics.work_items, metrics.work_duplicates),
-                             rejects=True, max_records=settings.work_batch_max_records),
+                             rejects=True, max_records=settings.work_batch_max_records, bulk=True),
             ],
             asyncapi=asyncapi.document(
                 NAME, receives=[EVALUATION_COMMANDS.name, WORK_SCORES.name, MEMBERSHIP_EVENTS.name],

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from .scoring import round_half_up
@@ -17,7 +18,15 @@ SCORE_SCALE = 1000  # scores are kept as integer thousandths, so sums are exact
 
 def month_of(scored_at: datetime) -> str:
     """The calendar month of an instant in Asia/Shanghai, `YYYY-MM`."""
-    return scored_at.astimezone(SHANGHAI).strftime("%Y-%m")
+    # Shanghai's offset has always been whole hours, so a month starts on an hour boundary:
+    # the month of the hour is the month of every instant in it (and cached per hour,
+    # since converting time zones costs more than everything else done per work item).
+    return _month_of_hour(int(scored_at.timestamp()) // 3600)
+
+
+@lru_cache(maxsize=65_536)
+def _month_of_hour(hour: int) -> str:
+    return datetime.fromtimestamp(hour * 3600, SHANGHAI).strftime("%Y-%m")
 
 
 def scaled(score: float) -> int:

@@ -1,0 +1,135 @@
+"""What the benchmark starts: the local broker, PostgreSQL databases, service processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import httpx
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_PG = "postgresql+asyncpg://unionhub:unionhub@127.0.0.1:5432/postgres"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def kafka() -> Iterator[str]:
+    """`KAFKA_BOOTSTRAP_SERVERS`, or the project's single-node broker on a free port."""
+    if servers := os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        yield servers
+        return
+    port, data_dir = free_port(), tempfile.mkdtemp(prefix="unionhub-bench-kafka-")
+    env = {**os.environ, "KAFKA_PORT": str(port), "KAFKA_CONTROLLER_PORT": str(free_port()),
+           "KAFKA_DATA_DIR": data_dir, "KAFKA_HEAP": "1g", "PYTHON": sys.executable}
+    script = ROOT / "deploy" / "kafka" / "kafka.sh"
+    subprocess.run([str(script), "start"], env=env, check=True, stdout=subprocess.DEVNULL)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run([str(script), "stop"], env=env, check=False, stdout=subprocess.DEVNULL)
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+async def _pg(url: str, sql: str) -> None:
+    parsed = make_url(url)
+    connection = await asyncpg.connect(host=parsed.host, port=parsed.port or 5432, user=parsed.username,
+                                       password=parsed.password, database=parsed.database)
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+@contextmanager
+def database(kind: str, workdir: Path) -> Iterator[str]:
+    """A fresh, empty database: a SQLite file or a new PostgreSQL database."""
+    if kind == "sqlite":
+        yield f"sqlite+aiosqlite:///{workdir / f'{uuid.uuid4().hex[:8]}.db'}"
+        return
+    admin = os.environ.get("UNIONHUB_TEST_POSTGRES_URL", DEFAULT_PG)
+    name = f"bench_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_pg(admin, f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(admin).set(database=name).render_as_string(hide_password=False)
+    finally:
+        asyncio.run(_pg(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+    started: float
+    ready_seconds: float = 0.0
+
+    def rss_mb(self) -> tuple[float, float]:
+        """(current, peak) resident set size in MB, from /proc."""
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+    def metric(self, name: str) -> float:
+        """The sum of a metric's samples on /metrics (0 when absent)."""
+        total = 0.0
+        for line in httpx.get(f"{self.url}/metrics", timeout=5).text.splitlines():
+            if line.startswith(name) and line[len(name):len(name) + 1] in (" ", "{"):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+
+def migrate(name: str, database_url: str) -> None:
+    env = {**os.environ, f"{name.upper()}_DATABASE_URL": database_url}
+    subprocess.run([sys.executable, "-m", name, "migrate"], env=env, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+
+
+@contextmanager
+def service(name: str, *, bootstrap: str, prefix: str, database_url: str, workdir: Path,
+            **settings: str) -> Iterator[ServiceProcess]:
+    """The service as a process of its own on a migrated database; waits for /readyz."""
+    port, upper = free_port(), name.upper()
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "KAFKA_TOPIC_PREFIX": prefix,
+           f"{upper}_HTTP_PORT": str(port), f"{upper}_DATABASE_URL": database_url, f"{upper}_LOG_LEVEL": "WARNING",
+           **{f"{upper}_{k.upper()}": v for k, v in settings.items()}}
+    log = workdir / f"{name}-{port}.log"
+    with log.open("w") as out:
+        started = time.monotonic()
+        process = subprocess.Popen([sys.executable, "-m", name, "serve"], env=env, stdout=out,
+                                   stderr=subprocess.STDOUT)
+    handle = ServiceProcess(name, f"http://127.0.0.1:{port}", process, log, started)
+    try:
+        deadline = started + 60
+        while True:
+            try:
+                if httpx.get(f"{handle.url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not become ready:\n{log.read_text()[-2000:]}")
+            time.sleep(0.02)
+        handle.ready_seconds = time.monotonic() - started
+        yield handle
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -1,0 +1,112 @@
+"""Measurements shared by the scenarios: the raw client ceiling, the naive baseline, progress
+of a service read from its /metrics, and end-to-end latencies read from an events topic."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+
+import orjson
+from aiokafka import AIOKafkaConsumer
+
+from .infra import ServiceProcess
+
+
+def consumer(bootstrap: str, *topics: str, group: str | None = None) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, group_id=group or f"bench-{uuid.uuid4().hex[:8]}",
+                            auto_offset_reset="earliest", enable_auto_commit=False,
+                            max_partition_fetch_bytes=8 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024)
+
+
+async def raw_ceiling(bootstrap: str, topic: str, count: int) -> float:
+    """Seconds a bare aiokafka consumer takes to read `count` records and discard them."""
+    client = consumer(bootstrap, topic)
+    await client.start()
+    try:
+        seen, first = 0, 0.0
+        while seen < count:
+            batch = await client.getmany(timeout_ms=1000, max_records=10_000)
+            if batch and not first:
+                first = time.perf_counter()
+            seen += sum(len(records) for records in batch.values())
+        return time.perf_counter() - first
+    finally:
+        await client.stop()
+
+
+def naive(mode: str, *, bootstrap: str, topic: str, contract_topic: str, count: int, database_url: str) -> float:
+    """Seconds the naive baseline (bench/naive.py, a process of its own) takes for `count`."""
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.naive", mode, "--bootstrap", bootstrap, "--topic", topic,
+         "--contract-topic", contract_topic, "--count", str(count), "--database-url", database_url],
+        capture_output=True, text=True, timeout=1800, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"the naive baseline failed:\n{result.stderr[-2000:]}")
+    return float(orjson.loads(result.stdout.strip().splitlines()[-1])["seconds"])
+
+
+def progress(service: ServiceProcess, metric: str, target: float, *, timeout: float = 900,
+             poll: float = 0.05) -> tuple[float, float]:
+    """Watches `metric` until it reaches `target`: (seconds from its first rise, amount counted
+    in that time). The first rise, not the start: group join and first fetch are not throughput."""
+    started = time.monotonic()
+    base = service.metric(metric)
+    first_time, first_value = 0.0, base
+    while True:
+        value = service.metric(metric)
+        now = time.monotonic()
+        if not first_time and value > base:
+            first_time, first_value = now, value
+        if value >= target:
+            return now - first_time, value - first_value
+        if now - started > timeout:
+            raise TimeoutError(f"{service.name}: {metric} at {value} of {target} after {timeout}s")
+        time.sleep(poll)
+
+
+class EventWatch:
+    """Reads an events topic in the background; records when each correlation id answered."""
+
+    def __init__(self, bootstrap: str, topic: str, type_: str) -> None:
+        self._client = consumer(bootstrap, topic)
+        self._type = type_.encode()
+        self.answered: dict[str, float] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> EventWatch:
+        await self._client.start()
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        await self._client.stop()
+
+    async def _run(self) -> None:
+        while True:
+            batch = await self._client.getmany(timeout_ms=200, max_records=10_000)
+            now = time.perf_counter()
+            for records in batch.values():
+                for record in records:
+                    if self._type in record.value:  # cheap filter before parsing
+                        event = orjson.loads(record.value)
+                        if event["type"] == self._type.decode() and event.get("correlationid"):
+                            self.answered.setdefault(event["correlationid"], now)
+
+    async def wait_for(self, count: int, timeout: float = 600, accept: Callable[[str], bool] = lambda _: True) -> None:
+        deadline = time.monotonic() + timeout
+        while sum(1 for key in self.answered if accept(key)) < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(self.answered)} of {count} answered after {timeout}s")
+            await asyncio.sleep(0.01)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]

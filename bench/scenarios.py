@@ -1,0 +1,234 @@
+"""The five benchmark scenarios. Each measures the project and its baselines in the same run
+and returns rows for the table: (scenario, variant, figure, unit, ratio to the raw ceiling
+or to the baseline named in the row, goal)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from unionhub_contracts import TOPICS
+from unionhub_runtime.kafka import ensure_topics
+from unionhub_runtime.settings import KafkaSettings
+
+from . import load
+from .infra import ServiceProcess, database, migrate, service
+from .measure import EventWatch, naive, percentile, progress, raw_ceiling
+
+
+@dataclass
+class Row:
+    scenario: str
+    variant: str
+    value: float
+    unit: str
+    ratio: float | None = None  # to the row's reference
+    reference: str = ""
+    goal: str = ""
+    met: bool | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Context:
+    bootstrap: str
+    workdir: Path
+    quick: bool
+
+    def fresh_prefix(self) -> str:
+        prefix = f"b{uuid.uuid4().hex[:8]}."
+        asyncio.run(ensure_topics(KafkaSettings(bootstrap_servers=self.bootstrap, topic_prefix=prefix), TOPICS))
+        return prefix
+
+
+INGESTED = "evaluation_work_items_ingested_total"
+ENROLLED = 'unionhub_commands_total{type="member.enroll",outcome="applied"'
+
+
+def work_score_ingestion(ctx: Context, databases: list[str]) -> list[Row]:
+    n = 60_000 if ctx.quick else 600_000
+    naive_n = 3_000 if ctx.quick else 20_000
+    prefix = ctx.fresh_prefix()
+    topic = prefix + "evaluation.work-scores"
+    asyncio.run(load.produce(ctx.bootstrap, topic, load.work_scores(n)))
+    raw_seconds = asyncio.run(raw_ceiling(ctx.bootstrap, topic, n))
+    raw_rate = n / raw_seconds
+    rows = [Row("1 work-score ingestion", "raw aiokafka consumer (ceiling)", raw_rate, "items/s")]
+    for kind in databases:
+        with database(kind, ctx.workdir) as url:
+            naive_rate = naive_n / naive("work", bootstrap=ctx.bootstrap, topic=topic,
+                                         contract_topic="evaluation.work-scores", count=naive_n, database_url=url)
+        rows.append(Row("1 work-score ingestion", f"naive FastStream, txn per message ({kind})", naive_rate,
+                        "items/s", naive_rate / raw_rate, "raw"))
+        with database(kind, ctx.workdir) as url:
+            migrate("evaluation", url)
+            with service("evaluation", bootstrap=ctx.bootstrap, prefix=prefix, database_url=url,
+                         workdir=ctx.workdir) as evaluation:
+                seconds, counted = progress(evaluation, INGESTED, n)
+        rate = counted / seconds
+        rows.append(Row("1 work-score ingestion", f"project ({kind})", rate, "items/s", rate / raw_rate, "raw",
+                        ">= 100,000 items/s and >= 0.4 x raw", rate >= 100_000 and rate / raw_rate >= 0.4))
+    return rows
+
+
+async def _register_unions(ctx: Context, prefix: str, run: str, unions: int) -> None:
+    async with EventWatch(ctx.bootstrap, prefix + "membership.events", "union.registered") as watch:
+        await load.produce(ctx.bootstrap, prefix + "membership.commands", load.union_commands(run, unions))
+        await watch.wait_for(unions + 2)
+
+
+def command_throughput(ctx: Context) -> list[Row]:
+    unions, fengtai = 101, 15_632
+    n = 20_000 if ctx.quick else 100_000
+    naive_n = 2_000 if ctx.quick else 10_000
+    prefix, run = ctx.fresh_prefix(), "r1-"
+    commands = prefix + "membership.commands"
+    rows = []
+    with database("postgresql", ctx.workdir) as url:
+        migrate("membership", url)
+        with service("membership", bootstrap=ctx.bootstrap, prefix=prefix, database_url=url,
+                     workdir=ctx.workdir) as membership:
+            asyncio.run(_register_unions(ctx, prefix, run, unions))
+            # Fengtai's year of enrolments: first produce to the last member.enrolled read back.
+            seconds = asyncio.run(_produce_and_await(ctx, prefix, load.enrolments(run, fengtai, unions)))
+            rows.append(Row("2 commands (PostgreSQL)", "project: Fengtai 15,632 enrolments, produce → last event",
+                            seconds, "s", goal="< 3 s", met=seconds < 3))
+            # Sustained rate on a backlog.
+            before = membership.metric(ENROLLED)
+            asyncio.run(load.produce(ctx.bootstrap, commands, load.enrolments(run, n, unions, start=fengtai)))
+            seconds, counted = progress(membership, ENROLLED, before + n)
+            rate = counted / seconds
+    with database("postgresql", ctx.workdir) as url:
+        naive_topic = ctx.fresh_prefix() + "membership.commands"
+        asyncio.run(load.produce(ctx.bootstrap, naive_topic, load.enrolments(run, naive_n, unions)))
+        naive_rate = naive_n / naive("enroll", bootstrap=ctx.bootstrap, topic=naive_topic,
+                                     contract_topic="membership.commands", count=naive_n, database_url=url)
+    rows.insert(0, Row("2 commands (PostgreSQL)", "naive FastStream, txn per command", naive_rate, "commands/s"))
+    rows.append(Row("2 commands (PostgreSQL)", "project: member.enroll with inbox + outbox", rate, "commands/s",
+                    rate / naive_rate, "naive", ">= 10,000 commands/s", rate >= 10_000))
+    return rows
+
+
+async def _produce_and_await(ctx: Context, prefix: str, records: list[load.Record]) -> float:
+    async with EventWatch(ctx.bootstrap, prefix + "membership.events", "member.enrolled") as watch:
+        started = time.perf_counter()
+        await load.produce(ctx.bootstrap, prefix + "membership.commands", records)
+        await watch.wait_for(len(records))
+        return max(watch.answered.values()) - started
+
+
+def latency(ctx: Context) -> list[Row]:
+    rate, seconds = 500, (10 if ctx.quick else 60)
+    prefix, run, unions = ctx.fresh_prefix(), "lat-", 20
+    with database("postgresql", ctx.workdir) as url:
+        migrate("membership", url)
+        with service("membership", bootstrap=ctx.bootstrap, prefix=prefix, database_url=url, workdir=ctx.workdir):
+            asyncio.run(_register_unions(ctx, prefix, run, unions))
+            latencies = asyncio.run(_steady(ctx, prefix, load.enrolments(run, rate * seconds, unions), rate))
+    rows = [Row("3 latency at 500 commands/s (PostgreSQL)", f"p{q}", percentile(latencies, q / 100) * 1000, "ms")
+            for q in (50, 95, 99)]
+    rows[-1].goal, rows[-1].met = "p99 < 50 ms", rows[-1].value < 50
+    rows.append(Row("3 latency at 500 commands/s (PostgreSQL)", "max", max(latencies) * 1000, "ms"))
+    return rows
+
+
+async def _steady(ctx: Context, prefix: str, records: list[load.Record], rate: int) -> list[float]:
+    """Sends `records` at `rate` a second (a 10 ms tick); returns each command's latency."""
+    client = load.producer(ctx.bootstrap, linger_ms=0)
+    await client.start()
+    sent: dict[str, float] = {}
+    try:
+        async with EventWatch(ctx.bootstrap, prefix + "membership.events", "member.enrolled") as watch:
+            started, per_tick = time.perf_counter(), rate // 100
+            for tick in range(0, len(records), per_tick):
+                await asyncio.sleep(max(0.0, started + tick / rate - time.perf_counter()))
+                for key, value in records[tick:tick + per_tick]:
+                    command_id = value.split(b'"id":"', 1)[1].split(b'"', 1)[0].decode()
+                    sent[command_id] = time.perf_counter()
+                    await client.send(prefix + "membership.commands", value, key=key)
+            await client.flush()
+            await watch.wait_for(len(records))
+            return [watch.answered[c] - t for c, t in sent.items()]
+    finally:
+        await client.stop()
+
+
+def footprint(ctx: Context) -> list[Row]:
+    prefix, run, unions = ctx.fresh_prefix(), "fp-", 50
+    n = 5_000 if ctx.quick else 20_000
+    rows: list[Row] = []
+    with database("sqlite", ctx.workdir) as m_url, database("sqlite", ctx.workdir) as e_url, \
+            database("sqlite", ctx.workdir) as f_url:
+        urls = {"membership": m_url, "evaluation": e_url, "feedback": f_url}
+        for name, url in urls.items():
+            migrate(name, url)
+        with service("membership", bootstrap=ctx.bootstrap, prefix=prefix, database_url=m_url,
+                     workdir=ctx.workdir) as membership, \
+                service("evaluation", bootstrap=ctx.bootstrap, prefix=prefix, database_url=e_url,
+                        workdir=ctx.workdir) as evaluation, \
+                service("feedback", bootstrap=ctx.bootstrap, prefix=prefix, database_url=f_url,
+                        workdir=ctx.workdir) as feedback:
+            processes = [membership, evaluation, feedback]
+            time.sleep(2)
+            idle = {p.name: p.rss_mb()[0] for p in processes}
+            asyncio.run(_register_unions(ctx, prefix, run, unions))
+            asyncio.run(_produce_and_await(ctx, prefix, load.enrolments(run, n, unions)))
+            asyncio.run(load.produce(ctx.bootstrap, prefix + "evaluation.work-scores", load.work_scores(n * 10)))
+            progress(evaluation, INGESTED, n * 10)
+            for p in processes:
+                rows += _footprint_rows(p, idle[p.name])
+    return rows
+
+
+def _footprint_rows(process: ServiceProcess, idle_mb: float) -> list[Row]:
+    peak = process.rss_mb()[1]
+    return [
+        Row("4 footprint", f"{process.name}: start to /readyz", process.ready_seconds, "s", goal="< 3 s",
+            met=process.ready_seconds < 3),
+        Row("4 footprint", f"{process.name}: RSS idle", idle_mb, "MB"),
+        Row("4 footprint", f"{process.name}: RSS peak", peak, "MB", goal="< 200 MB", met=peak < 200),
+    ]
+
+
+def scale_out(ctx: Context) -> list[Row]:
+    n = 60_000 if ctx.quick else 400_000
+    rates = []
+    for instances in (1, 2):
+        prefix = ctx.fresh_prefix()
+        asyncio.run(load.produce(ctx.bootstrap, prefix + "evaluation.work-scores", load.work_scores(n, seed=instances)))
+        with database("postgresql", ctx.workdir) as url:
+            migrate("evaluation", url)
+            with service("evaluation", bootstrap=ctx.bootstrap, prefix=prefix, database_url=url,
+                         workdir=ctx.workdir) as first:
+                if instances == 1:
+                    seconds, counted = progress(first, INGESTED, n)
+                else:
+                    with service("evaluation", bootstrap=ctx.bootstrap, prefix=prefix, database_url=url,
+                                 workdir=ctx.workdir) as second:
+                        seconds, counted = _both(first, second, n)
+        rates.append(counted / seconds)
+    return [
+        Row("5 scale-out (PostgreSQL)", "evaluation x1", rates[0], "items/s"),
+        Row("5 scale-out (PostgreSQL)", "evaluation x2", rates[1], "items/s", rates[1] / rates[0], "x1"),
+    ]
+
+
+def _both(first: ServiceProcess, second: ServiceProcess, n: int) -> tuple[float, float]:
+    """Two instances share the work: watch their sum (both joined the group before any rise)."""
+    started, first_time = time.monotonic(), 0.0
+    while True:
+        total = first.metric(INGESTED) + second.metric(INGESTED)
+        now = time.monotonic()
+        if not first_time and total > 0:
+            first_time, base = now, total
+        if total >= n:
+            return now - first_time, total - base
+        if now - started > 900:
+            raise TimeoutError(f"two instances counted {total} of {n}")
+        time.sleep(0.05)
