@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 PACKAGES := contracts libs/runtime services/membership services/evaluation services/feedback scenario
 
-.PHONY: install up down clean test lint run kafka postgres tools
+.PHONY: install up down clean test lint run kafka postgres tools bench bench-quick
 
 install: $(STAMP)
 
@@ -52,3 +52,11 @@ SEED ?= 2018
 run: install kafka
 	@FEEDBACK_OVERDUE_CLOCK=events FEEDBACK_OVERDUE_CHECK_SECONDS=1 deploy/local/stack.sh fresh
 	$(PY) -m unionhub_scenario --seed $(SEED) --scale $(SCALE)
+
+# Benchmarks (bench/README.md): the five scenarios against the raw client and a naive baseline.
+bench: install kafka postgres
+	$(PY) -m bench
+
+# CI's smoke run of the same harness: small counts, figures printed, no verdicts.
+bench-quick: install kafka postgres
+	$(PY) -m bench --quick

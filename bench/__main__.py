@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("--databases", default="sqlite,postgresql", help="for scenario 1")
     args = parser.parse_args()
     wanted = {int(n) for n in args.only.split(",")}
-    console = Console()
+    console = Console(width=150)
     rows: list[Row] = []
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="unionhub-bench-") as workdir, kafka() as bootstrap:

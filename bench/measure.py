@@ -49,22 +49,28 @@ def naive(mode: str, *, bootstrap: str, topic: str, contract_topic: str, count: 
     return float(orjson.loads(result.stdout.strip().splitlines()[-1])["seconds"])
 
 
-def progress(service: ServiceProcess, metric: str, target: float, *, timeout: float = 900,
-             poll: float = 0.05) -> tuple[float, float]:
-    """Watches `metric` until it reaches `target`: (seconds from its first rise, amount counted
-    in that time). The first rise, not the start: group join and first fetch are not throughput."""
-    started = time.monotonic()
-    base = service.metric(metric)
-    first_time, first_value = 0.0, base
+def progress(service: ServiceProcess, metric: str | tuple[str, dict[str, str]], target: float, *,
+             timeout: float = 900, poll: float = 0.02) -> tuple[float, float]:
+    """Watches `metric` until it reaches `target`: (seconds, amount counted in them), timed from
+    the last look before it first rose: group join and first fetch are not throughput."""
+    name, labels = (metric, {}) if isinstance(metric, str) else metric
+    return watch_total(lambda: service.metric(name, **labels), target, timeout=timeout, poll=poll,
+                       what=f"{service.name}: {name}")
+
+
+def watch_total(read: Callable[[], float], target: float, *, timeout: float = 900, poll: float = 0.02,
+                what: str = "") -> tuple[float, float]:
+    started = last_idle = time.monotonic()
+    base = read()
     while True:
-        value = service.metric(metric)
+        value = read()
         now = time.monotonic()
-        if not first_time and value > base:
-            first_time, first_value = now, value
+        if value == base:
+            last_idle = now
         if value >= target:
-            return now - first_time, value - first_value
+            return now - last_idle, value - base
         if now - started > timeout:
-            raise TimeoutError(f"{service.name}: {metric} at {value} of {target} after {timeout}s")
+            raise TimeoutError(f"{what} at {value} of {target} after {timeout}s")
         time.sleep(poll)
 
 

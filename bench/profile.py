@@ -1,12 +1,13 @@
 """`python -m bench.profile work-scores|commands [--database sqlite|postgresql]`: samples the
 service process with py-spy while it drains a backlog, and prints where its time goes
-(own time and inclusive time per function). Needs py-spy (requirements-bench.txt)."""
+(own time and inclusive time per function). Needs py-spy (in requirements-dev.txt)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import collections
+import os
 import shutil
 import subprocess
 import sys
@@ -55,6 +56,8 @@ def main() -> None:
             if args.what == "work-scores":
                 asyncio.run(load.produce(bootstrap, prefix + "evaluation.work-scores", load.work_scores(args.count)))
             with service(name, bootstrap=bootstrap, prefix=prefix, database_url=url, workdir=ctx.workdir) as proc:
+                if args.what == "commands":
+                    asyncio.run(_register_unions(ctx, prefix, "p-", 100))
                 out = ctx.workdir / "profile.txt"
                 spy = subprocess.Popen([py_spy, "record", "--pid", str(proc.process.pid), "--format", "raw",
                                         "--rate", "200", "--output", str(out), "--nonblocking"],
@@ -62,15 +65,14 @@ def main() -> None:
                 if args.what == "work-scores":
                     seconds, counted = progress(proc, INGESTED, args.count)
                 else:
-                    asyncio.run(_register_unions(ctx, prefix, "p-", 100))
-                    before = proc.metric(ENROLLED)
+                    before = proc.metric(ENROLLED[0], **ENROLLED[1])
                     asyncio.run(load.produce(bootstrap, prefix + "membership.commands",
                                              load.enrolments("p-", args.count, 100)))
                     seconds, counted = progress(proc, ENROLLED, before + args.count)
                 spy.send_signal(2)
                 spy.wait(timeout=60)
                 print(f"{counted:.0f} in {seconds:.2f}s = {counted / seconds:,.0f}/s")
-                print(summarise(out))
+                print(summarise(out, int(os.environ.get("TOP", "25"))))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import DateTime, bindparam, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .database import chunks
@@ -17,10 +17,19 @@ async def claim(
 ) -> set[str]:
     """Records the ids not seen before and returns them; the others were already applied.
 
-    A concurrent claim of the same id (a stale group member) fails the transaction on the
-    primary key, and its retry then finds the id here.
+    On PostgreSQL one statement does it (insert, skip conflicts, return what was inserted);
+    a concurrent claim of the same id by a stale group member waits for that transaction and
+    then sees the id as taken. On SQLite (one writer at a time) a lookup, then an insert.
     """
     wanted = list(dict.fromkeys(message_ids))
+    if not wanted:
+        return set()
+    now = datetime.now(UTC)
+    if session.get_bind().dialect.name == "postgresql":
+        inserted = await session.execute(
+            _PG_CLAIM.bindparams(consumer=consumer, ids=wanted, now=now)
+        )
+        return set(inserted.scalars())
     inbox = tables.inbox
     seen: set[str] = set()
     for chunk in chunks(wanted):
@@ -32,9 +41,15 @@ async def claim(
         seen.update(result.scalars())
     fresh = [m for m in wanted if m not in seen]
     if fresh:
-        now = datetime.now(UTC)
         await session.execute(
             insert(inbox),
             [{"consumer": consumer, "message_id": m, "received_at": now} for m in fresh],
         )
     return set(fresh)
+
+
+_PG_CLAIM = text(
+    "INSERT INTO inbox (consumer, message_id, received_at) "
+    "SELECT :consumer, unnest(CAST(:ids AS varchar[])), :now "
+    "ON CONFLICT DO NOTHING RETURNING message_id"
+).bindparams(bindparam("now", type_=DateTime(timezone=True)))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable
-from dataclasses import asdict
+from dataclasses import fields
 from typing import Any
 
 from sqlalchemy import Table, bindparam, insert, select, update
@@ -57,7 +57,7 @@ class SqlAlchemyRepository(AbstractRepository[A]):
             await self.preload([key])
         found = self._loaded[key]
         if key not in self._journal:
-            self._journal[key] = copy.deepcopy(found)
+            self._journal[key] = _snapshot(found)
         return found
 
     async def _add(self, aggregate: A) -> None:
@@ -108,6 +108,22 @@ class SqlAlchemyRepository(AbstractRepository[A]):
         self._updates.clear()
 
 
+def _snapshot(aggregate: A | None) -> A | None:
+    """A copy to restore if the command is rejected. Aggregates hold immutable values and
+    lists of immutable entries, so copying the lists is as deep as it needs to go (and far
+    cheaper than `copy.deepcopy` per aggregate per command)."""
+    if aggregate is None:
+        return None
+    clone = copy.copy(aggregate)
+    for name, value in vars(clone).items():
+        if isinstance(value, list):
+            setattr(clone, name, list(value))
+    return clone
+
+
+_HISTORY_COLUMNS = [f.name for f in fields(model.HistoryEntry)]
+
+
 class StationRepository(SqlAlchemyRepository[model.Station]):
     def _to_row(self, aggregate: model.Station) -> dict[str, Any]:
         return {**super()._to_row(aggregate), "services": ",".join(aggregate.services)}
@@ -147,7 +163,8 @@ class MemberRepository(SqlAlchemyRepository[model.Member]):
     async def flush(self) -> None:
         await super().flush()
         if self._history:
-            await self._session.execute(insert(orm.member_history), [asdict(e) for e in self._history])
+            await self._session.execute(insert(orm.member_history), [
+                {name: getattr(e, name) for name in _HISTORY_COLUMNS} for e in self._history])
             self._history.clear()
 
 
