@@ -10,16 +10,25 @@ import logging
 import sys
 import time
 import uuid
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
+from unionhub_runtime.kafka import client_kwargs
+from unionhub_runtime.settings import KafkaSettings
+
 TOPIC = "__unionhub_probe"
 
 
+def connection(bootstrap: str) -> dict[str, Any]:
+    """Bootstrap plus the security settings of the environment (`KAFKA_SECURITY_PROTOCOL`, …)."""
+    return client_kwargs(KafkaSettings(bootstrap_servers=bootstrap))
+
+
 async def round_trip(bootstrap: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**connection(bootstrap))
     await admin.start()
     try:
         await admin.create_topics([NewTopic(TOPIC, num_partitions=1, replication_factor=1)])
@@ -28,13 +37,13 @@ async def round_trip(bootstrap: str) -> None:
     finally:
         await admin.close()
     token = uuid.uuid4().hex.encode()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = AIOKafkaProducer(acks="all", **connection(bootstrap))
     await producer.start()
     try:
         meta = await producer.send_and_wait(TOPIC, token)
     finally:
         await producer.stop()
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(enable_auto_commit=False, **connection(bootstrap))
     await consumer.start()
     try:
         tp = TopicPartition(TOPIC, meta.partition)
