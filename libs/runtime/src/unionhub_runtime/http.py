@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 
@@ -17,3 +17,7 @@ async def read_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 ReadSession = Annotated[AsyncSession, Depends(read_session)]
+
+# An id in a URL path: what the contracts accept as an id (`unionhub_contracts.common.Id`),
+# so an id that could never have been stored is refused before any query.
+IdPath = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@/-]*$")]

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from unionhub_contracts import CloudEvent
 
 from .database import upsert
-from .http import ReadSession
+from .http import IdPath, ReadSession
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ def view_router(view: MembershipView) -> APIRouter:
     router = APIRouter(tags=["membership view"])
 
     @router.get("/membership-view/members/{member_id}")
-    async def known_member(member_id: str, session: ReadSession) -> dict[str, str]:
+    async def known_member(member_id: IdPath, session: ReadSession) -> dict[str, str]:
         known = await view.member(session, member_id)
         if known is None:
             raise HTTPException(status_code=404, detail="member not known here (yet)")

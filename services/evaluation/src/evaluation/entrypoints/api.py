@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
 
-from unionhub_runtime.http import ReadSession
+from unionhub_runtime.http import IdPath, ReadSession
 
 from ..adapters import views
 
@@ -18,14 +18,14 @@ Session = ReadSession
 
 
 @router.get("/campaigns/{campaign_id}")
-async def get_campaign(campaign_id: str, session: Session) -> dict[str, Any]:
+async def get_campaign(campaign_id: IdPath, session: Session) -> dict[str, Any]:
     if (campaign := await views.campaign(session, campaign_id)) is None:
         raise HTTPException(status_code=404, detail="campaign not found")
     return campaign
 
 
 @router.get("/campaigns/{campaign_id}/results")
-async def campaign_results(campaign_id: str, session: Session) -> dict[str, Any]:
+async def campaign_results(campaign_id: IdPath, session: Session) -> dict[str, Any]:
     """Per home: components, member ratings, composite, stars, rank (provisional while open)."""
     if (found := await views.results(session, campaign_id)) is None:
         raise HTTPException(status_code=404, detail="campaign not found")
@@ -34,7 +34,7 @@ async def campaign_results(campaign_id: str, session: Session) -> dict[str, Any]
 
 @router.get("/campaigns/{campaign_id}/audit")
 async def campaign_audit(
-    campaign_id: str,
+    campaign_id: IdPath,
     session: Session,
     rater_id: Annotated[str | None, Query(max_length=128)] = None,
     command_id: Annotated[str | None, Query(max_length=256)] = None,

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
 
-from unionhub_runtime.http import ReadSession
+from unionhub_runtime.http import IdPath, ReadSession
 
 from ..adapters import views
 
@@ -17,7 +17,7 @@ Session = ReadSession
 
 
 @router.get("/opinions/{opinion_id}")
-async def get_opinion(opinion_id: str, session: Session) -> dict[str, Any]:
+async def get_opinion(opinion_id: IdPath, session: Session) -> dict[str, Any]:
     if (found := await views.opinion(session, opinion_id)) is None:
         raise HTTPException(status_code=404, detail="opinion not found")
     return found

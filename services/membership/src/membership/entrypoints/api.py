@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query
 
-from unionhub_runtime.http import ReadSession
+from unionhub_runtime.http import IdPath, ReadSession
 
 from ..adapters import views
 
@@ -25,13 +25,13 @@ def _found(value: dict[str, Any] | None, what: str) -> dict[str, Any]:
 
 
 @router.get("/unions/{union_id}")
-async def get_union(union_id: str, session: Session) -> dict[str, Any]:
+async def get_union(union_id: IdPath, session: Session) -> dict[str, Any]:
     return _found(await views.union(session, union_id), "union")
 
 
 @router.get("/unions/{union_id}/members")
 async def list_union_members(
-    union_id: str,
+    union_id: IdPath,
     session: Session,
     status: Literal["active", "left"] | None = None,
     on: Annotated[date | None, Query(description="active members on this date, from the history")] = None,
@@ -50,7 +50,7 @@ async def list_union_members(
 
 
 @router.get("/members/{member_id}")
-async def get_member(member_id: str, session: Session) -> dict[str, Any]:
+async def get_member(member_id: IdPath, session: Session) -> dict[str, Any]:
     return _found(await views.member(session, member_id), "member")
 
 
