@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 PACKAGES := contracts libs/runtime services/membership services/evaluation services/feedback scenario
 
-.PHONY: install up down clean test lint run kafka postgres tools bench bench-quick
+.PHONY: install up down clean test test-reliability lint run kafka postgres tools bench bench-quick
 
 install: $(STAMP)
 
@@ -39,7 +39,11 @@ clean: down
 	rm -rf .run
 
 test: install tools kafka postgres
-	$(PY) -m pytest
+	$(PY) -m pytest --ignore=tests/reliability
+
+# The fault-injection suite (tests/reliability): real processes killed, restarted, fed poison.
+test-reliability: install kafka postgres
+	$(PY) -m pytest tests/reliability -s
 
 lint: install
 	$(VENV)/bin/ruff check contracts libs services scenario tests deploy

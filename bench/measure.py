@@ -38,15 +38,19 @@ async def raw_ceiling(bootstrap: str, topic: str, count: int) -> float:
         await client.stop()
 
 
-def naive(mode: str, *, bootstrap: str, topic: str, contract_topic: str, count: int, database_url: str) -> float:
-    """Seconds the naive baseline (bench/naive.py, a process of its own) takes for `count`."""
+def naive(mode: str, *, bootstrap: str, topic: str, contract_topic: str, count: int, database_url: str,
+          seconds: float) -> float:
+    """Messages a second of the naive baseline (bench/naive.py, a process of its own), over
+    `count` messages or `seconds`, whichever ends first."""
     result = subprocess.run(
         [sys.executable, "-m", "bench.naive", mode, "--bootstrap", bootstrap, "--topic", topic,
-         "--contract-topic", contract_topic, "--count", str(count), "--database-url", database_url],
+         "--contract-topic", contract_topic, "--count", str(count), "--database-url", database_url,
+         "--seconds", str(seconds)],
         capture_output=True, text=True, timeout=1800, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"the naive baseline failed:\n{result.stderr[-2000:]}")
-    return float(orjson.loads(result.stdout.strip().splitlines()[-1])["seconds"])
+    outcome = orjson.loads(result.stdout.strip().splitlines()[-1])
+    return float(outcome["messages"]) / float(outcome["seconds"])
 
 
 def progress(service: ServiceProcess, metric: str | tuple[str, dict[str, str]], target: float, *,

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from unionhub_contracts import CloudEvent, CommandRejected, DecodeError, OutgoingEvent, decode
 from unionhub_contracts.rejections import RejectionCode
 
-from . import inbox, outbox, tracing
+from . import failpoints, inbox, outbox, tracing
 from .database import is_transient
 from .deadletters import DeadLetters
 from .errors import Rejected
@@ -117,6 +117,7 @@ class Pipeline:
                     log.error("handler failed on %s@%s:%s: %r", record.topic, record.partition, record.offset, failure.cause)
                     await self._dead_letters.send(record, "handler_error", repr(failure.cause))
                     self._metrics.dead_letters.labels(record.topic, "handler_error").inc()
+        failpoints.hit("consume.committed")
         self._on_commit()
 
     async def _with_retries(self, attempt: Callable[[], Awaitable[None]]) -> None:
