@@ -204,7 +204,11 @@ CONF
   echo "kafka: ACLs granted for prefix '${prefix}'" >&2
 }
 
-running() { [ -f "$pid_file" ] && kill -0 "$(cat "$pid_file")" 2>/dev/null; }
+# A killed broker nobody reaped yet is a zombie: kill -0 still succeeds, so look at its state.
+running() {
+  [ -f "$pid_file" ] && kill -0 "$(cat "$pid_file")" 2>/dev/null \
+    && ! ps -o stat= -p "$(cat "$pid_file")" | grep -q '^Z'
+}
 
 start() {
   fetch

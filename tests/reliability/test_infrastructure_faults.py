@@ -1,0 +1,143 @@
+"""Scenarios 3, 4 and 5 of the fault-injection suite: the Kafka broker restarted under load
+(SIGTERM, then SIGKILL), one of two instances frozen past its session timeout, PostgreSQL
+stopped for 30 s. Each ends with the ledger's checks: lost 0, doubled 0, order kept."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import ROOT, _free_port
+from tests.reliability.harness import Fleet, Ledger, assert_exactly_once, settle
+from tests.reliability.test_process_faults import MEMBERS, start_stream, until_applied
+from unionhub_contracts import TOPICS
+from unionhub_runtime.kafka import ensure_topics
+from unionhub_runtime.settings import KafkaSettings
+
+pytestmark = pytest.mark.reliability
+SCRIPT = ROOT / "deploy" / "kafka" / "kafka.sh"
+
+
+@dataclass
+class OwnBroker:
+    """A broker of this test's own, so it can be stopped and killed."""
+
+    bootstrap: str
+    env: dict[str, str]
+
+    def script(self, action: str) -> None:
+        subprocess.run([str(SCRIPT), action], env=self.env, check=True, timeout=180)
+
+    def pid(self) -> int:
+        return int((Path(self.env["KAFKA_DATA_DIR"]) / "kafka.pid").read_text())
+
+
+@pytest.fixture
+def own_broker() -> Iterator[OwnBroker]:
+    data_dir = tempfile.mkdtemp(prefix="unionhub-restart-kafka-")
+    port = _free_port()
+    env = {**os.environ, "KAFKA_PORT": str(port), "KAFKA_CONTROLLER_PORT": str(_free_port()),
+           "KAFKA_DATA_DIR": data_dir, "PYTHON": sys.executable}
+    broker = OwnBroker(f"127.0.0.1:{port}", env)
+    broker.script("start")
+    try:
+        yield broker
+    finally:
+        broker.script("stop")
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+async def test_the_broker_restarted_under_load_twice_loses_nothing(
+    own_broker: OwnBroker, pg_url: str, tmp_path: Path
+) -> None:
+    prefix = f"r{uuid.uuid4().hex[:8]}."
+    await ensure_topics(KafkaSettings(bootstrap_servers=own_broker.bootstrap, topic_prefix=prefix), TOPICS)
+    fleet = Fleet(own_broker.bootstrap, prefix, pg_url, tmp_path)
+    try:
+        ledger = Ledger(MEMBERS)
+        fleet.start()
+        stream = await start_stream(fleet, ledger, pause=0.1)
+        await until_applied(fleet, 1_500)
+        await asyncio.to_thread(own_broker.script, "stop")  # SIGTERM: a controlled shutdown
+        await asyncio.to_thread(own_broker.script, "start")
+        await until_applied(fleet, 3_500)
+        os.kill(own_broker.pid(), signal.SIGKILL)  # a crash
+        await asyncio.sleep(1)
+        await asyncio.to_thread(own_broker.script, "start")
+        await stream  # the producer retries through both restarts; only acknowledged sends count
+        await settle(fleet.database_url, ledger, timeout=240)
+        outcome = await assert_exactly_once(fleet.database_url, ledger)
+        (instance,) = fleet.instances
+        assert instance.process.poll() is None, "the service died instead of reconnecting"
+        print(f"\nscenario 3: {len(ledger.acked)} commands, broker stopped (SIGTERM) and killed (SIGKILL) under "
+              f"load, the service reconnected by itself, "
+              f"{fleet.evidence('unionhub_inbox_duplicates_total'):.0f} duplicates skipped, {outcome}")
+    finally:
+        fleet.stop_all()
+
+
+async def test_a_frozen_instance_past_its_session_timeout_does_not_double_apply(fleet: Fleet) -> None:
+    ledger = Ledger(MEMBERS)
+    frozen = fleet.start(MEMBERSHIP_BATCH_TIMEOUT_MS="10")
+    other = fleet.start()
+    stream = await start_stream(fleet, ledger, pause=0.1)
+    await until_applied(fleet, 1_000)
+    frozen.process.send_signal(signal.SIGSTOP)
+    stopped_at = time.monotonic()
+    before = other.metric("unionhub_commands_total")
+    await asyncio.sleep(15)  # past the consumer's session timeout (10 s): the group rebalances
+    took_over = other.metric("unionhub_commands_total") - before
+    frozen.process.send_signal(signal.SIGCONT)  # its stale batch and commit come late
+    await stream
+    await settle(fleet.database_url, ledger)
+    outcome = await assert_exactly_once(fleet.database_url, ledger)
+    print(f"\nscenario 4: {len(ledger.acked)} commands, one of two instances frozen "
+          f"{time.monotonic() - stopped_at:.0f} s, the other took over {took_over:.0f} commands meanwhile, "
+          f"{fleet.evidence('unionhub_inbox_duplicates_total'):.0f} duplicates skipped, {outcome}")
+    assert took_over > 0, "the group did not rebalance to the live instance"
+    assert frozen.process.poll() is None  # it woke up and carried on
+
+
+def pg_cluster(action: str) -> None:
+    version = sorted(os.listdir("/usr/lib/postgresql"), key=lambda v: int(v.split(".")[0]))[-1]
+    subprocess.run(["pg_ctlcluster", version, "main", action], check=True, timeout=120)
+
+
+async def test_postgresql_stopped_for_30_seconds_makes_messages_wait_not_vanish(fleet: Fleet) -> None:
+    ledger = Ledger(MEMBERS)
+    instance = fleet.start()
+    stream = await start_stream(fleet, ledger, pause=0.1)
+    await until_applied(fleet, 1_500)
+    await asyncio.to_thread(pg_cluster, "stop")
+    red = False
+    try:
+        started = time.monotonic()
+        while time.monotonic() - started < 30:
+            async with httpx.AsyncClient() as http:
+                red = red or (await http.get(f"{instance.url}/readyz", timeout=5)).status_code == 503
+            await asyncio.sleep(1)
+    finally:
+        await asyncio.to_thread(pg_cluster, "start")
+    await stream
+    await settle(fleet.database_url, ledger, timeout=240)
+    outcome = await assert_exactly_once(fleet.database_url, ledger)
+    async with httpx.AsyncClient() as http:
+        green = (await http.get(f"{instance.url}/readyz", timeout=5)).status_code == 200
+    retries = instance.metric("unionhub_retries_total")
+    dead = instance.metric("unionhub_dead_letters_total")
+    print(f"\nscenario 5: {len(ledger.acked)} commands, PostgreSQL stopped 30 s under load, /readyz red then green, "
+          f"{retries:.0f} retries with backoff, {dead:.0f} dead letters, {outcome}")
+    assert red and green and retries > 0 and dead == 0
