@@ -46,7 +46,7 @@ test-reliability: install kafka postgres
 	$(PY) -m pytest tests/reliability -s
 
 lint: install
-	$(VENV)/bin/ruff check contracts libs services scenario tests deploy
+	$(VENV)/bin/ruff check contracts libs services scenario tests deploy bench
 	$(VENV)/bin/mypy
 
 # The main job: a year of a city's union work, played as the outside systems would send it.
