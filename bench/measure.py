@@ -72,6 +72,8 @@ def watch_total(read: Callable[[], float], target: float, *, timeout: float = 90
         if value == base:
             last_idle = now
         if value >= target:
+            if value == base or now == last_idle:
+                raise RuntimeError(f"{what}: the work was done before the first look; nothing was timed")
             return now - last_idle, value - base
         if now - started > timeout:
             raise TimeoutError(f"{what} at {value} of {target} after {timeout}s")

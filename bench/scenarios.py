@@ -5,8 +5,10 @@ or to the baseline named in the row, goal)."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import uuid
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -206,27 +208,26 @@ def _footprint_rows(process: ServiceProcess, idle_mb: float) -> list[Row]:
 
 def scale_out(ctx: Context) -> list[Row]:
     n = 60_000 if ctx.quick else 400_000
-    rates = []
-    for instances in (1, 2):
-        prefix = ctx.fresh_prefix()
-        asyncio.run(load.produce(ctx.bootstrap, prefix + "evaluation.work-scores", load.work_scores(n, seed=instances)))
-        with database("postgresql", ctx.workdir) as url:
-            migrate("evaluation", url)
-            with service("evaluation", bootstrap=ctx.bootstrap, prefix=prefix, database_url=url,
-                         workdir=ctx.workdir) as first:
-                if instances == 1:
-                    seconds, counted = progress(first, INGESTED, n)
-                else:
-                    with service("evaluation", bootstrap=ctx.bootstrap, prefix=prefix, database_url=url,
-                                 workdir=ctx.workdir) as second:
-                        seconds, counted = _both(first, second, n)
-        rates.append(counted / seconds)
+    one, two = _ingestion_rate(ctx, 1, n), _ingestion_rate(ctx, 2, n)
     return [
-        Row("5 scale-out (PostgreSQL)", "evaluation x1", rates[0], "items/s"),
-        Row("5 scale-out (PostgreSQL)", "evaluation x2", rates[1], "items/s", rates[1] / rates[0], "x1"),
+        Row("5 scale-out (PostgreSQL)", "evaluation x1", one, "items/s"),
+        Row("5 scale-out (PostgreSQL)", "evaluation x2", two, "items/s", two / one, "x1"),
     ]
 
 
-def _both(first: ServiceProcess, second: ServiceProcess, n: int) -> tuple[float, float]:
-    """Two instances share the work: watch their sum."""
-    return watch_total(lambda: first.metric(INGESTED) + second.metric(INGESTED), n, what="two instances")
+def _ingestion_rate(ctx: Context, instances: int, n: int) -> float:
+    prefix = ctx.fresh_prefix()
+    with database("postgresql", ctx.workdir) as url, ExitStack() as stack:
+        migrate("evaluation", url)
+        # Every instance joins the group before the load arrives, so they share it from the start.
+        fleet = [stack.enter_context(service("evaluation", bootstrap=ctx.bootstrap, prefix=prefix, database_url=url,
+                                             workdir=ctx.workdir)) for _ in range(instances)]
+        time.sleep(3)  # the group settles its assignment
+        records = load.work_scores(n, seed=instances)
+        producing = threading.Thread(
+            target=lambda: asyncio.run(load.produce(ctx.bootstrap, prefix + "evaluation.work-scores", records)))
+        producing.start()
+        seconds, counted = watch_total(lambda: sum(p.metric(INGESTED) for p in fleet), n,
+                                       what=f"{instances} instance(s)")
+        producing.join()
+    return counted / seconds
