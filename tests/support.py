@@ -120,3 +120,21 @@ def http_client(service: Service) -> Any:
     import httpx
 
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=service.asgi()), base_url="http://service")
+
+
+def wait_until_ok(url: str, log: Path, *, process: Any = None, timeout: float = 60) -> None:
+    """Waits for `url` to answer 200; fails with the log's tail on timeout or if `process`
+    (a Popen) exits first."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"exited with {process.returncode} before {url} answered:\n{log.read_text()[-2000:]}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, f"{url} never answered 200; log tail:\n{log.read_text()[-2000:]}"
+        time.sleep(0.1)

@@ -7,16 +7,15 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import yaml
 
 from tests.conftest import _free_port as free_port
+from tests.support import wait_until_ok
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("membership", "evaluation", "feedback")
@@ -26,18 +25,6 @@ SERVICES = ("membership", "evaluation", "feedback")
 class Processes:
     urls: dict[str, str]  # service → base URL
     logs: dict[str, Path]
-
-
-def _wait_until(url: str, log: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, f"{url} never answered 200; log tail:\n{log.read_text()[-2000:]}"
-        time.sleep(0.2)
 
 
 @contextmanager
@@ -56,8 +43,8 @@ def services(bootstrap: str, prefix: str, workdir: Path) -> Iterator[Processes]:
                                               stdout=log, stderr=subprocess.STDOUT))
         urls[name] = f"http://127.0.0.1:{port}"
     try:
-        for name, url in urls.items():
-            _wait_until(f"{url}/readyz", logs[name])
+        for (name, url), process in zip(urls.items(), processes, strict=True):
+            wait_until_ok(f"{url}/readyz", logs[name], process=process)
         yield Processes(urls, logs)
     finally:
         for process in processes:
@@ -92,7 +79,7 @@ def prometheus(targets: dict[str, str], workdir: Path) -> Iterator[str]:
              f"--web.listen-address=127.0.0.1:{port}"], stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_until(f"{url}/-/ready", log)
+        wait_until_ok(f"{url}/-/ready", log, process=process)
         yield url
     finally:
         process.terminate()

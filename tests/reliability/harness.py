@@ -21,7 +21,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy.engine import make_url
 
 from tests.conftest import _free_port
-from tests.support import command
+from tests.support import command, wait_until_ok
 
 UNIONS = [
     ("bj", "federation", None, None),
@@ -83,18 +83,8 @@ class Fleet:
             self.wait_ready(instance)
         return instance
 
-    def wait_ready(self, instance: Instance, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if instance.process.poll() is not None:
-                raise AssertionError(f"instance exited {instance.process.returncode}:\n{instance.log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{instance.url}/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"instance not ready:\n{instance.log.read_text()[-2000:]}")
+    def wait_ready(self, instance: Instance) -> None:
+        wait_until_ok(f"{instance.url}/readyz", instance.log, process=instance.process)
 
     def kill(self, instance: Instance, sig: int = signal.SIGKILL) -> int:
         instance.scrape()

@@ -12,10 +12,12 @@ async def group_lag(bootstrap: str, group: str, topic: str) -> int:
     await admin.start()
     await consumer.start()
     try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        # From the admin API: a consumer without a subscription may not know the partitions
+        # yet (and `topics()` does not teach it), which would read as "no lag".
+        (described,) = await admin.describe_topics([topic])
+        partitions = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
         if not partitions:
-            await consumer.topics()  # refresh metadata once
-            partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+            raise RuntimeError(f"topic {topic} has no partitions (does it exist?)")
         ends = await consumer.end_offsets(partitions)
         committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
         return sum(max(0, ends[tp] - (committed[tp].offset if tp in committed and committed[tp].offset >= 0 else 0))
