@@ -6,9 +6,16 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 PACKAGES := contracts libs/runtime services/membership services/evaluation services/feedback scenario
 
-.PHONY: install up down clean test test-reliability lint run kafka postgres tools bench bench-quick
+.PHONY: install up down clean test test-reliability lint run kafka postgres tools bench bench-quick system system-test
 
 install: $(STAMP)
+
+# Debian packages a fresh machine may lack: Java and Maven for the broker; for the tests
+# also PostgreSQL, Prometheus (promtool) and Go (kustomize).
+system:
+	@deploy/system/ensure.sh
+system-test:
+	@deploy/system/ensure.sh test
 
 $(STAMP): constraints.txt requirements-dev.txt $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
 	@start=$$SECONDS; \
@@ -20,13 +27,13 @@ $(STAMP): constraints.txt requirements-dev.txt $(foreach p,$(PACKAGES),$(p)/pypr
 
 # kustomize renders the Kubernetes manifests the tests validate (built from the Go proxy).
 KUSTOMIZE_VERSION := v5.7.1
-tools: install
+tools: install system-test
 	@test -x $(VENV)/bin/kustomize || GOBIN=$(abspath $(VENV)/bin) go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
 
-kafka: install
+kafka: install system
 	@deploy/kafka/kafka.sh fetch
 
-postgres:
+postgres: system-test
 	@deploy/postgres/local.sh ensure
 
 up: install kafka
@@ -38,11 +45,11 @@ down:
 clean: down
 	rm -rf .run
 
-test: install tools kafka postgres
+test: install system-test tools kafka postgres
 	$(PY) -m pytest --ignore=tests/reliability
 
 # The fault-injection suite (tests/reliability): real processes killed, restarted, fed poison.
-test-reliability: install kafka postgres
+test-reliability: install system-test kafka postgres
 	$(PY) -m pytest tests/reliability -s
 
 lint: install

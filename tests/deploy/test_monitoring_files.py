@@ -20,7 +20,7 @@ GRAFANA = ROOT / "deploy" / "grafana"
 
 def promtool(*args: str) -> str:
     binary = shutil.which("promtool")
-    assert binary, "promtool is missing: `apt-get install prometheus` (.ci/run does it)"
+    assert binary, "promtool is missing: `apt-get install prometheus` (`make test` does it)"
     result = subprocess.run([binary, *args], cwd=PROMETHEUS, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout + result.stderr

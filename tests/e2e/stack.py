@@ -68,7 +68,7 @@ def prometheus_config(targets: dict[str, str], rules: Path) -> dict[str, object]
 @contextmanager
 def prometheus(targets: dict[str, str], workdir: Path) -> Iterator[str]:
     binary = shutil.which("prometheus")
-    assert binary, "Prometheus is not installed: `apt-get install prometheus` (.ci/run does it)"
+    assert binary, "Prometheus is not installed: `apt-get install prometheus` (`make test` does it)"
     config_file = workdir / "prometheus.yml"
     config_file.write_text(yaml.safe_dump(prometheus_config(targets, ROOT / "deploy" / "prometheus" / "alerts.yml")))
     port = free_port()

@@ -45,8 +45,8 @@ async def test_a_campaign_shaped_like_the_source_gives_the_independently_compute
                     break
                 await asyncio.sleep(0.05)
         await pub.play([campaign.open, campaign.ratings, campaign.close], timeout=180)
-        assert pub.answers.rejections() == []
-        awarded = {e["data"]["home_id"]: e["data"] for e in pub.answers.by_command[campaign.close[0].id]
+        assert pub.events("command.rejected") == []
+        awarded = {e["data"]["home_id"]: e["data"] for e in pub.answers[campaign.close[0].id].events
                    if e["type"] == "home.star-awarded"}
         assert len(awarded) == 16 and len(campaign.ratings) > 3_890
         for home, truth in campaign.truth.items():
@@ -60,7 +60,7 @@ async def test_a_campaign_shaped_like_the_source_gives_the_independently_compute
         # closing twice publishes nothing new
         again = make("evaluation.commands", "campaign.close", {"campaign_id": campaign.campaign_id})
         await pub.play([[again]])
-        assert [e["data"]["code"] for e in pub.answers.by_command[again.id]] == ["closed"]
+        assert [e["data"]["code"] for e in pub.answers[again.id].events] == ["closed"]
 
 
 async def test_a_rating_sent_before_the_enrolment_is_accepted_when_the_enrolment_arrives(
@@ -84,7 +84,7 @@ async def test_a_rating_sent_before_the_enrolment_is_accepted_when_the_enrolment
         await pub.play([campaign.open])
         await pub.send([newcomer])  # membership is not even running yet
         await asyncio.sleep(1.0)
-        assert newcomer.id not in pub.answers.by_command
+        assert not pub.answered(newcomer)
         async with running(ms, membership.bootstrap.MIGRATIONS):
             await pub.play(campaign.setup)
             enrol = make("membership.commands", "member.enroll",
@@ -92,9 +92,9 @@ async def test_a_rating_sent_before_the_enrolment_is_accepted_when_the_enrolment
             await pub.play([[enrol]])
             await pub.wait_answered([newcomer], timeout=30)
             await pub.play([[outsider]])
-        [accepted] = pub.answers.by_command[newcomer.id]
+        [accepted] = pub.answers[newcomer.id].events
         assert accepted["type"] == "rating.accepted" and accepted["data"]["value"] == 88.0
-        [rejected] = pub.answers.by_command[outsider.id]
+        [rejected] = pub.answers[outsider.id].events
         assert (rejected["type"], rejected["data"]["code"]) == ("command.rejected", "not_a_member")
         async with http_client(ev) as client:
             audit = (await client.get(f"/campaigns/{campaign.campaign_id}/audit",
@@ -113,7 +113,7 @@ async def test_a_wait_that_outlasts_the_grace_period_is_rejected(kafka: KafkaSet
             "rater_kind": "member", "rater_id": "ghost", "scores": dict.fromkeys(stars.CRITERIA, 50),
             "submitted_at": datetime(2018, 11, 2, tzinfo=UTC).isoformat()})
         await pub.play([[ghost]], timeout=20)
-        [rejected] = pub.answers.by_command[ghost.id]
+        [rejected] = pub.answers[ghost.id].events
         assert (rejected["data"]["code"], rejected["data"]["command_type"]) == ("not_a_member", "rating.submit")
 
 
@@ -137,7 +137,7 @@ async def test_a_month_of_work_items_with_duplicates_and_a_restart_gives_the_tru
             assert await _ingested(second) == month.distinct_items + 2
             assert second.definition.registry.get_sample_value("evaluation_work_items_duplicates_total") > 0
             await pub.play([month.close])
-            awarded = {e["data"]["post_id"]: e["data"] for e in pub.answers.by_command[month.close[0].id]
+            awarded = {e["data"]["post_id"]: e["data"] for e in pub.answers[month.close[0].id].events
                        if e["type"] == "post-star.awarded"}
             assert awarded == {post: {"month": month.month, **star} for post, star in month.stars.items()}
             async with http_client(second) as client:

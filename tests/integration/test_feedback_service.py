@@ -26,7 +26,7 @@ def build_feedback(kafka: KafkaSettings, url: str, **settings: object):
 
 async def overdue_events(pub: Publisher) -> list[str]:
     """The opinion of every distinct overdue event (a redelivered event keeps its id)."""
-    distinct = {e["id"]: e for events in pub.answers.by_command.values() for e in events
+    distinct = {e["id"]: e for events in (a.events for a in pub.answers.values()) for e in events
                 if e["type"] == "opinion.overdue"}
     return [e["data"]["opinion_id"] for e in distinct.values()]
 
@@ -51,7 +51,7 @@ async def test_a_year_of_opinions_gives_the_stats_and_overdue_flags_once_across_
                         break
                     await asyncio.sleep(0.05)
             await pub.play([year.submits, year.answers, year.rates], timeout=120)
-            assert pub.answers.rejections() == []
+            assert pub.events("command.rejected") == []
             late_answers = len(await overdue_events(pub))  # only answers that came late, so far
         expected = sum(t["overdue"] for t in year.truth.values())
         assert 0 < late_answers < expected
@@ -73,6 +73,6 @@ async def test_a_year_of_opinions_gives_the_stats_and_overdue_flags_once_across_
             await asyncio.sleep(1.0)  # several timer runs after a restart
         flagged = await overdue_events(pub)
         assert len(flagged) == len(set(flagged)) == expected
-        missed = {e["data"]["cadre_id"] for e in pub.answers.by_command[year.close[0].id]
+        missed = {e["data"]["cadre_id"] for e in pub.answers[year.close[0].id].events
                   if e["type"] == "visit.quota-missed"}
         assert missed == year.quota_missed

@@ -1,7 +1,12 @@
-"""Decoding and encoding of message values (CloudEvents structured JSON mode)."""
+"""Decoding and encoding of Kafka records as CloudEvents.
+
+Read: structured JSON mode (the whole event in the value) and binary mode (attributes in
+`ce_*` headers, `data` as the value). Written: structured mode only.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -30,13 +35,19 @@ class DecodeError(Exception):
     """A message value that cannot be understood; it belongs in the dead-letter topic."""
 
     def __init__(
-        self, code: DecodeErrorCode, message: str, event_id: str | None, event_type: str | None
+        self,
+        code: DecodeErrorCode,
+        message: str,
+        event_id: str | None,
+        event_type: str | None,
+        event_source: str | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.event_id = event_id
         self.event_type = event_type
+        self.event_source = event_source
 
 
 @cache
@@ -66,19 +77,16 @@ def _describe(errors: list[Any]) -> str:
     return "; ".join(parts) + more
 
 
-def _head(value: bytes) -> tuple[str | None, str | None]:
-    """The `id` and `type` of a value that failed validation, where they are readable."""
+def _head(value: bytes) -> tuple[str | None, str | None, str | None]:
+    """The `id`, `type` and `source` of a value that failed validation, where readable."""
     try:
         parsed = orjson.loads(value)
     except orjson.JSONDecodeError:
-        return None, None
+        return None, None, None
     if not isinstance(parsed, dict):
-        return None, None
-    event_id, event_type = parsed.get("id"), parsed.get("type")
-    return (
-        event_id if isinstance(event_id, str) and event_id else None,
-        event_type if isinstance(event_type, str) and event_type else None,
-    )
+        return None, None, None
+    found = [parsed.get(name) for name in ("id", "type", "source")]
+    return tuple(v if isinstance(v, str) and v else None for v in found)  # type: ignore[return-value]
 
 
 def _classify(exc: ValidationError) -> DecodeErrorCode:
@@ -93,25 +101,61 @@ def _classify(exc: ValidationError) -> DecodeErrorCode:
     return DecodeErrorCode.NOT_CLOUDEVENT
 
 
-def decode(topic: str, value: bytes | None) -> CloudEvent[Any]:
-    """The validated event in `value`, read from `topic`; raises `DecodeError`."""
+Headers = Sequence[tuple[str, bytes]]
+BINARY_PREFIX = "ce_"  # CloudEvents Kafka protocol binding, binary content mode
+
+
+def is_binary(headers: Headers | None) -> bool:
+    """Binary mode: a `ce_specversion` header, and no structured `content-type`."""
+    binary = False
+    for name, value in headers or ():
+        if name == "ce_specversion":
+            binary = True
+        elif name == "content-type" and value.startswith(b"application/cloudevents"):
+            return False
+    return binary
+
+
+def _structured(value: bytes, headers: Headers) -> bytes:
+    """The structured form of a binary-mode record: its `ce_*` attributes around `data`."""
+    attributes: dict[str, str] = {}
+    try:
+        for name, raw in headers:
+            if name.startswith(BINARY_PREFIX) and name != "ce_data":
+                attributes[name[len(BINARY_PREFIX):]] = raw.decode("utf-8")
+            elif name == "content-type":
+                attributes["datacontenttype"] = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise DecodeError(DecodeErrorCode.NOT_CLOUDEVENT, "a ce_* header is not UTF-8", None, None) from None
+    try:
+        orjson.loads(value)  # exactly one JSON value, so it can be spliced in as `data`
+    except orjson.JSONDecodeError:
+        head = (attributes.get(name) or None for name in ("id", "type", "source"))
+        raise DecodeError(DecodeErrorCode.NOT_JSON, "data is not JSON", *head) from None
+    return orjson.dumps(attributes)[:-1] + b',"data":' + value + b"}"
+
+
+def decode(topic: str, value: bytes | None, headers: Headers | None = None) -> CloudEvent[Any]:
+    """The validated event in a record of `topic`, in either mode; raises `DecodeError`."""
     if value is None:
         raise DecodeError(DecodeErrorCode.NOT_JSON, "empty value", None, None)
     if len(value) > MAX_MESSAGE_BYTES:
         raise DecodeError(
             DecodeErrorCode.TOO_LARGE, f"value of {len(value)} bytes is over 1 MiB", None, None
         )
+    if headers and is_binary(headers):
+        value = _structured(value, headers)
     try:
         event: CloudEvent[Any] = _adapter(topic).validate_json(value)
     except ValidationError as exc:
         code = _classify(exc)
-        event_id, event_type = _head(value) if code is not DecodeErrorCode.NOT_JSON else (None, None)
+        event_id, event_type, source = _head(value) if code is not DecodeErrorCode.NOT_JSON else (None, None, None)
         errors = exc.errors(include_url=False, include_input=False)
         if code is DecodeErrorCode.UNKNOWN_TYPE:
             message = f"type {event_type!r} is not a message of topic {topic}"
         else:
             message = _describe(errors)
-        raise DecodeError(code, message, event_id, event_type) from None
+        raise DecodeError(code, message, event_id, event_type, source) from None
     return event
 
 
@@ -134,6 +178,7 @@ def encode(
     time: datetime,
     correlation_id: str | None,
     key: str | None,
+    correlation_source: str | None = None,
 ) -> OutgoingEvent:
     """Serialise one event in structured mode."""
     body = envelope_fields(
@@ -142,6 +187,7 @@ def encode(
         event_type=event_type,
         time=time,
         correlation_id=correlation_id,
+        correlation_source=correlation_source,
     )
     body["data"] = data.model_dump(mode="json")
     return OutgoingEvent(id=event_id, type=event_type, key=key, value=orjson.dumps(body))

@@ -6,8 +6,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from unionhub_contracts import message_type
 
 
@@ -22,13 +20,6 @@ class Command:
     def key(self) -> str | None:
         field = message_type(self.topic, self.type).key
         return str(self.data[field]) if field else None
-
-    def value(self, source: str, correlation_id: str | None = None) -> bytes:
-        body: dict[str, Any] = {"specversion": "1.0", "id": self.id, "source": source, "type": self.type,
-                                "datacontenttype": "application/json", "data": self.data}
-        if correlation_id:
-            body["correlationid"] = correlation_id
-        return orjson.dumps(body)
 
 
 def make(topic: str, type_: str, data: dict[str, Any], rng_id: str | None = None) -> Command:

@@ -65,7 +65,7 @@ async def play(urls: Urls, *, seed: int, scale: float) -> Outcome:
 
                     await pub.send(wave, published)
                     await pub.wait_answered(wave, timeout, lambda _p, d, _t: progress.update(
-                        answered, completed=sum(1 for w in waves for c in w if c.id in pub.answers.by_command)))
+                        answered, completed=sum(1 for w in waves for c in w if pub.answered(c))))
                 progress.update(answered, completed=total)
                 out.timings[name] = time.monotonic() - started
 
@@ -88,8 +88,7 @@ async def play(urls: Urls, *, seed: int, scale: float) -> Outcome:
             flagged = progress.add_task("Opinion box: overdue flagged", total=overdue)
 
             async def all_flagged() -> bool:  # feedback's timer flags what was never answered
-                seen = {e["id"] for events in pub.answers.by_command.values() for e in events
-                        if e["type"] == "opinion.overdue"}
+                seen = {e["id"] for e in pub.events("opinion.overdue")}
                 progress.update(flagged, completed=len(seen))
                 return len(seen) >= overdue
 
@@ -111,8 +110,8 @@ async def play(urls: Urls, *, seed: int, scale: float) -> Outcome:
                 await _wait_until(ingested, 600, step=0.5)
             out.timings["Steel mill work items"] = time.monotonic() - started
             await phase("Post stars of the month", [month.close])
-        out.latencies = sorted(pub.answers.latencies)
-        rejections = pub.answers.rejections()
+        out.latencies = pub.latencies()
+        rejections = pub.events("command.rejected")
         out.check("commands rejected", [], [r["data"] for r in rejections])
     await _collect(urls, out, year, campaign, feedback_year, month, studio_year)
     return out

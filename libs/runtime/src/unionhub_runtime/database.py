@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar
 
 from sqlalchemy import event, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -96,19 +95,6 @@ def insert_on_conflict(session: AsyncSession, table: Any) -> Any:
     if session.get_bind().dialect.name == "postgresql":
         return postgresql_insert(table)
     return sqlite_insert(table)
-
-
-@overload
-def as_aware(moment: datetime) -> datetime: ...
-
-
-@overload
-def as_aware(moment: None) -> None: ...
-
-
-def as_aware(moment: datetime | None) -> datetime | None:
-    """`moment` with its offset: SQLite gives back naive datetimes, stored in UTC."""
-    return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def chunks(values: Sequence[T], size: int = 500) -> Iterator[Sequence[T]]:

@@ -1,55 +1,72 @@
-"""Idempotent consumer: a message id is applied once per consumer, in the effect's transaction."""
+"""Idempotent consumer: a message is applied once per consumer, in the effect's transaction.
+
+A message is identified by its `source` and `id` (CloudEvents). Rows written before the
+inbox kept sources have the source '' and still stand for their id from any source, so an
+upgrade never applies a message twice.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, bindparam, insert, select, text
+from sqlalchemy import and_, bindparam, insert, or_, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from .columns import UtcInstant
 from .database import chunks
 from .tables import RuntimeTables
 
+MessageKey = tuple[str, str]  # (source, id)
+LEGACY_SOURCE = ""
+
 
 async def claim(
-    session: AsyncSession, tables: RuntimeTables, consumer: str, message_ids: Iterable[str]
-) -> set[str]:
-    """Records the ids not seen before and returns them; the others were already applied.
+    session: AsyncSession, tables: RuntimeTables, consumer: str, messages: Iterable[MessageKey]
+) -> set[MessageKey]:
+    """Records the (source, id) pairs not seen before and returns them; the others were
+    already applied.
 
     On PostgreSQL one statement does it (insert, skip conflicts, return what was inserted);
-    a concurrent claim of the same id by a stale group member waits for that transaction and
-    then sees the id as taken. On SQLite (one writer at a time) a lookup, then an insert.
+    a concurrent claim of the same message by a stale group member waits for that
+    transaction and then sees it as taken. On SQLite (one writer at a time) a lookup, then
+    an insert.
     """
-    wanted = list(dict.fromkeys(message_ids))
+    wanted = list(dict.fromkeys(messages))
     if not wanted:
         return set()
     now = datetime.now(UTC)
     if session.get_bind().dialect.name == "postgresql":
-        inserted = await session.execute(
-            _PG_CLAIM.bindparams(consumer=consumer, ids=wanted, now=now)
-        )
-        return set(inserted.scalars())
-    inbox = tables.inbox
-    seen: set[str] = set()
-    for chunk in chunks(wanted):
+        inserted = await session.execute(_PG_CLAIM.bindparams(
+            consumer=consumer, sources=[s for s, _ in wanted], ids=[i for _, i in wanted], now=now))
+        return {(row.source, row.message_id) for row in inserted}
+    inbox = tables.inbox.c
+    seen: set[MessageKey] = set()
+    legacy: set[str] = set()
+    for chunk in chunks(wanted, 300):  # two parameters a message
         result = await session.execute(
-            select(inbox.c.message_id).where(
-                inbox.c.consumer == consumer, inbox.c.message_id.in_(chunk)
+            select(inbox.source, inbox.message_id).where(
+                inbox.consumer == consumer,
+                or_(tuple_(inbox.source, inbox.message_id).in_(chunk),
+                    and_(inbox.source == LEGACY_SOURCE, inbox.message_id.in_([i for _, i in chunk]))),
             )
         )
-        seen.update(result.scalars())
-    fresh = [m for m in wanted if m not in seen]
+        for source, message_id in result:
+            (legacy.add(message_id) if source == LEGACY_SOURCE else seen.add((source, message_id)))
+    fresh = [m for m in wanted if m not in seen and m[1] not in legacy]
     if fresh:
         await session.execute(
-            insert(inbox),
-            [{"consumer": consumer, "message_id": m, "received_at": now} for m in fresh],
+            insert(tables.inbox),
+            [{"consumer": consumer, "source": s, "message_id": i, "received_at": now} for s, i in fresh],
         )
     return set(fresh)
 
 
 _PG_CLAIM = text(
-    "INSERT INTO inbox (consumer, message_id, received_at) "
-    "SELECT :consumer, unnest(CAST(:ids AS varchar[])), :now "
-    "ON CONFLICT DO NOTHING RETURNING message_id"
-).bindparams(bindparam("now", type_=DateTime(timezone=True)))
+    "INSERT INTO inbox (consumer, source, message_id, received_at) "
+    "SELECT :consumer, m.source, m.message_id, :now "
+    "FROM unnest(CAST(:sources AS varchar[]), CAST(:ids AS varchar[])) AS m(source, message_id) "
+    "WHERE NOT EXISTS (SELECT 1 FROM inbox l WHERE l.consumer = :consumer AND l.source = '' "
+    "AND l.message_id = m.message_id) "
+    "ON CONFLICT DO NOTHING RETURNING source, message_id"
+).bindparams(bindparam("now", type_=UtcInstant()))

@@ -70,3 +70,53 @@ def drop_outbox_traceparent() -> None:
 
     with op.batch_alter_table("outbox") as batch:  # SQLite rebuilds the table to drop a column
         batch.drop_column("traceparent")
+
+
+def key_inbox_by_source() -> None:
+    """Revision body shared by every service: the inbox keys on (consumer, source, id).
+
+    Rows already there get the source '' (unknown), which `inbox.claim` takes to stand for
+    their id from any source: a message applied before the upgrade is never applied again.
+    The table is rebuilt because SQLite cannot change a primary key in place.
+    """
+    from alembic import op
+    from sqlalchemy import Column, PrimaryKeyConstraint, String
+
+    from .columns import UtcInstant
+
+    op.rename_table("inbox", "inbox_by_id")
+    op.create_table(
+        "inbox",
+        Column("consumer", String(64), nullable=False),
+        Column("source", String(512), nullable=False),
+        Column("message_id", String(256), nullable=False),
+        Column("received_at", UtcInstant(), nullable=False),
+        PrimaryKeyConstraint("consumer", "source", "message_id", name="inbox_by_source_pkey"),
+    )
+    op.execute(
+        "INSERT INTO inbox (consumer, source, message_id, received_at) "
+        "SELECT consumer, '', message_id, received_at FROM inbox_by_id"
+    )
+    op.drop_table("inbox_by_id")
+
+
+def key_inbox_by_id() -> None:
+    """Downgrade of `key_inbox_by_source`: one row per id (the first source's)."""
+    from alembic import op
+    from sqlalchemy import Column, PrimaryKeyConstraint, String
+
+    from .columns import UtcInstant
+
+    op.rename_table("inbox", "inbox_by_source")
+    op.create_table(
+        "inbox",
+        Column("consumer", String(64), nullable=False),
+        Column("message_id", String(256), nullable=False),
+        Column("received_at", UtcInstant(), nullable=False),
+        PrimaryKeyConstraint("consumer", "message_id", name="inbox_by_id_pkey"),
+    )
+    op.execute(
+        "INSERT INTO inbox (consumer, message_id, received_at) "
+        "SELECT consumer, message_id, MIN(received_at) FROM inbox_by_source GROUP BY consumer, message_id"
+    )
+    op.drop_table("inbox_by_source")

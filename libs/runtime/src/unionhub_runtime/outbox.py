@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from unionhub_contracts import CONTENT_TYPE, OutgoingEvent
 
-from .database import as_aware, is_transient
+from .database import is_transient
 from .metrics import RuntimeMetrics
 from .tables import RuntimeTables
 from .tracing import TRACEPARENT
@@ -221,7 +221,7 @@ class OutboxRelay:
             self._metrics.outbox_backlog.set(0)
             self._metrics.outbox_oldest_age.set(0)
             return
-        oldest = as_aware(rows[0].created_at)
+        oldest = rows[0].created_at
         self._metrics.outbox_oldest_age.set((datetime.now(UTC) - oldest).total_seconds())
         backlog = len(rows)
         if backlog == self._batch_size:  # only then is there more than this batch to count

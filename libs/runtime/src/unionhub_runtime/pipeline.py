@@ -83,13 +83,14 @@ class Pipeline:
         invalid: list[outbox.Pending] = []
         for record in records:
             try:
-                good.append((record, decode(topic, record.value)))
+                good.append((record, decode(topic, record.value, record.headers)))
             except DecodeError as exc:
                 await self._dead_letters.send(record, exc.code, exc.message)
                 self._metrics.dead_letters.labels(topic, exc.code).inc()
                 self._metrics.messages_processed.labels(topic, "dead_lettered").inc()
                 if self.config.rejects and exc.event_id and exc.event_type:
-                    rejection = self._rejection(exc.event_id, exc.event_type, RejectionCode.INVALID, exc.message)
+                    rejection = self._rejection(exc.event_id, exc.event_source, exc.event_type,
+                                                RejectionCode.INVALID, exc.message)
                     invalid.append(outbox.Pending(rejection, tracing.traceparent_of(record.headers)))
         await self._apply(good, invalid)
         self._metrics.batch_size.labels(topic).observe(len(records))
@@ -150,15 +151,16 @@ class Pipeline:
         traced = self.config.traced and tracing.recording()  # once a batch: the lookup is not free
         async with self._write_lock, self._sessions() as session, session.begin():
             if self.config.inbox:
-                fresh = await inbox.claim(session, self._tables, self.config.consumer, (e.id for _, e in good))
+                fresh = await inbox.claim(session, self._tables, self.config.consumer,
+                                          ((e.source, e.id) for _, e in good))
             else:
-                fresh = {e.id for _, e in good}
+                fresh = {(e.source, e.id) for _, e in good}
             outgoing = list(invalid)
             scope = self._scope(session)
             todo = []
             for record, event in good:
-                if event.id in fresh:
-                    fresh.discard(event.id)  # the same id twice in one batch is applied once
+                if (event.source, event.id) in fresh:
+                    fresh.discard((event.source, event.id))  # the same message twice in one batch: once
                     todo.append((record, event))
                 else:
                     outcomes[event.type, "duplicate", ""] += 1
@@ -178,7 +180,8 @@ class Pipeline:
                 finally:
                     correlation_id.reset(token)
                 outcomes[event.type, outcome, code] += 1
-                outgoing.extend(outbox.Pending(self._encode(e, correlation), traceparent) for e in emitted)
+                outgoing.extend(outbox.Pending(self._encode(e, correlation, event.source), traceparent)
+                                for e in emitted)
             await scope.flush()
             await outbox.write(session, self._tables, self.config.events_topic, outgoing)
         self._metrics.db_seconds.labels("consume").observe(time.perf_counter() - started)
@@ -206,12 +209,14 @@ class Pipeline:
             )
             return "rejected", rejection.code, (Emit("command.rejected", data, key=event.id),)
 
-    def _encode(self, emit: Emit, correlation_id: str) -> OutgoingEvent:
-        return encode_emit(emit, source=self.config.source, correlation_id=correlation_id)
+    def _encode(self, emit: Emit, correlation_id: str, correlation_source: str | None) -> OutgoingEvent:
+        return encode_emit(emit, source=self.config.source, correlation_id=correlation_id,
+                           correlation_source=correlation_source)
 
-    def _rejection(self, command_id: str, command_type: str, code: str, reason: str) -> OutgoingEvent:
+    def _rejection(self, command_id: str, command_source: str | None, command_type: str, code: str,
+                   reason: str) -> OutgoingEvent:
         data = CommandRejected(command_id=command_id, command_type=command_type, code=code, reason=reason)
-        return self._encode(Emit("command.rejected", data, key=command_id), command_id)
+        return self._encode(Emit("command.rejected", data, key=command_id), command_id, command_source)
 
 
 class _GiveUp(Exception):

@@ -27,20 +27,27 @@ class Emit:
     type: str
     data: BaseModel
     key: str | None
-    # The command this event answers, when not the message being handled (e.g. a rating
-    # released by a membership event answers the rating command).
+    # The command this event answers (its id and source), when not the message being
+    # handled (e.g. an opinion found overdue by a timer answers the opinion's submission).
     correlation_id: str | None = None
+    correlation_source: str | None = None
 
 
-def encode_emit(emit: Emit, *, source: str, correlation_id: str | None) -> OutgoingEvent:
-    """The wire form of `emit`: a fresh id, now, and the command it answers as correlation."""
+def encode_emit(
+    emit: Emit, *, source: str, correlation_id: str | None, correlation_source: str | None = None
+) -> OutgoingEvent:
+    """The wire form of `emit`: a fresh id, now, and the command it answers as correlation
+    (the one the emit names, else the message being handled)."""
+    if emit.correlation_id is not None:
+        correlation_id, correlation_source = emit.correlation_id, emit.correlation_source
     return encode(
         event_id=str(uuid.uuid4()),
         event_type=emit.type,
         data=emit.data,
         source=source,
         time=datetime.now(UTC),
-        correlation_id=emit.correlation_id or correlation_id,
+        correlation_id=correlation_id,
+        correlation_source=correlation_source,
         key=emit.key,
     )
 

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from sqlalchemy import (
     BigInteger,
     Column,
-    DateTime,
     Index,
     Integer,
     LargeBinary,
@@ -15,6 +14,8 @@ from sqlalchemy import (
     String,
     Table,
 )
+
+from .columns import UtcInstant
 
 # SQLite only autoincrements INTEGER PRIMARY KEY; PostgreSQL wants a 64-bit key.
 _BIG_ID = BigInteger().with_variant(Integer(), "sqlite")
@@ -32,9 +33,11 @@ def add_runtime_tables(metadata: MetaData) -> RuntimeTables:
         "inbox",
         metadata,
         # eventuate-tram's received_messages: a duplicate key means "already applied".
+        # CloudEvents identify a message by source + id: two senders may use one id.
         Column("consumer", String(64), primary_key=True),
+        Column("source", String(512), primary_key=True),
         Column("message_id", String(256), primary_key=True),
-        Column("received_at", DateTime(timezone=True), nullable=False),
+        Column("received_at", UtcInstant(), nullable=False),
     )
     outbox = Table(
         "outbox",
@@ -47,8 +50,8 @@ def add_runtime_tables(metadata: MetaData) -> RuntimeTables:
         Column("value", LargeBinary, nullable=False),
         # W3C trace context of the handling that caused the event (sent as a Kafka header).
         Column("traceparent", String(128), nullable=True),
-        Column("created_at", DateTime(timezone=True), nullable=False),
-        Column("published_at", DateTime(timezone=True), nullable=True),
+        Column("created_at", UtcInstant(), nullable=False),
+        Column("published_at", UtcInstant(), nullable=True),
         Index("ix_outbox_unpublished", "published_at", "id"),
     )
     return RuntimeTables(inbox=inbox, outbox=outbox)

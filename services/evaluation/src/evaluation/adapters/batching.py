@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import insert, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from unionhub_runtime.database import as_aware, chunks, insert_on_conflict
+from unionhub_runtime.database import chunks, insert_on_conflict
 
 from ..domain import commands, model
 from ..domain.scoring import CRITERIA
@@ -85,7 +85,7 @@ class BufferedRatings(Ratings):
             rows = await self._session.execute(
                 select(r.campaign_id, r.home_id, r.rater_kind, r.rater_id, r.submitted_at)
                 .where(tuple_(r.campaign_id, r.home_id, r.rater_kind, r.rater_id).in_(chunk)))
-            found = {tuple(row[:4]): as_aware(row[4]) for row in rows}
+            found = {tuple(row[:4]): row[4] for row in rows}
             for key in chunk:
                 self.latest[key] = found.get(key)
 

@@ -1,7 +1,8 @@
 """Evaluation's tables, the shared inbox and outbox, and its view of membership."""
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Float, Index, Integer, MetaData, String, Table
+from sqlalchemy import JSON, BigInteger, Column, Float, Index, Integer, MetaData, String, Table
 
+from unionhub_runtime.columns import UtcInstant
 from unionhub_runtime.membership_view import add_membership_view
 from unionhub_runtime.tables import add_runtime_tables
 
@@ -30,7 +31,7 @@ ratings = Table(
     Column("rater_id", _ID, primary_key=True),
     Column("score_sum", Integer, nullable=False),  # value = score_sum / 5, kept exact
     Column("scores", JSON, nullable=False),
-    Column("submitted_at", DateTime(timezone=True), nullable=False),
+    Column("submitted_at", UtcInstant(), nullable=False),
     Column("command_id", String(256), nullable=False),
 )
 
@@ -45,7 +46,7 @@ rating_audit = Table(
     Column("outcome", String(16), nullable=False),
     Column("code", String(32), nullable=True),
     Column("reason", String(500), nullable=True),
-    Column("at", DateTime(timezone=True), nullable=False),
+    Column("at", UtcInstant(), nullable=False),
     Index("ix_rating_audit_campaign", "campaign_id", "id"),
     Index("ix_rating_audit_command", "command_id"),
 )
@@ -58,8 +59,8 @@ pending_ratings = Table(
     Column("rater_kind", String(16), nullable=False),
     Column("rater_id", _ID, nullable=False, index=True),
     Column("scores", JSON, nullable=False),
-    Column("submitted_at", DateTime(timezone=True), nullable=False),
-    Column("deadline", DateTime(timezone=True), nullable=False, index=True),
+    Column("submitted_at", UtcInstant(), nullable=False),
+    Column("deadline", UtcInstant(), nullable=False, index=True),
 )
 
 results = Table(

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from unionhub_runtime.database import as_aware, upsert
+from unionhub_runtime.database import upsert
 
 from ..domain import commands, model
 from ..domain.post_star import PostStar, WorkerMonth
@@ -51,7 +51,7 @@ class Ratings(ports.AbstractRatings):
         key = (r.campaign_id == rating.campaign_id, r.home_id == rating.home_id,
                r.rater_kind == rating.rater_kind, r.rater_id == rating.rater_id)
         existing = await self._session.scalar(select(r.submitted_at).where(*key))
-        if existing is not None and as_aware(existing) > rating.submitted_at:
+        if existing is not None and existing > rating.submitted_at:
             return  # a rating submitted later is already in place
         await upsert(self._session, orm.ratings, {
             "campaign_id": rating.campaign_id, "home_id": rating.home_id, "rater_kind": rating.rater_kind,
@@ -100,8 +100,8 @@ class Pending(ports.AbstractPending):
         return [
             model.PendingRating(
                 commands.SubmitRating(row["command_id"], row["campaign_id"], row["home_id"], row["rater_kind"],
-                                      row["rater_id"], row["scores"], as_aware(row["submitted_at"])),
-                as_aware(row["deadline"]),
+                                      row["rater_id"], row["scores"], row["submitted_at"]),
+                row["deadline"],
             )
             for row in rows
         ]

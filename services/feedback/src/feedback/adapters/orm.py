@@ -1,7 +1,8 @@
 """Feedback's tables, the shared inbox and outbox, and its view of membership."""
 
-from sqlalchemy import Boolean, Column, DateTime, Float, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import Boolean, Column, Float, Index, Integer, MetaData, String, Table, Text
 
+from unionhub_runtime.columns import UtcInstant
 from unionhub_runtime.membership_view import add_membership_view
 from unionhub_runtime.tables import add_runtime_tables
 
@@ -16,20 +17,21 @@ opinions = Table(
     Column("member_id", _ID, nullable=False),
     Column("channel", String(16), nullable=False),
     Column("text", Text, nullable=False),
-    Column("submitted_at", DateTime(timezone=True), nullable=False),
+    Column("submitted_at", UtcInstant(), nullable=False),
     Column("campaign_id", _ID, nullable=True),
     Column("home_id", _ID, nullable=True),
     Column("category", String(100), nullable=True),
     Column("union_id", _ID, nullable=False),
-    Column("due_at", DateTime(timezone=True), nullable=False),
+    Column("due_at", UtcInstant(), nullable=False),
     Column("status", String(16), nullable=False),
     Column("responder_id", _ID, nullable=True),
     Column("response_text", Text, nullable=True),
-    Column("responded_at", DateTime(timezone=True), nullable=True),
+    Column("responded_at", UtcInstant(), nullable=True),
     Column("response_seconds", Float, nullable=True),
     Column("satisfaction", Integer, nullable=True),
     Column("overdue", Boolean, nullable=False),
     Column("command_id", String(256), nullable=True),
+    Column("command_source", String(512), nullable=True),
     Index("ix_opinions_union_submitted", "union_id", "submitted_at"),
     Index("ix_opinions_open_due", "status", "overdue", "due_at"),
 )
@@ -38,14 +40,15 @@ parked_opinions = Table(
     "parked_opinions", metadata,
     Column("opinion_id", _ID, primary_key=True),
     Column("command_id", String(256), nullable=False),
+    Column("command_source", String(512), nullable=True),
     Column("member_id", _ID, nullable=False, index=True),
     Column("channel", String(16), nullable=False),
     Column("text", Text, nullable=False),
-    Column("submitted_at", DateTime(timezone=True), nullable=False),
+    Column("submitted_at", UtcInstant(), nullable=False),
     Column("campaign_id", _ID, nullable=True),
     Column("home_id", _ID, nullable=True),
     Column("category", String(100), nullable=True),
-    Column("deadline", DateTime(timezone=True), nullable=False),
+    Column("deadline", UtcInstant(), nullable=False),
 )
 
 visits = Table(
@@ -53,7 +56,7 @@ visits = Table(
     Column("visit_id", _ID, primary_key=True),
     Column("cadre_id", _ID, nullable=False),
     Column("place", String(32), nullable=False),
-    Column("visited_at", DateTime(timezone=True), nullable=False),
+    Column("visited_at", UtcInstant(), nullable=False),
     Column("month", String(7), nullable=False),
     Column("opinions_collected", Integer, nullable=False),
     Index("ix_visits_month_cadre", "month", "cadre_id"),
@@ -68,5 +71,5 @@ stream_clock = Table(
     "stream_clock", metadata,
     # The latest business time seen (submitted, responded, visited): "now" for a replay.
     Column("name", String(16), primary_key=True),
-    Column("at", DateTime(timezone=True), nullable=False),
+    Column("at", UtcInstant(), nullable=False),
 )

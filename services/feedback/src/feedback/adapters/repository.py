@@ -9,8 +9,6 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from unionhub_runtime.database import as_aware
-
 from ..domain import model
 from ..domain.events import Submission
 from ..service_layer import unit_of_work as ports
@@ -22,7 +20,7 @@ _OPINION_COLUMNS = [c.name for c in orm.opinions.columns]
 def _opinion(row: Any) -> model.Opinion:
     values = dict(row)
     for name in ("submitted_at", "due_at", "responded_at"):
-        values[name] = as_aware(values[name])
+        values[name] = values[name]
     return model.Opinion(**values)
 
 
@@ -63,7 +61,7 @@ class Parked(ports.AbstractParked):
     @staticmethod
     def _submission(row: Any) -> Submission:
         values = {f.name: row[f.name] for f in fields(Submission)}
-        values["submitted_at"] = as_aware(values["submitted_at"])
+        values["submitted_at"] = values["submitted_at"]
         return Submission(**values)
 
     async def get(self, opinion_id: str) -> Submission | None:
@@ -77,7 +75,7 @@ class Parked(ports.AbstractParked):
         if member_ids:
             query = query.where(p.member_id.in_(member_ids))
         rows = (await self._session.execute(query)).mappings()
-        return [(self._submission(r), as_aware(r["deadline"])) for r in rows]
+        return [(self._submission(r), r["deadline"]) for r in rows]
 
     async def remove(self, opinion_id: str) -> None:
         await self._session.execute(delete(orm.parked_opinions).where(orm.parked_opinions.c.opinion_id == opinion_id))
@@ -109,7 +107,7 @@ class Visits(ports.AbstractVisits):
         v = orm.visits.c
         row = (await self._session.execute(select(v.visit_id, v.cadre_id, v.place, v.visited_at,
                                                   v.opinions_collected).where(v.visit_id == visit_id))).first()
-        return model.Visit(row[0], row[1], row[2], as_aware(row[3]), row[4]) if row else None
+        return model.Visit(row[0], row[1], row[2], row[3], row[4]) if row else None
 
     async def add(self, visit: model.Visit) -> None:
         await self._session.execute(insert(orm.visits).values(**asdict(visit), month=model.month_of(visit.visited_at)))
@@ -141,7 +139,7 @@ class SqlAlchemyUnitOfWork(ports.AbstractUnitOfWork):
 async def advance_stream_clock(session: AsyncSession, at: datetime) -> None:
     """Moves the replay clock forward to `at` (never back)."""
     c = orm.stream_clock.c
-    current = as_aware(await session.scalar(select(c.at).where(c.name == "events")))
+    current = await session.scalar(select(c.at).where(c.name == "events"))
     if current is None:
         await session.execute(insert(orm.stream_clock).values(name="events", at=at))
     elif at > current:
@@ -150,4 +148,4 @@ async def advance_stream_clock(session: AsyncSession, at: datetime) -> None:
 
 async def stream_now(session: AsyncSession) -> datetime | None:
     c = orm.stream_clock.c
-    return as_aware(await session.scalar(select(c.at).where(c.name == "events")))
+    return await session.scalar(select(c.at).where(c.name == "events"))

@@ -19,6 +19,7 @@ class Submission:
     home_id: str | None
     category: str | None
     command_id: str
+    command_source: str | None = None  # with command_id, names the command (CloudEvents)
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class OpinionAssigned(Event):
     union_id: str
     due_at: datetime
     command_id: str
+    command_source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class SubmissionRejected(Event):
     command_id: str
     code: str
     reason: str
+    command_source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,7 @@ class OpinionOverdue(Event):
     union_id: str
     due_at: datetime
     command_id: str | None = None
+    command_source: str | None = None
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ class Opinion:
     satisfaction: int | None = None
     overdue: bool = False
     command_id: str | None = None  # the submission's: later events of the opinion correlate to it
+    command_source: str | None = None
     events: list[events.Event] = field(default_factory=list, compare=False, repr=False)
 
     @classmethod
@@ -47,7 +48,7 @@ class Opinion:
         """A submitted opinion routed to the member's union, due `deadline` later."""
         opinion = cls(**vars(submission), union_id=union_id, due_at=submission.submitted_at + deadline)
         opinion.events += [events.OpinionReceived(submission), events.OpinionAssigned(
-            submission.opinion_id, union_id, opinion.due_at, submission.command_id)]
+            submission.opinion_id, union_id, opinion.due_at, submission.command_id, submission.command_source)]
         return opinion
 
     def respond(self, responder_id: str, responder_union: str | None, text: str, at: datetime) -> None:
@@ -77,7 +78,8 @@ class Opinion:
         """Not answered by `due_at`: said once, whether the timer or a late answer notices first."""
         if not self.overdue:
             self.overdue = True
-            self.events.append(events.OpinionOverdue(self.opinion_id, self.union_id, self.due_at, self.command_id))
+            self.events.append(events.OpinionOverdue(
+                self.opinion_id, self.union_id, self.due_at, self.command_id, self.command_source))
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ async def submit_opinion(cmd: commands.SubmitOpinion, uow: AbstractUnitOfWork, d
             raise Rejected("conflict", f"opinion {sub.opinion_id} exists with different data")
         if isinstance(earlier, model.Opinion):  # the same again: nothing changes, it answers again
             earlier.events += [events.OpinionReceived(sub), events.OpinionAssigned(
-                sub.opinion_id, earlier.union_id, earlier.due_at, sub.command_id)]
+                sub.opinion_id, earlier.union_id, earlier.due_at, sub.command_id, sub.command_source)]
         return
     union_id = await uow.membership.member_union(sub.member_id)
     if union_id is None:
@@ -73,7 +73,8 @@ async def settle_parked(cmd: commands.SettleParked, uow: AbstractUnitOfWork, dep
         elif deadline <= cmd.now:
             await uow.parked.remove(sub.opinion_id)
             uow.events.append(events.SubmissionRejected(
-                sub.command_id, "not_a_member", f"membership did not confirm member {sub.member_id} in time"))
+                sub.command_id, "not_a_member", f"membership did not confirm member {sub.member_id} in time",
+                sub.command_source))
 
 
 async def mark_overdue(cmd: commands.MarkOverdue, uow: AbstractUnitOfWork, deps: Dependencies) -> None:
