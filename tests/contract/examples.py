@@ -14,6 +14,7 @@ CAMPAIGN = {"campaign_id": "eda-2018", "year": 2018, "title": "Star homes 2018",
             "weights": {"member": 0.5, "unit": 0.25, "superior": 0.25}, "home_ids": ["h-1", "h-2"],
             "min_member_ratings": 1, "star_thresholds": {"5": 90.0, "4": 80.0, "3": 70.0, "2": 60.0, "1": 50.0}}
 REJECTED = {"command_id": "c-1", "command_type": "member.leave", "code": "not_active", "reason": "not active"}
+HELD = {"command_id": "c-9", "command_type": "member.enroll", "waiting_for": "union:ft-404"}
 
 EXAMPLES: dict[str, dict[str, dict[str, Any]]] = {
     "membership.commands": {
@@ -35,6 +36,7 @@ EXAMPLES: dict[str, dict[str, dict[str, Any]]] = {
         "station.registered": STATION,
         "cadre.appointed": CADRE,
         "command.rejected": REJECTED,
+        "command.held": HELD,
     },
     "evaluation.commands": {
         "campaign.open": CAMPAIGN,
@@ -62,6 +64,7 @@ EXAMPLES: dict[str, dict[str, dict[str, Any]]] = {
         "post-star.month-closed": {"month": "2018-11", "post_id": None, "posts_awarded": 12},
         "studio.rewarded": {"studio_id": "st-1", "year": 2018, "grade": "excellent", "reward_cny": 30000},
         "command.rejected": REJECTED,
+        "command.held": HELD,
     },
     "feedback.commands": {
         "opinion.submit": {"opinion_id": "o-1", "member_id": "m-1", "channel": "rating_page",
@@ -87,5 +90,6 @@ EXAMPLES: dict[str, dict[str, dict[str, Any]]] = {
         "visit.quota-missed": {"month": "2018-11", "cadre_id": "m-9", "union_id": "ft-001", "visits": 2},
         "visits.month-closed": {"month": "2018-11", "cadres_checked": 4, "quota_missed": 1},
         "command.rejected": REJECTED,
+        "command.held": HELD,
     },
 }

@@ -11,14 +11,15 @@ from unionhub_scenario.publisher import Publisher
 import membership.bootstrap
 from membership.settings import MembershipSettings
 from tests.support import running
-from unionhub_runtime.settings import KafkaSettings
+from unionhub_runtime.settings import HoldSettings, KafkaSettings
 
 pytestmark = pytest.mark.integration
 MC = "membership.commands"
 
 
-def service(kafka: KafkaSettings, database_url: str):
-    return membership.bootstrap.build(MembershipSettings(database_url=database_url, kafka=kafka, batch_timeout_ms=10))
+def service(kafka: KafkaSettings, database_url: str, **hold: float):
+    return membership.bootstrap.build(MembershipSettings(database_url=database_url, kafka=kafka, batch_timeout_ms=10,
+                                                         hold=HoldSettings(**hold)))
 
 
 def http(svc) -> httpx.AsyncClient:
@@ -30,7 +31,7 @@ def answer_types(publisher: Publisher, *commands) -> list[list[str]]:
 
 
 def codes(publisher: Publisher, *commands) -> list[str]:
-    return [publisher.answers[c.id].events[0]["data"]["code"] for c in commands]
+    return [publisher.answers[c.id].rejection["code"] for c in commands]  # type: ignore[index]
 
 
 HIERARCHY = [
@@ -46,7 +47,7 @@ HIERARCHY = [
 async def test_every_command_publishes_its_event_or_a_rejection_with_a_code(
     kafka: KafkaSettings, database_url: str
 ) -> None:
-    svc = service(kafka, database_url)
+    svc = service(kafka, database_url, hold_seconds=1, hold_check_seconds=0.2)  # unknown parents: held, then rejected
     async with running(svc, membership.bootstrap.MIGRATIONS), Publisher(kafka.bootstrap_servers,
                                                                          prefix=kafka.topic_prefix) as pub:
         await pub.play(HIERARCHY, timeout=60)

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from . import evaluation as ev
 from . import feedback as fb
 from . import membership as ms
-from .rejections import CommandRejected
+from .rejections import CommandHeld, CommandRejected
 
 CONTRACT_VERSION = 1
 
@@ -56,6 +56,10 @@ COMMAND_REJECTED = MessageType(
     "command.rejected", CommandRejected, "command_id", "A well-formed command broke a rule."
 )
 
+COMMAND_HELD = MessageType(
+    "command.held", CommandHeld, "command_id", "A command waits for what it depends on (optional v1 event)."
+)
+
 
 def _types(*items: MessageType) -> dict[str, MessageType]:
     return {item.type: item for item in items}
@@ -80,6 +84,7 @@ MESSAGES: dict[str, dict[str, MessageType]] = {
         MessageType("station.registered", ms.StationData, "station_id", "A station opened."),
         MessageType("cadre.appointed", ms.CadreData, "member_id", "A cadre was appointed."),
         COMMAND_REJECTED,
+        COMMAND_HELD,
     ),
     EVALUATION_COMMANDS.name: _types(
         MessageType("campaign.open", ev.OpenCampaign, "campaign_id", "Open a star campaign."),
@@ -100,6 +105,7 @@ MESSAGES: dict[str, dict[str, MessageType]] = {
         MessageType("post-star.month-closed", ev.PostStarMonthClosed, None, "A month's post stars are out."),
         MessageType("studio.rewarded", ev.StudioRewarded, "studio_id", "A studio's reward."),
         COMMAND_REJECTED,
+        COMMAND_HELD,
     ),
     FEEDBACK_COMMANDS.name: _types(
         MessageType("opinion.submit", fb.SubmitOpinion, "opinion_id", "A member's opinion."),
@@ -118,6 +124,7 @@ MESSAGES: dict[str, dict[str, MessageType]] = {
         MessageType("visit.quota-missed", fb.VisitQuotaMissed, "cadre_id", "Under 4 visits."),
         MessageType("visits.month-closed", fb.VisitsMonthClosed, None, "A month's visit quotas are checked."),
         COMMAND_REJECTED,
+        COMMAND_HELD,
     ),
 }
 

@@ -55,6 +55,21 @@ class MembershipView:
         return (row.union_id, row.status) if row else None
 
 
+def prerequisites(event_type: str, data: Any) -> list[str]:
+    """The prerequisite keys a membership event makes known, as commands wait for them
+    (`holding.Missing.waiting_for`): "union:<id>", "member:<id>", "home:<id>", "cadre:<id>"."""
+    match event_type:
+        case "union.registered":
+            return [f"union:{data.union_id}"]
+        case "member.enrolled" | "member.left" | "member.transferred":
+            return [f"member:{data.member_id}"]
+        case "home.registered":
+            return [f"home:{data.home_id}"]
+        case "cadre.appointed":
+            return [f"cadre:{data.member_id}", f"member:{data.member_id}"]
+    return []
+
+
 def add_membership_view(metadata: MetaData) -> MembershipView:
     """Declares the view's tables on a service's metadata."""
     return MembershipView(

@@ -84,6 +84,25 @@ class RuntimeMetrics:
             ["topic", "group"],
             registry=registry,
         )
+        self.held_now = Gauge(
+            "unionhub_held_commands",
+            "Commands held now because what they depend on is not known yet, by topic and what they wait for.",
+            ["topic", "waiting_for"],
+            registry=registry,
+        )
+        self.hold_seconds = Histogram(
+            "unionhub_hold_duration_seconds",
+            "How long held commands waited before they were applied or rejected.",
+            ["topic"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800),
+            registry=registry,
+        )
+        self.hold_expired = Counter(
+            "unionhub_hold_expired_total",
+            "Held commands rejected because their prerequisite did not come within the hold period.",
+            ["topic", "code"],
+            registry=registry,
+        )
         self.ready = Gauge(
             "unionhub_ready",
             "1 when the service reaches Kafka and its database.",

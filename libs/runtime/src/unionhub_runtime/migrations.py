@@ -120,3 +120,42 @@ def key_inbox_by_id() -> None:
         "SELECT consumer, message_id, MIN(received_at) FROM inbox_by_source GROUP BY consumer, message_id"
     )
     op.drop_table("inbox_by_source")
+
+
+def add_held_tables() -> None:
+    """Revision body shared by every service: commands held until their prerequisite is applied."""
+    from alembic import op
+    from sqlalchemy import BigInteger, Column, Integer, LargeBinary, PrimaryKeyConstraint, String, UniqueConstraint
+
+    from .columns import UtcInstant
+
+    big_id = BigInteger().with_variant(Integer(), "sqlite")
+    op.create_table(
+        "held_commands",
+        Column("seq", big_id, primary_key=True, autoincrement=True),
+        Column("consumer", String(64), nullable=False),
+        Column("source", String(512), nullable=False),
+        Column("message_id", String(256), nullable=False),
+        Column("type", String(128), nullable=False),
+        Column("value", LargeBinary, nullable=False),
+        Column("traceparent", String(128), nullable=True),
+        Column("waiting_for", String(300), nullable=True),
+        Column("held_at", UtcInstant(), nullable=False),
+        Column("expires_at", UtcInstant(), nullable=False),
+        UniqueConstraint("consumer", "source", "message_id", name="uq_held_commands_message"),
+    )
+    op.create_index("ix_held_commands_waiting_for", "held_commands", ["waiting_for"])
+    op.create_table(
+        "held_lanes",
+        Column("lane", String(300), nullable=False),
+        Column("seq", big_id, nullable=False),
+        PrimaryKeyConstraint("lane", "seq"),
+    )
+
+
+def drop_held_tables() -> None:
+    from alembic import op
+
+    op.drop_table("held_lanes")
+    op.drop_index("ix_held_commands_waiting_for", table_name="held_commands")
+    op.drop_table("held_commands")

@@ -25,7 +25,8 @@ from unionhub_contracts.rejections import RejectionCode
 from . import failpoints, inbox, outbox, tracing
 from .database import is_transient
 from .deadletters import DeadLetters
-from .errors import Rejected
+from .errors import Missing, Rejected
+from .holding import QUEUE, Holding
 from .logs import correlation_id
 from .metrics import RuntimeMetrics
 from .scopes import BatchScope, Emit, ScopeFactory, encode_emit
@@ -64,7 +65,9 @@ class Pipeline:
         on_commit: Callable[[], None],
         on_health: Callable[[bool], None] = lambda ok: None,
         write_lock: AbstractAsyncContextManager[Any] | None = None,
+        holding: Holding | None = None,
     ) -> None:
+        self._holding = holding
         self._write_lock = write_lock or nullcontext()
         self.config = config
         self._scope = scope
@@ -165,24 +168,36 @@ class Pipeline:
                 else:
                     outcomes[event.type, "duplicate", ""] += 1
             await scope.prefetch([event for _, event in todo])
+            holds = await self._holding.begin(session) if self._holding is not None else None
+            if holds is not None:
+                holds.use_scope(self.config.consumer, scope)
             for record, event in todo:
-                correlation = event.correlationid or event.id
-                token = correlation_id.set(correlation)
+                token = correlation_id.set(event.correlationid or event.id)
                 try:
-                    if traced:
+                    if holds is not None and (lane := holds.queued_behind(self.config.consumer, event)):
+                        outcome = Outcome("held", "", (), QUEUE + lane)
+                        traceparent = tracing.traceparent_of(record.headers)
+                    elif traced:
                         with tracing.processing(self.config.source, self.config.topic, record.headers,
                                                 event.type) as traceparent:
-                            outcome, code, emitted = await self._apply_one(scope, event)
+                            outcome = await self.apply_one(scope, event)
                     else:
-                        outcome, code, emitted = await self._apply_one(scope, event)
+                        outcome = await self.apply_one(scope, event)
                         # Not recording: pass the sender's context on unchanged.
-                        traceparent = tracing.traceparent_of(record.headers) if emitted else None
+                        traceparent = tracing.traceparent_of(record.headers) if outcome.emitted else None
+                    outcomes[event.type, outcome.kind, outcome.code] += 1
+                    if outcome.waiting_for is not None:
+                        assert holds is not None, "only a pipeline with holding raises Missing unfinal"
+                        outgoing.append(await holds.hold(self.config.consumer, event, traceparent, outcome.waiting_for))
+                        continue
+                    outgoing.extend(outbox.Pending(self.encode(e, event), traceparent) for e in outcome.emitted)
+                    if holds is not None and outcome.kind == "applied":
+                        outgoing.extend(await holds.release(holds.provided(event, outcome.emitted)))
                 finally:
                     correlation_id.reset(token)
-                outcomes[event.type, outcome, code] += 1
-                outgoing.extend(outbox.Pending(self._encode(e, correlation, event.source), traceparent)
-                                for e in emitted)
             await scope.flush()
+            if holds is not None:
+                await holds.finish()
             await outbox.write(session, self._tables, self.config.events_topic, outgoing)
         self._metrics.db_seconds.labels("consume").observe(time.perf_counter() - started)
         self._count(outcomes)
@@ -196,18 +211,31 @@ class Pipeline:
             else:
                 self._metrics.commands.labels(event_type, outcome, code).inc(n)
 
-    async def _apply_one(self, scope: BatchScope, event: CloudEvent[Any]) -> tuple[str, str, Sequence[Emit]]:
-        """(outcome, rejection code or "", events to publish) of one message."""
+    def scope(self, session: AsyncSession) -> BatchScope:
+        return self._scope(session)
+
+    async def apply_one(self, scope: BatchScope, event: CloudEvent[Any], *, final: bool = False) -> Outcome:
+        """What one message does. A missing prerequisite holds it (`waiting_for` set) unless
+        the pipeline does not hold or `final` (its hold ended): then it is a rejection."""
         try:
-            return "applied", "", await scope.handle(event)
+            return Outcome("applied", "", await scope.handle(event))
         except Rejected as rejection:
+            if isinstance(rejection, Missing) and not final and self._holding is not None:
+                return Outcome("held", "", (), rejection.waiting_for)
             if not self.config.rejects:
                 log.warning("event %s (%s) ignored: %s", event.id, event.type, rejection)
-                return "ignored", rejection.code, ()
+                return Outcome("ignored", rejection.code, ())
             data = CommandRejected(
                 command_id=event.id, command_type=event.type, code=rejection.code, reason=rejection.reason
             )
-            return "rejected", rejection.code, (Emit("command.rejected", data, key=event.id),)
+            return Outcome("rejected", rejection.code, (Emit("command.rejected", data, key=event.id),))
+
+    def count(self, event_type: str, outcome: str, code: str) -> None:
+        self._count(collections.Counter({(event_type, outcome, code): 1}))
+
+    def encode(self, emit: Emit, answering: CloudEvent[Any]) -> OutgoingEvent:
+        """`emit` as an answer to the message `answering`."""
+        return self._encode(emit, answering.correlationid or answering.id, answering.source)
 
     def _encode(self, emit: Emit, correlation_id: str, correlation_source: str | None) -> OutgoingEvent:
         return encode_emit(emit, source=self.config.source, correlation_id=correlation_id,
@@ -217,6 +245,14 @@ class Pipeline:
                    reason: str) -> OutgoingEvent:
         data = CommandRejected(command_id=command_id, command_type=command_type, code=code, reason=reason)
         return self._encode(Emit("command.rejected", data, key=command_id), command_id, command_source)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: str  # applied, rejected, ignored, held
+    code: str  # the rejection code, or ""
+    emitted: Sequence[Emit]
+    waiting_for: str | None = None  # held: the prerequisite (or queue) it waits for
 
 
 class _GiveUp(Exception):

@@ -19,8 +19,9 @@ from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from . import database, kafka
+from . import database, kafka, outbox
 from .deadletters import DeadLetters
+from .holding import Holding, Lanes, LanesOf, Provides, aggregate_lanes, count_held
 from .lag import LagMonitor
 from .metrics import RuntimeMetrics
 from .outbox import OutboxRelay
@@ -42,6 +43,8 @@ class Subscription:
     # A high-volume stream whose scope deduplicates by its own key: no inbox row and no
     # span per record (see PipelineConfig).
     bulk: bool = False
+    # Commands: what a held command keeps later ones from overtaking (default: its aggregate).
+    lanes: LanesOf | None = None
 
 
 @dataclass
@@ -57,6 +60,8 @@ class ServiceDefinition:
     # Business gauges read from the database (so every instance reports the same truth).
     gauges: Sequence[Callable[[AsyncSession], Awaitable[None]]] = ()
     timers: Sequence[Timer] = ()
+    # The prerequisite keys an event provides (`unionhub_runtime.holding`); None: no holding.
+    provides: Provides | None = None
 
 
 class Service:
@@ -100,6 +105,10 @@ class Service:
             clock=clock,
             write_lock=self.write_lock,
         )
+        self.holding = None if definition.provides is None else Holding(
+            definition.tables, hold_seconds=settings.hold.hold_seconds, provides=definition.provides,
+            metrics=self.metrics, clock=clock)
+        self._holds_task: asyncio.Task[None] | None = None
         self._pipelines_healthy = True
         self._gauge_task: asyncio.Task[None] | None = None
         self._traced = KafkaRouter(middlewares=[KafkaTelemetryMiddleware()])
@@ -134,7 +143,13 @@ class Service:
             on_commit=self.relay.notify,
             on_health=self._set_pipeline_health,
             write_lock=self.write_lock,
+            holding=None if subscription.bulk else self.holding,
         )
+        if self.holding is not None and not subscription.bulk:
+            no_lanes = Lanes(frozenset(), frozenset())
+            lanes = subscription.lanes or (aggregate_lanes(subscription.topic) if subscription.rejects
+                                           else (lambda _event: no_lanes))
+            self.holding.register(pipeline, lanes)
 
         async def consume(_: Any, message: KafkaMessage) -> None:
             records = message.raw_message
@@ -180,6 +195,32 @@ class Service:
                 log.warning("refreshing business gauges failed: %r", exc)
             await asyncio.sleep(self.definition.settings.metrics_refresh_seconds)
 
+    async def retry_held(self) -> int:
+        """One round of the held-commands timer: retries what is held (applies what may now be,
+        rejects what waited past the hold period) and counts what is left. Returns how many
+        events it published."""
+        assert self.holding is not None
+        async with self.write_lock, self.sessions() as session, session.begin():
+            holds = await self.holding.begin(session)
+            outgoing = await holds.retry_all()
+            await holds.finish()
+            await outbox.write(session, self.definition.tables, self.physical(self.definition.events_topic), outgoing)
+            counts = await count_held(session, self.definition.tables)
+        self.metrics.held_now.clear()
+        for (consumer, waiting_for), n in counts.items():
+            self.metrics.held_now.labels(consumer, waiting_for).set(n)
+        if outgoing:
+            self.relay.notify()
+        return len(outgoing)
+
+    async def _retry_held(self) -> None:
+        while True:
+            try:
+                await self.retry_held()
+            except Exception as exc:
+                log.warning("retrying held commands failed: %r", exc)
+            await asyncio.sleep(self.definition.settings.hold.hold_check_seconds)
+
     def _set_pipeline_health(self, healthy: bool) -> None:
         self._pipelines_healthy = healthy
 
@@ -198,15 +239,18 @@ class Service:
         self.lag.start()
         if self.definition.gauges:
             self._gauge_task = asyncio.create_task(self._refresh_gauges(), name="gauges")
+        if self.holding is not None:
+            self._holds_task = asyncio.create_task(self._retry_held(), name="held-commands")
         log.info("%s started", self.name)
 
     async def stop(self) -> None:
         await self.timers.stop()
         await self.lag.stop()
-        if self._gauge_task is not None:
-            self._gauge_task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._gauge_task
+        for task in (self._gauge_task, self._holds_task):
+            if task is not None:
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
         await self.broker.stop()
         await self.relay.stop()
         if self._producer is not None:

@@ -27,6 +27,16 @@ class KafkaSettings(BaseSettings):
     topic_prefix: str = ""
 
 
+class HoldSettings(BaseSettings):
+    """How long a command whose prerequisite is not known yet is held (one name for every
+    service: `UNIONHUB_HOLD_SECONDS`)."""
+
+    model_config = SettingsConfigDict(env_prefix="UNIONHUB_", extra="ignore")
+
+    hold_seconds: float = Field(default=600, ge=0, description="then the command is rejected")
+    hold_check_seconds: float = Field(default=2.0, gt=0, description="how often held commands are retried")
+
+
 class ServiceSettings(BaseSettings):
     """Per-service settings; subclasses set `env_prefix` (e.g. `MEMBERSHIP_`)."""
 
@@ -48,3 +58,4 @@ class ServiceSettings(BaseSettings):
     lag_refresh_seconds: float = Field(default=5.0, gt=0)
     log_level: str = "INFO"
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    hold: HoldSettings = Field(default_factory=HoldSettings)

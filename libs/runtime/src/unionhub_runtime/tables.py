@@ -13,6 +13,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    UniqueConstraint,
 )
 
 from .columns import UtcInstant
@@ -25,6 +26,8 @@ _BIG_ID = BigInteger().with_variant(Integer(), "sqlite")
 class RuntimeTables:
     inbox: Table
     outbox: Table
+    held: Table
+    held_lanes: Table
 
 
 def add_runtime_tables(metadata: MetaData) -> RuntimeTables:
@@ -54,4 +57,34 @@ def add_runtime_tables(metadata: MetaData) -> RuntimeTables:
         Column("published_at", UtcInstant(), nullable=True),
         Index("ix_outbox_unpublished", "published_at", "id"),
     )
-    return RuntimeTables(inbox=inbox, outbox=outbox)
+    held, held_lanes = _held_tables(metadata)
+    return RuntimeTables(inbox=inbox, outbox=outbox, held=held, held_lanes=held_lanes)
+
+
+def _held_tables(metadata: MetaData) -> tuple[Table, Table]:
+    """Commands held until what they depend on is applied (`unionhub_runtime.holding`)."""
+    held = Table(
+        "held_commands",
+        metadata,
+        Column("seq", _BIG_ID, primary_key=True, autoincrement=True),  # arrival order
+        Column("consumer", String(64), nullable=False),
+        Column("source", String(512), nullable=False),
+        Column("message_id", String(256), nullable=False),
+        Column("type", String(128), nullable=False),
+        Column("value", LargeBinary, nullable=False),  # the command, structured mode
+        Column("traceparent", String(128), nullable=True),
+        # The prerequisite it waits for; NULL while it only queues behind another held command.
+        Column("waiting_for", String(300), nullable=True),
+        Column("held_at", UtcInstant(), nullable=False),
+        Column("expires_at", UtcInstant(), nullable=False),
+        UniqueConstraint("consumer", "source", "message_id", name="uq_held_commands_message"),
+        Index("ix_held_commands_waiting_for", "waiting_for"),
+    )
+    lanes = Table(
+        "held_lanes",
+        metadata,
+        # What a held command keeps later commands from overtaking (e.g. "member:m-7").
+        Column("lane", String(300), primary_key=True),
+        Column("seq", _BIG_ID, primary_key=True),
+    )
+    return held, lanes

@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry
 
 from unionhub_contracts import asyncapi
 from unionhub_contracts.catalogue import MEMBERSHIP_COMMANDS, MEMBERSHIP_EVENTS
+from unionhub_runtime.membership_view import prerequisites
 from unionhub_runtime.service import Service, ServiceDefinition, Subscription
 
 from .adapters.metrics import MembershipGauges
@@ -33,6 +34,7 @@ def build(settings: MembershipSettings | None = None) -> Service:
             routers=[api.router],
             registry=registry,
             gauges=[gauges.refresh],
+            provides=prerequisites,  # a command waiting for a union is released when it is registered
         )
     )
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, fields
 from datetime import date
 from typing import Any
 
-from unionhub_runtime.errors import Rejected
+from unionhub_runtime.errors import Missing, Rejected
 
 from . import commands, events
 
@@ -48,7 +48,7 @@ class Union(Aggregate):
     def register(cls, cmd: commands.RegisterUnion, parent: Union | None) -> Union:
         if cmd.parent_id is not None:
             if parent is None:
-                raise Rejected("not_found", f"parent union {cmd.parent_id} is not registered")
+                raise Missing(f"union:{cmd.parent_id}", "not_found", f"parent union {cmd.parent_id} is not registered")
             if PARENT_LEVEL.get(cmd.level) != parent.level:
                 raise Rejected(
                     "hierarchy", f"a {cmd.level} union cannot be under a {parent.level} union"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from unionhub_runtime.errors import Rejected
+from unionhub_runtime.errors import Missing, Rejected
 
 from ..domain import commands, events, model
 from .unit_of_work import AbstractUnitOfWork
@@ -10,8 +10,8 @@ from .unit_of_work import AbstractUnitOfWork
 
 async def _require_union(uow: AbstractUnitOfWork, union_id: str) -> model.Union:
     union = await uow.unions.get(union_id)
-    if union is None:
-        raise Rejected("not_found", f"union {union_id} is not registered")
+    if union is None:  # it may be on its way on another partition: held, not rejected yet
+        raise Missing(f"union:{union_id}", "not_found", f"union {union_id} is not registered")
     return union
 
 

@@ -1,0 +1,254 @@
+"""Commands that arrive before what they depend on: held durably, applied when it is.
+
+A handler that finds a prerequisite missing raises `Missing(waiting_for, code, reason)`
+("union:ft-1", "member:m-7"). The pipeline then keeps the command in `held_commands`
+(same transaction as its inbox row, so it survives a crash) and publishes `command.held`
+once. Each command also names its *lanes*: what it waits behind (`waits_on`) and what it
+keeps others from overtaking while held (`blocks`). A later command whose `waits_on` meets a
+held command's `blocks` is held behind it (a `member.leave` never overtakes its held
+`member.enroll`), while unrelated commands on the same Kafka key go ahead.
+
+Whatever applies a prerequisite (a command, or an event read from another service) names
+the keys it provides; the commands waiting for them are retried in the same transaction,
+in arrival order, under a row lock (`FOR UPDATE` on PostgreSQL), then what queued behind
+each. A timer retries what is held (so a prerequisite committed by another instance while
+a command was being held is noticed within seconds) and ends holds past
+`UNIONHUB_HOLD_SECONDS`: the command is then tried once more with no hold allowed, so it
+gets the rejection it would have had in order, and what queued behind it goes on.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from unionhub_contracts import CloudEvent, decode, message_type
+from unionhub_contracts.rejections import CommandHeld
+
+from . import outbox
+from .scopes import BatchScope, Emit
+from .tables import RuntimeTables
+
+if TYPE_CHECKING:
+    from .pipeline import Pipeline
+
+QUEUE = "queue:"  # waiting_for of a command held only behind another
+
+
+@dataclass(frozen=True)
+class Lanes:
+    waits_on: frozenset[str]
+    blocks: frozenset[str]
+
+    @classmethod
+    def of(cls, *lanes: str) -> Lanes:
+        return cls(frozenset(lanes), frozenset(lanes))
+
+
+LanesOf = Callable[[CloudEvent[Any]], Lanes]
+Provides = Callable[[str, BaseModel], Iterable[str]]  # (event type, data) -> prerequisite keys
+
+
+def aggregate_lanes(topic: str) -> LanesOf:
+    """One lane per aggregate: the contract's key field and value (e.g. "member_id:m-7")."""
+
+    def lanes(event: CloudEvent[Any]) -> Lanes:
+        field_name = message_type(topic, event.type).key
+        if field_name is None:
+            return Lanes(frozenset(), frozenset())
+        return Lanes.of(f"{field_name}:{getattr(event.data, field_name)}")
+
+    return lanes
+
+
+@dataclass
+class Held:
+    seq: int
+    consumer: str
+    type: str
+    value: bytes
+    traceparent: str | None
+    waiting_for: str | None
+    held_at: datetime
+    expires_at: datetime
+
+
+class Holding:
+    """The service-wide mechanism: every pipeline that may hold or release uses this one."""
+
+    def __init__(self, tables: RuntimeTables, *, hold_seconds: float, provides: Provides,
+                 metrics: Any, clock: Callable[[], datetime]) -> None:
+        self.tables, self.provides, self.metrics, self.clock = tables, provides, metrics, clock
+        self.hold = timedelta(seconds=hold_seconds)
+        self.pipelines: dict[str, Pipeline] = {}
+        self.lanes: dict[str, LanesOf] = {}
+
+    def register(self, pipeline: Pipeline, lanes: LanesOf) -> None:
+        self.pipelines[pipeline.config.consumer] = pipeline
+        self.lanes[pipeline.config.consumer] = lanes
+
+    async def begin(self, session: AsyncSession) -> HoldContext:
+        """What one transaction needs to know: occupied lanes and awaited prerequisites."""
+        occupied = set((await session.execute(select(self.tables.held_lanes.c.lane).distinct())).scalars())
+        h = self.tables.held.c
+        waiting = set((await session.execute(
+            select(h.waiting_for).where(h.waiting_for.is_not(None)).distinct())).scalars())
+        return HoldContext(self, session, occupied, waiting)
+
+
+@dataclass
+class HoldContext:
+    holding: Holding
+    session: AsyncSession
+    occupied: set[str]
+    waiting: set[str]
+    scopes: dict[str, BatchScope] = field(default_factory=dict)
+    _fresh: list[BatchScope] = field(default_factory=list)
+
+    def use_scope(self, consumer: str, scope: BatchScope) -> None:
+        self.scopes[consumer] = scope
+
+    def queued_behind(self, consumer: str, event: CloudEvent[Any]) -> str | None:
+        """The lane a newly read command must wait behind, if any."""
+        lanes = self.holding.lanes[consumer](event)
+        return next((lane for lane in sorted(lanes.waits_on) if lane in self.occupied), None)
+
+    async def hold(self, consumer: str, event: CloudEvent[Any], traceparent: str | None,
+                   waiting_for: str) -> outbox.Pending:
+        """Keeps `event` durably and returns its `command.held` answer."""
+        h = self.holding
+        now = h.clock()
+        lanes = h.lanes[consumer](event)
+        result = await self.session.execute(insert(h.tables.held).values(
+            consumer=consumer, source=event.source, message_id=event.id, type=event.type,
+            value=event.model_dump_json().encode(), traceparent=traceparent,
+            waiting_for=None if waiting_for.startswith(QUEUE) else waiting_for,
+            held_at=now, expires_at=now + h.hold).returning(h.tables.held.c.seq))
+        seq = result.scalar_one()
+        if lanes.blocks:
+            await self.session.execute(insert(h.tables.held_lanes), [{"lane": lane, "seq": seq} for lane in lanes.blocks])
+        self.occupied |= lanes.blocks
+        if not waiting_for.startswith(QUEUE):
+            self.waiting.add(waiting_for)
+        data = CommandHeld(command_id=event.id, command_type=event.type, waiting_for=waiting_for)
+        pipeline = h.pipelines[consumer]
+        return outbox.Pending(pipeline.encode(Emit("command.held", data, key=event.id), event), traceparent)
+
+    def provided(self, event: CloudEvent[Any], emitted: Sequence[Emit]) -> set[str]:
+        keys = set(self.holding.provides(event.type, event.data))
+        for emit in emitted:
+            keys.update(self.holding.provides(emit.type, emit.data))
+        return keys & self.waiting
+
+    async def finish(self) -> None:
+        """Writes what the scopes opened for released commands of other consumers buffered."""
+        for scope in self._fresh:
+            await scope.flush()
+        self._fresh.clear()
+
+    async def release(self, keys: set[str]) -> list[outbox.Pending]:
+        """Retries, in arrival order, the commands waiting for `keys` and what queued behind them."""
+        if not keys:
+            return []
+        h = self.holding.tables.held.c
+        return await self.drain(await self._rows(h.waiting_for.in_(sorted(keys))))
+
+    async def retry_all(self, limit: int = 500) -> list[outbox.Pending]:
+        """The timer's round: every held command, oldest first (locked rows are another's)."""
+        return await self.drain(await self._rows(None, limit=limit, skip_locked=True))
+
+    async def _rows(self, condition: Any, *, limit: int | None = None, skip_locked: bool = False) -> list[Held]:
+        held = self.holding.tables.held
+        query = select(held.c.seq, held.c.consumer, held.c.type, held.c.value, held.c.traceparent,
+                       held.c.waiting_for, held.c.held_at, held.c.expires_at).order_by(held.c.seq)
+        if condition is not None:
+            query = query.where(condition)
+        if limit is not None:
+            query = query.limit(limit)
+        # Two instances never both apply or both reject one held command.
+        query = query.with_for_update(skip_locked=skip_locked)
+        return [Held(*row) for row in await self.session.execute(query)]
+
+    async def drain(self, rows: list[Held]) -> list[outbox.Pending]:
+        out: list[outbox.Pending] = []
+        heap = [(row.seq, row) for row in rows]
+        heapq.heapify(heap)
+        tried: set[int] = set()
+        t = self.holding.tables
+        while heap:
+            seq, row = heapq.heappop(heap)
+            if seq in tried or row.consumer not in self.holding.pipelines:
+                continue
+            tried.add(seq)
+            if await self._blocked(row):
+                continue
+            settled = await self._retry(row, out)
+            if settled is None:
+                continue
+            event, emitted = settled
+            blocks = set((await self.session.execute(
+                delete(t.held_lanes).where(t.held_lanes.c.seq == seq).returning(t.held_lanes.c.lane))).scalars())
+            await self.session.execute(delete(t.held).where(t.held.c.seq == seq))
+            self.occupied -= blocks
+            self.occupied |= set((await self.session.execute(
+                select(t.held_lanes.c.lane).where(t.held_lanes.c.lane.in_(blocks)).distinct())).scalars())
+            behind = await self._rows(t.held.c.seq.in_(
+                select(t.held_lanes.c.seq).where(t.held_lanes.c.lane.in_(blocks), t.held_lanes.c.seq > seq)))
+            ready = self.provided(event, emitted)
+            for later in [*behind, *(await self._rows(t.held.c.waiting_for.in_(sorted(ready))) if ready else [])]:
+                if later.seq not in tried:
+                    heapq.heappush(heap, (later.seq, later))
+        return out
+
+    async def _blocked(self, row: Held) -> bool:
+        """An earlier held command blocks a lane this one waits on."""
+        pipeline = self.holding.pipelines[row.consumer]
+        lanes = self.holding.lanes[row.consumer](decode(pipeline.config.topic, row.value))
+        if not lanes.waits_on:
+            return False
+        hl = self.holding.tables.held_lanes.c
+        found = await self.session.scalar(select(hl.seq).where(hl.lane.in_(lanes.waits_on), hl.seq < row.seq).limit(1))
+        return found is not None
+
+    async def _retry(self, row: Held, out: list[outbox.Pending]) -> tuple[CloudEvent[Any], Sequence[Emit]] | None:
+        """Applies or rejects `row` (then returns it and its events), or keeps holding it."""
+        h = self.holding
+        pipeline = h.pipelines[row.consumer]
+        event = decode(pipeline.config.topic, row.value)
+        scope = self.scopes.get(row.consumer)
+        if scope is None:
+            scope = self.scopes[row.consumer] = pipeline.scope(self.session)
+            self._fresh.append(scope)
+        expired = h.clock() >= row.expires_at
+        outcome = await pipeline.apply_one(scope, event, final=expired)
+        if outcome.waiting_for is not None:
+            if outcome.waiting_for != row.waiting_for:
+                await self.session.execute(update(h.tables.held).where(h.tables.held.c.seq == row.seq)
+                                           .values(waiting_for=outcome.waiting_for))
+                self.waiting.add(outcome.waiting_for)
+            return None
+        h.metrics.hold_seconds.labels(pipeline.config.topic).observe((h.clock() - row.held_at).total_seconds())
+        if expired and outcome.kind == "rejected":
+            h.metrics.hold_expired.labels(pipeline.config.topic, outcome.code).inc()
+        pipeline.count(event.type, outcome.kind, outcome.code)
+        out.extend(outbox.Pending(pipeline.encode(e, event), row.traceparent) for e in outcome.emitted)
+        return event, outcome.emitted if outcome.kind == "applied" else ()
+
+
+async def count_held(session: AsyncSession, tables: RuntimeTables) -> dict[tuple[str, str], int]:
+    """Held commands now, by consumer and what they wait for ("union", "member", "queue", …)."""
+    h = tables.held.c
+    rows = await session.execute(select(h.consumer, h.waiting_for, func.count()).group_by(h.consumer, h.waiting_for))
+    counts: dict[tuple[str, str], int] = {}
+    for consumer, waiting_for, n in rows:
+        kind = waiting_for.split(":", 1)[0] if waiting_for else "queue"
+        counts[consumer, kind] = counts.get((consumer, kind), 0) + n
+    return counts
+
