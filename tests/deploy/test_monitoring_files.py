@@ -31,7 +31,7 @@ def test_promtool_accepts_the_scrape_config() -> None:
 
 
 def test_promtool_accepts_the_alert_rules() -> None:
-    assert "SUCCESS: 7 rules found" in promtool("check", "rules", "alerts.yml")
+    assert "SUCCESS: 8 rules found" in promtool("check", "rules", "alerts.yml")
 
 
 def test_every_alert_fires_in_its_promtool_unit_test() -> None:

@@ -42,7 +42,7 @@ async def test_a_year_of_opinions_gives_the_stats_and_overdue_flags_once_across_
                                                                         prefix=kafka.topic_prefix) as pub:
         await pub.play([*campaign.setup, year.cadres], timeout=60)
         # A first instance whose timer runs only at its start: nothing is flagged overdue yet.
-        first = build_feedback(kafka, database_url, overdue_check_seconds=3600, parked_check_seconds=0.2)
+        first = build_feedback(kafka, database_url, overdue_check_seconds=3600)
         async with running(first, feedback.bootstrap.MIGRATIONS):
             async with http_client(first) as client:  # wait until feedback knows every cadre
                 cadre = year.cadres[-1].data["member_id"]

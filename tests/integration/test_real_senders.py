@@ -11,7 +11,7 @@ from membership.adapters import orm
 from membership.settings import MembershipSettings
 from tests.support import Collector, running
 from unionhub_contracts.client import CommandClient
-from unionhub_runtime.settings import KafkaSettings
+from unionhub_runtime.settings import HoldSettings, KafkaSettings
 
 pytestmark = pytest.mark.integration
 
@@ -74,7 +74,9 @@ def binary(command_type: str, data: dict[str, object], *, id: str, source: str =
 
 async def test_a_binary_mode_command_has_the_outcomes_of_a_structured_one(kafka: KafkaSettings,
                                                                           database_url: str) -> None:
-    service = build(kafka, database_url)
+    service = membership.bootstrap.build(MembershipSettings(  # an unknown union: held one second, then rejected
+        database_url=database_url, kafka=kafka, batch_timeout_ms=10,
+        hold=HoldSettings(hold_seconds=1, hold_check_seconds=0.2)))
     commands, events = kafka.topic_prefix + "membership.commands", kafka.topic_prefix + "membership.events"
     async with (running(service, membership.bootstrap.MIGRATIONS), client(kafka, "hr-system/fengtai") as sender,
                 Collector(kafka.bootstrap_servers, [events, commands + ".dlq"]) as collected):
@@ -93,12 +95,14 @@ async def test_a_binary_mode_command_has_the_outcomes_of_a_structured_one(kafka:
                     found.setdefault(str(event["correlationid"]), []).append(event)
             return found
 
-        await collected.wait_for(lambda: len(answered()) == 4 and sum(r.topic == commands + ".dlq" for r in collected.records) == 2,
+        await collected.wait_for(lambda: len(answered()) == 4 and len(answered()["bin-2"]) == 2
+                                 and sum(r.topic == commands + ".dlq" for r in collected.records) == 2,
                                  what="answers to four binary commands and two dead letters")
         by_id = answered()
         assert [e["type"] for e in by_id["bin-1"]] == ["member.enrolled"]
         assert by_id["bin-1"][0]["correlationsource"] == "hotline/binary"
-        assert [(e["type"], e["data"]["code"]) for e in by_id["bin-2"]] == [("command.rejected", "not_found")]
+        assert [(e["type"], e["data"].get("code")) for e in by_id["bin-2"]] == [
+            ("command.held", None), ("command.rejected", "not_found")]
         assert [(e["data"]["code"]) for e in by_id["bin-3"] + by_id["bin-4"]] == ["invalid", "invalid"]
         dead = [r for r in collected.records if r.topic == commands + ".dlq"]
         assert [(r.headers["error.code"], r.headers["ce_id"]) for r in dead] == [

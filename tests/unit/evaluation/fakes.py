@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from fractions import Fraction
 from typing import Any
 
@@ -53,32 +53,18 @@ class FakeRatings(ports.AbstractRatings):
         self.log.append((rating.command_id, outcome, code))
 
 
-class FakePending(ports.AbstractPending):
-    def __init__(self) -> None:
-        self.rows: dict[str, model.PendingRating] = {}
-
-    async def add(self, pending: model.PendingRating) -> None:
-        self.rows[pending.rating.command_id] = pending
-
-    async def find(self, *, member_ids: Sequence[str] = (), home_ids: Sequence[str] = (),
-                   campaign_id: str | None = None, due_before: datetime | None = None) -> list[model.PendingRating]:
-        def wanted(p: model.PendingRating) -> bool:
-            r = p.rating
-            return ((not member_ids and not home_ids) or r.rater_id in member_ids or r.home_id in home_ids) and (
-                campaign_id is None or r.campaign_id == campaign_id) and (due_before is None or p.deadline <= due_before)
-        return [p for p in self.rows.values() if wanted(p)]
-
-    async def remove(self, command_id: str) -> None:
-        del self.rows[command_id]
-
-
 class FakeMembership(ports.AbstractMembership):
     def __init__(self) -> None:
-        self.members: dict[str, tuple[str, str]] = {}
+        self.members: dict[str, tuple[str, str]] = {}  # (union, status) for all time
+        self.stays: dict[str, list[tuple[str, date, date | None]]] = {}  # (union, from, to) when dates matter
         self.homes: dict[str, str] = {}
 
-    async def member(self, member_id: str) -> tuple[str, str] | None:
-        return self.members.get(member_id)
+    async def union_on(self, member_id: str, day: date) -> str | None:
+        if member_id in self.stays:
+            return next((u for u, start, end in self.stays[member_id] if start <= day and (end is None or day < end)),
+                        None)
+        union, status = self.members.get(member_id, (None, "unknown"))
+        return union if status == "active" else None
 
     async def home_union(self, home_id: str) -> str | None:
         return self.homes.get(home_id)
@@ -120,7 +106,6 @@ class FakeUnitOfWork(ports.AbstractUnitOfWork):
         super().__init__()
         self.campaigns = FakeCampaigns()
         self.ratings = FakeRatings()
-        self.pending = FakePending()
         self.membership = FakeMembership()
         self.results = FakeResults()
         self.post_stars = FakePostStars()

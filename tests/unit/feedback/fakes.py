@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import copy
-from datetime import datetime
+from datetime import date, datetime
 
 from feedback.domain import model
-from feedback.domain.events import Submission
 from feedback.service_layer import unit_of_work as ports
 
 
@@ -31,32 +30,15 @@ class FakeOpinions(ports.AbstractOpinions):
         self.rows[opinion.opinion_id] = stored
 
 
-class FakeParked(ports.AbstractParked):
-    def __init__(self) -> None:
-        self.rows: dict[str, tuple[Submission, datetime]] = {}
-
-    async def add(self, submission: Submission, deadline: datetime) -> None:
-        self.rows[submission.opinion_id] = (submission, deadline)
-
-    async def get(self, opinion_id: str) -> Submission | None:
-        return self.rows[opinion_id][0] if opinion_id in self.rows else None
-
-    async def all(self, member_ids: tuple[str, ...] = ()) -> list[tuple[Submission, datetime]]:
-        return [r for r in self.rows.values() if not member_ids or r[0].member_id in member_ids]
-
-    async def remove(self, opinion_id: str) -> None:
-        del self.rows[opinion_id]
-
-
 class FakeMembership(ports.AbstractMembership):
     def __init__(self) -> None:
         self.members: dict[str, str] = {}
         self.cadres: dict[str, tuple[str, str]] = {}
 
-    async def member_union(self, member_id: str) -> str | None:
+    async def union_on(self, member_id: str, day: date) -> str | None:
         return self.members.get(member_id)
 
-    async def cadre_union(self, member_id: str) -> str | None:
+    async def cadre_union_on(self, member_id: str, day: date) -> str | None:
         return self.cadres[member_id][0] if member_id in self.cadres else None
 
     async def full_time_cadres(self) -> dict[str, str]:
@@ -92,6 +74,5 @@ class FakeUnitOfWork(ports.AbstractUnitOfWork):
     def __init__(self) -> None:
         super().__init__()
         self.opinions = FakeOpinions()
-        self.parked = FakeParked()
         self.membership = FakeMembership()
         self.visits = FakeVisits()

@@ -10,12 +10,12 @@ from feedback.domain import commands, events
 from feedback.domain.events import Submission
 from feedback.service_layer import handlers
 from feedback.service_layer.handlers import Dependencies
-from unionhub_runtime.errors import Rejected
+from unionhub_runtime.errors import Missing, Rejected
 
 from .fakes import FakeUnitOfWork
 
 T0 = datetime(2018, 11, 2, 10, 0, tzinfo=UTC)
-DEPS = Dependencies(now=lambda: T0, deadline=timedelta(days=7), grace=timedelta(minutes=10))
+DEPS = Dependencies(now=lambda: T0, deadline=timedelta(days=7))
 
 
 def submit(opinion: str = "o-1", member: str = "m-1", at: datetime = T0, text: str = "Canteen closes early"):
@@ -59,16 +59,23 @@ async def test_the_same_opinion_twice_answers_again_and_other_data_is_a_conflict
     assert await rejected(uow, submit(text="Something else")) == "conflict"
 
 
-async def test_an_opinion_of_an_unknown_member_waits_then_is_assigned_or_rejected() -> None:
+async def test_an_opinion_of_an_unknown_member_is_held_then_assigned() -> None:
     uow = world()
-    assert await run(uow, submit("o-2", member="m-new")) == []
-    assert await run(uow, submit("o-3", member="m-never")) == []
+    with pytest.raises(Missing) as caught:
+        await run(uow, submit("o-2", member="m-new"))
+    assert (caught.value.waiting_for, caught.value.code) == ("member:m-new", "not_a_member")
+    assert uow.opinions.rows == {}
     uow.membership.members["m-new"] = "u-2"
-    settled = await run(uow, commands.SettleParked(T0))
-    assert [type(e).__name__ for e in settled] == ["OpinionReceived", "OpinionAssigned"]
-    late = await run(uow, commands.SettleParked(T0 + timedelta(minutes=10)))
-    assert late == [events.SubmissionRejected("cmd-o-3", "not_a_member", late[0].reason)]
-    assert uow.parked.rows == {}
+    assigned = await run(uow, submit("o-2", member="m-new"))
+    assert [type(e).__name__ for e in assigned] == ["OpinionReceived", "OpinionAssigned"]
+
+
+async def test_a_responder_not_known_as_a_cadre_of_the_union_is_held_then_forbidden() -> None:
+    uow = world()
+    await run(uow, submit())
+    with pytest.raises(Missing) as caught:
+        await run(uow, respond("cadre-new"))
+    assert (caught.value.waiting_for, caught.value.code) == ("cadre:cadre-new", "forbidden")
 
 
 async def test_only_a_cadre_of_the_assigned_union_may_answer_and_only_once() -> None:

@@ -1,22 +1,33 @@
 """A local, eventually consistent view of membership, fed by `membership.events`.
 
-evaluation and feedback decide eligibility from it (never by calling membership): who is an
-active member of which union, which union owns a home, who is a cadre where.
+evaluation and feedback decide eligibility from it (never by calling membership): who was
+an active member of which union on a given day (the history, so a command is judged at its
+own business time, whatever order things arrive in), which union owns a home, who is a
+cadre where and since when.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException
-from sqlalchemy import Column, MetaData, String, Table, select
+from sqlalchemy import BigInteger, Column, Date, Index, Integer, MetaData, String, Table, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unionhub_contracts import CloudEvent
 
 from .database import upsert
 from .http import IdPath, ReadSession
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")  # contract: calendar days are counted in this zone
+
+
+def day_of(moment: datetime) -> date:
+    """The calendar day of an instant, in Asia/Shanghai."""
+    return moment.astimezone(SHANGHAI).date()
 
 
 @dataclass(frozen=True)
@@ -25,6 +36,7 @@ class MembershipView:
     members: Table
     homes: Table
     cadres: Table
+    history: Table  # one row per stay of a member in a union: [from_on, to_on)
 
     async def apply(self, session: AsyncSession, event: CloudEvent[Any]) -> None:
         """Folds one membership event into the view; the inbox applies each event id once."""
@@ -36,17 +48,40 @@ class MembershipView:
             case "member.enrolled":
                 row = {"member_id": d.member_id, "union_id": d.union_id, "status": "active"}
                 await upsert(session, self.members, row)
+                await self._stay(session, d.member_id, d.union_id, d.joined_on)
             case "member.left":
                 row = {"member_id": d.member_id, "union_id": d.union_id, "status": "left"}
                 await upsert(session, self.members, row)
+                await self._stay(session, d.member_id, None, d.left_on)
             case "member.transferred":
                 row = {"member_id": d.member_id, "union_id": d.to_union_id, "status": "active"}
                 await upsert(session, self.members, row)
+                await self._stay(session, d.member_id, d.to_union_id, d.transferred_on)
             case "home.registered":
                 await upsert(session, self.homes, {"home_id": d.home_id, "union_id": d.union_id})
             case "cadre.appointed":
-                row = {"member_id": d.member_id, "union_id": d.union_id, "role": d.role}
+                row = {"member_id": d.member_id, "union_id": d.union_id, "role": d.role, "appointed_on": d.appointed_on}
                 await upsert(session, self.cadres, row)
+
+    async def _stay(self, session: AsyncSession, member_id: str, union_id: str | None, on: date) -> None:
+        """Ends the member's open stay on `on` and, given a union, opens one there."""
+        h = self.history.c
+        await session.execute(update(self.history).where(h.member_id == member_id, h.to_on.is_(None)).values(to_on=on))
+        if union_id is not None:
+            await session.execute(insert(self.history).values(member_id=member_id, union_id=union_id, from_on=on))
+
+    async def union_on(self, session: AsyncSession, member_id: str, day: date) -> str | None:
+        """The union the member was active in on `day`, by the history received so far."""
+        h = self.history.c
+        return await session.scalar(select(h.union_id).where(
+            h.member_id == member_id, h.from_on <= day, or_(h.to_on.is_(None), h.to_on > day))
+            .order_by(h.from_on.desc()).limit(1))
+
+    async def cadre_union_on(self, session: AsyncSession, member_id: str, day: date) -> str | None:
+        """The union the member was appointed a cadre of by `day`."""
+        c = self.cadres.c
+        return await session.scalar(select(c.union_id).where(
+            c.member_id == member_id, or_(c.appointed_on.is_(None), c.appointed_on <= day)))
 
     async def member(self, session: AsyncSession, member_id: str) -> tuple[str, str] | None:
         """(union_id, status) of a member as last heard, or None if never heard of."""
@@ -99,6 +134,17 @@ def add_membership_view(metadata: MetaData) -> MembershipView:
             Column("member_id", String(128), primary_key=True),
             Column("union_id", String(128), nullable=False, index=True),
             Column("role", String(32), nullable=False),
+            Column("appointed_on", Date, nullable=True),  # NULL: appointed before the view kept dates
+        ),
+        history=Table(
+            "mv_member_history",
+            metadata,
+            Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True),
+            Column("member_id", String(128), nullable=False),
+            Column("union_id", String(128), nullable=False),
+            Column("from_on", Date, nullable=False),
+            Column("to_on", Date, nullable=True),  # NULL: still there
+            Index("ix_mv_member_history_member", "member_id", "from_on"),
         ),
     )
 

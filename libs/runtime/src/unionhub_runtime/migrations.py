@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from alembic import command, context
 from alembic.config import Config
@@ -159,3 +161,68 @@ def drop_held_tables() -> None:
     op.drop_table("held_lanes")
     op.drop_index("ix_held_commands_waiting_for", table_name="held_commands")
     op.drop_table("held_commands")
+
+
+def add_membership_history() -> None:
+    """Revision body of evaluation and feedback: their membership view keeps history.
+
+    Members already in the view get one open stay in their current union from the start of
+    time (their join dates were never kept), so what was eligible stays eligible.
+    """
+    from alembic import op
+    from sqlalchemy import BigInteger, Column, Date, Integer, String
+
+    op.add_column("mv_cadres", Column("appointed_on", Date, nullable=True))
+    op.create_table(
+        "mv_member_history",
+        Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True),
+        Column("member_id", String(128), nullable=False),
+        Column("union_id", String(128), nullable=False),
+        Column("from_on", Date, nullable=False),
+        Column("to_on", Date, nullable=True),
+    )
+    op.create_index("ix_mv_member_history_member", "mv_member_history", ["member_id", "from_on"])
+    op.execute("INSERT INTO mv_member_history (member_id, union_id, from_on) "
+               "SELECT member_id, union_id, DATE '0001-01-01' FROM mv_members WHERE status = 'active'"
+               if op.get_bind().dialect.name == "postgresql" else
+               "INSERT INTO mv_member_history (member_id, union_id, from_on) "
+               "SELECT member_id, union_id, '0001-01-01' FROM mv_members WHERE status = 'active'")
+
+
+def drop_membership_history() -> None:
+    from alembic import op
+
+    op.drop_index("ix_mv_member_history_member", table_name="mv_member_history")
+    op.drop_table("mv_member_history")
+    with op.batch_alter_table("mv_cadres") as batch:
+        batch.drop_column("appointed_on")
+
+
+def hold_waiting_rows(rows: list[dict[str, Any]]) -> None:
+    """Moves commands a service kept waiting in a table of its own into `held_commands`, so
+    the upgrade loses none. Each row: consumer, source, id, type, data (JSON-ready),
+    waiting_for, expires_at, lanes (list)."""
+    import orjson
+    from alembic import op
+    from sqlalchemy import BigInteger, Column, DateTime, Integer, LargeBinary, MetaData, String, Table, insert, select
+
+    now = datetime.now(UTC)
+    metadata = MetaData()
+    held = Table("held_commands", metadata, Column("seq", BigInteger().with_variant(Integer(), "sqlite")),
+                 *(Column(n, String) for n in ("consumer", "source", "message_id", "type", "waiting_for")),
+                 Column("value", LargeBinary), Column("held_at", DateTime(timezone=True)),
+                 Column("expires_at", DateTime(timezone=True)))
+    lanes = Table("held_lanes", metadata, Column("lane", String), Column("seq", BigInteger()))
+    bind = op.get_bind()
+    sqlite = bind.dialect.name == "sqlite"
+    for row in rows:
+        value = orjson.dumps({"specversion": "1.0", "id": row["id"], "source": row["source"], "type": row["type"],
+                              "datacontenttype": "application/json", "data": row["data"]})
+        instants = {k: (v.astimezone(UTC).replace(tzinfo=None) if sqlite else v)
+                    for k, v in (("held_at", now), ("expires_at", row["expires_at"].replace(tzinfo=row["expires_at"].tzinfo or UTC)))}
+        bind.execute(insert(held).values(consumer=row["consumer"], source=row["source"], message_id=row["id"],
+                                         type=row["type"], value=value, waiting_for=row["waiting_for"], **instants))
+        seq = bind.execute(select(held.c.seq).where(held.c.consumer == row["consumer"], held.c.source == row["source"],
+                                                   held.c.message_id == row["id"])).scalar_one()
+        for lane in row["lanes"]:
+            bind.execute(insert(lanes).values(lane=lane, seq=seq))

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from unionhub_contracts import asyncapi
+from unionhub_contracts import CloudEvent, asyncapi, message_type
 from unionhub_contracts.catalogue import EVALUATION_COMMANDS, EVALUATION_EVENTS, MEMBERSHIP_EVENTS, WORK_SCORES
-from unionhub_runtime.membership_view import view_router
+from unionhub_runtime.holding import Lanes
+from unionhub_runtime.membership_view import prerequisites, view_router
 from unionhub_runtime.scopes import per_message
 from unionhub_runtime.service import Service, ServiceDefinition, Subscription
-from unionhub_runtime.timers import Clock, Timer, utc_now
+from unionhub_runtime.timers import Clock, utc_now
 
 from .adapters.metrics import EvaluationMetrics
 from .adapters.orm import membership_view, runtime_tables
@@ -30,7 +31,7 @@ def build(settings: EvaluationSettings | None = None, clock: Clock = utc_now) ->
     settings = settings or EvaluationSettings()
     registry = CollectorRegistry()
     metrics = EvaluationMetrics(registry)
-    handlers = Handlers(Dependencies(now=clock, grace=timedelta(seconds=settings.member_grace_seconds)), metrics)
+    handlers = Handlers(Dependencies(now=clock), metrics)
     return Service(
         ServiceDefinition(
             name=NAME,
@@ -38,7 +39,8 @@ def build(settings: EvaluationSettings | None = None, clock: Clock = utc_now) ->
             tables=runtime_tables,
             events_topic=EVALUATION_EVENTS.name,
             subscriptions=[
-                Subscription(EVALUATION_COMMANDS.name, lambda s: CommandScope(handlers, s), rejects=True),
+                Subscription(EVALUATION_COMMANDS.name, lambda s: CommandScope(handlers, s), rejects=True,
+                             lanes=command_lanes),
                 Subscription(MEMBERSHIP_EVENTS.name, per_message(handlers.membership_event), rejects=False),
                 Subscription(WORK_SCORES.name, lambda s: WorkScoreBatch(s, metrics.work_items, metrics.work_duplicates),
                              rejects=True, max_records=settings.work_batch_max_records, bulk=True),
@@ -49,7 +51,23 @@ def build(settings: EvaluationSettings | None = None, clock: Clock = utc_now) ->
             routers=[api.router, view_router(membership_view)],
             registry=registry,
             gauges=[metrics.refresh],
-            timers=[Timer("settle-pending-ratings", settings.pending_check_seconds, handlers.settle_pending)],
+            provides=prerequisites,  # a rating held for its rater is released by membership's events
         ),
         clock=clock,
     )
+
+
+def command_lanes(event: CloudEvent[Any]) -> Lanes:
+    """A held rating keeps the same rater's next rating of the home, and the campaign's close,
+    from overtaking it; other raters' ratings go ahead. A close waiting behind held ratings
+    keeps every later rating of the campaign behind it (they would come after the close)."""
+    data = event.data
+    match event.type:
+        case "rating.submit":
+            rater = f"rating:{data.campaign_id}/{data.home_id}/{data.rater_kind}/{data.rater_id}"
+            return Lanes(frozenset({rater, f"close:{data.campaign_id}"}), frozenset({rater, f"campaign:{data.campaign_id}"}))
+        case "campaign.close":
+            return Lanes(frozenset({f"campaign:{data.campaign_id}"}),
+                         frozenset({f"campaign:{data.campaign_id}", f"close:{data.campaign_id}"}))
+    key = message_type(EVALUATION_COMMANDS.name, event.type).key
+    return Lanes.of(f"{event.type}:{getattr(data, key)}") if key else Lanes(frozenset(), frozenset())

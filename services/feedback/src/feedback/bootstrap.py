@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry
 
 from unionhub_contracts import asyncapi
 from unionhub_contracts.catalogue import FEEDBACK_COMMANDS, FEEDBACK_EVENTS, MEMBERSHIP_EVENTS
-from unionhub_runtime.membership_view import view_router
+from unionhub_runtime.membership_view import prerequisites, view_router
 from unionhub_runtime.scopes import per_message
 from unionhub_runtime.service import Service, ServiceDefinition, Subscription
 from unionhub_runtime.timers import Clock, Timer, utc_now
@@ -29,8 +29,7 @@ def build(settings: FeedbackSettings | None = None, clock: Clock = utc_now) -> S
     settings = settings or FeedbackSettings()
     registry = CollectorRegistry()
     metrics = FeedbackMetrics(registry)
-    deps = Dependencies(now=clock, deadline=timedelta(days=settings.response_deadline_days),
-                        grace=timedelta(seconds=settings.member_grace_seconds))
+    deps = Dependencies(now=clock, deadline=timedelta(days=settings.response_deadline_days))
     handlers = Handlers(deps, metrics, settings.overdue_clock, settings.events_clock_quiet_seconds)
     return Service(
         ServiceDefinition(
@@ -47,8 +46,8 @@ def build(settings: FeedbackSettings | None = None, clock: Clock = utc_now) -> S
             routers=[api.router, view_router(membership_view)],
             registry=registry,
             gauges=[metrics.refresh],
-            timers=[Timer("settle-parked-opinions", settings.parked_check_seconds, handlers.settle_parked),
-                    Timer("mark-overdue-opinions", settings.overdue_check_seconds, handlers.mark_overdue)],
+            timers=[Timer("mark-overdue-opinions", settings.overdue_check_seconds, handlers.mark_overdue)],
+            provides=prerequisites,  # an opinion held for its member is released by membership's events
         ),
         clock=clock,
     )

@@ -17,8 +17,6 @@ class FeedbackSettings(ServiceSettings):
     # Per-message savepoints: PostgreSQL slows down past 64 subtransactions in a transaction.
     batch_max_records: int = Field(default=50, ge=1, le=10_000)
     response_deadline_days: float = Field(default=7, gt=0, description="due_at = submitted_at + this")
-    member_grace_seconds: float = Field(default=600, ge=0, description="how long an opinion waits for membership")
-    parked_check_seconds: float = Field(default=2, gt=0, description="how often waiting opinions are settled")
     overdue_check_seconds: float = Field(default=10, gt=0, description="how often overdue opinions are flagged")
     # "wall": overdue against the real time; "events": against the latest business time seen,
     # which is what a replay of past data (the demo) needs.

@@ -9,7 +9,7 @@ are still cut back to where the rating started, to keep that true whatever a han
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import date, datetime
 from fractions import Fraction
 from typing import Any
 
@@ -21,7 +21,7 @@ from unionhub_runtime.database import chunks, insert_on_conflict
 from ..domain import commands, model
 from ..domain.scoring import CRITERIA
 from . import orm
-from .repository import Campaigns, Membership, Pending, Ratings, SqlAlchemyUnitOfWork
+from .repository import Campaigns, Membership, Ratings, SqlAlchemyUnitOfWork
 
 Key = tuple[str, str, str, str]  # campaign, home, rater kind, rater
 
@@ -42,31 +42,39 @@ class CachedCampaigns(Campaigns):
 
 
 class CachedMembership(Membership):
+    """The view's answers for a batch of ratings: homes and the raters' histories loaded in bulk."""
+
     def __init__(self, session: AsyncSession) -> None:
         super().__init__(session)
-        self.members: dict[str, tuple[str, str] | None] = {}
+        self.stays: dict[str, list[tuple[str, date, date | None]]] = {}  # member -> (union, from, to)
         self.homes: dict[str, str | None] = {}
 
     async def preload(self, member_ids: Iterable[str], home_ids: Iterable[str]) -> None:
         view = orm.membership_view
-        for ids, table, key, target in ((sorted(set(member_ids)), view.members, "member_id", self.members),
-                                        (sorted(set(home_ids)), view.homes, "home_id", self.homes)):
-            for chunk in chunks(ids):
-                rows = await self._session.execute(select(table).where(table.c[key].in_(chunk)))
-                found = {row[key]: row for row in rows.mappings()}
-                for i in chunk:
-                    row = found.get(i)
-                    target[i] = None if row is None else (  # type: ignore[assignment]
-                        (row["union_id"], row["status"]) if table is view.members else row["union_id"])
+        h = view.history.c
+        for chunk in chunks(sorted(set(member_ids) - set(self.stays))):
+            for member_id in chunk:
+                self.stays[member_id] = []
+            rows = await self._session.execute(select(h.member_id, h.union_id, h.from_on, h.to_on)
+                                               .where(h.member_id.in_(chunk)))
+            for member_id, union_id, from_on, to_on in rows:
+                self.stays[member_id].append((union_id, from_on, to_on))
+        for chunk in chunks(sorted(set(home_ids) - set(self.homes))):
+            homes = await self._session.execute(select(view.homes.c.home_id, view.homes.c.union_id)
+                                                .where(view.homes.c.home_id.in_(chunk)))
+            found: dict[str, str] = {home_id: union_id for home_id, union_id in homes}
+            for home_id in chunk:
+                self.homes[home_id] = found.get(home_id)
 
-    async def member(self, member_id: str) -> tuple[str, str] | None:
-        if member_id not in self.members:
-            self.members[member_id] = await super().member(member_id)
-        return self.members[member_id]
+    async def union_on(self, member_id: str, day: date) -> str | None:
+        if member_id not in self.stays:
+            await self.preload([member_id], [])
+        return next((union for union, start, end in sorted(self.stays[member_id], key=lambda s: s[1], reverse=True)
+                     if start <= day and (end is None or day < end)), None)
 
     async def home_union(self, home_id: str) -> str | None:
         if home_id not in self.homes:
-            self.homes[home_id] = await super().home_union(home_id)
+            await self.preload([], [home_id])
         return self.homes[home_id]
 
 
@@ -123,20 +131,6 @@ class BufferedRatings(Ratings):
         self.journal.clear()
 
 
-class BufferedPending(Pending):
-    def __init__(self, session: AsyncSession) -> None:
-        super().__init__(session)
-        self.added: list[model.PendingRating] = []
-
-    async def add(self, pending: model.PendingRating) -> None:
-        self.added.append(pending)
-
-    async def write(self) -> None:
-        for pending in self.added:
-            await super().add(pending)
-        self.added.clear()
-
-
 class RatingBatchUnitOfWork(SqlAlchemyUnitOfWork):
     """What `rating.submit` needs, loaded once per batch and written once per batch."""
 
@@ -145,21 +139,19 @@ class RatingBatchUnitOfWork(SqlAlchemyUnitOfWork):
         self.campaigns: CachedCampaigns = CachedCampaigns(session)
         self.membership: CachedMembership = CachedMembership(session)
         self.ratings: BufferedRatings = BufferedRatings(session)
-        self.pending: BufferedPending = BufferedPending(session)
 
     async def preload(self, ratings: list[commands.SubmitRating]) -> None:
         await self.membership.preload((r.rater_id for r in ratings if r.rater_kind == "member"),
                                       (r.home_id for r in ratings))
         await self.ratings.preload(ratings)
 
-    def mark(self) -> tuple[int, int, int]:
-        return len(self.ratings.audits), len(self.pending.added), len(self.ratings.journal)
+    def mark(self) -> tuple[int, int]:
+        return len(self.ratings.audits), len(self.ratings.journal)
 
-    def undo(self, mark: tuple[int, int, int]) -> None:
+    def undo(self, mark: tuple[int, int]) -> None:
         """Takes back what was buffered since `mark`."""
-        audits, added, journal = mark
+        audits, journal = mark
         del self.ratings.audits[audits:]
-        del self.pending.added[added:]
         while len(self.ratings.journal) > journal:
             key, latest, put = self.ratings.journal.pop()
             self.ratings.latest[key] = latest
@@ -170,4 +162,3 @@ class RatingBatchUnitOfWork(SqlAlchemyUnitOfWork):
 
     async def write(self) -> None:
         await self.ratings.write()
-        await self.pending.write()

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from unionhub_contracts import CloudEvent, CommandRejected
+from unionhub_contracts import CloudEvent
 from unionhub_contracts import evaluation as contract
 from unionhub_runtime.scopes import Emit
 
@@ -42,12 +42,7 @@ _EVENTS: dict[type[events.Event], tuple[str, type[BaseModel], str | None]] = {
 
 
 def to_emit(event: events.Event) -> Emit:
-    if isinstance(event, events.RatingRejected):  # a deferred answer to the rating command
-        data = CommandRejected(command_id=event.command_id, command_type="rating.submit", code=event.code,
-                               reason=event.reason)
-        return Emit("command.rejected", data, key=event.command_id, correlation_id=event.command_id)
     event_type, model, key_field = _EVENTS[type(event)]
     fields = asdict(event)
-    correlation = fields.pop("command_id", None)  # rating.accepted answers its (maybe parked) command
-    return Emit(event_type, model.model_validate(fields, strict=False),
-                key=fields[key_field] if key_field else None, correlation_id=correlation)
+    fields.pop("command_id", None)
+    return Emit(event_type, model.model_validate(fields, strict=False), key=fields[key_field] if key_field else None)

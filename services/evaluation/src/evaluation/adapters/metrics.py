@@ -12,20 +12,17 @@ from . import orm
 class EvaluationMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.ratings = Counter("evaluation_ratings_total", "Ratings by rater kind and outcome (accepted, rejected, "
-                               "pending) and rejection code.", ["kind", "outcome", "code"], registry=registry)
+                               "held) and rejection code.", ["kind", "outcome", "code"], registry=registry)
         self.work_items = Counter("evaluation_work_items_ingested_total", "Work items counted.", registry=registry)
         self.work_duplicates = Counter("evaluation_work_items_duplicates_total",
                                        "Work items dropped as already counted.", registry=registry)
         self.campaigns_open = Gauge("evaluation_campaigns_open", "Campaigns accepting ratings.", registry=registry)
-        self.pending = Gauge("evaluation_pending_ratings", "Member ratings waiting for membership.",
-                             registry=registry)
         self.stars = Gauge("evaluation_home_stars", "Homes by stars awarded in closed campaigns.", ["stars"],
                            registry=registry)
 
     async def refresh(self, session: AsyncSession) -> None:
         self.campaigns_open.set(await session.scalar(
             select(func.count()).select_from(orm.campaigns).where(orm.campaigns.c.status == "open")) or 0)
-        self.pending.set(await session.scalar(select(func.count()).select_from(orm.pending_ratings)) or 0)
         for stars, count in await session.execute(
                 select(orm.results.c.stars, func.count()).group_by(orm.results.c.stars)):
             self.stars.labels(str(stars)).set(count)

@@ -51,18 +51,6 @@ rating_audit = Table(
     Index("ix_rating_audit_command", "command_id"),
 )
 
-pending_ratings = Table(
-    "pending_ratings", metadata,
-    Column("command_id", String(256), primary_key=True),
-    Column("campaign_id", _ID, nullable=False, index=True),
-    Column("home_id", _ID, nullable=False, index=True),
-    Column("rater_kind", String(16), nullable=False),
-    Column("rater_id", _ID, nullable=False, index=True),
-    Column("scores", JSON, nullable=False),
-    Column("submitted_at", UtcInstant(), nullable=False),
-    Column("deadline", UtcInstant(), nullable=False, index=True),
-)
-
 results = Table(
     "results", metadata,
     Column("campaign_id", _ID, primary_key=True),

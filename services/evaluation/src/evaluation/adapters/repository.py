@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict
-from datetime import datetime
+from datetime import date, datetime
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unionhub_runtime.database import upsert
@@ -75,47 +75,12 @@ class Ratings(ports.AbstractRatings):
             rater_kind=rating.rater_kind, rater_id=rating.rater_id, outcome=outcome, code=code, reason=reason, at=at))
 
 
-class Pending(ports.AbstractPending):
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
-    async def add(self, pending: model.PendingRating) -> None:
-        rating = pending.rating
-        await self._session.execute(insert(orm.pending_ratings).values(
-            command_id=rating.command_id, campaign_id=rating.campaign_id, home_id=rating.home_id,
-            rater_kind=rating.rater_kind, rater_id=rating.rater_id, scores=rating.scores,
-            submitted_at=rating.submitted_at, deadline=pending.deadline))
-
-    async def find(self, *, member_ids: Sequence[str] = (), home_ids: Sequence[str] = (),
-                   campaign_id: str | None = None, due_before: datetime | None = None) -> list[model.PendingRating]:
-        p = orm.pending_ratings.c
-        query = select(orm.pending_ratings)
-        if member_ids or home_ids:
-            query = query.where(or_(p.rater_id.in_(member_ids), p.home_id.in_(home_ids)))
-        if campaign_id is not None:
-            query = query.where(p.campaign_id == campaign_id)
-        if due_before is not None:
-            query = query.where(p.deadline <= due_before)
-        rows = (await self._session.execute(query.order_by(p.submitted_at, p.command_id))).mappings()
-        return [
-            model.PendingRating(
-                commands.SubmitRating(row["command_id"], row["campaign_id"], row["home_id"], row["rater_kind"],
-                                      row["rater_id"], row["scores"], row["submitted_at"]),
-                row["deadline"],
-            )
-            for row in rows
-        ]
-
-    async def remove(self, command_id: str) -> None:
-        await self._session.execute(delete(orm.pending_ratings).where(orm.pending_ratings.c.command_id == command_id))
-
-
 class Membership(ports.AbstractMembership):
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def member(self, member_id: str) -> tuple[str, str] | None:
-        return await orm.membership_view.member(self._session, member_id)
+    async def union_on(self, member_id: str, day: date) -> str | None:
+        return await orm.membership_view.union_on(self._session, member_id, day)
 
     async def home_union(self, home_id: str) -> str | None:
         h = orm.membership_view.homes.c
@@ -165,7 +130,6 @@ class SqlAlchemyUnitOfWork(ports.AbstractUnitOfWork):
         self.session = session
         self.campaigns = Campaigns(session)
         self.ratings = Ratings(session)
-        self.pending = Pending(session)
         self.membership = Membership(session)
         self.results = Results(session)
         self.post_stars = PostStars(session)

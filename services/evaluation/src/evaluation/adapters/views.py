@@ -20,9 +20,9 @@ async def campaign(session: AsyncSession, campaign_id: str) -> dict[str, Any] | 
     r = orm.ratings.c
     counts: dict[str, int] = dict((await session.execute(
         select(r.rater_kind, func.count()).where(r.campaign_id == campaign_id).group_by(r.rater_kind))).all())
-    pending = await session.scalar(select(func.count()).select_from(orm.pending_ratings)
-                                   .where(orm.pending_ratings.c.campaign_id == campaign_id))
-    return {**row, "ratings": {k: counts.get(k, 0) for k in ("member", "unit", "superior")}, "pending": pending}
+    lanes = orm.runtime_tables.held_lanes.c  # held ratings (and a held close) occupy the campaign's lane
+    held = await session.scalar(select(func.count()).where(lanes.lane == f"campaign:{campaign_id}"))
+    return {**row, "ratings": {k: counts.get(k, 0) for k in ("member", "unit", "superior")}, "held": held}
 
 
 async def results(session: AsyncSession, campaign_id: str) -> dict[str, Any] | None:

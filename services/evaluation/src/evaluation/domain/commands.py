@@ -38,23 +38,6 @@ class CloseCampaign(Command):
 
 
 @dataclass(frozen=True)
-class RecheckPendingRatings(Command):
-    """Membership learned something about these members or homes: decide what waited.
-
-    With no ids, every waiting rating is looked at again: a rating parked while the event
-    that concerns it was being applied in a concurrent transaction is caught this way.
-    """
-
-    member_ids: tuple[str, ...] = ()
-    home_ids: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class ExpirePendingRatings(Command):
-    now: datetime
-
-
-@dataclass(frozen=True)
 class ClosePostStarMonth(Command):
     month: str
     post_id: str | None = None

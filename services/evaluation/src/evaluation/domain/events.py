@@ -32,16 +32,6 @@ class RatingAccepted(Event):
 
 
 @dataclass(frozen=True)
-class RatingRejected(Event):
-    """A rating that waited for membership, rejected later: answers its own command."""
-
-    command_id: str
-    rater_kind: str
-    code: str
-    reason: str
-
-
-@dataclass(frozen=True)
 class CampaignClosed(Event):
     campaign_id: str
     homes: int

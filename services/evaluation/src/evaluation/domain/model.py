@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from fractions import Fraction
 
 from unionhub_runtime.errors import Rejected
@@ -74,27 +73,9 @@ class Campaign:
         return outcome
 
 
-ELIGIBLE, WAIT, NOT_A_MEMBER = "eligible", "wait", "not_a_member"
-
-
-def member_eligibility(member: tuple[str, str] | None, home_union: str | None) -> str:
-    """May a member rate a home? `member` is (union, status) as known from membership."""
-    if member is None or home_union is None:
-        return WAIT  # membership events may still be on their way
-    union_id, status = member
-    return ELIGIBLE if status == "active" and union_id == home_union else NOT_A_MEMBER
-
-
-@dataclass
-class PendingRating:
-    """A member rating waiting for membership to tell whether the rater may rate."""
-
-    rating: commands.SubmitRating
-    deadline: datetime
-
-    @classmethod
-    def wait(cls, rating: commands.SubmitRating, now: datetime, grace: timedelta) -> PendingRating:
-        return cls(rating, now + grace)
+def may_rate(rater_union: str | None, home_union: str | None) -> bool:
+    """A member may rate a home of the union they were active in when they rated."""
+    return rater_union is not None and rater_union == home_union
 
 
 def studio_reward(cmd: commands.AssessStudio) -> events.StudioRewarded:

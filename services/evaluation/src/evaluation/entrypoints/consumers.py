@@ -1,16 +1,15 @@
-"""Kafka entrypoints of evaluation: commands, membership events, work scores, and the
-timer that ends the wait of parked ratings."""
+"""Kafka entrypoints of evaluation: commands and membership events (work scores have
+their own batch in `adapters.work_scores`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unionhub_contracts import CloudEvent
-from unionhub_runtime.errors import Rejected
+from unionhub_runtime.errors import Missing, Rejected
 from unionhub_runtime.scopes import Emit
 
 from ..adapters import integration
@@ -37,8 +36,6 @@ class Handlers:
         for event in domain_events:
             if isinstance(event, events.RatingAccepted):
                 self.metrics.ratings.labels(event.rater_kind, "accepted", "").inc()
-            elif isinstance(event, events.RatingRejected):
-                self.metrics.ratings.labels(event.rater_kind, "rejected", event.code).inc()
         return [integration.to_emit(e) for e in domain_events]
 
     async def command(self, session: AsyncSession, event: CloudEvent[Any]) -> Sequence[Emit]:
@@ -50,28 +47,21 @@ class Handlers:
         mark = uow.mark()
         try:
             emitted = await self._run(uow.session, command, uow)
+        except Missing:
+            uow.undo(mark)  # held by the runtime: no trace until it is applied or rejected
+            self.metrics.ratings.labels(command.rater_kind, "held", "").inc()
+            raise
         except Rejected as rejection:
             uow.undo(mark)
             await uow.ratings.audit(command, "rejected", rejection.code, rejection.reason, self.deps.now())
             self.metrics.ratings.labels(command.rater_kind, "rejected", rejection.code).inc()
             raise
-        if not emitted:
-            self.metrics.ratings.labels(command.rater_kind, "pending", "").inc()
         return emitted
 
     async def membership_event(self, session: AsyncSession, event: CloudEvent[Any]) -> Sequence[Emit]:
+        """Folds the event into the view; the runtime then releases the ratings it was awaited by."""
         await membership_view.apply(session, event)
-        data = event.data
-        if event.type in ("member.enrolled", "member.left", "member.transferred"):
-            return await self._run(session, commands.RecheckPendingRatings(member_ids=(data.member_id,)))
-        if event.type == "home.registered":
-            return await self._run(session, commands.RecheckPendingRatings(home_ids=(data.home_id,)))
         return ()
-
-    async def settle_pending(self, session: AsyncSession, now: datetime) -> Sequence[Emit]:
-        """The durable timer: decide what membership now allows, reject what waited too long."""
-        released = await self._run(session, commands.RecheckPendingRatings())
-        return [*released, *await self._run(session, commands.ExpirePendingRatings(now))]
 
 
 class CommandScope:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from unionhub_runtime.errors import Rejected
+from unionhub_runtime.errors import Missing, Rejected
+from unionhub_runtime.membership_view import day_of
 
 from ..domain import commands, events, model
 from ..domain.post_star import winners
@@ -16,7 +17,6 @@ from .unit_of_work import AbstractUnitOfWork
 @dataclass(frozen=True)
 class Dependencies:
     now: Callable[[], datetime]
-    grace: timedelta  # how long a member rating waits for membership
 
 
 async def open_campaign(cmd: commands.OpenCampaign, uow: AbstractUnitOfWork, deps: Dependencies) -> None:
@@ -36,62 +36,26 @@ async def _campaign(uow: AbstractUnitOfWork, campaign_id: str) -> model.Campaign
     return campaign
 
 
-async def _eligibility(uow: AbstractUnitOfWork, rating: commands.SubmitRating) -> str:
+async def _check_rater(uow: AbstractUnitOfWork, rating: commands.SubmitRating) -> None:
+    """A member rater must be active in the home's union at `submitted_at`. What membership
+    has told so far may not show it yet (its events may be on their way): hold, don't reject."""
     if rating.rater_kind != "member":
-        return model.ELIGIBLE  # employer units and superior unions rate as organisations
-    member = await uow.membership.member(rating.rater_id)
-    return model.member_eligibility(member, await uow.membership.home_union(rating.home_id))
-
-
-async def _accept(campaign: model.Campaign, rating: commands.SubmitRating, uow: AbstractUnitOfWork,
-                  deps: Dependencies) -> None:
-    await uow.ratings.put(rating, campaign.accept(rating))
-    await uow.ratings.audit(rating, "accepted", None, None, deps.now())
+        return  # employer units and superior unions rate as organisations
+    home_union = await uow.membership.home_union(rating.home_id)
+    if home_union is None:
+        raise Missing(f"home:{rating.home_id}", "not_a_member", f"home {rating.home_id} is not known to membership")
+    if not model.may_rate(await uow.membership.union_on(rating.rater_id, day_of(rating.submitted_at)), home_union):
+        raise Missing(f"member:{rating.rater_id}", "not_a_member",
+                      f"{rating.rater_id} was not an active member of the home's union when rating")
 
 
 async def submit_rating(cmd: commands.SubmitRating, uow: AbstractUnitOfWork, deps: Dependencies) -> None:
-    """Accepts a rating, or parks a member's rating until membership confirms the rater."""
+    """Accepts a rating whose rater may rate the home."""
     campaign = await _campaign(uow, cmd.campaign_id)
     campaign.check_rating(cmd)
-    decision = await _eligibility(uow, cmd)
-    if decision == model.NOT_A_MEMBER:
-        raise Rejected("not_a_member", f"{cmd.rater_id} is not an active member of the home's union")
-    if decision == model.WAIT:
-        await uow.pending.add(model.PendingRating.wait(cmd, deps.now(), deps.grace))
-        await uow.ratings.audit(cmd, "pending", None, "waiting for membership", deps.now())
-        return
-    await _accept(campaign, cmd, uow, deps)
-
-
-async def _settle(pending: model.PendingRating, code: str, reason: str, uow: AbstractUnitOfWork,
-                  deps: Dependencies) -> None:
-    rating = pending.rating
-    await uow.pending.remove(rating.command_id)
-    await uow.ratings.audit(rating, "rejected", code, reason, deps.now())
-    uow.events.append(events.RatingRejected(rating.command_id, rating.rater_kind, code, reason))
-
-
-async def recheck_pending_ratings(cmd: commands.RecheckPendingRatings, uow: AbstractUnitOfWork,
-                                  deps: Dependencies) -> None:
-    """Decides the waiting ratings that what membership just told concerns."""
-    for pending in await uow.pending.find(member_ids=cmd.member_ids, home_ids=cmd.home_ids):
-        rating = pending.rating
-        campaign = await _campaign(uow, rating.campaign_id)
-        decision = await _eligibility(uow, rating)
-        if decision == model.ELIGIBLE:
-            await uow.pending.remove(rating.command_id)
-            await _accept(campaign, rating, uow, deps)
-        elif decision == model.NOT_A_MEMBER:
-            await _settle(pending, "not_a_member", f"{rating.rater_id} is not an active member of the home's union",
-                          uow, deps)
-
-
-async def expire_pending_ratings(cmd: commands.ExpirePendingRatings, uow: AbstractUnitOfWork,
-                                 deps: Dependencies) -> None:
-    """Rejects the ratings whose grace period ran out before membership confirmed the rater."""
-    for pending in await uow.pending.find(due_before=cmd.now):
-        await _settle(pending, "not_a_member", "membership did not confirm the rater within the grace period",
-                      uow, deps)
+    await _check_rater(uow, cmd)
+    await uow.ratings.put(cmd, campaign.accept(cmd))
+    await uow.ratings.audit(cmd, "accepted", None, None, deps.now())
 
 
 async def close_campaign(cmd: commands.CloseCampaign, uow: AbstractUnitOfWork, deps: Dependencies) -> None:
@@ -100,9 +64,6 @@ async def close_campaign(cmd: commands.CloseCampaign, uow: AbstractUnitOfWork, d
     results = campaign.close(await uow.ratings.values(cmd.campaign_id))
     await uow.campaigns.save(campaign)
     await uow.results.save(cmd.campaign_id, results)
-    for pending in await uow.pending.find(campaign_id=cmd.campaign_id):
-        await _settle(pending, "closed", f"campaign {cmd.campaign_id} closed before the rater was confirmed",
-                      uow, deps)
 
 
 async def close_post_star_month(cmd: commands.ClosePostStarMonth, uow: AbstractUnitOfWork,

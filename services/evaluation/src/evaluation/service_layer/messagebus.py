@@ -15,8 +15,6 @@ HANDLERS: dict[type[commands.Command], Callable[[Any, AbstractUnitOfWork, Depend
     commands.OpenCampaign: handlers.open_campaign,
     commands.SubmitRating: handlers.submit_rating,
     commands.CloseCampaign: handlers.close_campaign,
-    commands.RecheckPendingRatings: handlers.recheck_pending_ratings,
-    commands.ExpirePendingRatings: handlers.expire_pending_ratings,
     commands.ClosePostStarMonth: handlers.close_post_star_month,
     commands.AssessStudio: handlers.assess_studio,
 }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from fractions import Fraction
 
 from ..domain import commands, model
@@ -51,23 +51,12 @@ class AbstractRatings(ABC):
                     at: datetime) -> None: ...
 
 
-class AbstractPending(ABC):
-    @abstractmethod
-    async def add(self, pending: model.PendingRating) -> None: ...
-
-    @abstractmethod
-    async def find(self, *, member_ids: Sequence[str] = (), home_ids: Sequence[str] = (),
-                   campaign_id: str | None = None, due_before: datetime | None = None) -> list[model.PendingRating]: ...
-
-    @abstractmethod
-    async def remove(self, command_id: str) -> None: ...
-
-
 class AbstractMembership(ABC):
     """Evaluation's own view of membership, fed by `membership.events`."""
 
     @abstractmethod
-    async def member(self, member_id: str) -> tuple[str, str] | None: ...
+    async def union_on(self, member_id: str, day: date) -> str | None:
+        """The union the member was active in on `day`, by the history received so far."""
 
     @abstractmethod
     async def home_union(self, home_id: str) -> str | None: ...
@@ -97,7 +86,6 @@ class AbstractStudios(ABC):
 class AbstractUnitOfWork(ABC):
     campaigns: AbstractCampaigns
     ratings: AbstractRatings
-    pending: AbstractPending
     membership: AbstractMembership
     results: AbstractResults
     post_stars: AbstractPostStars

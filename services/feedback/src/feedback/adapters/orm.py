@@ -36,21 +36,6 @@ opinions = Table(
     Index("ix_opinions_open_due", "status", "overdue", "due_at"),
 )
 
-parked_opinions = Table(
-    "parked_opinions", metadata,
-    Column("opinion_id", _ID, primary_key=True),
-    Column("command_id", String(256), nullable=False),
-    Column("command_source", String(512), nullable=True),
-    Column("member_id", _ID, nullable=False, index=True),
-    Column("channel", String(16), nullable=False),
-    Column("text", Text, nullable=False),
-    Column("submitted_at", UtcInstant(), nullable=False),
-    Column("campaign_id", _ID, nullable=True),
-    Column("home_id", _ID, nullable=True),
-    Column("category", String(100), nullable=True),
-    Column("deadline", UtcInstant(), nullable=False),
-)
-
 visits = Table(
     "visits", metadata,
     Column("visit_id", _ID, primary_key=True),

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, fields
-from datetime import datetime
+from dataclasses import asdict
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..domain import model
-from ..domain.events import Submission
 from ..service_layer import unit_of_work as ports
 from . import orm
 
@@ -51,47 +50,15 @@ class Opinions(ports.AbstractOpinions):
                                     .values(self._row(opinion)))
 
 
-class Parked(ports.AbstractParked):
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
-    async def add(self, submission: Submission, deadline: datetime) -> None:
-        await self._session.execute(insert(orm.parked_opinions).values(**asdict(submission), deadline=deadline))
-
-    @staticmethod
-    def _submission(row: Any) -> Submission:
-        values = {f.name: row[f.name] for f in fields(Submission)}
-        values["submitted_at"] = values["submitted_at"]
-        return Submission(**values)
-
-    async def get(self, opinion_id: str) -> Submission | None:
-        row = (await self._session.execute(select(orm.parked_opinions).where(
-            orm.parked_opinions.c.opinion_id == opinion_id))).mappings().first()
-        return self._submission(row) if row else None
-
-    async def all(self, member_ids: tuple[str, ...] = ()) -> list[tuple[Submission, datetime]]:
-        p = orm.parked_opinions.c
-        query = select(orm.parked_opinions).order_by(p.submitted_at, p.opinion_id)
-        if member_ids:
-            query = query.where(p.member_id.in_(member_ids))
-        rows = (await self._session.execute(query)).mappings()
-        return [(self._submission(r), r["deadline"]) for r in rows]
-
-    async def remove(self, opinion_id: str) -> None:
-        await self._session.execute(delete(orm.parked_opinions).where(orm.parked_opinions.c.opinion_id == opinion_id))
-
-
 class Membership(ports.AbstractMembership):
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def member_union(self, member_id: str) -> str | None:
-        known = await orm.membership_view.member(self._session, member_id)
-        return known[0] if known else None  # the union as last heard, active or not
+    async def union_on(self, member_id: str, day: date) -> str | None:
+        return await orm.membership_view.union_on(self._session, member_id, day)
 
-    async def cadre_union(self, member_id: str) -> str | None:
-        c = orm.membership_view.cadres.c
-        return await self._session.scalar(select(c.union_id).where(c.member_id == member_id))
+    async def cadre_union_on(self, member_id: str, day: date) -> str | None:
+        return await orm.membership_view.cadre_union_on(self._session, member_id, day)
 
     async def full_time_cadres(self) -> dict[str, str]:
         c = orm.membership_view.cadres.c
@@ -131,7 +98,6 @@ class SqlAlchemyUnitOfWork(ports.AbstractUnitOfWork):
         super().__init__()
         self.session = session
         self.opinions = Opinions(session)
-        self.parked = Parked(session)
         self.membership = Membership(session)
         self.visits = Visits(session)
 

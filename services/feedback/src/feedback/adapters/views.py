@@ -16,11 +16,7 @@ from . import orm
 async def opinion(session: AsyncSession, opinion_id: str) -> dict[str, Any] | None:
     o = orm.opinions.c
     row = (await session.execute(select(orm.opinions).where(o.opinion_id == opinion_id))).mappings().first()
-    if row is not None:
-        return dict(row)
-    parked = (await session.execute(select(orm.parked_opinions.c.opinion_id, orm.parked_opinions.c.submitted_at)
-                                    .where(orm.parked_opinions.c.opinion_id == opinion_id))).mappings().first()
-    return {**parked, "status": "waiting_for_membership"} if parked else None
+    return dict(row) if row is not None else None
 
 
 async def stats(session: AsyncSession, union_id: str, year: int | None) -> dict[str, Any]:

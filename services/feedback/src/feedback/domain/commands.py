@@ -47,13 +47,5 @@ class CloseVisitsMonth(Command):
 
 
 @dataclass(frozen=True)
-class SettleParked(Command):
-    """Assign parked opinions whose member membership now knows; reject those past `now`."""
-
-    now: datetime
-    member_ids: tuple[str, ...] = ()  # empty: look at every parked opinion
-
-
-@dataclass(frozen=True)
 class MarkOverdue(Command):
     now: datetime

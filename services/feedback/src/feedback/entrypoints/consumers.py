@@ -57,14 +57,9 @@ class Handlers:
         return emitted
 
     async def membership_event(self, session: AsyncSession, event: CloudEvent[Any]) -> Sequence[Emit]:
+        """Folds the event into the view; the runtime then releases the opinions it was awaited by."""
         await membership_view.apply(session, event)
-        if event.type in ("member.enrolled", "member.transferred"):
-            return await self._run(session, commands.SettleParked(self.deps.now(), (event.data.member_id,)))
         return ()
-
-    async def settle_parked(self, session: AsyncSession, now: datetime) -> Sequence[Emit]:
-        """Durable timer: assign what membership now allows, reject what waited too long."""
-        return await self._run(session, commands.SettleParked(now))
 
     async def mark_overdue(self, session: AsyncSession, now: datetime) -> Sequence[Emit]:
         """Durable timer: flag unanswered opinions past due, by wall or business time."""

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from unionhub_runtime.errors import Rejected
+from unionhub_runtime.errors import Missing, Rejected
+from unionhub_runtime.membership_view import day_of
 
 from ..domain import commands, events, model
 from .unit_of_work import AbstractUnitOfWork
@@ -17,25 +18,22 @@ from .unit_of_work import AbstractUnitOfWork
 class Dependencies:
     now: Callable[[], datetime]
     deadline: timedelta  # due_at = submitted_at + deadline
-    grace: timedelta  # how long an opinion waits for membership to know its member
 
 
 async def submit_opinion(cmd: commands.SubmitOpinion, uow: AbstractUnitOfWork, deps: Dependencies) -> None:
-    """Routes an opinion to its member's union, or parks it until membership knows the member."""
+    """Routes an opinion to the union its member was in when submitting it."""
     sub = cmd.submission
-    earlier: Any = await uow.opinions.get(sub.opinion_id) or await uow.parked.get(sub.opinion_id)
-    if earlier is not None:
+    if earlier := await uow.opinions.get(sub.opinion_id):
         if any(getattr(earlier, f) != getattr(sub, f) for f in _SUBMITTED):
             raise Rejected("conflict", f"opinion {sub.opinion_id} exists with different data")
-        if isinstance(earlier, model.Opinion):  # the same again: nothing changes, it answers again
-            earlier.events += [events.OpinionReceived(sub), events.OpinionAssigned(
-                sub.opinion_id, earlier.union_id, earlier.due_at, sub.command_id, sub.command_source)]
+        earlier.events += [events.OpinionReceived(sub), events.OpinionAssigned(  # the same again: answers again
+            sub.opinion_id, earlier.union_id, earlier.due_at, sub.command_id, sub.command_source)]
         return
-    union_id = await uow.membership.member_union(sub.member_id)
-    if union_id is None:
-        await uow.parked.add(sub, deps.now() + deps.grace)
-    else:
-        await uow.opinions.add(model.Opinion.assign(sub, union_id, deps.deadline))
+    union_id = await uow.membership.union_on(sub.member_id, day_of(sub.submitted_at))
+    if union_id is None:  # membership's events may be on their way: held, not rejected yet
+        raise Missing(f"member:{sub.member_id}", "not_a_member",
+                      f"{sub.member_id} was not an active member of a union when submitting")
+    await uow.opinions.add(model.Opinion.assign(sub, union_id, deps.deadline))
 
 
 _SUBMITTED = ("member_id", "channel", "text", "submitted_at", "campaign_id", "home_id", "category")
@@ -51,8 +49,10 @@ async def _opinion(uow: AbstractUnitOfWork, opinion_id: str) -> model.Opinion:
 async def respond_opinion(cmd: commands.RespondOpinion, uow: AbstractUnitOfWork, deps: Dependencies) -> None:
     """Records a cadre's answer; only a cadre of the assigned union may answer."""
     opinion = await _opinion(uow, cmd.opinion_id)
-    opinion.respond(cmd.responder_id, await uow.membership.cadre_union(cmd.responder_id), cmd.text,
-                    cmd.responded_at)
+    responder_union = await uow.membership.cadre_union_on(cmd.responder_id, day_of(cmd.responded_at))
+    if responder_union != opinion.union_id and opinion.status == model.ASSIGNED:
+        raise Missing(f"cadre:{cmd.responder_id}", "forbidden", f"only a cadre of union {opinion.union_id} may answer")
+    opinion.respond(cmd.responder_id, responder_union, cmd.text, cmd.responded_at)
     await uow.opinions.save(opinion)
 
 
@@ -61,20 +61,6 @@ async def rate_opinion(cmd: commands.RateOpinion, uow: AbstractUnitOfWork, deps:
     opinion = await _opinion(uow, cmd.opinion_id)
     opinion.rate(cmd.member_id, cmd.satisfaction)
     await uow.opinions.save(opinion)
-
-
-async def settle_parked(cmd: commands.SettleParked, uow: AbstractUnitOfWork, deps: Dependencies) -> None:
-    """Assigns what membership now allows; rejects what waited past its grace period."""
-    for sub, deadline in await uow.parked.all(cmd.member_ids):
-        union_id = await uow.membership.member_union(sub.member_id)
-        if union_id is not None:
-            await uow.parked.remove(sub.opinion_id)
-            await uow.opinions.add(model.Opinion.assign(sub, union_id, deps.deadline))
-        elif deadline <= cmd.now:
-            await uow.parked.remove(sub.opinion_id)
-            uow.events.append(events.SubmissionRejected(
-                sub.command_id, "not_a_member", f"membership did not confirm member {sub.member_id} in time",
-                sub.command_source))
 
 
 async def mark_overdue(cmd: commands.MarkOverdue, uow: AbstractUnitOfWork, deps: Dependencies) -> None:
@@ -109,7 +95,6 @@ HANDLERS: dict[type[commands.Command], Callable[[Any, AbstractUnitOfWork, Depend
     commands.SubmitOpinion: submit_opinion,
     commands.RespondOpinion: respond_opinion,
     commands.RateOpinion: rate_opinion,
-    commands.SettleParked: settle_parked,
     commands.MarkOverdue: mark_overdue,
     commands.LogVisit: log_visit,
     commands.CloseVisitsMonth: close_visits_month,

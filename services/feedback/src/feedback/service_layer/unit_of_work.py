@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import date, datetime
 
 from ..domain import model
-from ..domain.events import Event, Submission
+from ..domain.events import Event
 
 
 class AbstractOpinions(ABC):
@@ -43,28 +43,14 @@ class AbstractOpinions(ABC):
     async def save(self, opinion: model.Opinion) -> None: ...
 
 
-class AbstractParked(ABC):
-    """Opinions waiting for membership to know their member."""
-
-    @abstractmethod
-    async def add(self, submission: Submission, deadline: datetime) -> None: ...
-
-    @abstractmethod
-    async def get(self, opinion_id: str) -> Submission | None: ...
-
-    @abstractmethod
-    async def all(self, member_ids: tuple[str, ...] = ()) -> list[tuple[Submission, datetime]]: ...
-
-    @abstractmethod
-    async def remove(self, opinion_id: str) -> None: ...
-
-
 class AbstractMembership(ABC):
     @abstractmethod
-    async def member_union(self, member_id: str) -> str | None: ...
+    async def union_on(self, member_id: str, day: date) -> str | None:
+        """The union the member was active in on `day`, by the history received so far."""
 
     @abstractmethod
-    async def cadre_union(self, member_id: str) -> str | None: ...
+    async def cadre_union_on(self, member_id: str, day: date) -> str | None:
+        """The union the member was a cadre of on `day`."""
 
     @abstractmethod
     async def full_time_cadres(self) -> dict[str, str]: ...
@@ -87,7 +73,6 @@ class AbstractVisits(ABC):
 
 class AbstractUnitOfWork(ABC):
     opinions: AbstractOpinions
-    parked: AbstractParked
     membership: AbstractMembership
     visits: AbstractVisits
 
