@@ -120,3 +120,8 @@ def test_a_source_must_be_a_uri_reference() -> None:
     envelope = {"specversion": "1.0", "id": "c-3", "source": "hr system", "type": "member.enroll",
                 "data": {"member_id": "m-1", "union_id": "u-1", "joined_on": "2018-03-01"}}
     assert outcome("membership.commands", json.dumps(envelope).encode())[0] == DecodeErrorCode.NOT_CLOUDEVENT
+
+
+def test_a_header_without_a_value_is_refused_not_crashed_on() -> None:
+    headers = [("ce_specversion", b"1.0"), ("ce_id", None), ("content-type", None)]
+    assert outcome("membership.commands", b"{}", headers)[0] == DecodeErrorCode.NOT_CLOUDEVENT  # type: ignore[arg-type]

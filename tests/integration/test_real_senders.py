@@ -46,8 +46,10 @@ async def test_two_senders_may_use_one_id_and_each_gets_its_own_answer(kafka: Ka
     async with (running(service, membership.bootstrap.MIGRATIONS), client(kafka, "hr-system/fengtai") as fengtai,
                 client(kafka, "hr-system/haidian") as haidian):
         await register_hierarchy(fengtai)
-        first = await fengtai.send("member.enroll", enrolment("m-ft"), id="hr-0001")
-        second = await haidian.send("member.enroll", enrolment("m-hd"), id="hr-0001")
+        # In flight together, so that they are likely read in one batch.
+        pending = [await fengtai.enqueue("member.enroll", enrolment("m-ft"), id="hr-0001"),
+                   await haidian.enqueue("member.enroll", enrolment("m-hd"), id="hr-0001")]
+        first, second = [await p for p in pending]
         answers = [await fengtai.answer(first), await haidian.answer(second)]
         assert [[(e["type"], e["data"]["member_id"]) for e in a.events] for a in answers] == [
             [("member.enrolled", "m-ft")], [("member.enrolled", "m-hd")]]

@@ -124,7 +124,12 @@ class CommandClient:
     async def _read(self) -> None:
         assert self._consumer is not None
         async for record in self._consumer:
-            event = orjson.loads(record.value) if record.value else {}
+            try:
+                event = orjson.loads(record.value) if record.value else None
+            except orjson.JSONDecodeError:
+                continue  # not an event of the contract: not an answer either
+            if not isinstance(event, dict):
+                continue
             correlation = event.get("correlationid")
             if correlation is None or event.get("correlationsource", self.source) != self.source:
                 continue  # another sender's answer
@@ -162,8 +167,18 @@ class CommandClient:
         delivery = await self._producer.send(self._prefix + topic, orjson.dumps(body),
                                              key=key.encode() if key is not None else None, headers=headers)
         future: asyncio.Future[Sent] = asyncio.get_running_loop().create_future()
-        delivery.add_done_callback(lambda d: future.set_exception(d.exception()) if d.exception()
-                                   else future.set_result(sent))
+
+        def settle(done: asyncio.Future[Any]) -> None:
+            if future.done():
+                return
+            if done.cancelled():
+                future.cancel()
+            elif (error := done.exception()) is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(sent)
+
+        delivery.add_done_callback(settle)
         return future
 
     async def answer(self, sent: Sent, timeout: float = 30) -> Answer:

@@ -111,7 +111,7 @@ def is_binary(headers: Headers | None) -> bool:
     for name, value in headers or ():
         if name == "ce_specversion":
             binary = True
-        elif name == "content-type" and value.startswith(b"application/cloudevents"):
+        elif name == "content-type" and value is not None and value.startswith(b"application/cloudevents"):
             return False
     return binary
 
@@ -125,8 +125,8 @@ def _structured(value: bytes, headers: Headers) -> bytes:
                 attributes[name[len(BINARY_PREFIX):]] = raw.decode("utf-8")
             elif name == "content-type":
                 attributes["datacontenttype"] = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise DecodeError(DecodeErrorCode.NOT_CLOUDEVENT, "a ce_* header is not UTF-8", None, None) from None
+    except (UnicodeDecodeError, AttributeError):  # AttributeError: a header without a value
+        raise DecodeError(DecodeErrorCode.NOT_CLOUDEVENT, "a ce_* header is empty or not UTF-8", None, None) from None
     try:
         orjson.loads(value)  # exactly one JSON value, so it can be spliced in as `data`
     except orjson.JSONDecodeError:

@@ -20,6 +20,7 @@ gets the rejection it would have had in order, and what queued behind it goes on
 from __future__ import annotations
 
 import heapq
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -38,6 +39,8 @@ from .tables import RuntimeTables
 
 if TYPE_CHECKING:
     from .pipeline import Pipeline
+
+log = logging.getLogger(__name__)
 
 QUEUE = "queue:"  # waiting_for of a command held only behind another
 
@@ -110,7 +113,6 @@ class HoldContext:
     occupied: set[str]
     waiting: set[str]
     scopes: dict[str, BatchScope] = field(default_factory=dict)
-    _fresh: list[BatchScope] = field(default_factory=list)
 
     def use_scope(self, consumer: str, scope: BatchScope) -> None:
         self.scopes[consumer] = scope
@@ -146,12 +148,6 @@ class HoldContext:
         for emit in emitted:
             keys.update(self.holding.provides(emit.type, emit.data))
         return keys & self.waiting
-
-    async def finish(self) -> None:
-        """Writes what the scopes opened for released commands of other consumers buffered."""
-        for scope in self._fresh:
-            await scope.flush()
-        self._fresh.clear()
 
     async def release(self, keys: set[str]) -> list[outbox.Pending]:
         """Retries, in arrival order, the commands waiting for `keys` and what queued behind them."""
@@ -218,16 +214,33 @@ class HoldContext:
         return found is not None
 
     async def _retry(self, row: Held, out: list[outbox.Pending]) -> tuple[CloudEvent[Any], Sequence[Emit]] | None:
-        """Applies or rejects `row` (then returns it and its events), or keeps holding it."""
+        """Applies or rejects `row` (then returns it and its events), or keeps holding it.
+
+        A failure other than a rule (a bug, a stored value the contract no longer reads) keeps
+        the row held and logged, in a savepoint: it never fails the transaction that released
+        it (that would dead-letter the prerequisite) nor the timer's round (that would stall
+        every other held command)."""
+        try:
+            async with self.session.begin_nested():
+                return await self._apply(row, out)
+        except Exception:
+            log.exception("held command %s of %s could not be retried; it stays held", row.seq, row.consumer)
+            return None
+
+    async def _apply(self, row: Held, out: list[outbox.Pending]) -> tuple[CloudEvent[Any], Sequence[Emit]] | None:
         h = self.holding
         pipeline = h.pipelines[row.consumer]
         event = decode(pipeline.config.topic, row.value)
-        scope = self.scopes.get(row.consumer)
-        if scope is None:
-            scope = self.scopes[row.consumer] = pipeline.scope(self.session)
-            self._fresh.append(scope)
+        own = self.scopes.get(row.consumer)  # the batch's scope, when the command is of the batch's consumer
+        # Another consumer's command gets a scope of its own each time: a scope caches what it
+        # read, and what the releasing transaction wrote since would be missed.
+        scope = own if own is not None else pipeline.scope(self.session)
+        if own is None:
+            await scope.prefetch([event])
         expired = h.clock() >= row.expires_at
         outcome = await pipeline.apply_one(scope, event, final=expired)
+        if own is None:
+            await scope.flush()
         if outcome.waiting_for is not None:
             if outcome.waiting_for != row.waiting_for:
                 await self.session.execute(update(h.tables.held).where(h.tables.held.c.seq == row.seq)

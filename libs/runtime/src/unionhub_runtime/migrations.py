@@ -127,7 +127,16 @@ def key_inbox_by_id() -> None:
 def add_held_tables() -> None:
     """Revision body shared by every service: commands held until their prerequisite is applied."""
     from alembic import op
-    from sqlalchemy import BigInteger, Column, Integer, LargeBinary, PrimaryKeyConstraint, String, UniqueConstraint
+    from sqlalchemy import (
+        BigInteger,
+        Column,
+        Integer,
+        LargeBinary,
+        PrimaryKeyConstraint,
+        String,
+        Text,
+        UniqueConstraint,
+    )
 
     from .columns import UtcInstant
 
@@ -141,7 +150,7 @@ def add_held_tables() -> None:
         Column("type", String(128), nullable=False),
         Column("value", LargeBinary, nullable=False),
         Column("traceparent", String(128), nullable=True),
-        Column("waiting_for", String(300), nullable=True),
+        Column("waiting_for", Text, nullable=True),
         Column("held_at", UtcInstant(), nullable=False),
         Column("expires_at", UtcInstant(), nullable=False),
         UniqueConstraint("consumer", "source", "message_id", name="uq_held_commands_message"),
@@ -149,7 +158,7 @@ def add_held_tables() -> None:
     op.create_index("ix_held_commands_waiting_for", "held_commands", ["waiting_for"])
     op.create_table(
         "held_lanes",
-        Column("lane", String(300), nullable=False),
+        Column("lane", Text, nullable=False),
         Column("seq", big_id, nullable=False),
         PrimaryKeyConstraint("lane", "seq"),
     )

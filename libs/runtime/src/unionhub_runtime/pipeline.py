@@ -196,8 +196,6 @@ class Pipeline:
                 finally:
                     correlation_id.reset(token)
             await scope.flush()
-            if holds is not None:
-                await holds.finish()
             await outbox.write(session, self._tables, self.config.events_topic, outgoing)
         self._metrics.db_seconds.labels("consume").observe(time.perf_counter() - started)
         self._count(outcomes)

@@ -203,7 +203,6 @@ class Service:
         async with self.write_lock, self.sessions() as session, session.begin():
             holds = await self.holding.begin(session)
             outgoing = await holds.retry_all()
-            await holds.finish()
             await outbox.write(session, self.definition.tables, self.physical(self.definition.events_topic), outgoing)
             counts = await count_held(session, self.definition.tables)
         self.metrics.held_now.clear()

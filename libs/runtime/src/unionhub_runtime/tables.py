@@ -13,6 +13,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
 )
 
@@ -74,7 +75,7 @@ def _held_tables(metadata: MetaData) -> tuple[Table, Table]:
         Column("value", LargeBinary, nullable=False),  # the command, structured mode
         Column("traceparent", String(128), nullable=True),
         # The prerequisite it waits for; NULL while it only queues behind another held command.
-        Column("waiting_for", String(300), nullable=True),
+        Column("waiting_for", Text, nullable=True),
         Column("held_at", UtcInstant(), nullable=False),
         Column("expires_at", UtcInstant(), nullable=False),
         UniqueConstraint("consumer", "source", "message_id", name="uq_held_commands_message"),
@@ -84,7 +85,7 @@ def _held_tables(metadata: MetaData) -> tuple[Table, Table]:
         "held_lanes",
         metadata,
         # What a held command keeps later commands from overtaking (e.g. "member:m-7").
-        Column("lane", String(300), primary_key=True),
+        Column("lane", Text, primary_key=True),
         Column("seq", _BIG_ID, primary_key=True),
     )
     return held, lanes

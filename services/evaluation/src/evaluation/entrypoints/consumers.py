@@ -70,16 +70,16 @@ class CommandScope:
     def __init__(self, handlers: Handlers, session: AsyncSession) -> None:
         self._handlers, self._session = handlers, session
         self._ratings = RatingBatchUnitOfWork(session)
-        self._translated_ratings: dict[str, commands.SubmitRating] = {}  # translated once, in prefetch
+        self._translated_ratings: dict[tuple[str, str], commands.SubmitRating] = {}  # by (source, id), in prefetch
 
     async def prefetch(self, events: Sequence[CloudEvent[Any]]) -> None:
-        translated = {e.id: integration.to_command(e) for e in events if e.type == "rating.submit"}
+        translated = {(e.source, e.id): integration.to_command(e) for e in events if e.type == "rating.submit"}
         self._translated_ratings = {i: c for i, c in translated.items() if isinstance(c, commands.SubmitRating)}
         await self._ratings.preload(list(self._translated_ratings.values()))
 
     async def handle(self, event: CloudEvent[Any]) -> Sequence[Emit]:
         if event.type == "rating.submit":
-            rating = self._translated_ratings.pop(event.id, None) or integration.to_command(event)
+            rating = self._translated_ratings.pop((event.source, event.id), None) or integration.to_command(event)
             assert isinstance(rating, commands.SubmitRating)
             return await self._handlers.rating(self._ratings, rating)
         # Another command may read what the ratings so far changed, or change what they read.
