@@ -82,6 +82,9 @@ def is_transient(exc: BaseException) -> bool:
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
+    # Deadlock and serialization failure: the transaction lost a race; running it again succeeds.
+    if isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in {"40P01", "40001"}:
+        return True
     if isinstance(exc, (ConnectionError, TimeoutError, OSError)):
         return True
     name = type(exc).__name__

@@ -113,6 +113,7 @@ class HoldContext:
     occupied: set[str]
     waiting: set[str]
     scopes: dict[str, BatchScope] = field(default_factory=dict)
+    skip_locked: bool = False  # the timer's rounds skip rows locked by others
 
     def use_scope(self, consumer: str, scope: BatchScope) -> None:
         self.scopes[consumer] = scope
@@ -157,7 +158,10 @@ class HoldContext:
         return await self.drain(await self._rows(h.waiting_for.in_(sorted(keys))))
 
     async def retry_all(self, limit: int = 500) -> list[outbox.Pending]:
-        """The timer's round: every held command, oldest first (locked rows are another's)."""
+        """The timer's round: every held command, oldest first. Rows another transaction
+        locked are its to settle: the timer never waits for a lock (so it is never part of a
+        deadlock with a consumer releasing the same rows)."""
+        self.skip_locked = True
         return await self.drain(await self._rows(None, limit=limit, skip_locked=True))
 
     async def _rows(self, condition: Any, *, limit: int | None = None, skip_locked: bool = False) -> list[Held]:
@@ -195,10 +199,14 @@ class HoldContext:
             self.occupied -= blocks
             self.occupied |= set((await self.session.execute(
                 select(t.held_lanes.c.lane).where(t.held_lanes.c.lane.in_(blocks)).distinct())).scalars())
-            behind = await self._rows(t.held.c.seq.in_(
-                select(t.held_lanes.c.seq).where(t.held_lanes.c.lane.in_(blocks), t.held_lanes.c.seq > seq)))
+            # Only what merely queued behind it: a command held for a prerequisite of its own
+            # waits for that, not for this one (and retrying it would be wasted work).
+            behind = await self._rows(t.held.c.waiting_for.is_(None) & t.held.c.seq.in_(
+                select(t.held_lanes.c.seq).where(t.held_lanes.c.lane.in_(blocks), t.held_lanes.c.seq > seq)),
+                skip_locked=self.skip_locked)
             ready = self.provided(event, emitted)
-            for later in [*behind, *(await self._rows(t.held.c.waiting_for.in_(sorted(ready))) if ready else [])]:
+            waiting = await self._rows(t.held.c.waiting_for.in_(sorted(ready)), skip_locked=self.skip_locked) if ready else []
+            for later in [*behind, *waiting]:
                 if later.seq not in tried:
                     heapq.heappush(heap, (later.seq, later))
         return out
