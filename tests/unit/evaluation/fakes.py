@@ -12,6 +12,7 @@ from evaluation.domain import commands, model
 from evaluation.domain.post_star import PostStar, WorkerMonth
 from evaluation.domain.scoring import HomeResult
 from evaluation.service_layer import unit_of_work as ports
+from unionhub_runtime.membership_view import union_of_stays
 
 
 class FakeCampaigns(ports.AbstractCampaigns):
@@ -61,8 +62,7 @@ class FakeMembership(ports.AbstractMembership):
 
     async def union_on(self, member_id: str, day: date) -> str | None:
         if member_id in self.stays:
-            return next((u for u, start, end in self.stays[member_id] if start <= day and (end is None or day < end)),
-                        None)
+            return union_of_stays(self.stays[member_id], day)
         union, status = self.members.get(member_id, (None, "unknown"))
         return union if status == "active" else None
 

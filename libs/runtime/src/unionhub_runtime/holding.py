@@ -27,10 +27,10 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, literal, select, union, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from unionhub_contracts import CloudEvent, decode, message_type
+from unionhub_contracts import CloudEvent, DecodeError, decode, message_type
 from unionhub_contracts.rejections import CommandHeld
 
 from . import outbox
@@ -55,6 +55,9 @@ class Lanes:
         return cls(frozenset(lanes), frozenset(lanes))
 
 
+NO_LANES = Lanes(frozenset(), frozenset())
+
+
 LanesOf = Callable[[CloudEvent[Any]], Lanes]
 Provides = Callable[[str, BaseModel], Iterable[str]]  # (event type, data) -> prerequisite keys
 
@@ -65,7 +68,7 @@ def aggregate_lanes(topic: str) -> LanesOf:
     def lanes(event: CloudEvent[Any]) -> Lanes:
         field_name = message_type(topic, event.type).key
         if field_name is None:
-            return Lanes(frozenset(), frozenset())
+            return NO_LANES
         return Lanes.of(f"{field_name}:{getattr(event.data, field_name)}")
 
     return lanes
@@ -99,11 +102,14 @@ class Holding:
 
     async def begin(self, session: AsyncSession) -> HoldContext:
         """What one transaction needs to know: occupied lanes and awaited prerequisites."""
-        occupied = set((await session.execute(select(self.tables.held_lanes.c.lane).distinct())).scalars())
-        h = self.tables.held.c
-        waiting = set((await session.execute(
-            select(h.waiting_for).where(h.waiting_for.is_not(None)).distinct())).scalars())
-        return HoldContext(self, session, occupied, waiting)
+        h, lanes = self.tables.held.c, self.tables.held_lanes.c
+        both = union(  # one round trip a batch: this runs on every batch of every holding pipeline
+            select(literal("lane"), lanes.lane),
+            select(literal("wait"), h.waiting_for).where(h.waiting_for.is_not(None)))
+        found: dict[str, set[str]] = {"lane": set(), "wait": set()}
+        for kind, key in await session.execute(both):
+            found[kind].add(key)
+        return HoldContext(self, session, found["lane"], found["wait"])
 
 
 @dataclass
@@ -129,17 +135,17 @@ class HoldContext:
         h = self.holding
         now = h.clock()
         lanes = h.lanes[consumer](event)
+        prerequisite = None if waiting_for.startswith(QUEUE) else waiting_for
         result = await self.session.execute(insert(h.tables.held).values(
             consumer=consumer, source=event.source, message_id=event.id, type=event.type,
-            value=event.model_dump_json().encode(), traceparent=traceparent,
-            waiting_for=None if waiting_for.startswith(QUEUE) else waiting_for,
+            value=event.model_dump_json().encode(), traceparent=traceparent, waiting_for=prerequisite,
             held_at=now, expires_at=now + h.hold).returning(h.tables.held.c.seq))
         seq = result.scalar_one()
         if lanes.blocks:
             await self.session.execute(insert(h.tables.held_lanes), [{"lane": lane, "seq": seq} for lane in lanes.blocks])
         self.occupied |= lanes.blocks
-        if not waiting_for.startswith(QUEUE):
-            self.waiting.add(waiting_for)
+        if prerequisite is not None:
+            self.waiting.add(prerequisite)
         data = CommandHeld(command_id=event.id, command_type=event.type, waiting_for=waiting_for)
         pipeline = h.pipelines[consumer]
         return outbox.Pending(pipeline.encode(Emit("command.held", data, key=event.id), event), traceparent)
@@ -187,12 +193,12 @@ class HoldContext:
             if seq in tried or row.consumer not in self.holding.pipelines:
                 continue
             tried.add(seq)
-            if await self._blocked(row):
+            event = self._decoded(row)
+            if event is None or await self._blocked(row, event):
                 continue
-            settled = await self._retry(row, out)
-            if settled is None:
+            emitted = await self._retry(row, event, out)
+            if emitted is None:
                 continue
-            event, emitted = settled
             blocks = set((await self.session.execute(
                 delete(t.held_lanes).where(t.held_lanes.c.seq == seq).returning(t.held_lanes.c.lane))).scalars())
             await self.session.execute(delete(t.held).where(t.held.c.seq == seq))
@@ -211,18 +217,26 @@ class HoldContext:
                     heapq.heappush(heap, (later.seq, later))
         return out
 
-    async def _blocked(self, row: Held) -> bool:
+    def _decoded(self, row: Held) -> CloudEvent[Any] | None:
+        """The held command, or None (logged, left held) when the contract no longer reads it."""
+        try:
+            return decode(self.holding.pipelines[row.consumer].config.topic, row.value)
+        except DecodeError as error:
+            log.error("held command %s of %s is no longer readable (%s); it stays held", row.seq, row.consumer, error)
+            return None
+
+    async def _blocked(self, row: Held, event: CloudEvent[Any]) -> bool:
         """An earlier held command blocks a lane this one waits on."""
-        pipeline = self.holding.pipelines[row.consumer]
-        lanes = self.holding.lanes[row.consumer](decode(pipeline.config.topic, row.value))
+        lanes = self.holding.lanes[row.consumer](event)
         if not lanes.waits_on:
             return False
         hl = self.holding.tables.held_lanes.c
         found = await self.session.scalar(select(hl.seq).where(hl.lane.in_(lanes.waits_on), hl.seq < row.seq).limit(1))
         return found is not None
 
-    async def _retry(self, row: Held, out: list[outbox.Pending]) -> tuple[CloudEvent[Any], Sequence[Emit]] | None:
-        """Applies or rejects `row` (then returns it and its events), or keeps holding it.
+    async def _retry(self, row: Held, event: CloudEvent[Any], out: list[outbox.Pending]) -> Sequence[Emit] | None:
+        """Applies or rejects `row` (then returns what it provided: its events when applied),
+        or keeps holding it (None).
 
         A failure other than a rule (a bug, a stored value the contract no longer reads) keeps
         the row held and logged, in a savepoint: it never fails the transaction that released
@@ -230,15 +244,14 @@ class HoldContext:
         every other held command)."""
         try:
             async with self.session.begin_nested():
-                return await self._apply(row, out)
+                return await self._apply(row, event, out)
         except Exception:
             log.exception("held command %s of %s could not be retried; it stays held", row.seq, row.consumer)
             return None
 
-    async def _apply(self, row: Held, out: list[outbox.Pending]) -> tuple[CloudEvent[Any], Sequence[Emit]] | None:
+    async def _apply(self, row: Held, event: CloudEvent[Any], out: list[outbox.Pending]) -> Sequence[Emit] | None:
         h = self.holding
         pipeline = h.pipelines[row.consumer]
-        event = decode(pipeline.config.topic, row.value)
         own = self.scopes.get(row.consumer)  # the batch's scope, when the command is of the batch's consumer
         # Another consumer's command gets a scope of its own each time: a scope caches what it
         # read, and what the releasing transaction wrote since would be missed.
@@ -260,7 +273,7 @@ class HoldContext:
             h.metrics.hold_expired.labels(pipeline.config.topic, outcome.code).inc()
         pipeline.count(event.type, outcome.kind, outcome.code)
         out.extend(outbox.Pending(pipeline.encode(e, event), row.traceparent) for e in outcome.emitted)
-        return event, outcome.emitted if outcome.kind == "applied" else ()
+        return outcome.emitted if outcome.kind == "applied" else ()
 
 
 async def count_held(session: AsyncSession, tables: RuntimeTables) -> dict[tuple[str, str], int]:

@@ -52,7 +52,10 @@ async def claim(
             )
         )
         for source, message_id in result:
-            (legacy.add(message_id) if source == LEGACY_SOURCE else seen.add((source, message_id)))
+            if source == LEGACY_SOURCE:
+                legacy.add(message_id)
+            else:
+                seen.add((source, message_id))
     fresh = [m for m in wanted if m not in seen and m[1] not in legacy]
     if fresh:
         await session.execute(

@@ -30,6 +30,15 @@ def day_of(moment: datetime) -> date:
     return moment.astimezone(SHANGHAI).date()
 
 
+Stay = tuple[str, date, date | None]  # union, from (inclusive), to (exclusive; None: still there)
+
+
+def union_of_stays(stays: list[Stay], day: date) -> str | None:
+    """The union of the stay that covers `day` (the latest-starting one, as `union_on` picks)."""
+    covering = [(start, union) for union, start, end in stays if start <= day and (end is None or day < end)]
+    return max(covering)[1] if covering else None
+
+
 @dataclass(frozen=True)
 class MembershipView:
     unions: Table

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -179,7 +179,7 @@ def add_membership_history() -> None:
     time (their join dates were never kept), so what was eligible stays eligible.
     """
     from alembic import op
-    from sqlalchemy import BigInteger, Column, Date, Integer, String
+    from sqlalchemy import BigInteger, Column, Date, Integer, String, bindparam, text
 
     op.add_column("mv_cadres", Column("appointed_on", Date, nullable=True))
     op.create_table(
@@ -191,11 +191,10 @@ def add_membership_history() -> None:
         Column("to_on", Date, nullable=True),
     )
     op.create_index("ix_mv_member_history_member", "mv_member_history", ["member_id", "from_on"])
-    op.execute("INSERT INTO mv_member_history (member_id, union_id, from_on) "
-               "SELECT member_id, union_id, DATE '0001-01-01' FROM mv_members WHERE status = 'active'"
-               if op.get_bind().dialect.name == "postgresql" else
-               "INSERT INTO mv_member_history (member_id, union_id, from_on) "
-               "SELECT member_id, union_id, '0001-01-01' FROM mv_members WHERE status = 'active'")
+    op.get_bind().execute(text(
+        "INSERT INTO mv_member_history (member_id, union_id, from_on) "
+        "SELECT member_id, union_id, :start FROM mv_members WHERE status = 'active'"
+    ).bindparams(bindparam("start", date.min, type_=Date)))
 
 
 def drop_membership_history() -> None:
@@ -207,31 +206,34 @@ def drop_membership_history() -> None:
         batch.drop_column("appointed_on")
 
 
+def stored_instant(value: datetime | str) -> datetime:
+    """An instant read with plain SQL in a migration: SQLite gives naive UTC (as text)."""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def hold_waiting_rows(rows: list[dict[str, Any]]) -> None:
     """Moves commands a service kept waiting in a table of its own into `held_commands`, so
     the upgrade loses none. Each row: consumer, source, id, type, data (JSON-ready),
-    waiting_for, expires_at, lanes (list)."""
+    waiting_for, expires_at (aware), lanes (list)."""
     import orjson
     from alembic import op
-    from sqlalchemy import BigInteger, Column, DateTime, Integer, LargeBinary, MetaData, String, Table, insert, select
+    from sqlalchemy import BigInteger, Column, Integer, LargeBinary, MetaData, String, Table, insert
 
-    now = datetime.now(UTC)
-    metadata = MetaData()
+    from .columns import UtcInstant
+
+    metadata = MetaData()  # the columns this revision writes, as they are at this revision
     held = Table("held_commands", metadata, Column("seq", BigInteger().with_variant(Integer(), "sqlite")),
                  *(Column(n, String) for n in ("consumer", "source", "message_id", "type", "waiting_for")),
-                 Column("value", LargeBinary), Column("held_at", DateTime(timezone=True)),
-                 Column("expires_at", DateTime(timezone=True)))
+                 Column("value", LargeBinary), Column("held_at", UtcInstant()), Column("expires_at", UtcInstant()))
     lanes = Table("held_lanes", metadata, Column("lane", String), Column("seq", BigInteger()))
     bind = op.get_bind()
-    sqlite = bind.dialect.name == "sqlite"
+    now = datetime.now(UTC)
     for row in rows:
         value = orjson.dumps({"specversion": "1.0", "id": row["id"], "source": row["source"], "type": row["type"],
                               "datacontenttype": "application/json", "data": row["data"]})
-        instants = {k: (v.astimezone(UTC).replace(tzinfo=None) if sqlite else v)
-                    for k, v in (("held_at", now), ("expires_at", row["expires_at"].replace(tzinfo=row["expires_at"].tzinfo or UTC)))}
-        bind.execute(insert(held).values(consumer=row["consumer"], source=row["source"], message_id=row["id"],
-                                         type=row["type"], value=value, waiting_for=row["waiting_for"], **instants))
-        seq = bind.execute(select(held.c.seq).where(held.c.consumer == row["consumer"], held.c.source == row["source"],
-                                                   held.c.message_id == row["id"])).scalar_one()
+        seq = bind.execute(insert(held).values(
+            consumer=row["consumer"], source=row["source"], message_id=row["id"], type=row["type"], value=value,
+            waiting_for=row["waiting_for"], held_at=now, expires_at=row["expires_at"]).returning(held.c.seq)).scalar_one()
         for lane in row["lanes"]:
             bind.execute(insert(lanes).values(lane=lane, seq=seq))

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from . import database, kafka, outbox
 from .deadletters import DeadLetters
-from .holding import Holding, Lanes, LanesOf, Provides, aggregate_lanes, count_held
+from .holding import NO_LANES, Holding, LanesOf, Provides, aggregate_lanes, count_held
 from .lag import LagMonitor
 from .metrics import RuntimeMetrics
 from .outbox import OutboxRelay
@@ -146,9 +146,8 @@ class Service:
             holding=None if subscription.bulk else self.holding,
         )
         if self.holding is not None and not subscription.bulk:
-            no_lanes = Lanes(frozenset(), frozenset())
             lanes = subscription.lanes or (aggregate_lanes(subscription.topic) if subscription.rejects
-                                           else (lambda _event: no_lanes))
+                                           else (lambda _event: NO_LANES))
             self.holding.register(pipeline, lanes)
 
         async def consume(_: Any, message: KafkaMessage) -> None:

@@ -7,9 +7,9 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from unionhub_contracts import CloudEvent, asyncapi, message_type
+from unionhub_contracts import CloudEvent, asyncapi
 from unionhub_contracts.catalogue import EVALUATION_COMMANDS, EVALUATION_EVENTS, MEMBERSHIP_EVENTS, WORK_SCORES
-from unionhub_runtime.holding import Lanes
+from unionhub_runtime.holding import Lanes, aggregate_lanes
 from unionhub_runtime.membership_view import prerequisites, view_router
 from unionhub_runtime.scopes import per_message
 from unionhub_runtime.service import Service, ServiceDefinition, Subscription
@@ -69,5 +69,7 @@ def command_lanes(event: CloudEvent[Any]) -> Lanes:
         case "campaign.close":
             return Lanes(frozenset({f"campaign:{data.campaign_id}"}),
                          frozenset({f"campaign:{data.campaign_id}", f"close:{data.campaign_id}"}))
-    key = message_type(EVALUATION_COMMANDS.name, event.type).key
-    return Lanes.of(f"{event.type}:{getattr(data, key)}") if key else Lanes(frozenset(), frozenset())
+    return _aggregate_lanes(event)
+
+
+_aggregate_lanes = aggregate_lanes(EVALUATION_COMMANDS.name)  # campaign.open, studios, post-star months

@@ -17,6 +17,7 @@ from sqlalchemy import insert, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unionhub_runtime.database import chunks, insert_on_conflict
+from unionhub_runtime.membership_view import Stay, union_of_stays
 
 from ..domain import commands, model
 from ..domain.scoring import CRITERIA
@@ -46,7 +47,7 @@ class CachedMembership(Membership):
 
     def __init__(self, session: AsyncSession) -> None:
         super().__init__(session)
-        self.stays: dict[str, list[tuple[str, date, date | None]]] = {}  # member -> (union, from, to)
+        self.stays: dict[str, list[Stay]] = {}
         self.homes: dict[str, str | None] = {}
 
     async def preload(self, member_ids: Iterable[str], home_ids: Iterable[str]) -> None:
@@ -69,8 +70,7 @@ class CachedMembership(Membership):
     async def union_on(self, member_id: str, day: date) -> str | None:
         if member_id not in self.stays:
             await self.preload([member_id], [])
-        return next((union for union, start, end in sorted(self.stays[member_id], key=lambda s: s[1], reverse=True)
-                     if start <= day and (end is None or day < end)), None)
+        return union_of_stays(self.stays[member_id], day)
 
     async def home_union(self, home_id: str) -> str | None:
         if home_id not in self.homes:

@@ -9,7 +9,12 @@ import json
 import sqlalchemy as sa
 from alembic import op
 
-from unionhub_runtime.migrations import add_membership_history, drop_membership_history, hold_waiting_rows
+from unionhub_runtime.migrations import (
+    add_membership_history,
+    drop_membership_history,
+    hold_waiting_rows,
+    stored_instant,
+)
 
 revision = "0005"
 down_revision = "0004"
@@ -28,23 +33,12 @@ def upgrade() -> None:
         "consumer": "evaluation.commands", "source": MIGRATED, "id": r["command_id"], "type": "rating.submit",
         "data": {k: r[k] for k in ("campaign_id", "home_id", "rater_kind", "rater_id")}
         | {"scores": r["scores"] if isinstance(r["scores"], dict) else json.loads(r["scores"]),
-           "submitted_at": _iso(r["submitted_at"])},
-        "waiting_for": f"member:{r['rater_id']}", "expires_at": _aware(r["deadline"]),
+           "submitted_at": stored_instant(r["submitted_at"]).isoformat()},
+        "waiting_for": f"member:{r['rater_id']}", "expires_at": stored_instant(r["deadline"]),
         "lanes": [f"rating:{r['campaign_id']}/{r['home_id']}/{r['rater_kind']}/{r['rater_id']}",
                   f"campaign:{r['campaign_id']}"],
     } for r in rows])
     op.drop_table("pending_ratings")
-
-
-def _aware(value):  # SQLite gives naive UTC
-    from datetime import UTC, datetime
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _iso(value) -> str:
-    return _aware(value).isoformat()
 
 
 def downgrade() -> None:

@@ -7,7 +7,12 @@ Revises: 0004
 import sqlalchemy as sa
 from alembic import op
 
-from unionhub_runtime.migrations import add_membership_history, drop_membership_history, hold_waiting_rows
+from unionhub_runtime.migrations import (
+    add_membership_history,
+    drop_membership_history,
+    hold_waiting_rows,
+    stored_instant,
+)
 
 revision = "0005"
 down_revision = "0004"
@@ -25,18 +30,11 @@ def upgrade() -> None:
         "consumer": "feedback.commands", "source": r["command_source"] or MIGRATED, "id": r["command_id"],
         "type": "opinion.submit",
         "data": {k: r[k] for k in ("opinion_id", "member_id", "channel", "text", "campaign_id", "home_id", "category")
-                 if r[k] is not None} | {"submitted_at": _aware(r["submitted_at"]).isoformat()},
-        "waiting_for": f"member:{r['member_id']}", "expires_at": _aware(r["deadline"]),
+                 if r[k] is not None} | {"submitted_at": stored_instant(r["submitted_at"]).isoformat()},
+        "waiting_for": f"member:{r['member_id']}", "expires_at": stored_instant(r["deadline"]),
         "lanes": [f"opinion_id:{r['opinion_id']}"],
     } for r in rows])
     op.drop_table("parked_opinions")
-
-
-def _aware(value):  # SQLite gives naive UTC
-    from datetime import UTC, datetime
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def downgrade() -> None:
