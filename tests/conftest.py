@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -105,13 +105,27 @@ async def _pg_execute(url: str, sql: str) -> None:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+async def databases(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Callable[[], Awaitable[str]]]:
+    """Makes fresh, empty databases (one per service of a test): SQLite files, or new
+    PostgreSQL databases, dropped at the end."""
+    made: list[str] = []
+    admin = request.getfixturevalue("postgres_admin_url") if request.param == "postgresql" else ""
+
+    async def new() -> str:
+        name = f"test_{uuid.uuid4().hex[:12]}"
+        made.append(name)
+        if request.param == "sqlite":
+            return f"sqlite+aiosqlite:///{tmp_path / name}.db"
+        await _pg_execute(admin, f'CREATE DATABASE "{name}"')
+        return make_url(admin).set(database=name).render_as_string(hide_password=False)
+
+    yield new
+    if admin:
+        for name in made:
+            await _pg_execute(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def database_url(databases: Callable[[], Awaitable[str]]) -> str:
     """A fresh, empty database: a SQLite file, or a new PostgreSQL database."""
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'service.db'}"
-        return
-    admin = request.getfixturevalue("postgres_admin_url")
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    await _pg_execute(admin, f'CREATE DATABASE "{name}"')
-    yield make_url(admin).set(database=name).render_as_string(hide_password=False)
-    await _pg_execute(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return await databases()

@@ -150,7 +150,7 @@ async def test_a_fengtai_sized_year_gives_the_growth_report_the_generator_knows(
     svc = service(kafka, database_url)
     async with running(svc, membership.bootstrap.MIGRATIONS), Publisher(kafka.bootstrap_servers,
                                                                          prefix=kafka.topic_prefix) as pub:
-        await pub.play(year.waves, timeout=300)
+        await pub.stream(year.feeds, timeout=300)  # three senders at once
         assert pub.events("command.rejected") == []
         async with http(svc) as client:
             for district, truth in year.truth.items():

@@ -1,8 +1,11 @@
 """A district's year of growth shaped like Fengtai 2018, with the answer it must produce.
 
 The generator keeps its own small bookkeeping (who is active where) to know the truth; it
-never asks the services. Different keys travel on different partitions, so the commands
-come in waves: a wave is sent only once the events of the previous one are out.
+never asks the services. The commands come as three outside systems send them: the city
+federation's registry, Fengtai's HR system and Chaoyang's, each a stream in business-time
+order, published at the same time. A member's steps all come from the HR system that
+enrolled them first (one sender per key keeps the key's order); what one feed names from
+another (a union of the other district) is held by membership until it arrives.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from .commands import Command, make
+from .commands import Command, Feed, make
 
 MC = "membership.commands"
 SERVICES = ["water", "hot_meal", "rest", "charging", "restroom", "first_aid"]
@@ -45,13 +48,13 @@ class GrowthTargets:
 class GrowthYear:
     year: int
     district: str
-    waves: list[list[Command]] = field(default_factory=list)
+    feeds: list[Feed] = field(default_factory=list)
     truth: dict[str, dict[str, int]] = field(default_factory=dict)  # district -> growth figures
     display_names: list[str] = field(default_factory=list)
 
     @property
     def commands(self) -> list[Command]:
-        return [c for wave in self.waves for c in wave]
+        return [c for feed in self.feeds for c in feed.commands]
 
 
 def _day(rng: random.Random, year: int) -> date:
@@ -69,8 +72,8 @@ def generate(*, seed: int = 2018, scale: float = 1.0, year: int = 2018, prefix: 
          "founded_on": "1949-01-01"},
     ]
     districts = {"Fengtai": f"{p}ft", "Chaoyang": f"{p}cy"}
-    hierarchy = [[make(MC, "union.register", unions[0])]]
-    hierarchy.append([make(MC, "union.register", {"union_id": uid, "name": f"{name} District Federation",
+    city = [make(MC, "union.register", unions[0])]
+    city.extend([make(MC, "union.register", {"union_id": uid, "name": f"{name} District Federation",
                                                  "level": "district", "parent_id": f"{p}bj", "district": name,
                                                  "founded_on": "1950-01-01"}) for name, uid in districts.items()])
     grassroots: dict[str, dict[str, Any]] = {}
@@ -92,7 +95,6 @@ def generate(*, seed: int = 2018, scale: float = 1.0, year: int = 2018, prefix: 
     cy = [f"{p}cy-{i:04d}" for i in range(max(3, t.independent_unions // 5))]
     for uid in cy:
         add_union(uid, "Chaoyang", rng.choice(["independent", "joint"]), _day(rng, year - rng.randint(0, 3)))
-    hierarchy.append([make(MC, "union.register", u) for u in grassroots.values()])
 
     # Enrolments in the year: the big new unions get 100+, the rest share what is left.
     big = rng.sample(new_ft + joint_ft, t.unions_100_plus)
@@ -158,7 +160,6 @@ def generate(*, seed: int = 2018, scale: float = 1.0, year: int = 2018, prefix: 
             active[mid] = target
             counts[uid] -= 1
             counts[target] += 1
-    members_wave = [step for steps in member_steps.values() for step in steps]  # per-key order kept
 
     homes = [make(MC, "home.register", {"home_id": f"{p}home-{i:04d}", "union_id": rng.choice(new_ft + old_ft),
                                         "name": f"Workers' home {i}", "category": rng.choice(
@@ -174,7 +175,15 @@ def generate(*, seed: int = 2018, scale: float = 1.0, year: int = 2018, prefix: 
     stations += [make(MC, "station.register", {"station_id": f"{p}st-cy-{i}", "union_id": rng.choice(cy),
                                                "name": f"Chaoyang station {i}", "services": ["water"],
                                                "opened_on": _day(rng, year).isoformat()}) for i in range(5)]
-    out.waves = [*hierarchy, members_wave + homes + stations]
+    def of(district: str, commands: list[Command]) -> list[Command]:
+        return [c for c in commands if district_of[c.data["union_id"]] == district]
+
+    registered = [make(MC, "union.register", u) for u in grassroots.values()]
+    members = [step for steps in member_steps.values() for step in steps]  # every member enrolled in Fengtai
+    out.feeds = [Feed.in_business_order("hr-system/beijing", city),
+                 Feed.in_business_order("hr-system/fengtai", of("Fengtai", registered) + members
+                                        + of("Fengtai", homes + stations)),
+                 Feed.in_business_order("hr-system/chaoyang", of("Chaoyang", registered + homes + stations))]
 
     def figures(district: str | None) -> dict[str, int]:
         def here(uid: str) -> bool:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from statistics import median
 from typing import Any
 
-from .commands import Command, make
+from .commands import Command, Feed, make
 from .stars import StarCampaign
 
 MC, FC = "membership.commands", "feedback.commands"
@@ -27,6 +27,18 @@ class OpinionYear:
     close: list[Command] = field(default_factory=list)
     truth: dict[str, dict[str, Any]] = field(default_factory=dict)  # union -> stats
     quota_missed: set[str] = field(default_factory=set)
+
+    def feed(self) -> Feed:
+        """The opinion box and the cadres' visit log as one stream in business-time order, each
+        member's rating right after the answer it rates. One stream, because feedback's events
+        clock follows the business time it reads (the month's close still waits for it)."""
+        rating_of = {c.data["opinion_id"]: c for c in self.rates}
+        stream = []
+        for command in self.timeline:
+            stream.append(command)
+            if command.type == "opinion.respond" and command.data["opinion_id"] in rating_of:
+                stream.append(rating_of[command.data["opinion_id"]])
+        return Feed("opinion-box", stream)
 
 
 def generate(campaign: StarCampaign, *, seed: int = 2018, opinions: int = 560, year: int = 2018,

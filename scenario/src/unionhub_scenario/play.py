@@ -11,6 +11,7 @@ import httpx
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from . import growth, opinions, stars, steel, studios
+from .commands import Feed
 from .lag import group_lag
 from .publisher import Publisher
 
@@ -31,6 +32,8 @@ class Outcome:
     timings: dict[str, float] = field(default_factory=dict)
     throughput: list[tuple[float, int]] = field(default_factory=list)  # (seconds, items ingested)
     latencies: list[float] = field(default_factory=list)
+    holds: list[float] = field(default_factory=list)  # seconds each held command waited
+    rejected: int = 0  # commands of the feeds answered `command.rejected`
 
     def check(self, what: str, expected: Any, actual: Any) -> None:
         self.checks.append((what, expected == actual, "" if expected == actual else f"{expected} != {actual}"))
@@ -54,36 +57,21 @@ async def play(urls: Urls, *, seed: int, scale: float) -> Outcome:
     columns = (TextColumn("{task.description:<34}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     async with Publisher(urls.kafka, prefix=urls.prefix, source="scenario") as pub:
         with Progress(*columns) as progress:
-            async def phase(name: str, waves: list[list[Any]], timeout: float = 300) -> None:
-                total = sum(len(w) for w in waves)
-                sent = progress.add_task(f"{name}: publish", total=total)
-                answered = progress.add_task(f"{name}: answered", total=total)
+            async def phase(name: str, feeds: list[Feed], timeout: float = 600) -> None:
+                """The feeds streamed at the same time, then every answer awaited."""
+                total = sum(len(f.commands) for f in feeds)
+                bars = {"publish": progress.add_task(f"{name}: publish", total=total),
+                        "answered": progress.add_task(f"{name}: answered", total=total)}
                 started = time.monotonic()
-                for wave in waves:
-                    def published(_phase: str, done: int, _total: int, before: float = progress.tasks[sent].completed) -> None:
-                        progress.update(sent, completed=before + done)
-
-                    await pub.send(wave, published)
-                    await pub.wait_answered(wave, timeout, lambda _p, d, _t: progress.update(
-                        answered, completed=sum(1 for w in waves for c in w if pub.answered(c))))
-                progress.update(answered, completed=total)
+                await pub.stream(feeds, timeout, lambda step, done, _total: progress.update(bars[step], completed=done))
                 out.timings[name] = time.monotonic() - started
 
-            await phase("Fengtai's year of growth", year.waves)
-            await phase("Development Area members", [*campaign.setup, feedback_year.cadres])
-            async with httpx.AsyncClient(timeout=30, base_url=urls.evaluation) as ev, httpx.AsyncClient(timeout=30, base_url=urls.feedback) as fb:
-                last = [m for ms in campaign.member_ids.values() for m in ms[-1:]]
-
-                async def views_caught_up() -> bool:
-                    for client in (ev, fb):
-                        for member in last:
-                            if (await client.get(f"/membership-view/members/{member}")).status_code != 200:
-                                return False
-                    return True
-
-                await _wait_until(views_caught_up, 120)
-            await phase("Star campaign", [campaign.open, campaign.ratings, campaign.close])
-            await phase("Opinion box and visits", [feedback_year.timeline, feedback_year.rates, feedback_year.close])
+            await phase("Growth: city and two districts' HR", year.feeds)
+            # The Development Area's HR system enrols the raters while the rating portal already
+            # sends their ratings: evaluation holds a rating until its rater's history arrives.
+            await phase("Star campaign: HR and rating portal", [campaign.hr(*feedback_year.cadres), campaign.portal()])
+            await phase("Opinion box and visits", [feedback_year.feed()])
+            await phase("Visits: the month's close", [Feed("cadre-app", feedback_year.close)])  # after its visits
             overdue = sum(int(t["overdue"]) for t in feedback_year.truth.values())
             flagged = progress.add_task("Opinion box: overdue flagged", total=overdue)
 
@@ -93,10 +81,10 @@ async def play(urls: Urls, *, seed: int, scale: float) -> Outcome:
                 return len(seen) >= overdue
 
             await _wait_until(all_flagged, 120)
-            await phase("Innovation studios", [studio_year.assessments])
+            await phase("Innovation studios", [Feed("studio-registry", studio_year.assessments)])
             items = progress.add_task("Steel mill: work items ingested", total=month.distinct_items)
             started = time.monotonic()
-            await pub.send(month.items)
+            await pub.send(month.items, source="scoring-line/shougang")
             group, topic = f"{urls.prefix}evaluation.evaluation.work-scores", f"{urls.prefix}evaluation.work-scores"
             async with httpx.AsyncClient(timeout=30, base_url=urls.evaluation) as ev:
                 async def ingested() -> bool:
@@ -109,9 +97,11 @@ async def play(urls: Urls, *, seed: int, scale: float) -> Outcome:
 
                 await _wait_until(ingested, 600, step=0.5)
             out.timings["Steel mill work items"] = time.monotonic() - started
-            await phase("Post stars of the month", [month.close])
+            await phase("Post stars of the month", [Feed("scoring-line/shougang", month.close)])  # after its items
         out.latencies = pub.latencies()
+        out.holds = pub.holds()
         rejections = pub.events("command.rejected")
+        out.rejected = len(rejections)
         out.check("commands rejected", [], [r["data"] for r in rejections])
     await _collect(urls, out, year, campaign, feedback_year, month, studio_year)
     return out

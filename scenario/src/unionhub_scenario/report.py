@@ -39,6 +39,9 @@ def tables(out: Outcome) -> list[tuple[str, list[str], list[list[Any]]]]:
     flow = [[name, f"{seconds:.1f} s"] for name, seconds in out.timings.items()]
     flow.append(["command → event latency p50 / p95 / p99 / max",
                  f"{_pct(lat, .5):.0f} / {_pct(lat, .95):.0f} / {_pct(lat, .99):.0f} / {_pct(lat, 1):.0f} ms"])
+    flow.append(["commands rejected (every one was valid)", str(out.rejected)])
+    flow.append(["commands held until what they named arrived (of all answered)", f"{len(out.holds)} of {len(lat)}"])
+    flow.append(["hold p50 / longest", f"{_pct(out.holds, .5):.0f} / {_pct(out.holds, 1):.0f} ms"])
     if out.throughput and out.throughput[-1][0] > 0:
         flow.append(["work items ingested per second", f"{out.throughput[-1][1] / out.throughput[-1][0]:,.0f}"])
     return [

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from .commands import Command, make
+from .commands import Command, Feed, business_time, make
 
 MC, EC = "membership.commands", "evaluation.commands"
 CRITERIA = ("organisation", "facilities", "work", "labour_relations", "finances")
@@ -21,13 +21,22 @@ THRESHOLDS = {"5": 90, "4": 80, "3": 70, "2": 60, "1": 50}
 @dataclass
 class StarCampaign:
     campaign_id: str
-    setup: list[list[Command]] = field(default_factory=list)  # membership: unions, homes, members
+    setup: list[Command] = field(default_factory=list)  # membership: unions, homes, members
     open: list[Command] = field(default_factory=list)
     ratings: list[Command] = field(default_factory=list)
     close: list[Command] = field(default_factory=list)
     truth: dict[str, dict[str, Any]] = field(default_factory=dict)  # home -> expected result
     member_ids: dict[str, list[str]] = field(default_factory=dict)  # union -> members
     home_of: dict[str, str] = field(default_factory=dict)  # union -> home
+
+    def hr(self, *more: Command) -> Feed:
+        """The Development Area's HR system: its unions, homes and members (and `more`)."""
+        return Feed.in_business_order("hr-system/development-area", [*self.setup, *more])
+
+    def portal(self) -> Feed:
+        """The rating portal: the campaign opened, its ratings as they come, then its close (one
+        key, the campaign, so the close is read after every rating)."""
+        return Feed("rating-portal", [*self.open, *sorted(self.ratings, key=business_time), *self.close])
 
 
 def _q(value: Decimal) -> float:
@@ -42,13 +51,13 @@ def generate(*, seed: int = 2017, scale: float = 1.0, prefix: str = "", year: in
     raters = max(unions * 2, round(raters * scale))
     out = StarCampaign(campaign_id=f"{p}eda-{year}")
     if with_federation:
-        out.setup.append([make(MC, "union.register", {"union_id": f"{p}bj", "name": "Beijing Federation",
-                                                      "level": "federation", "founded_on": "1949-01-01"})])
-    out.setup.append([make(MC, "union.register", {"union_id": f"{p}eda", "name": "Development Area Federation",
+        out.setup.append(make(MC, "union.register", {"union_id": f"{p}bj", "name": "Beijing Federation",
+                                                      "level": "federation", "founded_on": "1949-01-01"}))
+    out.setup.append(make(MC, "union.register", {"union_id": f"{p}eda", "name": "Development Area Federation",
                                                   "level": "district", "parent_id": f"{p}bj",
-                                                  "district": "Development Area", "founded_on": "1994-08-25"})])
+                                                  "district": "Development Area", "founded_on": "1994-08-25"}))
     union_ids = [f"{p}eda-{i:02d}" for i in range(unions)]
-    out.setup.append([make(MC, "union.register", {"union_id": u, "name": f"Development Area union {i}",
+    out.setup.extend([make(MC, "union.register", {"union_id": u, "name": f"Development Area union {i}",
                                                   "level": "grassroots", "parent_id": f"{p}eda",
                                                   "district": "Development Area", "kind": "independent",
                                                   "founded_on": "2012-05-01"}) for i, u in enumerate(union_ids)])
@@ -65,7 +74,7 @@ def generate(*, seed: int = 2017, scale: float = 1.0, prefix: str = "", year: in
         homes.append(make(MC, "home.register", {"home_id": out.home_of[union], "union_id": union,
                                                 "name": f"Workers' home {i}", "category": "enterprise",
                                                 "opened_on": "2015-06-01"}))
-    out.setup.append(people + homes)
+    out.setup.extend(people + homes)
     out.open = [make(EC, "campaign.open", {"campaign_id": out.campaign_id, "year": year,
                                            "title": f"Star workers' homes {year}", "weights": WEIGHTS,
                                            "home_ids": list(out.home_of.values()), "min_member_ratings": 1,

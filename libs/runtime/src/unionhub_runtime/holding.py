@@ -11,8 +11,8 @@ held command's `blocks` is held behind it (a `member.leave` never overtakes its 
 Whatever applies a prerequisite (a command, or an event read from another service) names
 the keys it provides; the commands waiting for them are retried in the same transaction,
 in arrival order, under a row lock (`FOR UPDATE` on PostgreSQL), then what queued behind
-each. A timer retries what is held (so a prerequisite committed by another instance while
-a command was being held is noticed within seconds) and ends holds past
+each. A timer retries what started waiting lately (so a prerequisite committed by another
+instance while a command was being held is noticed within seconds) and ends holds past
 `UNIONHUB_HOLD_SECONDS`: the command is then tried once more with no hold allowed, so it
 gets the rejection it would have had in order, and what queued behind it goes on.
 """
@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
-from sqlalchemy import delete, func, insert, literal, select, union, update
+from sqlalchemy import delete, exists, func, insert, literal, select, union, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unionhub_contracts import CloudEvent, DecodeError, decode, message_type
@@ -90,9 +90,12 @@ class Holding:
     """The service-wide mechanism: every pipeline that may hold or release uses this one."""
 
     def __init__(self, tables: RuntimeTables, *, hold_seconds: float, provides: Provides,
-                 metrics: Any, clock: Callable[[], datetime]) -> None:
+                 metrics: Any, clock: Callable[[], datetime], first_retry_seconds: float = 2,
+                 recheck_seconds: float = 60) -> None:
         self.tables, self.provides, self.metrics, self.clock = tables, provides, metrics, clock
         self.hold = timedelta(seconds=hold_seconds)
+        self.schedule = RetrySchedule(first=timedelta(seconds=first_retry_seconds),
+                                      window=timedelta(seconds=recheck_seconds))
         self.pipelines: dict[str, Pipeline] = {}
         self.lanes: dict[str, LanesOf] = {}
 
@@ -100,26 +103,62 @@ class Holding:
         self.pipelines[pipeline.config.consumer] = pipeline
         self.lanes[pipeline.config.consumer] = lanes
 
-    async def begin(self, session: AsyncSession) -> HoldContext:
-        """What one transaction needs to know: occupied lanes and awaited prerequisites."""
-        h, lanes = self.tables.held.c, self.tables.held_lanes.c
-        both = union(  # one round trip a batch: this runs on every batch of every holding pipeline
-            select(literal("lane"), lanes.lane),
-            select(literal("wait"), h.waiting_for).where(h.waiting_for.is_not(None)))
-        found: dict[str, set[str]] = {"lane": set(), "wait": set()}
-        for kind, key in await session.execute(both):
-            found[kind].add(key)
-        return HoldContext(self, session, found["lane"], found["wait"])
+    async def begin(self, session: AsyncSession, consumer: str | None = None,
+                    events: Iterable[CloudEvent[Any]] = ()) -> HoldContext:
+        """What one transaction needs to know, in one round trip (this runs on every batch of
+        every holding pipeline): which of the lanes the batch's commands (of `consumer`) wait
+        on are occupied, and whether any command waits for a prerequisite at all. Only that:
+        loading every held lane would make each batch cost as much as everything held."""
+        h, hl = self.tables.held.c, self.tables.held_lanes.c
+        wanted = sorted({lane for e in events for lane in self.lanes[consumer](e).waits_on}) if consumer else []
+        waits = select(literal("wait"), literal("")).where(exists().where(h.waiting_for.is_not(None)))
+        query = union(select(literal("lane"), hl.lane).where(hl.lane.in_(wanted)), waits) if wanted else waits
+        occupied, anything_waits = set(), False
+        for kind, lane in await session.execute(query):
+            if kind == "lane":
+                occupied.add(lane)
+            else:
+                anything_waits = True
+        return HoldContext(self, session, occupied, anything_waits)
+
+
+class RetrySchedule:
+    """When the held-commands timer retries a command that still waits (per instance, in memory).
+
+    A command held while another transaction applied its prerequisite was seen by neither
+    transaction: only a retry after both committed applies it. So the timer retries what
+    started waiting lately (`held_at`, reset when it waits for something new): first after
+    `first`, then at doubling intervals, for as long as a transaction could have taken
+    (`window`). After that a command waits for its prerequisite's release, or the end of its
+    hold: retrying thousands of held ratings every round would cost a full apply each."""
+
+    def __init__(self, *, first: timedelta, window: timedelta) -> None:
+        self.first, self.window = first, window
+        self._next: dict[tuple[int, datetime], tuple[datetime, int]] = {}  # (seq, held_at) -> (when, tries)
+
+    def due(self, candidates: Sequence[Any], now: datetime) -> list[tuple[int, datetime]]:
+        """Of (seq, held_at, expires_at) rows that started waiting within the window or
+        expired: those to retry now, oldest first."""
+        keys = {(seq, held_at) for seq, held_at, _ in candidates}
+        self._next = {k: v for k, v in self._next.items() if k in keys}  # settled or moved on: forgotten
+        return [(seq, held_at) for seq, held_at, expires_at in candidates
+                if expires_at <= now or self._next.get((seq, held_at), (now, 0))[0] <= now]
+
+    def tried(self, rows: Iterable[tuple[int, datetime]], now: datetime) -> None:
+        for key in rows:
+            tries = self._next.get(key, (now, 0))[1] + 1
+            self._next[key] = (now + self.first * 2 ** (tries - 1), tries)
 
 
 @dataclass
 class HoldContext:
     holding: Holding
     session: AsyncSession
-    occupied: set[str]
-    waiting: set[str]
+    occupied: set[str]  # lanes held commands block (those the batch's commands wait on)
+    anything_waits: bool  # some held command waits for a prerequisite (else none to release)
     scopes: dict[str, BatchScope] = field(default_factory=dict)
     skip_locked: bool = False  # the timer's rounds skip rows locked by others
+    pages: int = 0  # how many pages of the timer's round were due
 
     def use_scope(self, consumer: str, scope: BatchScope) -> None:
         self.scopes[consumer] = scope
@@ -144,17 +183,19 @@ class HoldContext:
         if lanes.blocks:
             await self.session.execute(insert(h.tables.held_lanes), [{"lane": lane, "seq": seq} for lane in lanes.blocks])
         self.occupied |= lanes.blocks
-        if prerequisite is not None:
-            self.waiting.add(prerequisite)
+        self.anything_waits |= prerequisite is not None
         data = CommandHeld(command_id=event.id, command_type=event.type, waiting_for=waiting_for)
         pipeline = h.pipelines[consumer]
         return outbox.Pending(pipeline.encode(Emit("command.held", data, key=event.id), event), traceparent)
 
     def provided(self, event: CloudEvent[Any], emitted: Sequence[Emit]) -> set[str]:
+        """The prerequisite keys `event` made known, while some held command waits for any."""
+        if not self.anything_waits:
+            return set()
         keys = set(self.holding.provides(event.type, event.data))
         for emit in emitted:
             keys.update(self.holding.provides(emit.type, emit.data))
-        return keys & self.waiting
+        return keys
 
     async def release(self, keys: set[str]) -> list[outbox.Pending]:
         """Retries, in arrival order, the commands waiting for `keys` and what queued behind them."""
@@ -164,11 +205,22 @@ class HoldContext:
         return await self.drain(await self._rows(h.waiting_for.in_(sorted(keys))))
 
     async def retry_all(self, limit: int = 500) -> list[outbox.Pending]:
-        """The timer's round: every held command, oldest first. Rows another transaction
-        locked are its to settle: the timer never waits for a lock (so it is never part of a
-        deadlock with a consumer releasing the same rows)."""
+        """One page of the timer's round, oldest first: what waited past the hold period, and
+        what started waiting lately, on a backoff (`RetrySchedule`); `pages` tells how many
+        pages were due. Rows another transaction locked are its to settle: the timer
+        never waits for a lock (so it is never part of a deadlock with a consumer releasing
+        the same rows)."""
         self.skip_locked = True
-        return await self.drain(await self._rows(None, limit=limit, skip_locked=True))
+        h, now = self.holding, self.holding.clock()
+        c = h.tables.held.c
+        candidates = await self.session.execute(select(c.seq, c.held_at, c.expires_at).where(
+            (c.held_at >= now - h.schedule.window) | (c.expires_at <= now)).order_by(c.seq))
+        due = h.schedule.due(list(candidates), now)
+        self.pages = -(-len(due) // limit)
+        page = due[:limit]
+        out = await self.drain(await self._rows(c.seq.in_([seq for seq, _ in page]), skip_locked=True)) if page else []
+        h.schedule.tried(page, now)
+        return out
 
     async def _rows(self, condition: Any, *, limit: int | None = None, skip_locked: bool = False) -> list[Held]:
         held = self.holding.tables.held
@@ -265,10 +317,11 @@ class HoldContext:
         if outcome.waiting_for is not None:
             if outcome.waiting_for != row.waiting_for:
                 await self.session.execute(update(h.tables.held).where(h.tables.held.c.seq == row.seq)
-                                           .values(waiting_for=outcome.waiting_for))
-                self.waiting.add(outcome.waiting_for)
+                                           .values(waiting_for=outcome.waiting_for, held_at=h.clock()))
+                self.anything_waits = True
             return None
-        h.metrics.hold_seconds.labels(pipeline.config.topic).observe((h.clock() - row.held_at).total_seconds())
+        held_since = row.expires_at - h.hold  # held_at moves when the command waits for something new
+        h.metrics.hold_seconds.labels(pipeline.config.topic).observe((h.clock() - held_since).total_seconds())
         if expired and outcome.kind == "rejected":
             h.metrics.hold_expired.labels(pipeline.config.topic, outcome.code).inc()
         pipeline.count(event.type, outcome.kind, outcome.code)

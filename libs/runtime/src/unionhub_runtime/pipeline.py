@@ -168,7 +168,8 @@ class Pipeline:
                 else:
                     outcomes[event.type, "duplicate", ""] += 1
             await scope.prefetch([event for _, event in todo])
-            holds = await self._holding.begin(session) if self._holding is not None else None
+            holds = (await self._holding.begin(session, self.config.consumer, (e for _, e in todo))
+                     if self._holding is not None else None)
             if holds is not None:
                 holds.use_scope(self.config.consumer, scope)
             for record, event in todo:

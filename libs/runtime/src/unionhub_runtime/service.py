@@ -107,7 +107,8 @@ class Service:
         )
         self.holding = None if definition.provides is None else Holding(
             definition.tables, hold_seconds=settings.hold.hold_seconds, provides=definition.provides,
-            metrics=self.metrics, clock=clock)
+            metrics=self.metrics, clock=clock, first_retry_seconds=settings.hold.hold_check_seconds,
+            recheck_seconds=max(60.0, 10 * settings.hold.hold_check_seconds))
         self._holds_task: asyncio.Task[None] | None = None
         self._pipelines_healthy = True
         self._gauge_task: asyncio.Task[None] | None = None
@@ -195,21 +196,26 @@ class Service:
             await asyncio.sleep(self.definition.settings.metrics_refresh_seconds)
 
     async def retry_held(self) -> int:
-        """One round of the held-commands timer: retries what is held (applies what may now be,
-        rejects what waited past the hold period) and counts what is left. Returns how many
-        events it published."""
+        """One round of the held-commands timer: retries what is due (`holding.RetrySchedule`:
+        applies what may now be, rejects what waited past the hold period) and counts what is
+        left. Returns how many events it published."""
         assert self.holding is not None
-        async with self.write_lock, self.sessions() as session, session.begin():
-            holds = await self.holding.begin(session)
-            outgoing = await holds.retry_all()
-            await outbox.write(session, self.definition.tables, self.physical(self.definition.events_topic), outgoing)
-            counts = await count_held(session, self.definition.tables)
+        published, page, pages = 0, 0, 1
+        while page < pages:  # a page a transaction: row locks are not kept for the whole round
+            async with self.write_lock, self.sessions() as session, session.begin():
+                holds = await self.holding.begin(session)
+                outgoing = await holds.retry_all()
+                await outbox.write(session, self.definition.tables, self.physical(self.definition.events_topic),
+                                   outgoing)
+                counts = await count_held(session, self.definition.tables)
+            published, page = published + len(outgoing), page + 1
+            pages = holds.pages if page == 1 else pages  # what was due when the round began
+            if outgoing:
+                self.relay.notify()
         self.metrics.held_now.clear()
         for (consumer, waiting_for), n in counts.items():
             self.metrics.held_now.labels(consumer, waiting_for).set(n)
-        if outgoing:
-            self.relay.notify()
-        return len(outgoing)
+        return published
 
     async def _retry_held(self) -> None:
         while True:

@@ -76,8 +76,8 @@ def _held_tables(metadata: MetaData) -> tuple[Table, Table]:
         Column("traceparent", String(128), nullable=True),
         # The prerequisite it waits for; NULL while it only queues behind another held command.
         Column("waiting_for", Text, nullable=True),
-        Column("held_at", UtcInstant(), nullable=False),
-        Column("expires_at", UtcInstant(), nullable=False),
+        Column("held_at", UtcInstant(), nullable=False),  # since when it waits for `waiting_for`
+        Column("expires_at", UtcInstant(), nullable=False),  # first held + the hold period
         UniqueConstraint("consumer", "source", "message_id", name="uq_held_commands_message"),
         Index("ix_held_commands_waiting_for", "waiting_for"),
     )

@@ -10,6 +10,7 @@ from unionhub_contracts import asyncapi
 from unionhub_contracts.catalogue import MEMBERSHIP_COMMANDS, MEMBERSHIP_EVENTS
 from unionhub_runtime.membership_view import prerequisites
 from unionhub_runtime.service import Service, ServiceDefinition, Subscription
+from unionhub_runtime.timers import Clock, utc_now
 
 from .adapters.metrics import MembershipGauges
 from .adapters.orm import runtime_tables
@@ -19,7 +20,7 @@ from .settings import MembershipSettings
 NAME = "membership"
 
 
-def build(settings: MembershipSettings | None = None) -> Service:
+def build(settings: MembershipSettings | None = None, clock: Clock = utc_now) -> Service:
     settings = settings or MembershipSettings()
     registry = CollectorRegistry()
     gauges = MembershipGauges(registry)
@@ -35,7 +36,8 @@ def build(settings: MembershipSettings | None = None) -> Service:
             registry=registry,
             gauges=[gauges.refresh],
             provides=prerequisites,  # a command waiting for a union is released when it is registered
-        )
+        ),
+        clock=clock,  # when holds end
     )
 
 MIGRATIONS = Path(__file__).parent / "migrations"
