@@ -6,7 +6,7 @@ Read: structured JSON mode (the whole event in the value) and binary mode (attri
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -85,8 +85,25 @@ def _head(value: bytes) -> tuple[str | None, str | None, str | None]:
         return None, None, None
     if not isinstance(parsed, dict):
         return None, None, None
-    found = [parsed.get(name) for name in ("id", "type", "source")]
-    return tuple(v if isinstance(v, str) and v else None for v in found)  # type: ignore[return-value]
+    # Only values the envelope itself allows: an answer is keyed and stored by them.
+    found = [parsed.get(name) if _HEAD_FIELDS[name](parsed.get(name)) else None for name in ("id", "type", "source")]
+    return tuple(found)  # type: ignore[return-value]
+
+
+def _envelope_allows(name: str) -> Callable[[Any], bool]:
+    adapter: TypeAdapter[str] = TypeAdapter(Annotated[str, CloudEvent.model_fields[name]])
+
+    def allows(value: Any) -> bool:
+        try:
+            adapter.validate_python(value, strict=True)
+        except ValidationError:
+            return False
+        return True
+
+    return allows
+
+
+_HEAD_FIELDS = {name: _envelope_allows(name) for name in ("id", "type", "source")}
 
 
 def _classify(exc: ValidationError) -> DecodeErrorCode:

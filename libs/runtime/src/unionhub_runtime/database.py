@@ -24,7 +24,16 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if parsed.get_backend_name() != "sqlite":
         kwargs.setdefault("pool_pre_ping", True)
         kwargs.setdefault("pool_size", 5)
-        return create_async_engine(url, **kwargs)
+        engine = create_async_engine(url, **kwargs)
+
+        @event.listens_for(engine.sync_engine, "handle_error")
+        def _on_error(context: Any) -> None:
+            # A server shutting down, or one that became a read-only standby in a failover:
+            # drop the pool, so the retry connects afresh (to the new primary).
+            if _sqlstate(context.original_exception) in _SERVER_GONE:
+                context.is_disconnect = True
+
+        return engine
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
@@ -76,14 +85,28 @@ async def ping(engine: AsyncEngine, timeout: float = 2.0) -> bool:
         return False
 
 
+# SQLSTATEs worth retrying unchanged (PostgreSQL, appendix A): a lost race (deadlock,
+# serialization failure), no slot or server right now (too many connections, starting up,
+# shutting down), a failover (read-only transaction on what became a standby).
+_TRANSIENT_STATES = {"40P01", "40001", "53300", "57P01", "57P02", "57P03", "25006"}
+_TRANSIENT_CLASSES = {"08"}  # connection exceptions
+_SERVER_GONE = {"57P01", "57P02", "57P03", "25006"}
+
+
+def _sqlstate(error: BaseException | None) -> str | None:
+    state = getattr(error, "sqlstate", None)
+    return state if isinstance(state, str) else None
+
+
 def is_transient(exc: BaseException) -> bool:
     """Failures worth retrying unchanged: the database or network is away, not the data wrong."""
     if isinstance(exc, (OperationalError, InterfaceError)):
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
-    # Deadlock and serialization failure: the transaction lost a race; running it again succeeds.
-    if isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in {"40P01", "40001"}:
+    # SQLAlchemy wraps most of asyncpg's errors as a plain DBAPIError: the SQLSTATE tells.
+    state = _sqlstate(exc.orig) if isinstance(exc, DBAPIError) else None
+    if state is not None and (state in _TRANSIENT_STATES or state[:2] in _TRANSIENT_CLASSES):
         return True
     if isinstance(exc, (ConnectionError, TimeoutError, OSError)):
         return True

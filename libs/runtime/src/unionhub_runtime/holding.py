@@ -127,27 +127,35 @@ class RetrySchedule:
 
     A command held while another transaction applied its prerequisite was seen by neither
     transaction: only a retry after both committed applies it. So the timer retries what
-    started waiting lately (`held_at`, reset when it waits for something new): first after
-    `first`, then at doubling intervals, for as long as a transaction could have taken
-    (`window`). After that a command waits for its prerequisite's release, or the end of its
-    hold: retrying thousands of held ratings every round would cost a full apply each."""
+    started waiting lately (`held_at`, reset when it waits for something new): first at once,
+    then at doubling intervals from `first`, for as long as such a transaction could have
+    taken (`window`), counted from the last round that succeeded (a database outage or a
+    restart widens it: the first round of an instance retries everything once). After that a
+    command waits for its prerequisite's release, or the end of its hold: retrying thousands
+    of held ratings every round would cost a full apply each. Instances' clocks are assumed
+    to agree well within `window`."""
 
     def __init__(self, *, first: timedelta, window: timedelta) -> None:
         self.first, self.window = first, window
         self._next: dict[tuple[int, datetime], tuple[datetime, int]] = {}  # (seq, held_at) -> (when, tries)
+        self._last_round: datetime | None = None  # when the last round that succeeded began
+
+    def since(self, now: datetime) -> datetime | None:
+        """Rows that started waiting after this are candidates (None: every row)."""
+        return None if self._last_round is None else min(now, self._last_round) - self.window
 
     def due(self, candidates: Sequence[Any], now: datetime) -> list[tuple[int, datetime]]:
-        """Of (seq, held_at, expires_at) rows that started waiting within the window or
-        expired: those to retry now, oldest first."""
-        keys = {(seq, held_at) for seq, held_at, _ in candidates}
-        self._next = {k: v for k, v in self._next.items() if k in keys}  # settled or moved on: forgotten
-        return [(seq, held_at) for seq, held_at, expires_at in candidates
-                if expires_at <= now or self._next.get((seq, held_at), (now, 0))[0] <= now]
+        """Of candidate (seq, held_at) rows: those to retry now."""
+        return [(seq, held_at) for seq, held_at in candidates if self._next.get((seq, held_at), (now, 0))[0] <= now]
 
     def tried(self, rows: Iterable[tuple[int, datetime]], now: datetime) -> None:
         for key in rows:
             tries = self._next.get(key, (now, 0))[1] + 1
             self._next[key] = (now + self.first * 2 ** (tries - 1), tries)
+
+    def round_done(self, began: datetime, candidates: set[tuple[int, datetime]]) -> None:
+        self._last_round = began
+        self._next = {k: v for k, v in self._next.items() if k in candidates}  # settled or moved on: forgotten
 
 
 @dataclass
@@ -158,7 +166,10 @@ class HoldContext:
     anything_waits: bool  # some held command waits for a prerequisite (else none to release)
     scopes: dict[str, BatchScope] = field(default_factory=dict)
     skip_locked: bool = False  # the timer's rounds skip rows locked by others
-    pages: int = 0  # how many pages of the timer's round were due
+    # The timer's page: what it looked at and retried, and where the next page starts.
+    candidates: set[tuple[int, datetime]] = field(default_factory=set)
+    tried: list[tuple[int, datetime]] = field(default_factory=list)
+    last_seq: int | None = None
 
     def use_scope(self, consumer: str, scope: BatchScope) -> None:
         self.scopes[consumer] = scope
@@ -204,32 +215,34 @@ class HoldContext:
         h = self.holding.tables.held.c
         return await self.drain(await self._rows(h.waiting_for.in_(sorted(keys))))
 
-    async def retry_all(self, limit: int = 500) -> list[outbox.Pending]:
-        """One page of the timer's round, oldest first: what waited past the hold period, and
-        what started waiting lately, on a backoff (`RetrySchedule`); `pages` tells how many
-        pages were due. Rows another transaction locked are its to settle: the timer
-        never waits for a lock (so it is never part of a deadlock with a consumer releasing
-        the same rows)."""
+    async def retry_page(self, now: datetime, after: int, limit: int = 500) -> list[outbox.Pending]:
+        """One page of the timer's round, in arrival order from after seq `after`: what started
+        waiting lately (`RetrySchedule`) or waited past the hold period, as far as due. Sets
+        `candidates` (what the page looked at), `tried` (the rows it retried) and `last_seq`
+        (None when the round is over). Rows another transaction locked are its to settle:
+        the timer never waits for a lock (so it is never part of a deadlock with a consumer
+        releasing the same rows)."""
         self.skip_locked = True
-        h, now = self.holding, self.holding.clock()
+        h = self.holding
         c = h.tables.held.c
-        candidates = await self.session.execute(select(c.seq, c.held_at, c.expires_at).where(
-            (c.held_at >= now - h.schedule.window) | (c.expires_at <= now)).order_by(c.seq))
-        due = h.schedule.due(list(candidates), now)
-        self.pages = -(-len(due) // limit)
-        page = due[:limit]
-        out = await self.drain(await self._rows(c.seq.in_([seq for seq, _ in page]), skip_locked=True)) if page else []
-        h.schedule.tried(page, now)
-        return out
+        since = h.schedule.since(now)
+        query = select(c.seq, c.held_at).where(c.seq > after).order_by(c.seq)
+        if since is not None:
+            query = query.where((c.held_at >= since) | (c.expires_at <= now))
+        rows = [(seq, held_at) for seq, held_at in await self.session.execute(query)]
+        due = h.schedule.due(rows, now)[:limit]
+        self.candidates = {(seq, held_at) for seq, held_at in rows}
+        self.last_seq = due[-1][0] if len(due) == limit else None
+        locked = await self._rows(c.seq.in_([seq for seq, _ in due]), skip_locked=True) if due else []
+        self.tried = [(row.seq, row.held_at) for row in locked]
+        return await self.drain(locked)
 
-    async def _rows(self, condition: Any, *, limit: int | None = None, skip_locked: bool = False) -> list[Held]:
+    async def _rows(self, condition: Any, *, skip_locked: bool = False) -> list[Held]:
         held = self.holding.tables.held
         query = select(held.c.seq, held.c.consumer, held.c.type, held.c.value, held.c.traceparent,
                        held.c.waiting_for, held.c.held_at, held.c.expires_at).order_by(held.c.seq)
         if condition is not None:
             query = query.where(condition)
-        if limit is not None:
-            query = query.limit(limit)
         # Two instances never both apply or both reject one held command.
         query = query.with_for_update(skip_locked=skip_locked)
         return [Held(*row) for row in await self.session.execute(query)]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -169,6 +171,7 @@ class Service:
             # by the inbox. An unexpected error rewinds to the batch instead of skipping it.
             ack_policy=AckPolicy.NACK_ON_ERROR,
             decoder=_no_decoding,
+            parser=_tolerant_headers,
         )(consume)
         return pipeline
 
@@ -200,18 +203,24 @@ class Service:
         applies what may now be, rejects what waited past the hold period) and counts what is
         left. Returns how many events it published."""
         assert self.holding is not None
-        published, page, pages = 0, 0, 1
-        while page < pages:  # a page a transaction: row locks are not kept for the whole round
+        schedule, began = self.holding.schedule, self.clock()
+        published, after = 0, -1
+        candidates: set[tuple[int, datetime]] = set()
+        while True:  # a page a transaction: row locks are not kept for the whole round
             async with self.write_lock, self.sessions() as session, session.begin():
                 holds = await self.holding.begin(session)
-                outgoing = await holds.retry_all()
+                outgoing = await holds.retry_page(began, after)
                 await outbox.write(session, self.definition.tables, self.physical(self.definition.events_topic),
                                    outgoing)
                 counts = await count_held(session, self.definition.tables)
-            published, page = published + len(outgoing), page + 1
-            pages = holds.pages if page == 1 else pages  # what was due when the round began
+            schedule.tried(holds.tried, began)  # committed: those retries happened
+            published, candidates = published + len(outgoing), candidates | holds.candidates
             if outgoing:
                 self.relay.notify()
+            if holds.last_seq is None:
+                break
+            after = holds.last_seq
+        schedule.round_done(began, candidates)
         self.metrics.held_now.clear()
         for (consumer, waiting_for), n in counts.items():
             self.metrics.held_now.labels(consumer, waiting_for).set(n)
@@ -312,6 +321,30 @@ class Service:
             return self.definition.asyncapi
 
         return router
+
+
+async def _tolerant_headers(records: Any, parse: Callable[[Any], Awaitable[Any]]) -> Any:
+    """FastStream's parsing, for records whose header values are not all UTF-8 too (FastStream
+    decodes them strictly: one such record failed its batch again and again, forever). It
+    sees such values as empty; the pipeline still gets the records as they are (a dead
+    letter is an unchanged copy)."""
+    try:
+        return await parse(records)
+    except UnicodeDecodeError:
+        batch = records if isinstance(records, tuple) else (records,)
+        readable = tuple(dataclasses.replace(r, headers=[(k, v if _utf8(v) else b"") for k, v in r.headers])
+                         for r in batch)
+        message = await parse(readable if isinstance(records, tuple) else readable[0])
+        message.raw_message = records
+        return message
+
+
+def _utf8(value: bytes) -> bool:
+    try:
+        value.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 async def _no_decoding(message: KafkaMessage) -> Any:

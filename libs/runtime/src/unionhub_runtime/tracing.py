@@ -9,6 +9,7 @@ the outbox: a command and every event it causes share one trace across services.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -31,10 +32,15 @@ def trace_headers(headers: Sequence[tuple[str, bytes]] | None) -> dict[str, str]
     return carrier
 
 
+_TRACEPARENT = re.compile(rb"(?!ff)[0-9a-f]{2}-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}")
+
+
 def traceparent_of(headers: Sequence[tuple[str, bytes]] | None) -> str | None:
+    """The record's W3C trace context, or None when it has none or a malformed one (which
+    W3C says to ignore: it is never copied into the database or onto events)."""
     for name, value in headers or ():
         if name == TRACEPARENT and value:
-            return value.decode("ascii", "replace")
+            return value.decode("ascii") if _TRACEPARENT.fullmatch(value) else None
     return None
 
 

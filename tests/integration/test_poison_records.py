@@ -1,0 +1,55 @@
+"""Records that once looped forever on PostgreSQL (issue 14, finding 1): each ends in exactly
+one place, once, and the good record behind it on the same partition is applied."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+import membership.bootstrap
+from tests.integration.test_runtime_guarantees import FED, Topics, build
+from tests.support import Collector, command, running
+from unionhub_runtime.settings import KafkaSettings
+
+pytestmark = pytest.mark.integration
+
+
+async def test_an_undecodable_command_with_an_overlong_id_is_dead_lettered_once(kafka: KafkaSettings,
+                                                                                database_url: str) -> None:
+    topics = Topics(kafka)
+    async with (Collector(topics.bootstrap, [topics.events, topics.dlq]) as collected,
+                running(build(kafka, database_url), membership.bootstrap.MIGRATIONS)):
+        poison = command("member.enroll", {"member_id": "m-1", "union_id": "ft-1", "joined_on": "someday"},
+                         id="x" * 300)  # longer than any id the envelope allows
+        await topics.send(poison, command("union.register", FED, id="good-one"), key="same-partition")
+        await collected.wait_for(lambda: collected.events(topics.events, "union.registered"), what="good applied")
+        await asyncio.sleep(1.0)  # a loop would dead-letter it again and again meanwhile
+        letters = [r for r in collected.records if r.topic == topics.dlq]
+        assert [(r.value, r.headers["error.code"]) for r in letters] == [(poison, b"not_cloudevent")]
+        # Its id is not one the envelope allows, so it has no answer to key by.
+        assert collected.events(topics.events, "command.rejected") == []
+
+
+@pytest.mark.parametrize("traceparent", [b"00-" + b"a" * 300, b"not a trace context", b"\xff\xfe"])
+async def test_a_command_with_a_malformed_traceparent_is_applied_with_a_trace_of_its_own(
+        kafka: KafkaSettings, database_url: str, traceparent: bytes) -> None:
+    topics = Topics(kafka)
+    async with (Collector(topics.bootstrap, [topics.events]) as collected,
+                running(build(kafka, database_url), membership.bootstrap.MIGRATIONS)):
+        producer_headers = [("content-type", b"application/cloudevents+json"), ("traceparent", traceparent)]
+        await produce_with_headers(topics, command("union.register", FED, id="traced"), producer_headers)
+        await collected.wait_for(lambda: collected.events(topics.events, "union.registered"), what="applied")
+        event = next(r for r in collected.records if r.topic == topics.events)
+        sent_on = event.headers.get("traceparent")
+        assert sent_on is None or (len(sent_on) == 55 and sent_on != traceparent)  # W3C: ignored, not copied
+
+
+async def produce_with_headers(topics: Topics, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=topics.bootstrap, enable_idempotence=True)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topics.commands, value, key=b"bj", headers=headers)
+    finally:
+        await producer.stop()

@@ -1,0 +1,106 @@
+"""PostgreSQL's own transient errors, raised for real by a PostgreSQL server and seen through
+SQLAlchemy as the services see them, are retried, not dead-lettered (issue 14, finding 2)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from tests.conftest import _pg_execute
+from unionhub_runtime.database import create_engine, is_transient
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def scratch(postgres_admin_url: str) -> AsyncIterator[str]:
+    """A database of its own with one table."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    await _pg_execute(postgres_admin_url, f'CREATE DATABASE "{name}"')
+    url = make_url(postgres_admin_url).set(database=name).render_as_string(hide_password=False)
+    await _pg_execute(url, "CREATE TABLE t (id int PRIMARY KEY, n int NOT NULL); INSERT INTO t VALUES (1, 0), (2, 0)")
+    yield url
+    await _pg_execute(postgres_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def failure(engine: AsyncEngine, sql: str) -> DBAPIError:
+    with pytest.raises(DBAPIError) as caught:
+        async with engine.begin() as connection:
+            await connection.execute(text(sql))
+    return caught.value
+
+
+async def test_a_write_after_a_failover_to_a_read_only_server_is_transient(scratch: str) -> None:
+    engine = create_engine(scratch, connect_args={"server_settings": {"default_transaction_read_only": "on"}})
+    try:
+        error = await failure(engine, "UPDATE t SET n = n + 1 WHERE id = 1")
+    finally:
+        await engine.dispose()
+    assert error.orig.sqlstate == "25006"  # type: ignore[union-attr]
+    assert is_transient(error)
+    assert error.connection_invalidated  # the pool forgets the standby: the retry connects afresh
+
+
+async def test_too_many_connections_is_transient(scratch: str) -> None:
+    role = f"r_{uuid.uuid4().hex[:8]}"
+    await _pg_execute(scratch, f"CREATE ROLE {role} LOGIN PASSWORD 'pw' CONNECTION LIMIT 1; "
+                               f"GRANT ALL ON t TO {role}")
+    url = make_url(scratch).set(username=role, password="pw")
+    engine = create_async_engine(url, pool_size=2)
+    try:
+        async with engine.connect() as held:  # the role's only slot
+            await held.execute(text("SELECT 1"))
+            other = create_async_engine(url)
+            try:
+                with pytest.raises(DBAPIError) as caught:
+                    async with other.connect() as connection:
+                        await connection.execute(text("SELECT 1"))
+            finally:
+                await other.dispose()
+    finally:
+        await engine.dispose()
+        await _pg_execute(scratch, f"REVOKE ALL ON t FROM {role}; DROP ROLE {role}")
+    assert caught.value.orig.sqlstate == "53300"  # type: ignore[union-attr]
+    assert is_transient(caught.value)
+
+
+async def test_a_deadlock_is_transient(scratch: str) -> None:
+    engine = create_async_engine(scratch)
+    first_locked, second_locked = asyncio.Event(), asyncio.Event()
+
+    async def crossing(mine: int, theirs: int, locked: asyncio.Event, other: asyncio.Event) -> None:
+        async with engine.begin() as connection:
+            await connection.execute(text("UPDATE t SET n = n + 1 WHERE id = :id"), {"id": mine})
+            locked.set()
+            await other.wait()
+            await connection.execute(text("UPDATE t SET n = n + 1 WHERE id = :id"), {"id": theirs})
+
+    try:
+        results = await asyncio.gather(crossing(1, 2, first_locked, second_locked),
+                                       crossing(2, 1, second_locked, first_locked), return_exceptions=True)
+    finally:
+        await engine.dispose()
+    errors = [r for r in results if isinstance(r, BaseException)]
+    assert len(errors) == 1 and isinstance(errors[0], DBAPIError)
+    assert errors[0].orig.sqlstate == "40P01"  # type: ignore[union-attr]
+    assert is_transient(errors[0])
+
+
+async def test_a_connection_ended_by_the_server_is_transient(scratch: str, postgres_admin_url: str) -> None:
+    engine = create_async_engine(scratch)
+    try:
+        async with engine.connect() as connection:
+            pid = (await connection.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+            await _pg_execute(postgres_admin_url, f"SELECT pg_terminate_backend({pid})")  # a failover's cut
+            with pytest.raises(DBAPIError) as caught:
+                await connection.execute(text("SELECT 1"))
+    finally:
+        await engine.dispose()
+    assert is_transient(caught.value)
