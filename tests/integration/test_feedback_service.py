@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 from unionhub_scenario import opinions, stars
+from unionhub_scenario.commands import Feed, make
 from unionhub_scenario.publisher import Publisher
 
 import feedback.bootstrap
@@ -71,3 +72,38 @@ async def test_a_year_of_opinions_gives_the_stats_and_overdue_flags_once_across_
         missed = {e["data"]["cadre_id"] for e in pub.answers[year.close[0].id].events
                   if e["type"] == "visit.quota-missed"}
         assert missed == year.quota_missed
+
+
+async def test_an_opinion_whose_answer_is_held_for_its_cadre_is_not_flagged_overdue(
+    kafka: KafkaSettings, database_url: str, tmp_path
+) -> None:
+    """The answer came in time but waits for the responder's appointment to reach feedback:
+    the opinion is answered in time, never overdue (the events clock moves on meanwhile)."""
+    campaign = stars.generate(seed=6, scale=0.01, unions=1)
+    union, members = next(iter(campaign.member_ids.items()))
+    cadre, member = members[0], members[1]
+    ms = membership.bootstrap.build(MembershipSettings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'ms.db'}",
+                                                       kafka=kafka, batch_timeout_ms=10))
+    fb = build_feedback(kafka, database_url, overdue_check_seconds=0.2)
+    submit = make("feedback.commands", "opinion.submit", {
+        "opinion_id": "op-held", "member_id": member, "channel": "hotline", "text": "The lift is broken",
+        "submitted_at": "2018-11-01T09:00:00+08:00"})
+    respond = make("feedback.commands", "opinion.respond", {
+        "opinion_id": "op-held", "responder_id": cadre, "text": "Repaired.", "responded_at": "2018-11-02T09:00:00+08:00"})
+    later = make("feedback.commands", "visit.log", {  # moves the events clock a month on
+        "visit_id": "v-later", "cadre_id": "someone", "place": "office", "visited_at": "2018-12-05T09:00:00+08:00",
+        "opinions_collected": 0})
+    appoint = make("membership.commands", "cadre.appoint", {"member_id": cadre, "union_id": union,
+                                                            "role": "full_time_cadre", "appointed_on": "2018-01-02"})
+    async with (running(ms, membership.bootstrap.MIGRATIONS), running(fb, feedback.bootstrap.MIGRATIONS),
+                Publisher(kafka.bootstrap_servers, prefix=kafka.topic_prefix) as pub):
+        await pub.stream([campaign.hr()], timeout=60)
+        await pub.send([submit, respond, later])
+        await pub.wait_answered([submit, later], timeout=30)
+        await asyncio.sleep(2.0)  # the overdue timer runs ten times while the answer is held
+        assert pub.answers[respond.id].held is not None
+        await pub.stream([Feed("hr-system/eda", [appoint])])
+        await pub.wait_answered([respond], timeout=30)
+        await asyncio.sleep(0.5)
+    assert pub.answers[respond.id].type == "opinion.responded"
+    assert await overdue_events(pub) == []

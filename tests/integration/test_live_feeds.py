@@ -39,7 +39,7 @@ async def test_every_system_streaming_at_once_gets_the_figures_of_a_careful_send
 ) -> None:
     year = growth.generate(seed=11, scale=0.1)
     campaign = stars.generate(seed=11, scale=0.2, with_federation=False)  # the city's federation: from growth
-    feedback_year = opinions.generate(campaign, seed=11, opinions=200)
+    feedback_year = opinions.generate(campaign, seed=11, opinions=260)
     hold = HoldSettings(hold_seconds=600, hold_check_seconds=0.5)
     common: dict[str, Any] = {"kafka": kafka, "batch_timeout_ms": 10, "hold": hold}
     ms = membership.bootstrap.build(MembershipSettings(database_url=await databases(), **common))

@@ -62,6 +62,11 @@ LanesOf = Callable[[CloudEvent[Any]], Lanes]
 Provides = Callable[[str, BaseModel], Iterable[str]]  # (event type, data) -> prerequisite keys
 
 
+def aggregate_lane(field_name: str, value: object) -> str:
+    """The lane of one aggregate: the contract's key field and its value ("member_id:m-7")."""
+    return f"{field_name}:{value}"
+
+
 def aggregate_lanes(topic: str) -> LanesOf:
     """One lane per aggregate: the contract's key field and value (e.g. "member_id:m-7")."""
 
@@ -69,7 +74,7 @@ def aggregate_lanes(topic: str) -> LanesOf:
         field_name = message_type(topic, event.type).key
         if field_name is None:
             return NO_LANES
-        return Lanes.of(f"{field_name}:{getattr(event.data, field_name)}")
+        return Lanes.of(aggregate_lane(field_name, getattr(event.data, field_name)))
 
     return lanes
 
