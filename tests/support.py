@@ -33,14 +33,15 @@ def command(type_: str, data: dict[str, Any], *, id: str | None = None, **extra:
     return orjson.dumps(body)
 
 
-async def produce(bootstrap: str, topic: str, values: list[bytes], keys: list[str | None] | None = None) -> None:
+async def produce(bootstrap: str, topic: str, values: list[bytes], keys: list[str | None] | None = None,
+                  headers: list[tuple[str, bytes]] | None = None) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=5)
     await producer.start()
     try:
         futures = []
         for i, value in enumerate(values):
             key = keys[i] if keys else None
-            futures.append(await producer.send(topic, value, key=key.encode() if key else None))
+            futures.append(await producer.send(topic, value, key=key.encode() if key else None, headers=headers))
         await asyncio.gather(*futures)
     finally:
         await producer.stop()

@@ -27,6 +27,7 @@ from aiokafka import ConsumerRecord
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
+from unionhub_scenario import commands as scenario
 
 import evaluation.bootstrap
 import feedback.bootstrap
@@ -34,7 +35,6 @@ import membership.bootstrap
 from evaluation.settings import EvaluationSettings
 from feedback.settings import FeedbackSettings
 from membership.settings import MembershipSettings
-from unionhub_contracts import message_type
 from unionhub_runtime.migrations import upgrade_async
 from unionhub_runtime.pipeline import Pipeline
 from unionhub_runtime.service import Service
@@ -56,17 +56,10 @@ OFFSETS = [SHANGHAI, UTC, timezone(timedelta(hours=-5))]
 
 
 @dataclass(frozen=True)
-class Command:
-    topic: str
-    type: str
-    data: dict[str, Any]
-    source: str
-    id: str
+class Command(scenario.Command):
+    """A scenario command and the sender it comes from."""
 
-    @property
-    def key(self) -> str:
-        spec = message_type(self.topic, self.type)
-        return str(self.data[spec.key]) if spec.key else self.id
+    source: str = "tests"
 
     @property
     def service(self) -> str:
@@ -97,7 +90,7 @@ def causal_feeds(draw: st.DrawFn) -> list[Command]:
     def add(topic: str, type_: str, data: dict[str, Any], source: str = "hr-system/a") -> None:
         # Every sender numbers its commands from 0: the same id from two sources is two commands.
         numbered[source] = numbered.get(source, -1) + 1
-        feed.append(Command(topic, type_, data, source, f"c-{numbered[source]}"))
+        feed.append(Command(topic, type_, data, f"c-{numbered[source]}", source))
 
     mc, ec, fc = "membership.commands", "evaluation.commands", "feedback.commands"
     add(mc, "union.register", {"union_id": "fed", "name": "Federation", "level": "federation", "founded_on": "1949-01-01"})
@@ -266,9 +259,9 @@ class System:
     def send(self, command: Command) -> tuple[str, str, int]:
         body = {"specversion": "1.0", "id": command.id, "source": command.source, "type": command.type,
                 "time": "2018-12-31T00:00:00+08:00", "datacontenttype": "application/json", "data": command.data}
-        where = (command.service, command.topic)
-        partition = _partition(command.key)
-        self.logs[where][partition].append(command.topic, command.key, orjson.dumps(body))
+        where, key = (command.service, command.topic), command.key or command.id
+        partition = _partition(key)
+        self.logs[where][partition].append(command.topic, key, orjson.dumps(body))
         return (*where, partition)
 
     async def read(self, service: str, topic: str, partition: int, count: int, *, commit: bool = True) -> None:

@@ -6,11 +6,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from aiokafka import AIOKafkaProducer
 
 import membership.bootstrap
 from tests.integration.test_runtime_guarantees import FED, Topics, build
-from tests.support import Collector, command, running
+from tests.support import Collector, command, produce, running
 from unionhub_runtime.settings import KafkaSettings
 
 pytestmark = pytest.mark.integration
@@ -39,17 +38,10 @@ async def test_a_command_with_a_malformed_traceparent_is_applied_with_a_trace_of
     async with (Collector(topics.bootstrap, [topics.events]) as collected,
                 running(build(kafka, database_url), membership.bootstrap.MIGRATIONS)):
         producer_headers = [("content-type", b"application/cloudevents+json"), ("traceparent", traceparent)]
-        await produce_with_headers(topics, command("union.register", FED, id="traced"), producer_headers)
+        await produce(topics.bootstrap, topics.commands, [command("union.register", FED, id="traced")], ["bj"],
+                      producer_headers)
         await collected.wait_for(lambda: collected.events(topics.events, "union.registered"), what="applied")
         event = next(r for r in collected.records if r.topic == topics.events)
         sent_on = event.headers.get("traceparent")
         assert sent_on is None or (len(sent_on) == 55 and sent_on != traceparent)  # W3C: ignored, not copied
 
-
-async def produce_with_headers(topics: Topics, value: bytes, headers: list[tuple[str, bytes]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=topics.bootstrap, enable_idempotence=True)
-    await producer.start()
-    try:
-        await producer.send_and_wait(topics.commands, value, key=b"bj", headers=headers)
-    finally:
-        await producer.stop()

@@ -104,15 +104,12 @@ def is_transient(exc: BaseException) -> bool:
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
-    # SQLAlchemy wraps most of asyncpg's errors as a plain DBAPIError: the SQLSTATE tells.
-    state = _sqlstate(exc.orig) if isinstance(exc, DBAPIError) else None
-    if state is not None and (state in _TRANSIENT_STATES or state[:2] in _TRANSIENT_CLASSES):
-        return True
     if isinstance(exc, (ConnectionError, TimeoutError, OSError)):
         return True
-    name = type(exc).__name__
-    # asyncpg raises these outside SQLAlchemy's wrapping while a connection is being made.
-    return name in {"CannotConnectNowError", "ConnectionDoesNotExistError", "TooManyConnectionsError"}
+    # SQLAlchemy wraps most of asyncpg's errors as a plain DBAPIError, and asyncpg raises its
+    # own unwrapped while a connection is being made: either way the SQLSTATE tells.
+    state = _sqlstate(exc.orig if isinstance(exc, DBAPIError) else exc)
+    return state is not None and (state in _TRANSIENT_STATES or state[:2] in _TRANSIENT_CLASSES)
 
 
 def insert_on_conflict(session: AsyncSession, table: Any) -> Any:

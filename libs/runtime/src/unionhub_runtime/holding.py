@@ -67,6 +67,13 @@ def aggregate_lane(field_name: str, value: object) -> str:
     return f"{field_name}:{value}"
 
 
+def held_on_aggregate(tables: RuntimeTables, field_name: str, key: Any) -> Any:
+    """A SQL condition: a command on the aggregate whose key (`field_name`) is the column
+    `key` is held (it blocks that aggregate's lane)."""
+    lanes = tables.held_lanes.c
+    return exists().where(lanes.lane == literal(aggregate_lane(field_name, "")) + key)
+
+
 def aggregate_lanes(topic: str) -> LanesOf:
     """One lane per aggregate: the contract's key field and value (e.g. "member_id:m-7")."""
 
@@ -126,6 +133,15 @@ class Holding:
                 anything_waits = True
         return HoldContext(self, session, occupied, anything_waits)
 
+    async def timer_candidates(self, session: AsyncSession, now: datetime) -> list[tuple[int, datetime]]:
+        """(seq, held_at) of what the timer's round may retry, in arrival order: what started
+        waiting within the schedule's window, and what waited past the hold period."""
+        c = self.tables.held.c
+        query = select(c.seq, c.held_at).order_by(c.seq)
+        if (since := self.schedule.since(now)) is not None:
+            query = query.where((c.held_at >= since) | (c.expires_at <= now))
+        return [(seq, held_at) for seq, held_at in await session.execute(query)]
+
 
 class RetrySchedule:
     """When the held-commands timer retries a command that still waits (per instance, in memory).
@@ -149,7 +165,7 @@ class RetrySchedule:
         """Rows that started waiting after this are candidates (None: every row)."""
         return None if self._last_round is None else min(now, self._last_round) - self.window
 
-    def due(self, candidates: Sequence[Any], now: datetime) -> list[tuple[int, datetime]]:
+    def due(self, candidates: Iterable[tuple[int, datetime]], now: datetime) -> list[tuple[int, datetime]]:
         """Of candidate (seq, held_at) rows: those to retry now."""
         return [(seq, held_at) for seq, held_at in candidates if self._next.get((seq, held_at), (now, 0))[0] <= now]
 
@@ -158,9 +174,10 @@ class RetrySchedule:
             tries = self._next.get(key, (now, 0))[1] + 1
             self._next[key] = (now + self.first * 2 ** (tries - 1), tries)
 
-    def round_done(self, began: datetime, candidates: set[tuple[int, datetime]]) -> None:
+    def round_done(self, began: datetime, candidates: Iterable[tuple[int, datetime]]) -> None:
         self._last_round = began
-        self._next = {k: v for k, v in self._next.items() if k in candidates}  # settled or moved on: forgotten
+        still = set(candidates)
+        self._next = {k: v for k, v in self._next.items() if k in still}  # settled or moved on: forgotten
 
 
 @dataclass
@@ -171,10 +188,6 @@ class HoldContext:
     anything_waits: bool  # some held command waits for a prerequisite (else none to release)
     scopes: dict[str, BatchScope] = field(default_factory=dict)
     skip_locked: bool = False  # the timer's rounds skip rows locked by others
-    # The timer's page: what it looked at and retried, and where the next page starts.
-    candidates: set[tuple[int, datetime]] = field(default_factory=set)
-    tried: list[tuple[int, datetime]] = field(default_factory=list)
-    last_seq: int | None = None
 
     def use_scope(self, consumer: str, scope: BatchScope) -> None:
         self.scopes[consumer] = scope
@@ -220,27 +233,13 @@ class HoldContext:
         h = self.holding.tables.held.c
         return await self.drain(await self._rows(h.waiting_for.in_(sorted(keys))))
 
-    async def retry_page(self, now: datetime, after: int, limit: int = 500) -> list[outbox.Pending]:
-        """One page of the timer's round, in arrival order from after seq `after`: what started
-        waiting lately (`RetrySchedule`) or waited past the hold period, as far as due. Sets
-        `candidates` (what the page looked at), `tried` (the rows it retried) and `last_seq`
-        (None when the round is over). Rows another transaction locked are its to settle:
-        the timer never waits for a lock (so it is never part of a deadlock with a consumer
-        releasing the same rows)."""
+    async def retry(self, seqs: Sequence[int]) -> tuple[list[outbox.Pending], list[tuple[int, datetime]]]:
+        """The timer's retry of rows `seqs` (those still held): their answers, and the rows it
+        retried. Rows another transaction locked are its to settle: the timer never waits for
+        a lock (so it is never part of a deadlock with a consumer releasing the same rows)."""
         self.skip_locked = True
-        h = self.holding
-        c = h.tables.held.c
-        since = h.schedule.since(now)
-        query = select(c.seq, c.held_at).where(c.seq > after).order_by(c.seq)
-        if since is not None:
-            query = query.where((c.held_at >= since) | (c.expires_at <= now))
-        rows = [(seq, held_at) for seq, held_at in await self.session.execute(query)]
-        due = h.schedule.due(rows, now)[:limit]
-        self.candidates = {(seq, held_at) for seq, held_at in rows}
-        self.last_seq = due[-1][0] if len(due) == limit else None
-        locked = await self._rows(c.seq.in_([seq for seq, _ in due]), skip_locked=True) if due else []
-        self.tried = [(row.seq, row.held_at) for row in locked]
-        return await self.drain(locked)
+        locked = await self._rows(self.holding.tables.held.c.seq.in_(seqs), skip_locked=True)
+        return await self.drain(locked), [(row.seq, row.held_at) for row in locked]
 
     async def _rows(self, condition: Any, *, skip_locked: bool = False) -> list[Held]:
         held = self.holding.tables.held

@@ -8,7 +8,6 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -204,23 +203,22 @@ class Service:
         left. Returns how many events it published."""
         assert self.holding is not None
         schedule, began = self.holding.schedule, self.clock()
-        published, after = 0, -1
-        candidates: set[tuple[int, datetime]] = set()
-        while True:  # a page a transaction: row locks are not kept for the whole round
+        async with self.sessions() as session:
+            candidates = await self.holding.timer_candidates(session, began)
+        published = 0
+        for page in database.chunks(schedule.due(candidates, began)):  # a page a transaction: locks kept briefly
             async with self.write_lock, self.sessions() as session, session.begin():
                 holds = await self.holding.begin(session)
-                outgoing = await holds.retry_page(began, after)
+                outgoing, tried = await holds.retry([seq for seq, _ in page])
                 await outbox.write(session, self.definition.tables, self.physical(self.definition.events_topic),
                                    outgoing)
-                counts = await count_held(session, self.definition.tables)
-            schedule.tried(holds.tried, began)  # committed: those retries happened
-            published, candidates = published + len(outgoing), candidates | holds.candidates
+            schedule.tried(tried, began)  # committed: those retries happened
+            published += len(outgoing)
             if outgoing:
                 self.relay.notify()
-            if holds.last_seq is None:
-                break
-            after = holds.last_seq
         schedule.round_done(began, candidates)
+        async with self.sessions() as session:
+            counts = await count_held(session, self.definition.tables)
         self.metrics.held_now.clear()
         for (consumer, waiting_for), n in counts.items():
             self.metrics.held_now.labels(consumer, waiting_for).set(n)

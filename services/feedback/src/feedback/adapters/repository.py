@@ -6,10 +6,10 @@ from dataclasses import asdict
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import exists, func, insert, literal, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from unionhub_runtime.holding import aggregate_lane
+from unionhub_runtime.holding import held_on_aggregate
 
 from ..domain import model
 from ..service_layer import unit_of_work as ports
@@ -42,10 +42,10 @@ class Opinions(ports.AbstractOpinions):
         await self._session.execute(insert(orm.opinions).values(self._row(opinion)))
 
     async def _due(self, now: datetime) -> list[model.Opinion]:
-        o, held = orm.opinions.c, orm.runtime_tables.held_lanes.c
+        o = orm.opinions.c
         # An answer held (for its responder's appointment, say) may have come in time: the
         # opinion is not overdue while a command on it is held, only once that is settled.
-        answer_held = exists().where(held.lane == literal(aggregate_lane("opinion_id", "")) + o.opinion_id)
+        answer_held = held_on_aggregate(orm.runtime_tables, "opinion_id", o.opinion_id)
         rows = await self._session.execute(select(orm.opinions).where(
             o.status == model.ASSIGNED, o.overdue.is_(False), o.due_at < now, ~answer_held).order_by(o.due_at))
         return [_opinion(r) for r in rows.mappings()]
