@@ -252,16 +252,21 @@ class HoldContext:
         return [Held(*row) for row in await self.session.execute(query)]
 
     async def drain(self, rows: list[Held]) -> list[outbox.Pending]:
+        """Retries `rows` in arrival order, then what each one settled let go: what queued
+        behind it, and what waited for what it provided. A row retried once in the drain
+        (still held, its prerequisite not there yet) is retried again when a later one in the
+        same drain provides that (a district registered, its union, then the member waiting
+        for the union)."""
         out: list[outbox.Pending] = []
-        heap = [(row.seq, row) for row in rows]
+        pending = {row.seq: row for row in rows}  # by seq: the row as last read
+        heap = list(pending)
         heapq.heapify(heap)
-        tried: set[int] = set()
         t = self.holding.tables
         while heap:
-            seq, row = heapq.heappop(heap)
-            if seq in tried or row.consumer not in self.holding.pipelines:
+            seq = heapq.heappop(heap)
+            row = pending.pop(seq, None)
+            if row is None or row.consumer not in self.holding.pipelines:
                 continue
-            tried.add(seq)
             event = self._decoded(row)
             if event is None or await self._blocked(row, event):
                 continue
@@ -282,8 +287,9 @@ class HoldContext:
             ready = self.provided(event, emitted)
             waiting = await self._rows(t.held.c.waiting_for.in_(sorted(ready)), skip_locked=self.skip_locked) if ready else []
             for later in [*behind, *waiting]:
-                if later.seq not in tried:
-                    heapq.heappush(heap, (later.seq, later))
+                if later.seq not in pending:
+                    heapq.heappush(heap, later.seq)
+                pending[later.seq] = later
         return out
 
     def _decoded(self, row: Held) -> CloudEvent[Any] | None:
