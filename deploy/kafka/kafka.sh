@@ -204,10 +204,16 @@ CONF
   echo "kafka: ACLs granted for prefix '${prefix}'" >&2
 }
 
-# A killed broker nobody reaped yet is a zombie: kill -0 still succeeds, so look at its state.
+# A killed broker nobody reaped yet is a zombie: kill -0 still succeeds, so read its state from
+# /proc (not ps: a minimal image may lack procps, and a zombie would then look alive forever).
+alive() {
+  local state
+  state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+  [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
+}
+
 running() {
-  [ -f "$pid_file" ] && kill -0 "$(cat "$pid_file")" 2>/dev/null \
-    && ! ps -o stat= -p "$(cat "$pid_file")" | grep -q '^Z'
+  [ -f "$pid_file" ] && alive "$(cat "$pid_file")"
 }
 
 start() {
@@ -241,8 +247,11 @@ stop() {
   running || { rm -f "$pid_file"; return 0; }
   local pid; pid=$(cat "$pid_file")
   kill -TERM "$pid"
-  for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+  for _ in $(seq 1 60); do alive "$pid" || break; sleep 0.5; done
+  if alive "$pid"; then
+    kill -KILL "$pid"
+    for _ in $(seq 1 20); do alive "$pid" || break; sleep 0.5; done
+  fi
   rm -f "$pid_file"
 }
 

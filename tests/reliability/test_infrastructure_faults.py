@@ -44,6 +44,15 @@ class OwnBroker:
     def pid(self) -> int:
         return int((Path(self.env["KAFKA_DATA_DIR"]) / "kafka.pid").read_text())
 
+    async def crash(self) -> None:
+        """SIGKILL, then wait until the process is gone (a zombie counts as gone)."""
+        stat = Path(f"/proc/{self.pid()}/stat")
+        os.kill(self.pid(), signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while stat.exists() and stat.read_text().split(")")[-1].split()[0] not in "ZX":
+            assert time.monotonic() < deadline, "the killed broker did not exit within 30 s"
+            await asyncio.sleep(0.1)
+
 
 @pytest.fixture
 def own_broker() -> Iterator[OwnBroker]:
@@ -74,10 +83,10 @@ async def test_the_broker_restarted_under_load_twice_loses_nothing(
         await asyncio.to_thread(own_broker.script, "stop")  # SIGTERM: a controlled shutdown
         await asyncio.to_thread(own_broker.script, "start")
         await until_applied(fleet, 3_500)
-        os.kill(own_broker.pid(), signal.SIGKILL)  # a crash
-        await asyncio.sleep(1)
+        await own_broker.crash()
         await asyncio.to_thread(own_broker.script, "start")
-        await stream  # the producer retries through both restarts; only acknowledged sends count
+        # The producer retries through both restarts; only acknowledged sends count.
+        await asyncio.wait_for(stream, timeout=300)
         await settle(fleet.database_url, ledger, timeout=240)
         outcome = await assert_exactly_once(fleet.database_url, ledger)
         (instance,) = fleet.instances
