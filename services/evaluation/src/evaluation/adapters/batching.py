@@ -16,13 +16,12 @@ from typing import Any
 from sqlalchemy import insert, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from unionhub_runtime.database import chunks, insert_on_conflict
+from unionhub_runtime.database import chunks
 from unionhub_runtime.membership_view import Stay, union_of_stays
 
 from ..domain import commands, model
-from ..domain.scoring import CRITERIA
 from . import orm
-from .repository import Campaigns, Membership, Ratings, SqlAlchemyUnitOfWork
+from .repository import Campaigns, Membership, Ratings, SqlAlchemyUnitOfWork, rating_row
 
 Key = tuple[str, str, str, str]  # campaign, home, rater kind, rater
 
@@ -32,6 +31,8 @@ def _key(rating: commands.SubmitRating) -> Key:
 
 
 class CachedCampaigns(Campaigns):
+    _shared_lock = True
+
     def __init__(self, session: AsyncSession) -> None:
         super().__init__(session)
         self.cache: dict[str, model.Campaign | None] = {}
@@ -106,10 +107,7 @@ class BufferedRatings(Ratings):
             return
         self.journal.append((key, stored, self.puts.get(key)))
         self.latest[key] = rating.submitted_at
-        self.puts[key] = {"campaign_id": rating.campaign_id, "home_id": rating.home_id,
-                          "rater_kind": rating.rater_kind, "rater_id": rating.rater_id,
-                          "score_sum": sum(rating.scores[c] for c in CRITERIA), "scores": rating.scores,
-                          "submitted_at": rating.submitted_at, "command_id": rating.command_id}
+        self.puts[key] = rating_row(rating)
 
     async def audit(self, rating: commands.SubmitRating, outcome: str, code: str | None, reason: str | None,
                     at: datetime) -> None:
@@ -119,11 +117,7 @@ class BufferedRatings(Ratings):
 
     async def write(self) -> None:
         if self.puts:
-            statement = insert_on_conflict(self._session, orm.ratings)
-            statement = statement.on_conflict_do_update(
-                index_elements=["campaign_id", "home_id", "rater_kind", "rater_id"],
-                set_={c: statement.excluded[c] for c in ("score_sum", "scores", "submitted_at", "command_id")})
-            await self._session.execute(statement, list(self.puts.values()))
+            await self.write_latest(list(self.puts.values()))
         if self.audits:
             await self._session.execute(insert(orm.rating_audit), self.audits)
         self.puts.clear()

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from unionhub_runtime.database import upsert
+from unionhub_runtime.database import insert_on_conflict, upsert
 
 from ..domain import commands, model
 from ..domain.post_star import PostStar, WorkerMonth
@@ -21,13 +21,19 @@ from . import orm
 
 
 class Campaigns(ports.AbstractCampaigns):
+    """Commands that change a campaign (closing it) lock its row; ratings share that lock
+    (`CachedCampaigns`), so a close waits for the ratings being written and a rating read
+    after the close sees it closed: none lands in a campaign whose results are computed."""
+
+    _shared_lock = False
+
     def __init__(self, session: AsyncSession) -> None:
         super().__init__()
         self._session = session
 
     async def _get(self, campaign_id: str) -> model.Campaign | None:
-        row = (await self._session.execute(
-            select(orm.campaigns).where(orm.campaigns.c.campaign_id == campaign_id))).mappings().first()
+        query = select(orm.campaigns).where(orm.campaigns.c.campaign_id == campaign_id)
+        row = (await self._session.execute(query.with_for_update(read=self._shared_lock))).mappings().first()
         return model.Campaign(**{**row, "home_ids": tuple(row["home_ids"])}) if row else None
 
     def _row(self, campaign: model.Campaign) -> dict[str, Any]:
@@ -47,17 +53,17 @@ class Ratings(ports.AbstractRatings):
         self._session = session
 
     async def put(self, rating: commands.SubmitRating, value: Fraction) -> None:
-        r = orm.ratings.c
-        key = (r.campaign_id == rating.campaign_id, r.home_id == rating.home_id,
-               r.rater_kind == rating.rater_kind, r.rater_id == rating.rater_id)
-        existing = await self._session.scalar(select(r.submitted_at).where(*key))
-        if existing is not None and existing > rating.submitted_at:
-            return  # a rating submitted later is already in place
-        await upsert(self._session, orm.ratings, {
-            "campaign_id": rating.campaign_id, "home_id": rating.home_id, "rater_kind": rating.rater_kind,
-            "rater_id": rating.rater_id, "score_sum": sum(rating.scores[c] for c in CRITERIA),
-            "scores": rating.scores, "submitted_at": rating.submitted_at, "command_id": rating.command_id,
-        })
+        await self.write_latest([rating_row(rating)])
+
+    async def write_latest(self, rows: list[dict[str, Any]]) -> None:
+        """Stores each rating unless one submitted later is stored: decided by the database,
+        at write time, so a concurrent writer's newer rating is never overwritten."""
+        statement = insert_on_conflict(self._session, orm.ratings)
+        statement = statement.on_conflict_do_update(
+            index_elements=["campaign_id", "home_id", "rater_kind", "rater_id"],
+            set_={c: statement.excluded[c] for c in ("score_sum", "scores", "submitted_at", "command_id")},
+            where=orm.ratings.c.submitted_at <= statement.excluded.submitted_at)
+        await self._session.execute(statement, rows)
 
     async def values(self, campaign_id: str) -> dict[str, dict[str, list[Fraction]]]:
         r = orm.ratings.c
@@ -73,6 +79,12 @@ class Ratings(ports.AbstractRatings):
         await self._session.execute(insert(orm.rating_audit).values(
             command_id=rating.command_id, campaign_id=rating.campaign_id, home_id=rating.home_id,
             rater_kind=rating.rater_kind, rater_id=rating.rater_id, outcome=outcome, code=code, reason=reason, at=at))
+
+
+def rating_row(rating: commands.SubmitRating) -> dict[str, Any]:
+    return {"campaign_id": rating.campaign_id, "home_id": rating.home_id, "rater_kind": rating.rater_kind,
+            "rater_id": rating.rater_id, "score_sum": sum(rating.scores[c] for c in CRITERIA),
+            "scores": rating.scores, "submitted_at": rating.submitted_at, "command_id": rating.command_id}
 
 
 class Membership(ports.AbstractMembership):

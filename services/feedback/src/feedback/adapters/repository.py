@@ -30,9 +30,11 @@ class Opinions(ports.AbstractOpinions):
         super().__init__()
         self._session = session
 
+    # A command's opinion is read locked and written whole: the overdue timer, which skips
+    # locked rows and re-reads rows changed meanwhile, never writes back a stale copy.
     async def _get(self, opinion_id: str) -> model.Opinion | None:
-        row = (await self._session.execute(
-            select(orm.opinions).where(orm.opinions.c.opinion_id == opinion_id))).mappings().first()
+        row = (await self._session.execute(select(orm.opinions).where(orm.opinions.c.opinion_id == opinion_id)
+                                           .with_for_update())).mappings().first()
         return _opinion(row) if row else None
 
     def _row(self, opinion: model.Opinion) -> dict[str, Any]:
@@ -47,7 +49,8 @@ class Opinions(ports.AbstractOpinions):
         # opinion is not overdue while a command on it is held, only once that is settled.
         answer_held = held_on_aggregate(orm.runtime_tables, "opinion_id", o.opinion_id)
         rows = await self._session.execute(select(orm.opinions).where(
-            o.status == model.ASSIGNED, o.overdue.is_(False), o.due_at < now, ~answer_held).order_by(o.due_at))
+            o.status == model.ASSIGNED, o.overdue.is_(False), o.due_at < now, ~answer_held).order_by(o.due_at)
+            .with_for_update(of=orm.opinions, skip_locked=True))
         return [_opinion(r) for r in rows.mappings()]
 
     async def save(self, opinion: model.Opinion) -> None:
