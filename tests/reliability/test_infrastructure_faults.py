@@ -46,12 +46,20 @@ class OwnBroker:
 
     async def crash(self) -> None:
         """SIGKILL, then wait until the process is gone (a zombie counts as gone)."""
-        stat = Path(f"/proc/{self.pid()}/stat")
-        os.kill(self.pid(), signal.SIGKILL)
+        pid = self.pid()
+        os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 30
-        while stat.exists() and stat.read_text().split(")")[-1].split()[0] not in "ZX":
+        while not exited(pid):
             assert time.monotonic() < deadline, "the killed broker did not exit within 30 s"
             await asyncio.sleep(0.1)
+
+
+def exited(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state in ("Z", "X")
 
 
 @pytest.fixture

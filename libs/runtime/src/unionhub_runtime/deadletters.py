@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
+from aiokafka.errors import MessageSizeTooLargeError
 
 MAX_ERROR_MESSAGE = 1000
+# What a copy too large for the DLQ keeps of the value, for inspection; the whole record
+# stays on its own topic (at original.partition/offset) for that topic's retention.
+INSPECTION_BYTES = 64 * 1024
+# How long a send may wait for the DLQ's metadata (a missing topic) before the caller retries.
+METADATA_SECONDS = 5.0
 
 
 class DeadLetters:
@@ -14,7 +21,10 @@ class DeadLetters:
         self._producer = producer  # the service's producer exists only once its loop runs
 
     async def send(self, record: ConsumerRecord[bytes, bytes], code: str, message: str) -> None:
-        """Copies `record` to its topic's DLQ and waits for the broker's acknowledgement."""
+        """Copies `record` to its topic's DLQ and waits for the broker's acknowledgement.
+
+        A copy over the producer's or the broker's size limit (the headers saying why add
+        to a record that just fitted) is sent cut, saying so; any other failure raises."""
         headers = [(k, v) for k, v in (record.headers or ()) if not k.startswith(("error.", "original."))]
         headers += [
             ("error.code", code.encode()),
@@ -23,6 +33,16 @@ class DeadLetters:
             ("original.partition", str(record.partition).encode()),
             ("original.offset", str(record.offset).encode()),
         ]
-        await self._producer().send_and_wait(
-            f"{record.topic}.dlq", value=record.value, key=record.key, headers=headers
-        )
+        try:
+            await self._deliver(f"{record.topic}.dlq", record.value, record.key, headers)
+        except MessageSizeTooLargeError:
+            value = record.value or b""
+            headers += [("original.size", str(len(value)).encode()), ("original.truncated", b"true")]
+            await self._deliver(f"{record.topic}.dlq", value[:INSPECTION_BYTES], record.key, headers)
+
+    async def _deliver(self, topic: str, value: bytes | None, key: bytes | None,
+                       headers: list[tuple[str, bytes]]) -> None:
+        # Cancelling while it waits for metadata queues nothing: a retry cannot double it.
+        sent = await asyncio.wait_for(self._producer().send(topic, value=value, key=key, headers=headers),
+                                      METADATA_SECONDS)
+        await sent

@@ -88,8 +88,7 @@ class Pipeline:
             try:
                 good.append((record, decode(topic, record.value, record.headers)))
             except DecodeError as exc:
-                await self._dead_letters.send(record, exc.code, exc.message)
-                self._metrics.dead_letters.labels(topic, exc.code).inc()
+                await self._dead_letter(record, exc.code, exc.message)
                 self._metrics.messages_processed.labels(topic, "dead_lettered").inc()
                 if self.config.rejects and exc.event_id and exc.event_type:
                     rejection = self._rejection(exc.event_id, exc.event_source, exc.event_type,
@@ -119,10 +118,29 @@ class Pipeline:
                 except _GiveUp as failure:
                     record = item[0]
                     log.error("handler failed on %s@%s:%s: %r", record.topic, record.partition, record.offset, failure.cause)
-                    await self._dead_letters.send(record, "handler_error", repr(failure.cause))
-                    self._metrics.dead_letters.labels(record.topic, "handler_error").inc()
+                    await self._dead_letter(record, "handler_error", repr(failure.cause))
         failpoints.hit("consume.committed")
         self._on_commit()
+
+    async def _dead_letter(self, record: Record, code: str, message: str) -> None:
+        """Copies `record` to its DLQ, retrying (not ready meanwhile) until the DLQ takes it:
+        raising would rewind the batch and copy the records dead-lettered before it again."""
+        backoff, failed = 0.5, False
+        while True:
+            try:
+                await self._dead_letters.send(record, code, message)
+                break
+            except Exception as exc:
+                failed = True
+                self._on_health(False)
+                self._metrics.retries.labels(record.topic, "dead_letter").inc()
+                log.error("cannot dead-letter %s@%s:%s (%s) to %s.dlq, retry in %.1fs: %r", record.topic,
+                          record.partition, record.offset, code, record.topic, backoff, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.config.max_backoff_seconds)
+        if failed:
+            self._on_health(True)
+        self._metrics.dead_letters.labels(record.topic, code).inc()
 
     async def _with_retries(self, attempt: Callable[[], Awaitable[None]]) -> None:
         """Transient failures are retried with backoff until they pass; others a few times."""
