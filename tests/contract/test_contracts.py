@@ -78,6 +78,17 @@ def test_a_decode_error_keeps_the_readable_id_and_type_but_never_the_input() -> 
     assert "joined_on" in caught.value.message and "Secret Name" not in caught.value.message
 
 
+def test_a_decode_error_message_stays_short_whatever_keys_the_input_has() -> None:
+    # Invalid dict keys are part of each error's location: 5 keys of 190,000 characters
+    # made a 950 kB reason, copied into command.rejected and the DLQ headers.
+    thresholds = {"k" * 190_000 + str(n): "not a threshold" for n in range(5)}
+    data = {**EXAMPLES["evaluation.commands"]["campaign.open"], "star_thresholds": thresholds}
+    with pytest.raises(DecodeError) as caught:
+        decode("evaluation.commands", envelope("campaign.open", data))
+    assert caught.value.code == "invalid_data"
+    assert "star_thresholds." in caught.value.message and len(caught.value.message) <= 1000
+
+
 def test_strings_are_not_coerced_into_numbers() -> None:
     scores = {**EXAMPLES["evaluation.commands"]["rating.submit"]["scores"], "work": "88"}
     data = {**EXAMPLES["evaluation.commands"]["rating.submit"], "scores": scores}

@@ -68,13 +68,22 @@ def _adapter(topic: str) -> TypeAdapter[Any]:
 
 
 def _describe(errors: list[Any]) -> str:
-    """A readable summary that never repeats the input (it may hold personal data)."""
+    """A readable summary that never repeats the input (it may hold personal data) and stays
+    short: a location holds the input's dict keys, which may be of any length."""
     parts = []
     for error in errors[:5]:
-        loc = ".".join(str(p) for p in error["loc"][1:]) or "value"
+        loc = ".".join(_shortened(str(p)) for p in error["loc"][1:]) or "value"
         parts.append(f"{loc}: {error['msg']}")
     more = f" (+{len(errors) - 5} more)" if len(errors) > 5 else ""
-    return "; ".join(parts) + more
+    return ("; ".join(parts) + more)[:MAX_MESSAGE]
+
+
+MAX_PART = 64  # characters of one part of an error's location
+MAX_MESSAGE = 1000  # characters of a decode error's message (a rejection's reason, a DLQ header)
+
+
+def _shortened(part: str) -> str:
+    return part if len(part) <= MAX_PART else part[:MAX_PART] + "…"
 
 
 def _head(value: bytes) -> tuple[str | None, str | None, str | None]:

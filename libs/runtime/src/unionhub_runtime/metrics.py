@@ -61,6 +61,12 @@ class RuntimeMetrics:
             ["topic"],
             registry=registry,
         )
+        self.outbox_send_errors = Counter(
+            "unionhub_outbox_send_errors_total",
+            "Outbox events Kafka did not take (their key waits, with backoff; other keys go on).",
+            ["topic"],
+            registry=registry,
+        )
         self.outbox_backlog = Gauge(
             "unionhub_outbox_backlog_events",
             "Events written to the outbox and not yet published.",

@@ -1,0 +1,135 @@
+"""The outbox relay with rows it cannot send and transactions that commit out of id order
+(issue 14, findings 4 and 5), on the real broker and both databases."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+from prometheus_client import CollectorRegistry
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+import membership.bootstrap
+from membership.adapters.orm import runtime_tables
+from tests.support import Collector
+from unionhub_contracts import OutgoingEvent
+from unionhub_runtime import outbox
+from unionhub_runtime.database import create_engine, session_factory
+from unionhub_runtime.kafka import create_producer
+from unionhub_runtime.metrics import RuntimeMetrics
+from unionhub_runtime.migrations import upgrade_async
+from unionhub_runtime.settings import KafkaSettings
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Relayed:
+    relay: outbox.OutboxRelay
+    sessions: async_sessionmaker[AsyncSession]
+    registry: CollectorRegistry
+    topic: str
+
+    async def write(self, *events: OutgoingEvent) -> None:
+        async with self.sessions() as session, session.begin():
+            await outbox.write(session, runtime_tables, self.topic, [outbox.Pending(e) for e in events])
+        self.relay.notify()
+
+    async def write_unchecked(self, *events: OutgoingEvent) -> None:
+        """Rows as `outbox.write` no longer writes them (over its size bound): a row written by an
+        older version, or one a broker with a lower limit than the bound refuses."""
+        async with self.sessions() as session, session.begin():
+            await session.execute(insert(runtime_tables.outbox), [{
+                "event_id": e.id, "topic": self.topic, "event_type": e.type, "key": e.key, "value": e.value,
+                "created_at": datetime.now(UTC)} for e in events])
+
+    async def unpublished(self) -> list[str]:
+        o = runtime_tables.outbox.c
+        async with self.sessions() as session:
+            return list((await session.execute(select(o.event_id).where(o.published_at.is_(None))
+                                               .order_by(o.id))).scalars())
+
+
+@asynccontextmanager
+async def relaying(kafka: KafkaSettings, database_url: str) -> AsyncIterator[Relayed]:
+    await upgrade_async(membership.bootstrap.MIGRATIONS, database_url)
+    engine = create_engine(database_url)
+    sessions = session_factory(engine)
+    registry = CollectorRegistry()
+    relay = outbox.OutboxRelay(sessions=sessions, tables=runtime_tables, metrics=RuntimeMetrics(registry, "test"),
+                               poll_seconds=0.2)
+    producer = create_producer(kafka, client_id="relay-test")
+    await producer.start()
+    relay.start(producer)
+    try:
+        yield Relayed(relay, sessions, registry, kafka.topic_prefix + "membership.events")
+    finally:
+        await relay.stop()
+        await producer.stop()
+        await engine.dispose()
+
+
+def event(n: int, key: str, padding: int = 0) -> OutgoingEvent:
+    return OutgoingEvent(f"e-{n}-{uuid.uuid4().hex[:6]}", "test.event", key,
+                         orjson.dumps({"n": n, "padding": "x" * padding}))
+
+
+def numbers(collected: Collector, topic: str) -> list[int]:
+    return [orjson.loads(r.value)["n"] for r in collected.records if r.topic == topic]
+
+
+async def test_an_unsendable_event_holds_back_only_the_events_of_its_own_key(kafka: KafkaSettings,
+                                                                             database_url: str) -> None:
+    async with relaying(kafka, database_url) as relayed, Collector(kafka.bootstrap_servers, [relayed.topic]) as got:
+        too_large = event(1, "k-big", padding=5 * 1024 * 1024)  # over the producer's and the broker's limit
+        behind = event(2, "k-big")
+        await relayed.write_unchecked(too_large, behind, event(3, "k-a"), event(4, "k-b"))
+        relayed.relay.notify()
+        await got.wait_for(lambda: sorted(numbers(got, relayed.topic)) == [3, 4], what="the other keys' events")
+        await relayed.write(event(5, "k-a"))  # and what comes later
+        await got.wait_for(lambda: 5 in numbers(got, relayed.topic), what="a later event")
+        assert await relayed.unpublished() == [too_large.id, behind.id], "per-key order: what is behind it waits"
+        assert (relayed.registry.get_sample_value("unionhub_outbox_send_errors_total", {"topic": relayed.topic})
+                or 0) > 0
+        assert (relayed.registry.get_sample_value("unionhub_outbox_oldest_unpublished_age_seconds") or 0) >= 0
+
+
+@pytest.mark.parametrize("databases", ["postgresql"], indirect=True)
+async def test_events_of_one_key_are_published_in_id_order_when_their_transactions_commit_out_of_it(
+        kafka: KafkaSettings, databases: Callable[[], Awaitable[str]]) -> None:
+    async with (relaying(kafka, await databases()) as relayed,
+                Collector(kafka.bootstrap_servers, [relayed.topic]) as got):
+        first_written = asyncio.Event()
+
+        async def slow_commit() -> None:
+            async with relayed.sessions() as session, session.begin():
+                await outbox.write(session, runtime_tables, relayed.topic, [outbox.Pending(event(1, "k"))])
+                first_written.set()
+                await asyncio.sleep(1.5)  # between the outbox write and the commit
+            relayed.relay.notify()
+
+        async def quick_commit() -> None:
+            await first_written.wait()
+            await relayed.write(event(2, "k"))
+
+        await asyncio.gather(slow_commit(), quick_commit())
+        await got.wait_for(lambda: len(numbers(got, relayed.topic)) == 2, what="both events")
+        assert numbers(got, relayed.topic) == [1, 2]
+
+
+async def test_an_event_over_the_size_bound_is_refused_when_written(database_url: str) -> None:
+    await upgrade_async(membership.bootstrap.MIGRATIONS, database_url)
+    engine = create_engine(database_url)
+    try:
+        with pytest.raises(outbox.EventTooLarge):
+            async with session_factory(engine)() as session, session.begin():
+                await outbox.write(session, runtime_tables, "t", [outbox.Pending(event(1, "k", padding=outbox.MAX_EVENT_BYTES))])
+    finally:
+        await engine.dispose()
