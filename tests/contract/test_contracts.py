@@ -89,6 +89,34 @@ def test_a_decode_error_message_stays_short_whatever_keys_the_input_has() -> Non
     assert "star_thresholds." in caught.value.message and len(caught.value.message) <= 1000
 
 
+def campaign_open_with(valid: str, literal: str) -> bytes:
+    """A `campaign.open` whose data says `literal` where the valid example says `valid`
+    (literals no JSON encoder here writes)."""
+    data = orjson.dumps(EXAMPLES["evaluation.commands"]["campaign.open"]).decode()
+    assert valid in data
+    return envelope("campaign.open", {}).replace(b'"data":{}', b'"data":' + data.replace(valid, literal).encode())
+
+
+@pytest.mark.parametrize(("topic", "value"), [
+    # Python's and pydantic's JSON readers take these literals; the services cannot compute with them.
+    ("evaluation.commands", campaign_open_with('"member":0.5', '"member":NaN')),
+    ("evaluation.commands", campaign_open_with('"unit":0.25', '"unit":Infinity')),
+    # Past PostgreSQL's integer: the insert failed for good and the command was dead-lettered.
+    ("evaluation.commands", campaign_open_with('"min_member_ratings":1', '"min_member_ratings":' + "9" * 20)),
+    # An instant far ahead moved feedback's event clock for good: every open opinion overdue.
+    ("feedback.commands", envelope("visit.log", {
+        **EXAMPLES["feedback.commands"]["visit.log"], "visited_at": "9999-12-31T00:00:00+08:00"})),
+    # An id no read route can address (a path segment cannot hold "/").
+    ("membership.commands", envelope("member.enroll", {
+        **EXAMPLES["membership.commands"]["member.enroll"], "member_id": "m/1"})),
+])
+def test_values_the_schema_allows_but_no_service_can_keep_are_invalid(topic: str, value: bytes) -> None:
+    with pytest.raises(DecodeError) as caught:
+        decode(topic, value)
+    assert caught.value.code == "invalid_data"
+    assert caught.value.event_id == "c-1"  # so the sender gets a rejection with code invalid
+
+
 def test_strings_are_not_coerced_into_numbers() -> None:
     scores = {**EXAMPLES["evaluation.commands"]["rating.submit"]["scores"], "work": "88"}
     data = {**EXAMPLES["evaluation.commands"]["rating.submit"], "scores": scores}

@@ -67,7 +67,7 @@ def invalid_values(schema: dict[str, Any]) -> list[str]:
     schema = next((s for s in schema.get("anyOf", [schema]) if s.get("type") != "null"), schema)
     bad = []
     if schema.get("type") == "integer":
-        bad.append("not-a-number")
+        bad += ["not-a-number", str(10**30)]  # past any database's integers
         if "maximum" in schema:
             bad.append(str(schema["maximum"] + 1))
         if "minimum" in schema:

@@ -6,15 +6,18 @@ Read: structured JSON mode (the whole event in the value) and binary mode (attri
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from enum import StrEnum
+from datetime import date, datetime
+from enum import Enum, StrEnum
 from functools import cache
-from typing import Annotated, Any, Literal, Union
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import orjson
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError, create_model
+from pydantic import AwareDatetime, BaseModel, Field, TypeAdapter, ValidationError, create_model
 
 from .catalogue import MESSAGES
 from .common import MAX_MESSAGE_BYTES
@@ -182,7 +185,97 @@ def decode(topic: str, value: bytes | None, headers: Headers | None = None) -> C
         else:
             message = _describe(errors)
         raise DecodeError(code, message, event_id, event_type, source) from None
+    if problem := implausible(event.data):
+        raise DecodeError(DecodeErrorCode.INVALID_DATA, problem, event.id, event.type, event.source)
     return event
+
+
+INT_RANGE = (-(2**31), 2**31 - 1)  # the databases' INTEGER: what every stored count and year fits
+FUTURE_MARGIN_SECONDS = 86_400  # clock skew a sender may have
+
+
+def implausible(value: Any, where: str = "data") -> str | None:
+    """Why a valid value is still one no service can keep, or None: a float that is not a
+    number (JSON readers take NaN and Infinity), an integer past the databases' INTEGER, an
+    instant more than a day ahead (every instant in a command says when something happened).
+    The published schemas stay as they are; this is the decoder's own check."""
+    if isinstance(value, BaseModel):
+        for name, kind in _checked_fields(type(value)):
+            item = getattr(value, name)
+            if item is not None and (problem := _KINDS[kind](item, f"{where}.{name}")):
+                return problem
+        return None
+    return _any(value, where)
+
+
+def _finite(value: float, where: str) -> str | None:
+    return None if math.isfinite(value) else f"{where}: {value} is not a finite number"
+
+
+def _in_range(value: int, where: str) -> str | None:
+    return None if INT_RANGE[0] <= value <= INT_RANGE[1] else f"{where}: integer out of range"
+
+
+def _not_ahead(value: datetime, where: str) -> str | None:
+    if value.timestamp() > time.time() + FUTURE_MARGIN_SECONDS:
+        return f"{where}: an instant more than a day in the future"
+    return None
+
+
+def _any(value: Any, where: str) -> str | None:
+    if isinstance(value, BaseModel):
+        return implausible(value, where)
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float):
+        return _finite(value, where)
+    if isinstance(value, int):
+        return _in_range(value, where)
+    if isinstance(value, datetime):
+        return _not_ahead(value, where)
+    if isinstance(value, dict):
+        return next((p for k, v in value.items() if (p := _any(v, f"{where}.{_shortened(str(k))}"))), None)
+    if isinstance(value, (list, tuple)):
+        return next((p for v in value if (p := _any(v, where))), None)
+    return None
+
+
+_KINDS: dict[str, Callable[[Any, str], str | None]] = {
+    "float": _finite, "int": _in_range, "instant": _not_ahead, "any": _any}
+
+
+@cache
+def _checked_fields(model: type[BaseModel]) -> tuple[tuple[str, str], ...]:
+    """The fields of `model` worth checking and how (strings, dates and enums are not):
+    worked out once per model, since the bulk path decodes tens of thousands a second."""
+    return tuple((name, kind) for name, field in model.model_fields.items()
+                 if (kind := _kind(field.annotation)) is not None)
+
+
+def _kind(annotation: Any) -> str | None:
+    kinds = {_kind_of(a) for a in (get_args(annotation) if get_origin(annotation) in (Union, UnionType)
+                                     else (annotation,)) if a is not type(None)}
+    kinds.discard(None)
+    return kinds.pop() if len(kinds) == 1 else ("any" if kinds else None)
+
+
+def _kind_of(annotation: Any) -> str | None:
+    while get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    if annotation is bool or annotation is str or annotation is date:
+        return None
+    if annotation is float:
+        return "float"
+    if annotation is int:
+        return "int"
+    if annotation is datetime or annotation is AwareDatetime:
+        return "instant"
+    if isinstance(annotation, type) and issubclass(annotation, (str, Enum)):
+        return None
+    if get_origin(annotation) in (list, tuple, dict) and all(
+            _kind(item) is None for item in get_args(annotation) if item is not Ellipsis):
+        return None  # ids, names: nothing to check inside
+    return "any"  # models, containers, unions of several kinds
 
 
 @dataclass(frozen=True)

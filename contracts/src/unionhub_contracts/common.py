@@ -21,9 +21,18 @@ class ContractModel(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore", strict=True)
 
 
+def _addressable(value: str) -> str:
+    # The pattern (published, so kept) allows "/", but an id is a path segment of the read
+    # APIs (`GET /members/{id}`), which no "/" can be part of.
+    if "/" in value:
+        raise ValueError("an id may not contain '/': no read API could address it")
+    return value
+
+
 Id = Annotated[
     str,
     StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@/-]*$"),
+    AfterValidator(_addressable),
 ]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
 

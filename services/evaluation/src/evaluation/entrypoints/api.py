@@ -38,7 +38,7 @@ async def campaign_audit(
     session: Session,
     rater_id: Annotated[str | None, Query(max_length=128)] = None,
     command_id: Annotated[str | None, Query(max_length=256)] = None,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,  # an audit row id (BIGINT)
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """Every rating decision: who, when, which command, the outcome and why."""
