@@ -2,7 +2,35 @@
 
 from __future__ import annotations
 
+import collections
+from collections.abc import Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# Series a gauge keeps for a label taken from free text (a district): the largest values;
+# the rest are summed under OTHER, so a flood of new names cannot flood Prometheus.
+MAX_LABEL_VALUES = 50
+OTHER = "(other)"
+
+
+def set_bounded(gauge: Gauge, rows: Iterable[tuple[tuple[str, ...], float]], *, free: int = 0,
+                limit: int = MAX_LABEL_VALUES) -> None:
+    """Sets `gauge` to `rows` (label values, value), replacing what it showed before (a name
+    gone from the data leaves no stale series); label number `free` keeps its `limit` values
+    with the largest totals, the others summed under OTHER."""
+    rows = list(rows)
+    totals: dict[str, float] = collections.defaultdict(float)
+    for labels, value in rows:
+        totals[labels[free]] += value
+    kept = {label for label, _ in sorted(totals.items(), key=lambda item: (-item[1], item[0]))[:limit]}
+    values: dict[tuple[str, ...], float] = collections.defaultdict(float)
+    for labels, value in rows:
+        if labels[free] not in kept:
+            labels = (*labels[:free], OTHER, *labels[free + 1:])
+        values[labels] += value
+    gauge.clear()
+    for labels, value in values.items():
+        gauge.labels(*labels).set(value)
 
 
 class RuntimeMetrics:

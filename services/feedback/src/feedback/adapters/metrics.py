@@ -1,10 +1,13 @@
-"""Feedback's business metrics (bounded labels: channels and districts, never ids)."""
+"""Feedback's business metrics (bounded labels: channels, places, and districts bounded by
+`set_bounded`; never ids)."""
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from unionhub_runtime.metrics import set_bounded
 
 from . import orm
 
@@ -35,7 +38,6 @@ class FeedbackMetrics:
         base = (select(func.coalesce(u.district, "(unknown)"), func.count())
                 .select_from(orm.opinions.outerjoin(orm.membership_view.unions, u.union_id == o.union_id))
                 .where(o.status == "assigned").group_by(u.district))
-        for district, count in await session.execute(base):
-            self.open.labels(district).set(count)
-        for district, count in await session.execute(base.where(o.overdue.is_(True))):
-            self.overdue_open.labels(district).set(count)
+        set_bounded(self.open, (((district,), count) for district, count in await session.execute(base)))
+        overdue = await session.execute(base.where(o.overdue.is_(True)))
+        set_bounded(self.overdue_open, (((district,), count) for district, count in overdue))

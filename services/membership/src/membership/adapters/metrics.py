@@ -1,10 +1,13 @@
-"""Membership's business gauges, labelled by district (a bounded set; never an id)."""
+"""Membership's business gauges, labelled by district (free text, so bounded by
+`set_bounded`: the largest districts, the rest as "(other)"; never an id)."""
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Gauge
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from unionhub_runtime.metrics import set_bounded
 
 from . import orm
 
@@ -25,8 +28,7 @@ class MembershipGauges:
     async def refresh(self, session: AsyncSession) -> None:
         u = orm.unions.c
         rows = await session.execute(select(u.district, u.level, func.count()).group_by(u.district, u.level))
-        for district, level, count in rows:
-            self.unions.labels(district or CITY, level).set(count)
+        set_bounded(self.unions, (((district or CITY, level), count) for district, level, count in rows))
         for gauge, table in ((self.active_members, orm.members), (self.homes, orm.homes),
                              (self.stations, orm.stations)):
             query = (
@@ -36,5 +38,4 @@ class MembershipGauges:
             )
             if table is orm.members:
                 query = query.where(orm.members.c.status == "active")
-            for district, count in await session.execute(query):
-                gauge.labels(district or CITY).set(count)
+            set_bounded(gauge, (((district or CITY,), count) for district, count in await session.execute(query)))
