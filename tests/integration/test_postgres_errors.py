@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from tests.conftest import _pg_execute
 from unionhub_runtime.database import create_engine, is_transient
+from unionhub_runtime.logs import describe_error
 
 pytestmark = pytest.mark.integration
 
@@ -104,3 +105,16 @@ async def test_a_connection_ended_by_the_server_is_transient(scratch: str, postg
     finally:
         await engine.dispose()
     assert is_transient(caught.value)
+
+
+async def test_a_constraint_error_is_described_without_the_row_postgresql_puts_in_its_detail(scratch: str) -> None:
+    engine = create_engine(scratch)
+    try:
+        await _pg_execute(scratch, "CREATE TABLE people (name text, n int NOT NULL)")
+        error = await failure(engine, "INSERT INTO people VALUES ('Li Wei', NULL)")
+    finally:
+        await engine.dispose()
+    assert "Li Wei" in str(error)  # "DETAIL: Failing row contains (Li Wei, null)."
+    described = describe_error(error)
+    assert "Li Wei" not in described  # what goes into log lines and the DLQ's error.message
+    assert "23502" in described and "not-null" in described

@@ -35,6 +35,14 @@ STEPS_PER_MEMBER = 3  # enroll in u0, transfer to u1, transfer to u2: order matt
 EVIDENCE = ("unionhub_inbox_duplicates_total", "unionhub_retries_total")
 
 
+def process_state(pid: int) -> str | None:
+    """The state letter of a process in /proc (R, S, T stopped, Z zombie, …); None once gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return None
+
+
 @dataclass
 class Instance:
     port: int
@@ -97,7 +105,8 @@ class Fleet:
     def stop_all(self) -> None:
         for instance in list(self.instances):
             if instance.process.poll() is None:
-                self.kill(instance, signal.SIGTERM)
+                frozen = process_state(instance.process.pid) == "T"  # SIGTERM would wait for a SIGCONT
+                self.kill(instance, signal.SIGKILL if frozen else signal.SIGTERM)
 
     async def group_lag(self) -> int:
         """Commands the group has not committed yet: what a restarted instance reads again."""

@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from tests.conftest import ROOT, _free_port
-from tests.reliability.harness import Fleet, Ledger, assert_exactly_once, settle
+from tests.reliability.harness import Fleet, Ledger, assert_exactly_once, process_state, settle
 from tests.reliability.test_process_faults import MEMBERS, start_stream, until_applied
 from unionhub_contracts import TOPICS
 from unionhub_runtime.kafka import ensure_topics
@@ -49,17 +49,9 @@ class OwnBroker:
         pid = self.pid()
         os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 30
-        while not exited(pid):
+        while process_state(pid) not in (None, "Z", "X"):
             assert time.monotonic() < deadline, "the killed broker did not exit within 30 s"
             await asyncio.sleep(0.1)
-
-
-def exited(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return True
-    return state in ("Z", "X")
 
 
 @pytest.fixture
@@ -126,6 +118,28 @@ async def test_a_frozen_instance_past_its_session_timeout_does_not_double_apply(
           f"{fleet.evidence('unionhub_inbox_duplicates_total'):.0f} duplicates skipped, {outcome}")
     assert took_over > 0, "the group did not rebalance to the live instance"
     assert frozen.process.poll() is None  # it woke up and carried on
+
+
+async def test_an_instance_frozen_for_good_inside_a_transaction_does_not_block_the_other(fleet: Fleet) -> None:
+    ledger = Ledger(MEMBERS)
+    # Alone at first, it stops itself right after claiming a batch's inbox rows: locks held.
+    frozen = fleet.start(UNIONHUB_FAILPOINT="inbox.claimed:5:SIGSTOP")
+    stream = await start_stream(fleet, ledger, pause=0.1)
+    deadline = time.monotonic() + 60
+    while process_state(frozen.process.pid) != "T":
+        assert time.monotonic() < deadline and frozen.process.poll() is None, "it never reached its failpoint"
+        await asyncio.sleep(0.1)
+    stopped_at = time.monotonic()
+    fleet.start()  # the group hands it every partition once the frozen one's session expires
+    await stream
+    await settle(fleet.database_url, ledger, timeout=180)  # never, while the frozen locks block it
+    carried_on = time.monotonic() - stopped_at
+    outcome = await assert_exactly_once(fleet.database_url, ledger)
+    assert process_state(frozen.process.pid) == "T", "it must stay frozen to the end: no SIGCONT"
+    fleet.kill(frozen)
+    print(f"\nscenario 8: {len(ledger.acked)} commands, one of two instances frozen inside a transaction and "
+          f"never resumed, the other applied everything {carried_on:.0f} s after the freeze (session timeout "
+          f"10 s, idle-in-transaction timeout 20 s), {outcome}")
 
 
 def pg_cluster(action: str) -> None:

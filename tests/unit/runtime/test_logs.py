@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import orjson
+import pytest
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, use_span
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
+from unionhub_runtime.database import create_engine
 from unionhub_runtime.logs import JsonFormatter, correlation_id
 
 
@@ -48,3 +53,17 @@ def test_an_exception_stays_inside_the_one_line() -> None:
     line = JsonFormatter("evaluation").format(rec)
     assert "\n" not in line
     assert "ValueError: boom" in orjson.loads(line)["exception"]
+
+
+async def test_a_database_error_names_no_value_of_the_statement(tmp_path: Path) -> None:
+    # Its text goes into log lines and the DLQ's error.message header: a display name must not.
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'p.db'}")
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text("CREATE TABLE people (name TEXT NOT NULL, age INTEGER NOT NULL)"))
+        with pytest.raises(DBAPIError) as caught:
+            async with engine.begin() as connection:
+                await connection.execute(text("INSERT INTO people VALUES (:name, :age)"), {"name": "Li Wei", "age": None})
+    finally:
+        await engine.dispose()
+    assert "Li Wei" not in str(caught.value) and "Li Wei" not in repr(caught.value)

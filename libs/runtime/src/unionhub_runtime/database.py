@@ -15,13 +15,22 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from .settings import DatabaseTimeouts
+
 T = TypeVar("T")
 
 
-def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    """An engine for `url`; SQLite gets WAL, a busy timeout and immediate write locks."""
+def create_engine(url: str, *, timeouts: DatabaseTimeouts | None = None, **kwargs: Any) -> AsyncEngine:
+    """An engine for `url`; SQLite gets WAL, a busy timeout and immediate write locks;
+    PostgreSQL sessions get `timeouts` (server settings given in `connect_args` win)."""
     parsed = make_url(url)
+    # An error's text goes into log lines and DLQ headers: it must not carry a statement's
+    # values (display names, opinion texts).
+    kwargs.setdefault("hide_parameters", True)
     if parsed.get_backend_name() != "sqlite":
+        if timeouts is not None:
+            connect_args = kwargs.setdefault("connect_args", {})
+            connect_args["server_settings"] = {**timeouts.server_settings(), **connect_args.get("server_settings", {})}
         kwargs.setdefault("pool_pre_ping", True)
         kwargs.setdefault("pool_size", 5)
         engine = create_async_engine(url, **kwargs)
@@ -87,10 +96,11 @@ async def ping(engine: AsyncEngine, timeout: float = 2.0) -> bool:
 
 # SQLSTATEs worth retrying unchanged (PostgreSQL, appendix A): a lost race (deadlock,
 # serialization failure), no slot or server right now (too many connections, starting up,
-# shutting down), a failover (read-only transaction on what became a standby).
-_TRANSIENT_STATES = {"40P01", "40001", "53300", "57P01", "57P02", "57P03", "25006"}
+# shutting down), a failover (read-only transaction on what became a standby), a limit of
+# `DatabaseTimeouts` reached (lock wait, statement, this session idle in a transaction).
+_TRANSIENT_STATES = {"40P01", "40001", "53300", "57P01", "57P02", "57P03", "25006", "55P03", "57014", "25P03"}
 _TRANSIENT_CLASSES = {"08"}  # connection exceptions
-_SERVER_GONE = {"57P01", "57P02", "57P03", "25006"}
+_SERVER_GONE = {"57P01", "57P02", "57P03", "25006", "25P03"}
 
 
 def _sqlstate(error: BaseException | None) -> str | None:

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.errors import MessageSizeTooLargeError
 
+from .outbox import bounded_send
+
 MAX_ERROR_MESSAGE = 1000
 # What a copy too large for the DLQ keeps of the value, for inspection; the whole record
 # stays on its own topic (at original.partition/offset) for that topic's retention.
 INSPECTION_BYTES = 64 * 1024
-# How long a send may wait for the DLQ's metadata (a missing topic) before the caller retries.
-METADATA_SECONDS = 5.0
 
 
 class DeadLetters:
@@ -42,7 +41,4 @@ class DeadLetters:
 
     async def _deliver(self, topic: str, value: bytes | None, key: bytes | None,
                        headers: list[tuple[str, bytes]]) -> None:
-        # Cancelling while it waits for metadata queues nothing: a retry cannot double it.
-        sent = await asyncio.wait_for(self._producer().send(topic, value=value, key=key, headers=headers),
-                                      METADATA_SECONDS)
-        await sent
+        await (await bounded_send(self._producer(), topic, value=value, key=key, headers=headers))

@@ -2,7 +2,9 @@
 can make the process die, to prove what survives. Inert unless `UNIONHUB_FAILPOINT` is set.
 
 `UNIONHUB_FAILPOINT=consume.committed:3` kills the process with SIGKILL the 3rd time a
-consumed batch has been committed, before its events are handed to the outbox relay.
+consumed batch has been committed, before its events are handed to the outbox relay;
+`inbox.claimed:5:SIGSTOP` freezes it the 5th time a batch has claimed its inbox rows, inside
+the transaction (a process paused with its locks held).
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ import os
 import signal
 
 _SPEC = os.environ.get("UNIONHUB_FAILPOINT", "")
-_NAME, _, _AFTER = _SPEC.partition(":")
+_NAME, _, _REST = _SPEC.partition(":")
+_AFTER, _, _SIGNAL = _REST.partition(":")
 _hits = 0
 
 
@@ -21,4 +24,4 @@ def hit(name: str) -> None:
         return
     _hits += 1
     if _hits >= int(_AFTER or 1):
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), signal.Signals[_SIGNAL or "SIGKILL"])

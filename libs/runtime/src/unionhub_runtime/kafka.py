@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 from collections.abc import Iterable, Sequence
 from contextlib import suppress
@@ -75,7 +76,10 @@ def create_broker(
         # from a subscriber starting first with one partition.
         allow_auto_create_topics=False,
         middlewares=middlewares,
-        logger=None,
+        # What FastStream catches around a handler (an error, a failed commit) is logged as
+        # JSON by the process's handlers; its line per batch received is DEBUG, not INFO.
+        logger=logging.getLogger("unionhub_runtime.faststream"),
+        log_level=logging.DEBUG,
     )
 
 

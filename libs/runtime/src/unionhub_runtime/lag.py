@@ -16,6 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import Gauge
 
 from .kafka import client_kwargs
+from .logs import describe_error
 from .settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ class LagMonitor:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # Kafka away: keep the last figures, try again later
-                log.warning("measuring consumer lag failed: %r", exc)
+                log.warning("measuring consumer lag failed: %s", describe_error(exc))
             await asyncio.sleep(self._interval)
 
     async def _measure_until_failure(self) -> None:

@@ -17,6 +17,16 @@ from opentelemetry import trace
 correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("correlation_id", default=None)
 
 
+def describe_error(exc: BaseException) -> str:
+    """An error as log lines and DLQ headers may carry it: its type, its SQLSTATE where it has
+    one, and the first line of its text. Not the rest: PostgreSQL puts the row's values in a
+    DETAIL ("Failing row contains (Li Wei, …)") and SQLAlchemy appends the statement."""
+    orig = getattr(exc, "orig", None) or exc
+    state = getattr(orig, "sqlstate", None)
+    first = str(exc).split("\n", 1)[0]
+    return f"{type(exc).__name__}{f' [SQLSTATE {state}]' if isinstance(state, str) else ''}: {first}"[:1000]
+
+
 class JsonFormatter(logging.Formatter):
     def __init__(self, service: str) -> None:
         super().__init__()

@@ -95,6 +95,12 @@ class RuntimeMetrics:
             ["topic"],
             registry=registry,
         )
+        self.pruned = Counter(
+            "unionhub_pruned_rows_total",
+            "Inbox and dedupe rows deleted once no redelivery could bring their message back.",
+            ["table"],
+            registry=registry,
+        )
         self.outbox_backlog = Gauge(
             "unionhub_outbox_backlog_events",
             "Events written to the outbox and not yet published.",

@@ -237,3 +237,16 @@ def hold_waiting_rows(rows: list[dict[str, Any]]) -> None:
             waiting_for=row["waiting_for"], held_at=now, expires_at=row["expires_at"]).returning(held.c.seq)).scalar_one()
         for lane in row["lanes"]:
             bind.execute(insert(lanes).values(lane=lane, seq=seq))
+
+
+def index_inbox_by_time() -> None:
+    """Revision body shared by every service: the inbox is pruned by `received_at`."""
+    from alembic import op
+
+    op.create_index("ix_inbox_received_at", "inbox", ["received_at"], postgresql_using="brin")
+
+
+def drop_inbox_time_index() -> None:
+    from alembic import op
+
+    op.drop_index("ix_inbox_received_at", table_name="inbox")

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from unionhub_contracts import CONTENT_TYPE, OutgoingEvent
 
 from .database import is_transient
+from .logs import describe_error
 from .metrics import RuntimeMetrics
 from .tables import RuntimeTables
 from .tracing import TRACEPARENT
@@ -35,6 +36,17 @@ _RELAY_LOCK_KEY = 0x756E696F6E
 MAX_EVENT_BYTES = 1_000_000
 # How long a send may wait for its topic's metadata (a missing topic) before it counts as failed.
 METADATA_SECONDS = 5.0
+
+
+async def bounded_send(producer: AIOKafkaProducer, topic: str, **record: Any) -> asyncio.Future[Any]:
+    """`producer.send`, waiting at most `METADATA_SECONDS` for the metadata of a topic it does
+    not know yet (a missing topic would hold it for the whole request timeout). Cancelling
+    while it waits for metadata queues nothing, so a retry cannot double the record."""
+    sending = producer.send(topic, **record)
+    if not producer.client.cluster.partitions_for_topic(topic):
+        sending = asyncio.wait_for(sending, METADATA_SECONDS)
+    future: asyncio.Future[Any] = await sending  # a known topic: no task per record
+    return future
 
 
 class EventTooLarge(ValueError):
@@ -165,7 +177,7 @@ class OutboxRelay:
                 raise
             except Exception as exc:
                 level = logging.WARNING if is_transient(exc) else logging.ERROR
-                log.log(level, "outbox relay failed, retrying in %.1fs: %r", backoff, exc)
+                log.log(level, "outbox relay failed, retrying in %.1fs: %s", backoff, describe_error(exc))
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
@@ -263,10 +275,9 @@ class OutboxRelay:
             if lane in failed:
                 continue
             try:
-                # Cancelling while it waits for metadata queues nothing: a retry cannot double it.
-                future = await asyncio.wait_for(self._producer.send(
-                    row.topic, value=row.value, key=row.key.encode() if row.key is not None else None,
-                    headers=_headers(row.traceparent)), METADATA_SECONDS)
+                future = await bounded_send(self._producer, row.topic, value=row.value,
+                                            key=row.key.encode() if row.key is not None else None,
+                                            headers=_headers(row.traceparent))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -288,8 +299,8 @@ class OutboxRelay:
                 if lane not in failed:
                     self._blocked.pop(lane, None)
         if failed:
-            log.error("outbox relay: Kafka did not take %d of %d events (their keys wait, with backoff): %r",
-                      len(failed), len(rows), next(iter(failed.values())))
+            log.error("outbox relay: Kafka did not take %d of %d events (their keys wait, with backoff): %s",
+                      len(failed), len(rows), describe_error(next(iter(failed.values()))))
         return sent
 
     def _refused(self, row: Any, lane: Lane) -> None:

@@ -27,7 +27,7 @@ from .database import is_transient
 from .deadletters import DeadLetters
 from .errors import Missing, Rejected
 from .holding import QUEUE, Holding
-from .logs import correlation_id
+from .logs import correlation_id, describe_error
 from .metrics import RuntimeMetrics
 from .scopes import BatchScope, Emit, ScopeFactory, encode_emit
 from .tables import RuntimeTables
@@ -117,8 +117,9 @@ class Pipeline:
                     await self._with_retries(alone)
                 except _GiveUp as failure:
                     record = item[0]
-                    log.error("handler failed on %s@%s:%s: %r", record.topic, record.partition, record.offset, failure.cause)
-                    await self._dead_letter(record, "handler_error", repr(failure.cause))
+                    log.error("handler failed on %s@%s:%s: %s", record.topic, record.partition, record.offset,
+                              describe_error(failure.cause))
+                    await self._dead_letter(record, "handler_error", describe_error(failure.cause))
         failpoints.hit("consume.committed")
         self._on_commit()
 
@@ -134,8 +135,8 @@ class Pipeline:
                 failed = True
                 self._on_health(False)
                 self._metrics.retries.labels(record.topic, "dead_letter").inc()
-                log.error("cannot dead-letter %s@%s:%s (%s) to %s.dlq, retry in %.1fs: %r", record.topic,
-                          record.partition, record.offset, code, record.topic, backoff, exc)
+                log.error("cannot dead-letter %s@%s:%s (%s) to %s.dlq, retry in %.1fs: %s", record.topic,
+                          record.partition, record.offset, code, record.topic, backoff, describe_error(exc))
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.config.max_backoff_seconds)
         if failed:
@@ -160,7 +161,8 @@ class Pipeline:
                     failures += 1
                     if failures >= self.config.handler_attempts:
                         raise _GiveUp(exc) from exc
-                log.warning("batch on %s failed (%s), retry in %.2fs: %r", self.config.topic, reason, backoff, exc)
+                log.warning("batch on %s failed (%s), retry in %.2fs: %s", self.config.topic, reason, backoff,
+                            describe_error(exc))
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.config.max_backoff_seconds)
 
@@ -174,6 +176,7 @@ class Pipeline:
             if self.config.inbox:
                 fresh = await inbox.claim(session, self._tables, self.config.consumer,
                                           ((e.source, e.id) for _, e in good))
+                failpoints.hit("inbox.claimed")
             else:
                 fresh = {(e.source, e.id) for _, e in good}
             outgoing = list(invalid)
@@ -274,5 +277,5 @@ class Outcome:
 
 class _GiveUp(Exception):
     def __init__(self, cause: BaseException) -> None:
-        super().__init__(repr(cause))
+        super().__init__(describe_error(cause))
         self.cause = cause

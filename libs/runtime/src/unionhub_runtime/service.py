@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -20,13 +21,15 @@ from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from . import database, kafka, outbox
+from . import database, kafka, outbox, retention
 from .deadletters import DeadLetters
 from .holding import NO_LANES, Holding, LanesOf, Provides, aggregate_lanes, count_held
 from .lag import LagMonitor
+from .logs import describe_error
 from .metrics import RuntimeMetrics
 from .outbox import OutboxRelay
 from .pipeline import Pipeline, PipelineConfig
+from .retention import Prunable
 from .scopes import ScopeFactory, encode_emit
 from .settings import ServiceSettings
 from .tables import RuntimeTables
@@ -63,6 +66,8 @@ class ServiceDefinition:
     timers: Sequence[Timer] = ()
     # The prerequisite keys an event provides (`unionhub_runtime.holding`); None: no holding.
     provides: Provides | None = None
+    # Deduplication sets of the service's own, pruned like the inbox (`unionhub_runtime.retention`).
+    prunable: Sequence[Prunable] = ()
 
 
 class Service:
@@ -74,7 +79,7 @@ class Service:
         self.definition = definition
         settings = definition.settings
         self.name = definition.name
-        self.engine = engine or database.create_engine(settings.database_url)
+        self.engine = engine or database.create_engine(settings.database_url, timeouts=settings.database_timeouts)
         self.sessions = database.session_factory(self.engine)
         self.write_lock = database.write_lock(self.engine)
         self.metrics = RuntimeMetrics(definition.registry, definition.name)
@@ -110,9 +115,8 @@ class Service:
             definition.tables, hold_seconds=settings.hold.hold_seconds, provides=definition.provides,
             metrics=self.metrics, clock=clock, first_retry_seconds=settings.hold.hold_check_seconds,
             recheck_seconds=max(60.0, 10 * settings.hold.hold_check_seconds))
-        self._holds_task: asyncio.Task[None] | None = None
         self._pipelines_healthy = True
-        self._gauge_task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []  # the periodic jobs: pruning, gauges, held commands
         self._traced = KafkaRouter(middlewares=[KafkaTelemetryMiddleware()])
         self.pipelines = [self._subscribe(s) for s in definition.subscriptions]
         self.broker.include_router(self._traced)
@@ -189,13 +193,23 @@ class Service:
             for refresh in self.definition.gauges:
                 await refresh(session)
 
-    async def _refresh_gauges(self) -> None:
+    async def prune(self) -> dict[str, int]:
+        """Deletes the inbox and dedupe rows no redelivery can bring back; rows deleted by table."""
+        before = datetime.now(UTC) - timedelta(seconds=self.definition.settings.dedupe_keep_seconds)
+        pruned = {}
+        for prunable in (Prunable(self.definition.tables.inbox, "received_at"), *self.definition.prunable):
+            pruned[prunable.table.name] = await retention.prune(self.sessions, self.write_lock, prunable, before)
+            self.metrics.pruned.labels(prunable.table.name).inc(pruned[prunable.table.name])
+        return pruned
+
+    @staticmethod
+    async def _repeat(job: Callable[[], Awaitable[object]], every_seconds: float, what: str) -> None:
         while True:
             try:
-                await self.refresh_gauges()
+                await job()
             except Exception as exc:
-                log.warning("refreshing business gauges failed: %r", exc)
-            await asyncio.sleep(self.definition.settings.metrics_refresh_seconds)
+                log.warning("%s failed: %s", what, describe_error(exc))
+            await asyncio.sleep(every_seconds)
 
     async def retry_held(self) -> int:
         """One round of the held-commands timer: retries what is due (`holding.RetrySchedule`:
@@ -224,14 +238,6 @@ class Service:
             self.metrics.held_now.labels(consumer, waiting_for).set(n)
         return published
 
-    async def _retry_held(self) -> None:
-        while True:
-            try:
-                await self.retry_held()
-            except Exception as exc:
-                log.warning("retrying held commands failed: %r", exc)
-            await asyncio.sleep(self.definition.settings.hold.hold_check_seconds)
-
     def _set_pipeline_health(self, healthy: bool) -> None:
         self._pipelines_healthy = healthy
 
@@ -248,20 +254,25 @@ class Service:
         await self.broker.start()
         self.timers.start()
         self.lag.start()
+        settings = self.definition.settings
+        self._tasks = [asyncio.create_task(self._repeat(self.prune, settings.prune_every_seconds, "pruning"),
+                                           name="pruning")]
         if self.definition.gauges:
-            self._gauge_task = asyncio.create_task(self._refresh_gauges(), name="gauges")
+            self._tasks.append(asyncio.create_task(self._repeat(
+                self.refresh_gauges, settings.metrics_refresh_seconds, "refreshing business gauges"), name="gauges"))
         if self.holding is not None:
-            self._holds_task = asyncio.create_task(self._retry_held(), name="held-commands")
+            self._tasks.append(asyncio.create_task(self._repeat(
+                self.retry_held, settings.hold.hold_check_seconds, "retrying held commands"), name="held-commands"))
         log.info("%s started", self.name)
 
     async def stop(self) -> None:
         await self.timers.stop()
         await self.lag.stop()
-        for task in (self._gauge_task, self._holds_task):
-            if task is not None:
-                task.cancel()
-                with suppress(asyncio.CancelledError):
-                    await task
+        for task in self._tasks:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
         await self.broker.stop()
         await self.relay.stop()
         if self._producer is not None:
@@ -358,5 +369,5 @@ async def _retry_until_started(start: Any, *, what: str, attempts: int = 30) -> 
         except (KafkaError, OSError) as exc:
             if attempt == attempts:
                 raise
-            log.warning("%s not reachable (%r), attempt %d/%d", what, exc, attempt, attempts)
+            log.warning("%s not reachable (%s), attempt %d/%d", what, describe_error(exc), attempt, attempts)
             await asyncio.sleep(min(0.2 * attempt, 2.0))

@@ -37,6 +37,23 @@ class HoldSettings(BaseSettings):
     hold_check_seconds: float = Field(default=2.0, gt=0, description="how often held commands are retried")
 
 
+class DatabaseTimeouts(BaseSettings):
+    """Limits on every PostgreSQL session of a service (`UNIONHUB_DB_*`, 0 turns one off): a
+    frozen peer's transaction is ended by the server, and a wait on its locks or a runaway
+    statement fails (and is retried) instead of blocking a consumer forever."""
+
+    model_config = SettingsConfigDict(env_prefix="UNIONHUB_DB_", extra="ignore")
+
+    lock_timeout_ms: int = Field(default=10_000, ge=0, description="wait for a row or table lock")
+    statement_timeout_ms: int = Field(default=60_000, ge=0, description="one statement")
+    idle_in_transaction_timeout_ms: int = Field(
+        default=20_000, ge=0, description="a session idle inside a transaction is ended (its locks released)")
+
+    def server_settings(self) -> dict[str, str]:
+        return {"lock_timeout": str(self.lock_timeout_ms), "statement_timeout": str(self.statement_timeout_ms),
+                "idle_in_transaction_session_timeout": str(self.idle_in_transaction_timeout_ms)}
+
+
 class ServiceSettings(BaseSettings):
     """Per-service settings; subclasses set `env_prefix` (e.g. `MEMBERSHIP_`)."""
 
@@ -52,6 +69,10 @@ class ServiceSettings(BaseSettings):
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
     outbox_retention_seconds: float = Field(default=86_400, ge=0)
+    # Inbox and dedupe rows are kept while a redelivery may bring their message back: the
+    # topics' retention (7 days, deploy/kafka) plus a day's margin. Keep it above retention.
+    dedupe_keep_seconds: float = Field(default=8 * 86_400, gt=0)
+    prune_every_seconds: float = Field(default=600, gt=0)
     retry_max_backoff_seconds: float = Field(default=5.0, gt=0)
     handler_attempts: int = Field(default=3, ge=1)
     metrics_refresh_seconds: float = Field(default=15.0, gt=0)
@@ -59,3 +80,4 @@ class ServiceSettings(BaseSettings):
     log_level: str = "INFO"
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     hold: HoldSettings = Field(default_factory=HoldSettings)
+    database_timeouts: DatabaseTimeouts = Field(default_factory=DatabaseTimeouts)

@@ -42,6 +42,7 @@ def add_runtime_tables(metadata: MetaData) -> RuntimeTables:
         Column("source", String(512), primary_key=True),
         Column("message_id", String(256), primary_key=True),
         Column("received_at", UtcInstant(), nullable=False),
+        Index("ix_inbox_received_at", "received_at", postgresql_using="brin"),  # pruning
     )
     outbox = Table(
         "outbox",

@@ -21,6 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from . import outbox
+from .logs import describe_error
 from .scopes import Emit
 from .tables import RuntimeTables
 
@@ -93,5 +94,5 @@ class TimerRunner:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("timer %s failed: %r", timer.name, exc)
+                log.warning("timer %s failed: %s", timer.name, describe_error(exc))
             await asyncio.sleep(timer.every_seconds)

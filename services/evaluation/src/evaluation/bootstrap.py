@@ -11,12 +11,13 @@ from unionhub_contracts import CloudEvent, asyncapi
 from unionhub_contracts.catalogue import EVALUATION_COMMANDS, EVALUATION_EVENTS, MEMBERSHIP_EVENTS, WORK_SCORES
 from unionhub_runtime.holding import Lanes, aggregate_lanes
 from unionhub_runtime.membership_view import prerequisites, view_router
+from unionhub_runtime.retention import Prunable
 from unionhub_runtime.scopes import per_message
 from unionhub_runtime.service import Service, ServiceDefinition, Subscription
 from unionhub_runtime.timers import Clock, utc_now
 
 from .adapters.metrics import EvaluationMetrics
-from .adapters.orm import membership_view, runtime_tables
+from .adapters.orm import membership_view, runtime_tables, work_items
 from .adapters.work_scores import WorkScoreBatch
 from .entrypoints import api
 from .entrypoints.consumers import CommandScope, Handlers
@@ -52,6 +53,7 @@ def build(settings: EvaluationSettings | None = None, clock: Clock = utc_now) ->
             registry=registry,
             gauges=[metrics.refresh],
             provides=prerequisites,  # a rating held for its rater is released by membership's events
+            prunable=[Prunable(work_items, "received_at")],  # an item counts once while it can come again
         ),
         clock=clock,
     )

@@ -1,6 +1,6 @@
 """Evaluation's tables, the shared inbox and outbox, and its view of membership."""
 
-from sqlalchemy import JSON, BigInteger, Column, Float, Index, Integer, MetaData, String, Table
+from sqlalchemy import JSON, BigInteger, Column, Float, Index, Integer, MetaData, String, Table, func
 
 from unionhub_runtime.columns import UtcInstant
 from unionhub_runtime.membership_view import add_membership_view
@@ -72,6 +72,9 @@ work_items = Table(
     Column("post_id", _ID, nullable=False),
     Column("worker_id", _ID, nullable=False),
     Column("score_milli", Integer, nullable=False),
+    # Stamped by the database; pruned once no redelivery can bring the item back.
+    Column("received_at", UtcInstant(), nullable=False, server_default=func.now()),
+    Index("ix_work_items_received_at", "received_at", postgresql_using="brin"),
 )
 
 worker_months = Table(
