@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -29,6 +30,9 @@ from unionhub_runtime.kafka import ensure_topics
 from unionhub_runtime.settings import KafkaSettings
 
 ROOT = Path(__file__).resolve().parents[1]
+# The read APIs verify tokens; every service the tests start (in process or as a process)
+# shares this local secret, and `tests.support.bearer` signs with it.
+os.environ.setdefault("UNIONHUB_AUTH_HS256_SECRET", secrets.token_hex(32))
 DEFAULT_PG = "postgresql+asyncpg://unionhub:unionhub@127.0.0.1:5432/postgres"
 
 

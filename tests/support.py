@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -14,6 +15,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from unionhub_runtime.auth import all_scopes, local_token
 from unionhub_runtime.migrations import upgrade_async
 from unionhub_runtime.service import Service
 
@@ -116,11 +118,21 @@ async def running(service: Service, migrations: Path) -> AsyncIterator[Service]:
         await service.stop()
 
 
-def http_client(service: Service) -> Any:
-    """An HTTP client for `service`'s API, in process."""
+def bearer(*scopes: str, audience: str | list[str] | None = None) -> dict[str, str]:
+    """An Authorization header with a token signed by the tests' local secret (every service's
+    read scope and feedback's text scope unless `scopes` are given)."""
+    services = ["membership", "evaluation", "feedback"]
+    audiences = [audience] if isinstance(audience, str) else audience or services
+    token = local_token(os.environ["UNIONHUB_AUTH_HS256_SECRET"], audiences, list(scopes) or all_scopes(services))
+    return {"Authorization": f"Bearer {token}"}
+
+
+def http_client(service: Service, headers: dict[str, str] | None = None) -> Any:
+    """An HTTP client for `service`'s API, in process, with a token of every read scope."""
     import httpx
 
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=service.asgi()), base_url="http://service")
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=service.asgi()), base_url="http://service",
+                             headers=bearer() if headers is None else headers)
 
 
 def wait_until_ok(url: str, log: Path, *, process: Any = None, timeout: float = 60) -> None:

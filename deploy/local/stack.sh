@@ -16,6 +16,10 @@ up() {
     export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:${KAFKA_PORT:-9092}
   fi
   "$py" -m unionhub_runtime.topics
+  # The read APIs check signed tokens: a local shared secret, made once, kept private.
+  if [ ! -s "$run/auth.secret" ]; then (umask 077 && "$py" -c 'import secrets; print(secrets.token_hex(32))' > "$run/auth.secret"); fi
+  UNIONHUB_AUTH_HS256_SECRET=$(cat "$run/auth.secret")
+  export UNIONHUB_AUTH_HS256_SECRET
   for entry in "${services[@]}"; do
     local name=${entry%%:*} port=${entry##*:} upper
     upper=$(echo "$name" | tr a-z A-Z)
@@ -39,13 +43,16 @@ up() {
     done
     curl -fs "http://127.0.0.1:$port/readyz" >/dev/null || { echo "stack: $name not ready" >&2; exit 1; }
   done
-  cat > "$run/env" <<ENV
+  (umask 077 && cat > "$run/env" <<ENV
 KAFKA_BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP_SERVERS
 MEMBERSHIP_URL=http://127.0.0.1:8001
 EVALUATION_URL=http://127.0.0.1:8002
 FEEDBACK_URL=http://127.0.0.1:8003
+UNIONHUB_TOKEN=$("$py" -m unionhub_runtime.auth)
 ENV
-  cat "$run/env"
+)
+  grep -v '^UNIONHUB_TOKEN=' "$run/env"
+  echo "UNIONHUB_TOKEN=… (a local token with every read scope, in $run/env)"
   echo "stack: up in $((SECONDS - started))s (logs in .run/*.log; stop with: make down)"
 }
 

@@ -29,7 +29,7 @@ EXAMPLES: dict[str, dict[str, dict[str, Any]]] = {
     "membership.events": {
         "union.registered": UNION,
         "member.enrolled": {"member_id": "m-1", "union_id": "ft-001", "joined_on": "2018-03-01"},
-        "member.left": {"member_id": "m-1", "union_id": "ft-001", "left_on": "2018-09-01", "reason": "retired"},
+        "member.left": {"member_id": "m-1", "union_id": "ft-001", "left_on": "2018-09-01"},
         "member.transferred": {"member_id": "m-1", "from_union_id": "ft-001", "to_union_id": "ft-002",
                                "transferred_on": "2018-07-01"},
         "home.registered": HOME,

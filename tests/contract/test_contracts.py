@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -115,6 +115,13 @@ def test_values_the_schema_allows_but_no_service_can_keep_are_invalid(topic: str
         decode(topic, value)
     assert caught.value.code == "invalid_data"
     assert caught.value.event_id == "c-1"  # so the sender gets a rejection with code invalid
+
+
+def test_an_event_may_name_a_time_to_come() -> None:
+    # opinion.assigned's due_at lies ahead by the answer deadline: consumers must read it.
+    due = (datetime.now(UTC) + timedelta(days=7)).isoformat()
+    data = {**EXAMPLES["feedback.events"]["opinion.assigned"], "due_at": due}
+    assert decode("feedback.events", envelope("opinion.assigned", data)).data.due_at.isoformat() == due
 
 
 def test_strings_are_not_coerced_into_numbers() -> None:

@@ -16,6 +16,7 @@ import yaml
 from evaluation.settings import EvaluationSettings
 from feedback.settings import FeedbackSettings
 from membership.settings import MembershipSettings
+from unionhub_runtime.auth import AuthSettings
 from unionhub_runtime.settings import KafkaSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -106,6 +107,8 @@ def test_compose_wires_each_service_with_names_its_settings_read(service: str) -
     for name in spec["environment"]:
         if name.startswith("KAFKA_"):
             assert name.removeprefix("KAFKA_").lower() in KafkaSettings.model_fields, name
+        elif name.startswith("UNIONHUB_AUTH_"):  # the read APIs check tokens in compose too
+            assert name.removeprefix("UNIONHUB_AUTH_").lower() in AuthSettings.model_fields, name
         else:
             assert name.startswith(prefix) and name.removeprefix(prefix).lower() in settings.model_fields, name
     port = spec["environment"][f"{prefix}HTTP_PORT"]
@@ -134,5 +137,18 @@ def test_compose_has_the_whole_stack_with_local_ports_and_existing_mounts() -> N
     assert "./grafana/dashboards:/var/lib/grafana/dashboards/unionhub" in mounts
     provider = yaml.safe_load((DEPLOY / "grafana" / "provisioning" / "dashboards" / "unionhub.yaml").read_text())
     assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards/unionhub"
-    init = (DEPLOY / "postgres" / "init" / "01-databases.sql").read_text()
-    assert all(f"CREATE DATABASE {s} OWNER {s}" in init for s in SETTINGS)
+    init = (DEPLOY / "postgres" / "init" / "01-databases.sh").read_text()
+    assert "for service in " + " ".join(sorted(SETTINGS, key=["membership", "evaluation", "feedback"].index)) in init
+
+
+def test_compose_gives_no_password_a_default() -> None:
+    # Every secret is `${NAME:?…}`: compose refuses to start without it, nothing weak by default.
+    services = compose()["services"]
+    secrets = [("POSTGRES_PASSWORD", services["postgres"]), ("GF_SECURITY_ADMIN_PASSWORD", services["grafana"]),
+               *((f"{s.upper()}_DB_PASSWORD", services["postgres"]) for s in SETTINGS),
+               *(("UNIONHUB_AUTH_HS256_SECRET", services[s]) for s in SETTINGS)]
+    for name, spec in secrets:
+        assert spec["environment"][name].startswith("${") and ":?" in spec["environment"][name], name
+    for service in SETTINGS:
+        url = services[service]["environment"][f"{service.upper()}_DATABASE_URL"]
+        assert f"${{{service.upper()}_DB_PASSWORD:?" in url  # the password is not in the file

@@ -19,6 +19,7 @@ from evaluation.settings import EvaluationSettings
 from feedback.settings import FeedbackSettings
 from membership.settings import MembershipSettings
 from unionhub_contracts import TOPICS
+from unionhub_runtime.auth import AuthSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -102,7 +103,8 @@ def test_the_schema_check_rejects_a_broken_object(rendered: dict) -> None:
 @pytest.mark.parametrize("service", sorted(SETTINGS))
 def test_each_service_deploys_alone_with_everything_it_needs(rendered: dict, service: str) -> None:
     docs = rendered[f"services/{service}"]
-    assert sorted(d["kind"] for d in docs) == ["ConfigMap", "Deployment", "Job", "ScaledObject", "Secret", "Service"]
+    # No Secret is rendered: no password has a default (the operator creates <service>-secrets).
+    assert sorted(d["kind"] for d in docs) == ["ConfigMap", "Deployment", "Job", "ScaledObject", "Service"]
     (deployment,) = of_kind(docs, "Deployment")
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
@@ -115,14 +117,16 @@ def test_each_service_deploys_alone_with_everything_it_needs(rendered: dict, ser
     assert {"cpu", "memory"} <= set(container["resources"]["requests"]) and container["resources"]["limits"]
     # Settings reach the container under names the service reads, on the port the probes use.
     (config,) = of_kind(docs, "ConfigMap")
-    (secret,) = of_kind(docs, "Secret")
-    assert {r.get("configMapRef", r.get("secretRef"))["name"] for r in container["envFrom"]} == {
-        config["metadata"]["name"], secret["metadata"]["name"]}
+    assert container["envFrom"] == [{"configMapRef": {"name": config["metadata"]["name"]}},
+                                    {"secretRef": {"name": f"{service}-secrets", "optional": False}}]
     prefix = SETTINGS[service].model_config["env_prefix"]
-    for name in [*config["data"], *secret["data"]]:
-        assert name.startswith((prefix, "KAFKA_")), name
+    for name in config["data"]:
+        assert name.startswith((prefix, "KAFKA_", "UNIONHUB_AUTH_")), name
         if name.startswith(prefix):
             assert name.removeprefix(prefix).lower() in SETTINGS[service].model_fields, name
+        if name.startswith("UNIONHUB_AUTH_"):
+            assert name.removeprefix("UNIONHUB_AUTH_").lower() in AuthSettings.model_fields, name
+    assert config["data"]["UNIONHUB_AUTH_JWKS_URL"].startswith("http")  # the read APIs check tokens
     assert int(config["data"][f"{prefix}HTTP_PORT"]) == container["ports"][0]["containerPort"]
     assert config["data"][f"{prefix}HTTP_HOST"] == "0.0.0.0"  # reachable from the kubelet and the Service
     (job,) = of_kind(docs, "Job")

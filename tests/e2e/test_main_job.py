@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import time
 import uuid
@@ -23,6 +24,7 @@ from unionhub_scenario.report import write_html
 
 from tests.e2e.stack import ROOT, Processes, prometheus, services
 from unionhub_contracts import TOPICS
+from unionhub_runtime.auth import all_scopes, local_token
 from unionhub_runtime.kafka import ensure_topics
 from unionhub_runtime.settings import KafkaSettings
 
@@ -49,8 +51,10 @@ def played(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> It
     with services(kafka.bootstrap_servers, kafka.topic_prefix, workdir) as stack:
         targets = {name: url.removeprefix("http://") for name, url in stack.urls.items()}
         with prometheus(targets, workdir) as prometheus_url:
+            services_ = ["membership", "evaluation", "feedback"]
+            token = local_token(os.environ["UNIONHUB_AUTH_HS256_SECRET"], services_, all_scopes(services_))
             urls = Urls(kafka.bootstrap_servers, stack.urls["membership"], stack.urls["evaluation"],
-                        stack.urls["feedback"], kafka.topic_prefix)
+                        stack.urls["feedback"], kafka.topic_prefix, token)
             outcome = asyncio.run(play(urls, seed=SEED, scale=SCALE))
             yield Played(outcome, stack, prometheus_url, kafka.topic_prefix, kafka.bootstrap_servers)
 
@@ -202,3 +206,34 @@ def test_no_display_name_leaves_the_commands_topic(played: Played) -> None:
     for where, text in (("topics", published), ("logs", logs), ("metrics", metrics)):
         leaked = [n for n in names if n in text]
         assert not leaked, f"{len(leaked)} display names in the {where}, e.g. {leaked[0]}"
+
+
+def test_no_opinion_text_nor_reason_for_leaving_leaves_the_commands_topics(played: Played) -> None:
+    # The members' words (opinions, answers, why they left) go in with commands, stay in the
+    # service that keeps them and never come out: not on a topic, in a log, nor in a metric.
+    commands = [played.prefix + "membership.commands", played.prefix + "feedback.commands"]
+    consumer_values = asyncio.run(command_values(played.bootstrap, commands))
+    private = {data[field] for data in consumer_values for field in ("text", "reason") if data.get(field)}
+    assert len(private) >= 3  # opinions, answers and reasons were sent
+    topics = [played.prefix + t.name for t in TOPICS if played.prefix + t.name not in commands]
+    topics += [played.prefix + t.dlq for t in TOPICS]
+    published = b"\n".join(asyncio.run(all_records(played.bootstrap, topics))).decode("utf-8", "replace")
+    logs = "\n".join(path.read_text() for path in played.stack.logs.values())
+    metrics = "\n".join(httpx.get(f"{url}/metrics", timeout=10).text for url in played.stack.urls.values())
+    for where, text in (("topics", published), ("logs", logs), ("metrics", metrics)):
+        leaked = [words for words in private if json.dumps(words)[1:-1] in text]
+        assert not leaked, f"{len(leaked)} private texts in the {where}, e.g. {leaked[0]!r}"
+
+
+async def command_values(bootstrap: str, topics: list[str]) -> list[dict[str, object]]:
+    """The `data` of every command sent on `topics`."""
+    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                enable_auto_commit=False, group_id=f"scan-{uuid.uuid4()}")
+    await consumer.start()
+    try:
+        found: list[dict[str, object]] = []
+        while batch := await consumer.getmany(timeout_ms=3000, max_records=10_000):
+            found.extend(json.loads(r.value)["data"] for records in batch.values() for r in records if r.value)
+        return found
+    finally:
+        await consumer.stop()

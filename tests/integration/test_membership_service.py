@@ -10,7 +10,7 @@ from unionhub_scenario.publisher import Publisher
 
 import membership.bootstrap
 from membership.settings import MembershipSettings
-from tests.support import running
+from tests.support import bearer, running
 from unionhub_runtime.settings import HoldSettings, KafkaSettings
 
 pytestmark = pytest.mark.integration
@@ -23,7 +23,8 @@ def service(kafka: KafkaSettings, database_url: str, **hold: float):
 
 
 def http(svc) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=svc.asgi()), base_url="http://membership")
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=svc.asgi()), base_url="http://membership",
+                             headers=bearer())
 
 
 def answer_types(publisher: Publisher, *commands) -> list[list[str]]:

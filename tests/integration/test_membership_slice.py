@@ -14,7 +14,7 @@ import membership.bootstrap
 from evaluation.settings import EvaluationSettings
 from feedback.settings import FeedbackSettings
 from membership.settings import MembershipSettings
-from tests.support import Collector, command, produce, running
+from tests.support import Collector, bearer, command, produce, running
 from unionhub_runtime.settings import KafkaSettings
 
 pytestmark = pytest.mark.integration
@@ -33,7 +33,7 @@ def membership_settings(kafka: KafkaSettings, database_url: str) -> MembershipSe
 
 def client(service: object) -> httpx.AsyncClient:
     app = service.asgi()  # type: ignore[attr-defined]
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test", headers=bearer())
 
 
 async def test_registered_unions_and_enrolled_members_reach_every_service(

@@ -14,8 +14,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from tests.conftest import _pg_execute
-from unionhub_runtime.database import create_engine, is_transient
+from unionhub_runtime.database import create_engine, is_statement_timeout, is_transient
 from unionhub_runtime.logs import describe_error
+from unionhub_runtime.settings import DatabaseTimeouts
 
 pytestmark = pytest.mark.integration
 
@@ -118,3 +119,14 @@ async def test_a_constraint_error_is_described_without_the_row_postgresql_puts_i
     described = describe_error(error)
     assert "Li Wei" not in described  # what goes into log lines and the DLQ's error.message
     assert "23502" in described and "not-null" in described
+
+
+async def test_a_statement_past_the_services_limit_is_transient_and_known_as_a_timeout(scratch: str) -> None:
+    engine = create_engine(scratch, timeouts=DatabaseTimeouts(statement_timeout_ms=50))
+    try:
+        error = await failure(engine, "SELECT pg_sleep(1)")
+    finally:
+        await engine.dispose()
+    assert error.orig.sqlstate == "57014"  # type: ignore[union-attr]
+    # Retried like an outage, but the pipeline counts it: a batch always past it is split.
+    assert is_transient(error) and is_statement_timeout(error)

@@ -18,6 +18,7 @@ import membership.bootstrap
 from evaluation.settings import EvaluationSettings
 from feedback.settings import FeedbackSettings
 from membership.settings import MembershipSettings
+from tests.support import bearer
 from unionhub_runtime.migrations import upgrade_async
 from unionhub_runtime.service import Service
 
@@ -41,7 +42,8 @@ async def service(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
 
 
 def client(service: Service) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=service.asgi()), base_url="http://read")
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=service.asgi()), base_url="http://read",
+                             headers=bearer())
 
 
 def read_routes(service: Service) -> list[tuple[str, list[dict[str, Any]]]]:

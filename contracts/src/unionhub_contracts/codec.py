@@ -185,7 +185,7 @@ def decode(topic: str, value: bytes | None, headers: Headers | None = None) -> C
         else:
             message = _describe(errors)
         raise DecodeError(code, message, event_id, event_type, source) from None
-    if problem := implausible(event.data):
+    if problem := implausible(event.data, instants_happened=not topic.endswith(".events")):
         raise DecodeError(DecodeErrorCode.INVALID_DATA, problem, event.id, event.type, event.source)
     return event
 
@@ -194,13 +194,16 @@ INT_RANGE = (-(2**31), 2**31 - 1)  # the databases' INTEGER: what every stored c
 FUTURE_MARGIN_SECONDS = 86_400  # clock skew a sender may have
 
 
-def implausible(value: Any, where: str = "data") -> str | None:
+def implausible(value: Any, where: str = "data", *, instants_happened: bool = True) -> str | None:
     """Why a valid value is still one no service can keep, or None: a float that is not a
-    number (JSON readers take NaN and Infinity), an integer past the databases' INTEGER, an
-    instant more than a day ahead (every instant in a command says when something happened).
-    The published schemas stay as they are; this is the decoder's own check."""
+    number (JSON readers take NaN and Infinity), an integer past the databases' INTEGER, and
+    where `instants_happened` (commands and work scores: every instant says when something
+    happened; an event may name a time to come, such as a due date) an instant more than a
+    day ahead. The published schemas stay as they are; this is the decoder's own check."""
     if isinstance(value, BaseModel):
         for name, kind in _checked_fields(type(value)):
+            if kind == "instant" and not instants_happened:
+                continue
             item = getattr(value, name)
             if item is not None and (problem := _KINDS[kind](item, f"{where}.{name}")):
                 return problem

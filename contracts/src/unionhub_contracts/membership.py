@@ -92,7 +92,9 @@ class MemberLeft(ContractModel):
     member_id: Id
     union_id: Id
     left_on: date
-    reason: str
+    # The member's reason is personal: membership keeps it and no longer publishes it. The
+    # field stays (optional) so readers built against the earlier schema still validate.
+    reason: str | None = None
 
 
 class TransferMember(ContractModel):

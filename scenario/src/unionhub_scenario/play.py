@@ -23,6 +23,11 @@ class Urls:
     evaluation: str
     feedback: str
     prefix: str = ""
+    token: str = ""  # a bearer token for the read APIs (`UNIONHUB_TOKEN` in .run/env)
+
+    def api(self, base_url: str) -> httpx.AsyncClient:
+        return httpx.AsyncClient(timeout=30, base_url=base_url,
+                                 headers={"Authorization": f"Bearer {self.token}"} if self.token else {})
 
 
 @dataclass
@@ -86,7 +91,7 @@ async def play(urls: Urls, *, seed: int, scale: float) -> Outcome:
             started = time.monotonic()
             await pub.send(month.items, source="scoring-line/shougang")
             group, topic = f"{urls.prefix}evaluation.evaluation.work-scores", f"{urls.prefix}evaluation.work-scores"
-            async with httpx.AsyncClient(timeout=30, base_url=urls.evaluation) as ev:
+            async with urls.api(urls.evaluation) as ev:
                 async def ingested() -> bool:
                     metrics = (await ev.get("/metrics")).text
                     count = _sample(metrics, "evaluation_work_items_ingested_total")
@@ -117,8 +122,8 @@ def _sample(metrics: str, name: str) -> float:
 
 async def _collect(urls: Urls, out: Outcome, year: growth.GrowthYear, campaign: stars.StarCampaign,
                    feedback_year: opinions.OpinionYear, month: steel.SteelMonth, studio_year: studios.StudioYear) -> None:
-    async with (httpx.AsyncClient(timeout=30, base_url=urls.membership) as ms, httpx.AsyncClient(timeout=30, base_url=urls.evaluation) as ev,
-                httpx.AsyncClient(timeout=30, base_url=urls.feedback) as fb):
+    async with (urls.api(urls.membership) as ms, urls.api(urls.evaluation) as ev,
+                urls.api(urls.feedback) as fb):
         out.sections["growth"] = {}
         for district, truth in year.truth.items():
             params: dict[str, Any] = {"year": year.year, **({"district": district} if district else {})}

@@ -7,6 +7,7 @@ from datetime import date
 
 import pytest
 
+from membership.adapters import integration
 from membership.domain import commands, events
 from membership.service_layer import messagebus
 from unionhub_runtime.errors import Rejected
@@ -99,6 +100,14 @@ async def test_leaving_needs_an_active_member() -> None:
     assert [type(e) for e in await messagebus.handle(leave, uow)] == [events.MemberLeft]
     assert await rejected(uow.fresh(), leave) == "not_active"
     assert await rejected(uow.fresh(), commands.LeaveMember("ghost", date(2018, 9, 1), "x")) == "not_found"
+
+
+async def test_the_reason_for_leaving_is_kept_inside_and_not_published() -> None:
+    # Free text about a person (issue 14, finding 10): member.left carried it to every consumer.
+    uow = await given(FED, DISTRICT, SHOP, enroll())
+    (left,) = await messagebus.handle(commands.LeaveMember("m-1", date(2018, 9, 1), "my foreman bullied me"), uow)
+    assert "my foreman" not in repr(left) and "my foreman" not in str(integration.to_emit(left).data.model_dump())
+    assert uow.members.rows["m-1"].left_reason == "my foreman bullied me"
 
 
 async def test_leaving_before_joining_is_rejected() -> None:

@@ -67,3 +67,21 @@ async def test_a_database_error_names_no_value_of_the_statement(tmp_path: Path) 
     finally:
         await engine.dispose()
     assert "Li Wei" not in str(caught.value) and "Li Wei" not in repr(caught.value)
+
+
+def test_a_logged_error_keeps_its_frames_and_loses_what_its_text_repeats() -> None:
+    class RowError(Exception):
+        sqlstate = "23502"
+
+    try:
+        try:
+            raise RowError('null value in column "n"\nDETAIL:  Failing row contains (Li Wei, null).')
+        except RowError as inner:
+            raise RuntimeError("the batch failed") from inner
+    except RuntimeError as error:
+        caught = error
+    record = logging.LogRecord("faststream", logging.ERROR, __file__, 1, f"RuntimeError: {caught.__cause__}",
+                               None, (type(caught), caught, caught.__traceback__))
+    line = orjson.loads(JsonFormatter("test").format(record))
+    assert "Li Wei" not in line["message"] and "Li Wei" not in line["exception"]
+    assert "23502" in line["exception"] and "test_logs.py" in line["exception"]

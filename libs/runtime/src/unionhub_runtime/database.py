@@ -122,6 +122,11 @@ def is_transient(exc: BaseException) -> bool:
     return state is not None and (state in _TRANSIENT_STATES or state[:2] in _TRANSIENT_CLASSES)
 
 
+def is_statement_timeout(exc: BaseException) -> bool:
+    """PostgreSQL cancelled a statement that ran past `statement_timeout` (57014)."""
+    return _sqlstate(exc.orig if isinstance(exc, DBAPIError) else exc) == "57014"
+
+
 def insert_on_conflict(session: AsyncSession, table: Any) -> Any:
     """An INSERT of `table` that can say what to do on conflict (`ON CONFLICT …`), in the
     dialect of the session's database."""

@@ -24,8 +24,8 @@ class DeadLetters:
 
         A copy over the producer's or the broker's size limit (the headers saying why add
         to a record that just fitted) is sent cut, saying so; any other failure raises."""
-        headers = [(k, v) for k, v in (record.headers or ()) if not k.startswith(("error.", "original."))]
-        headers += [
+        kept = [(k, v) for k, v in (record.headers or ()) if not k.startswith(("error.", "original."))]
+        headers = [
             ("error.code", code.encode()),
             ("error.message", message[:MAX_ERROR_MESSAGE].encode("utf-8", "replace")),
             ("original.topic", record.topic.encode()),
@@ -33,11 +33,12 @@ class DeadLetters:
             ("original.offset", str(record.offset).encode()),
         ]
         try:
-            await self._deliver(f"{record.topic}.dlq", record.value, record.key, headers)
-        except MessageSizeTooLargeError:
+            await self._deliver(f"{record.topic}.dlq", record.value, record.key, kept + headers)
+        except MessageSizeTooLargeError:  # the record's own headers go too: they may be the bulk
             value = record.value or b""
             headers += [("original.size", str(len(value)).encode()), ("original.truncated", b"true")]
-            await self._deliver(f"{record.topic}.dlq", value[:INSPECTION_BYTES], record.key, headers)
+            await self._deliver(f"{record.topic}.dlq", value[:INSPECTION_BYTES], record.key[:1024] if record.key else None,
+                                headers)
 
     async def _deliver(self, topic: str, value: bytes | None, key: bytes | None,
                        headers: list[tuple[str, bytes]]) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import traceback
 from datetime import UTC, datetime
 
 import orjson
@@ -27,6 +28,26 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}{f' [SQLSTATE {state}]' if isinstance(state, str) else ''}: {first}"[:1000]
 
 
+def described_traceback(error: BaseException) -> str:
+    """Where an error was raised and what it and its causes were, each as `describe_error`
+    gives it: the frames and types a reader needs, never the values an error text repeats."""
+    described = []
+    for current in _chain(error):
+        frames = traceback.extract_tb(current.__traceback__)[-8:]
+        described.append("\n".join([describe_error(current),
+                                     *(f"  {f.filename}:{f.lineno} in {f.name}" for f in frames)]))
+    return "\ncaused by ".join(described)
+
+
+def _chain(error: BaseException | None, limit: int = 5) -> list[BaseException]:
+    """`error` and what caused it, outermost first."""
+    chain: list[BaseException] = []
+    while error is not None and error not in chain and len(chain) < limit:
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    return chain
+
+
 class JsonFormatter(logging.Formatter):
     def __init__(self, service: str) -> None:
         super().__init__()
@@ -40,14 +61,19 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        error = record.exc_info[1] if record.exc_info else None
+        for cause in _chain(error):
+            # A library's message may embed an error's text (FastStream's does): its DETAIL too.
+            if "\n" in (text := str(cause)):
+                line["message"] = str(line["message"]).replace(text, describe_error(cause))
         if (correlation := correlation_id.get()) is not None:
             line["correlation_id"] = correlation
         span = trace.get_current_span().get_span_context()
         if span.is_valid:
             line["trace_id"] = format(span.trace_id, "032x")
             line["span_id"] = format(span.span_id, "016x")
-        if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
+        if error is not None:
+            line["exception"] = described_traceback(error)
         return orjson.dumps(line).decode()
 
 

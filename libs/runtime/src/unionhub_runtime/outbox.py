@@ -10,12 +10,12 @@ import time
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import delete, func, insert, select, text, tuple_, update
-from sqlalchemy.exc import DBAPIError
+from aiokafka.errors import KafkaTimeoutError
+from sqlalchemy import func, insert, or_, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from unionhub_contracts import CONTENT_TYPE, OutgoingEvent
@@ -36,6 +36,17 @@ _RELAY_LOCK_KEY = 0x756E696F6E
 MAX_EVENT_BYTES = 1_000_000
 # How long a send may wait for its topic's metadata (a missing topic) before it counts as failed.
 METADATA_SECONDS = 5.0
+# How long a round waits for Kafka's acknowledgements: well under the sessions' idle-in-
+# transaction limit (`DatabaseTimeouts`, 20 s), which would end the relay's transaction.
+SEND_SECONDS = 10.0
+# How long a round waits for the outbox's open writers to end before trying again.
+WRITERS_WAIT_SECONDS = 1.0
+_OUTBOX_WRITERS = text(
+    "SELECT virtualtransaction FROM pg_locks WHERE locktype = 'relation' AND mode = 'RowExclusiveLock' "
+    "AND granted AND relation = CAST(:table AS regclass) AND pid <> pg_backend_pid()")
+_OUTBOX_WRITERS_LEFT = text(
+    "SELECT virtualtransaction FROM pg_locks WHERE locktype = 'relation' AND mode = 'RowExclusiveLock' "
+    "AND granted AND relation = CAST(:table AS regclass) AND virtualtransaction = ANY(:writers)")
 
 
 async def bounded_send(producer: AIOKafkaProducer, topic: str, **record: Any) -> asyncio.Future[Any]:
@@ -91,11 +102,12 @@ def _headers(traceparent: str | None) -> list[tuple[str, bytes]]:
     return HEADERS if traceparent is None else [*HEADERS, (TRACEPARENT, traceparent.encode())]
 
 
-Lane = tuple[str, str]  # (topic, key): what is published in order; a row without key is its own lane
+# (topic, key, None), or (topic, None, id) for a row without a key: what is published in order.
+Lane = tuple[str, str | None, int | None]
 
 
 def _lane(row: Any) -> Lane:
-    return (row.topic, row.key if row.key is not None else f"#{row.id}")
+    return (row.topic, row.key, None) if row.key is not None else (row.topic, None, row.id)
 
 
 @dataclass
@@ -114,8 +126,9 @@ class OutboxRelay:
     per-key order across instances, and each round publishes only up to the highest id every
     writer before it has committed (transactions may commit out of id order). A crash
     between send and mark publishes again: events are delivered at least once and consumers
-    deduplicate by event id. An event Kafka does not take (too large, topic missing, not
-    granted) holds back only the events behind it on its own key, retried with backoff.
+    deduplicate by event id. An event Kafka does not take (too large, not granted) holds back
+    only the events behind it on its own key, a topic Kafka does not know only that topic,
+    each retried with backoff. Published rows are pruned by the service (`retention`).
     """
 
     def __init__(
@@ -125,7 +138,6 @@ class OutboxRelay:
         tables: RuntimeTables,
         metrics: RuntimeMetrics,
         poll_seconds: float = 1.0,
-        retention_seconds: float = 86_400,
         batch_size: int = 2_000,
         write_lock: AbstractAsyncContextManager[Any] | None = None,
     ) -> None:
@@ -135,12 +147,11 @@ class OutboxRelay:
         self._producer: AIOKafkaProducer | None = None
         self._metrics = metrics
         self._poll_seconds = poll_seconds
-        self._retention = timedelta(seconds=retention_seconds)
         self._batch_size = batch_size
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._last_purge = datetime.min.replace(tzinfo=UTC)
         self._blocked: dict[Lane, _Blocked] = {}
+        self._blocked_topics: dict[str, _Blocked] = {}
         self._max_backoff = 5.0
 
     def notify(self) -> None:
@@ -171,7 +182,6 @@ class OutboxRelay:
         while not self._stopping:
             try:
                 published = await self.publish_pending()
-                await self._maybe_purge()
                 backoff = 0.1
             except asyncio.CancelledError:
                 raise
@@ -226,21 +236,26 @@ class OutboxRelay:
     async def _committed_up_to(self) -> int | None:
         """The highest outbox id below which every row is committed (or rolled back).
 
-        Ids are taken at insert, but transactions commit in any order: a relay reading while
-        id 100 is in flight and 101 committed would publish 101 first. SHARE mode waits for
-        every transaction that has inserted into the outbox (they hold ROW EXCLUSIVE) and
-        lets none insert meanwhile; released at once. None when that wait ran too long."""
+        Ids are drawn at insert, but transactions commit in any order: a relay reading while
+        id 100 is in flight and 101 committed would publish 101 first. A transaction that may
+        still commit an outbox row holds ROW EXCLUSIVE on the outbox from before its insert
+        draws an id: read the highest id, then wait (blocking no one) until the transactions
+        holding that lock then have ended; ids drawn later are higher. None when one of them
+        runs past `WRITERS_WAIT_SECONDS` (a frozen peer, until the server ends its session)."""
         outbox = self._tables.outbox
-        async with self._sessions() as session, session.begin():
-            await session.execute(text("SET LOCAL lock_timeout = '1s'"))
-            try:
-                await session.execute(text(f"LOCK TABLE {outbox.name} IN SHARE MODE"))
-            except DBAPIError as exc:
-                if getattr(exc.orig, "sqlstate", None) != "55P03":  # lock_not_available
-                    raise
-                log.warning("outbox relay: writers held the outbox past the lock timeout; next round")
-                return None
-            return int(await session.scalar(select(func.coalesce(func.max(outbox.c.id), 0))) or 0)
+        async with self._sessions() as session:
+            upto = int(await session.scalar(select(func.coalesce(func.max(outbox.c.id), 0))) or 0)
+            writers = list((await session.execute(_OUTBOX_WRITERS, {"table": outbox.name})).scalars())
+            deadline = time.monotonic() + WRITERS_WAIT_SECONDS
+            while writers:
+                if time.monotonic() > deadline:
+                    log.warning("outbox relay: a writer of the outbox is still open after %.0fs; next round",
+                                WRITERS_WAIT_SECONDS)
+                    return None
+                await asyncio.sleep(0.002)
+                writers = list((await session.execute(
+                    _OUTBOX_WRITERS_LEFT, {"table": outbox.name, "writers": writers})).scalars())
+            return upto
 
     async def _pending(self, session: AsyncSession, upto: int | None) -> Sequence[Any]:
         outbox = self._tables.outbox
@@ -255,24 +270,29 @@ class OutboxRelay:
             query = query.where(outbox.c.id <= upto)
         now = time.monotonic()
         waiting = [lane for lane, blocked in self._blocked.items() if blocked.retry_at > now]
-        keyed = [lane for lane in waiting if not lane[1].startswith("#")]
-        if keyed:
-            query = query.where(tuple_(outbox.c.topic, outbox.c.key).not_in(keyed))
-        if unkeyed := [int(lane[1][1:]) for lane in waiting if lane[1].startswith("#")]:
+        if keyed := [(topic, key) for topic, key, _ in waiting if key is not None]:
+            # NOT IN is never true for a NULL key: rows without one are kept in explicitly.
+            query = query.where(or_(outbox.c.key.is_(None), tuple_(outbox.c.topic, outbox.c.key).not_in(keyed)))
+        if unkeyed := [row_id for _, key, row_id in waiting if key is None and row_id is not None]:
             query = query.where(outbox.c.id.not_in(unkeyed))
+        if topics := [topic for topic, blocked in self._blocked_topics.items() if blocked.retry_at > now]:
+            query = query.where(outbox.c.topic.not_in(topics))
         rows = (await session.execute(query)).all()
         await self._update_backlog_gauges(session, rows)
         return rows
 
     async def _send(self, rows: Sequence[Any]) -> list[Any]:
-        """Sends `rows` in order; returns those Kafka took. A row it refuses stops its lane
-        (the rows behind it on the same key) for this round and puts the lane on backoff."""
+        """Sends `rows` in order; returns those Kafka took within `SEND_SECONDS`. A row it
+        refuses stops its lane (the rows behind it on the same key) for this round and puts
+        the lane on backoff; a topic whose metadata does not come, the whole topic."""
         assert self._producer is not None, "the relay publishes only once started"
         failed: dict[Lane, BaseException] = {}
+        unknown_topics: set[str] = set()
         in_flight = []
+        deadline = time.monotonic() + SEND_SECONDS
         for row in rows:
             lane = _lane(row)
-            if lane in failed:
+            if lane in failed or row.topic in unknown_topics:
                 continue
             try:
                 future = await bounded_send(self._producer, row.topic, value=row.value,
@@ -280,33 +300,47 @@ class OutboxRelay:
                                             headers=_headers(row.traceparent))
             except asyncio.CancelledError:
                 raise
+            except (TimeoutError, KafkaTimeoutError) as exc:  # no metadata: the topic, not the row
+                unknown_topics.add(row.topic)
+                failed[lane] = exc
+                self._refused(row, self._blocked_topics, row.topic)
+                continue
             except Exception as exc:
                 failed[lane] = exc
-                self._refused(row, lane)
+                self._refused(row, self._blocked, lane)
                 continue
             in_flight.append((row, lane, future))
-        results = await asyncio.gather(*(future for _, _, future in in_flight), return_exceptions=True)
         sent = []
-        for (row, lane, _), result in zip(in_flight, results, strict=True):
-            if isinstance(result, BaseException):
+        if in_flight:
+            # What Kafka has not acknowledged by the deadline counts as not taken (it may still
+            # arrive: sent again, it is a duplicate consumers skip). The transaction holding
+            # the relay's lock must not idle past the server's limit.
+            await asyncio.wait([f for _, _, f in in_flight], timeout=max(0.0, deadline - time.monotonic()))
+        for row, lane, future in in_flight:
+            if not future.done():
+                error: BaseException | None = TimeoutError("no acknowledgement in time")
+            else:
+                error = asyncio.CancelledError() if future.cancelled() else future.exception()
+            if error is not None:
                 if lane not in failed:
-                    failed[lane] = result
-                    self._refused(row, lane)
+                    failed[lane] = error
+                    self._refused(row, self._blocked, lane)
             else:
                 # Taken by Kafka: published, even behind a refused row of its lane (rare: the
                 # producer failed an earlier batch of the partition after it sent this one).
                 sent.append(row)
                 if lane not in failed:
                     self._blocked.pop(lane, None)
+                self._blocked_topics.pop(row.topic, None)
         if failed:
             log.error("outbox relay: Kafka did not take %d of %d events (their keys wait, with backoff): %s",
                       len(failed), len(rows), describe_error(next(iter(failed.values()))))
         return sent
 
-    def _refused(self, row: Any, lane: Lane) -> None:
-        previous = self._blocked.get(lane)
+    def _refused(self, row: Any, blocked: dict[Any, _Blocked], what: Any) -> None:
+        previous = blocked.get(what)
         backoff = min(previous.backoff * 2, self._max_backoff) if previous else 0.5
-        self._blocked[lane] = _Blocked(time.monotonic() + backoff, backoff)
+        blocked[what] = _Blocked(time.monotonic() + backoff, backoff)
         self._metrics.outbox_send_errors.labels(row.topic).inc()
 
     async def _mark_published(self, session: AsyncSession, rows: Sequence[Any]) -> None:
@@ -319,18 +353,18 @@ class OutboxRelay:
             )
 
     async def _update_backlog_gauges(self, session: AsyncSession, rows: Sequence[Any]) -> None:
-        if self._blocked:  # lanes left out of `rows` may hold older events
+        if self._blocked or self._blocked_topics:  # lanes left out of `rows` may hold older events
             outbox = self._tables.outbox
             oldest = await session.scalar(select(outbox.c.created_at).where(outbox.c.published_at.is_(None))
                                           .order_by(outbox.c.id).limit(1))
         else:
             oldest = rows[0].created_at if rows else None
         self._metrics.outbox_oldest_age.set((datetime.now(UTC) - oldest).total_seconds() if oldest else 0)
-        if not rows and not self._blocked:
+        if not rows and not self._blocked and not self._blocked_topics:
             self._metrics.outbox_backlog.set(0)
             return
         backlog = len(rows)
-        if backlog == self._batch_size or self._blocked:  # only then is there more than this batch to count
+        if backlog == self._batch_size or self._blocked or self._blocked_topics:  # only then is there more than this batch to count
             backlog = await self._count_pending(session)
         self._metrics.outbox_backlog.set(backlog)
 
@@ -345,14 +379,3 @@ class OutboxRelay:
         """Events not yet published."""
         async with self._sessions() as session:
             return await self._count_pending(session)
-
-    async def _maybe_purge(self) -> None:
-        now = datetime.now(UTC)
-        if now - self._last_purge < timedelta(seconds=60):
-            return
-        self._last_purge = now
-        outbox = self._tables.outbox
-        async with self._write_lock, self._sessions() as session, session.begin():
-            await session.execute(
-                delete(outbox).where(outbox.c.published_at < now - self._retention)
-            )

@@ -23,7 +23,7 @@ from unionhub_contracts import CloudEvent, CommandRejected, DecodeError, Outgoin
 from unionhub_contracts.rejections import RejectionCode
 
 from . import failpoints, inbox, outbox, tracing
-from .database import is_transient
+from .database import is_statement_timeout, is_transient
 from .deadletters import DeadLetters
 from .errors import Missing, Rejected
 from .holding import QUEUE, Holding
@@ -145,7 +145,7 @@ class Pipeline:
 
     async def _with_retries(self, attempt: Callable[[], Awaitable[None]]) -> None:
         """Transient failures are retried with backoff until they pass; others a few times."""
-        backoff, failures = 0.05, 0
+        backoff, failures, timeouts = 0.05, 0, 0
         while True:
             try:
                 await attempt()
@@ -153,6 +153,11 @@ class Pipeline:
                 return
             except Exception as exc:
                 transient = is_transient(exc)
+                if transient and is_statement_timeout(exc):
+                    # The server's limit is not an outage: a batch that always runs past it is
+                    # split like a failing one (its culprit dead-lettered), not retried forever.
+                    timeouts += 1
+                    transient = timeouts < self.config.handler_attempts
                 reason = "transient" if transient else "handler_error"
                 self._metrics.retries.labels(self.config.topic, reason).inc()
                 if transient:

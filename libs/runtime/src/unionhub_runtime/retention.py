@@ -1,6 +1,7 @@
 """Pruning the records that deduplicate redeliveries (the inbox, a service's own sets such as
 evaluation's work items) once no redelivery can bring their message back: a topic keeps its
-records for its retention, so rows older than that plus a margin (a setting) go.
+records for its retention, so rows older than that plus a margin (a setting) go. Published
+outbox rows go the same way after their own retention.
 
 Rows are deleted oldest first in chunks, each its own short transaction, so pruning a
 backlog never holds a long lock; PostgreSQL finds them by a BRIN index on the time column
@@ -23,7 +24,8 @@ from .columns import UtcInstant
 @dataclass(frozen=True)
 class Prunable:
     table: Table
-    received_at: str  # the column saying when the row's message was received
+    received_at: str  # the column saying when the row's message was received (or published)
+    keep_seconds: float | None = None  # None: the service's dedupe_keep_seconds
 
 
 async def prune(sessions: async_sessionmaker[AsyncSession], write_lock: AbstractAsyncContextManager[Any],

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from fastapi import APIRouter, FastAPI, Response
+from fastapi import APIRouter, Depends, FastAPI, Response
 from faststream import AckPolicy
 from faststream.kafka import KafkaMessage, KafkaRouter
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
@@ -22,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from . import database, kafka, outbox, retention
+from .auth import Verifier, requiring
 from .deadletters import DeadLetters
 from .holding import NO_LANES, Holding, LanesOf, Provides, aggregate_lanes, count_held
 from .lag import LagMonitor
@@ -79,6 +80,7 @@ class Service:
         self.definition = definition
         settings = definition.settings
         self.name = definition.name
+        self.verifier = Verifier(settings.auth, audience=definition.name)  # refuses to build without keys
         self.engine = engine or database.create_engine(settings.database_url, timeouts=settings.database_timeouts)
         self.sessions = database.session_factory(self.engine)
         self.write_lock = database.write_lock(self.engine)
@@ -97,7 +99,6 @@ class Service:
             tables=definition.tables,
             metrics=self.metrics,
             poll_seconds=settings.outbox_poll_seconds,
-            retention_seconds=settings.outbox_retention_seconds,
             write_lock=self.write_lock,
         )
         self.clock = clock
@@ -194,10 +195,14 @@ class Service:
                 await refresh(session)
 
     async def prune(self) -> dict[str, int]:
-        """Deletes the inbox and dedupe rows no redelivery can bring back; rows deleted by table."""
-        before = datetime.now(UTC) - timedelta(seconds=self.definition.settings.dedupe_keep_seconds)
+        """Deletes the inbox and dedupe rows no redelivery can bring back, and published outbox
+        rows past their retention; rows deleted by table."""
+        settings, tables = self.definition.settings, self.definition.tables
         pruned = {}
-        for prunable in (Prunable(self.definition.tables.inbox, "received_at"), *self.definition.prunable):
+        for prunable in (Prunable(tables.inbox, "received_at"), *self.definition.prunable,
+                         Prunable(tables.outbox, "published_at", settings.outbox_retention_seconds)):
+            keep = settings.dedupe_keep_seconds if prunable.keep_seconds is None else prunable.keep_seconds
+            before = datetime.now(UTC) - timedelta(seconds=keep)
             pruned[prunable.table.name] = await retention.prune(self.sessions, self.write_lock, prunable, before)
             self.metrics.pruned.labels(prunable.table.name).inc(pruned[prunable.table.name])
         return pruned
@@ -302,9 +307,10 @@ class Service:
 
         app = FastAPI(title=f"{self.name} service", lifespan=lifespan)
         app.state.service = self
+        app.state.verifier = self.verifier
         app.include_router(self.operations_router())
-        for router in self.definition.routers:
-            app.include_router(router)
+        for router in self.definition.routers:  # the read APIs: a token with <service>:read
+            app.include_router(router, dependencies=[Depends(requiring(f"{self.name}:read"))])
         return app
 
     def operations_router(self) -> APIRouter:

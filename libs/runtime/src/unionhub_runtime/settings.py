@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .auth import AuthSettings
+
 
 class KafkaSettings(BaseSettings):
     """How to reach Kafka (`KAFKA_*`), shared by every service on one cluster."""
@@ -25,6 +27,11 @@ class KafkaSettings(BaseSettings):
     replication_factor: int = 1
     # Deployment-level namespace for every topic (e.g. "staging."); the contract names follow it.
     topic_prefix: str = ""
+    # The largest record the producers send: not above the brokers' message.max.bytes (Kafka's
+    # default 1,048,588), so an oversized record fails in the client, before an idempotent
+    # producer has spent a sequence number on it (a broker's refusal leaves the partition's
+    # sequence broken: every later send to it fails).
+    max_request_bytes: int = Field(default=1_048_576, ge=1_048_576)
 
 
 class HoldSettings(BaseSettings):
@@ -69,9 +76,10 @@ class ServiceSettings(BaseSettings):
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
     outbox_retention_seconds: float = Field(default=86_400, ge=0)
-    # Inbox and dedupe rows are kept while a redelivery may bring their message back: the
-    # topics' retention (7 days, deploy/kafka) plus a day's margin. Keep it above retention.
-    dedupe_keep_seconds: float = Field(default=8 * 86_400, gt=0)
+    # Inbox and dedupe rows are kept while a redelivery may bring their message back. Kafka
+    # deletes whole segments, so a record may outlive the topics' retention (7 days) by up
+    # to a segment's age (segment.ms, 7 days by default): 15 days keeps a day's margin.
+    dedupe_keep_seconds: float = Field(default=15 * 86_400, gt=0)
     prune_every_seconds: float = Field(default=600, gt=0)
     retry_max_backoff_seconds: float = Field(default=5.0, gt=0)
     handler_attempts: int = Field(default=3, ge=1)
@@ -81,3 +89,4 @@ class ServiceSettings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     hold: HoldSettings = Field(default_factory=HoldSettings)
     database_timeouts: DatabaseTimeouts = Field(default_factory=DatabaseTimeouts)
+    auth: AuthSettings = Field(default_factory=AuthSettings)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 
+from unionhub_runtime.auth import requiring
 from unionhub_runtime.http import IdPath, ReadSession
 
 from ..adapters import views
@@ -16,10 +17,18 @@ router = APIRouter(tags=["feedback"])
 Session = ReadSession
 
 
+# The member's words and the cadre's answer are personal: shown only with this scope.
+READ_TEXT = "feedback:read-text"
+TEXTS = ("text", "response_text")
+
+
 @router.get("/opinions/{opinion_id}")
-async def get_opinion(opinion_id: IdPath, session: Session) -> dict[str, Any]:
+async def get_opinion(opinion_id: IdPath, session: Session,
+                      scopes: Annotated[set[str], Depends(requiring("feedback:read"))]) -> dict[str, Any]:
     if (found := await views.opinion(session, opinion_id)) is None:
         raise HTTPException(status_code=404, detail="opinion not found")
+    if READ_TEXT not in scopes:
+        return {k: v for k, v in found.items() if k not in TEXTS}
     return found
 
 

@@ -32,6 +32,7 @@ members = Table(
     Column("joined_on", Date, nullable=False),
     Column("left_on", Date, nullable=True),
     Column("display_name", String(200), nullable=True),
+    Column("left_reason", String(500), nullable=True),  # personal: never published
     Index("ix_members_union_status", "union_id", "status", "member_id"),
 )
 

@@ -34,7 +34,6 @@ class MemberLeft(Event):
     member_id: str
     union_id: str
     left_on: date
-    reason: str
 
 
 @dataclass(frozen=True)

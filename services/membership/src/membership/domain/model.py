@@ -80,6 +80,7 @@ class Member(Aggregate):
     joined_on: date
     left_on: date | None = None
     display_name: str | None = field(default=None, repr=False)  # personal: never in an event
+    left_reason: str | None = field(default=None, repr=False)  # personal too: kept here only
     new_history: list[HistoryEntry] = field(default_factory=list, compare=False, repr=False)
 
     @property
@@ -114,9 +115,9 @@ class Member(Aggregate):
         self._require_active()
         if cmd.left_on < self.joined_on:
             raise Rejected("date_order", "left_on is before the member joined")
-        self.status, self.left_on = LEFT, cmd.left_on
+        self.status, self.left_on, self.left_reason = LEFT, cmd.left_on, cmd.reason
         self._record(self.union_id, "left", cmd.left_on)
-        self.events.append(events.MemberLeft(self.member_id, self.union_id, cmd.left_on, cmd.reason))
+        self.events.append(events.MemberLeft(self.member_id, self.union_id, cmd.left_on))
 
     def transfer(self, cmd: commands.TransferMember) -> None:
         self._require_active()
