@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -115,6 +116,8 @@ def service(name: str, *, bootstrap: str, prefix: str, database_url: str, workdi
     """The service as a process of its own on a migrated database; waits for /readyz."""
     port, upper = free_port(), name.upper()
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "KAFKA_TOPIC_PREFIX": prefix,
+           # The read APIs want a key (the bench only reads /metrics and /readyz, which are open).
+           "UNIONHUB_AUTH_HS256_SECRET": os.environ.get("UNIONHUB_AUTH_HS256_SECRET") or secrets.token_hex(32),
            f"{upper}_HTTP_PORT": str(port), f"{upper}_DATABASE_URL": database_url, f"{upper}_LOG_LEVEL": "WARNING",
            **{f"{upper}_{k.upper()}": v for k, v in settings.items()}}
     log = workdir / f"{name}-{port}.log"

@@ -67,7 +67,7 @@ class Instance:
 
 @dataclass
 class Fleet:
-    """Membership instances sharing one database and one consumer group."""
+    """Instances of one service (membership unless told) sharing one database and group."""
 
     bootstrap: str
     prefix: str
@@ -75,15 +75,17 @@ class Fleet:
     workdir: Path
     instances: list[Instance] = field(default_factory=list)
     retired: list[Instance] = field(default_factory=list)
+    service: str = "membership"
 
     def start(self, *, wait: bool = True, **env: str) -> Instance:
         port = _free_port()
-        log = self.workdir / f"membership-{len(self.instances) + len(self.retired)}.log"
+        log = self.workdir / f"{self.service}-{len(self.instances) + len(self.retired)}.log"
+        upper = self.service.upper()
         environment = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "KAFKA_TOPIC_PREFIX": self.prefix,
-                       "MEMBERSHIP_HTTP_PORT": str(port), "MEMBERSHIP_DATABASE_URL": self.database_url,
-                       "MEMBERSHIP_BATCH_TIMEOUT_MS": "10", "MEMBERSHIP_LOG_LEVEL": "WARNING", **env}
+                       f"{upper}_HTTP_PORT": str(port), f"{upper}_DATABASE_URL": self.database_url,
+                       f"{upper}_BATCH_TIMEOUT_MS": "10", f"{upper}_LOG_LEVEL": "WARNING", **env}
         with log.open("w") as out:
-            process = subprocess.Popen([sys.executable, "-m", "membership", "serve", "--migrate"], env=environment,
+            process = subprocess.Popen([sys.executable, "-m", self.service, "serve", "--migrate"], env=environment,
                                        stdout=out, stderr=subprocess.STDOUT)
         instance = Instance(port, process, log)
         self.instances.append(instance)

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy.engine import make_url
 
-from tests.conftest import ROOT, _free_port
+from tests.conftest import ROOT, _free_port, _pg_execute
 from tests.reliability.harness import Fleet, Ledger, assert_exactly_once, process_state, settle
 from tests.reliability.test_process_faults import MEMBERS, start_stream, until_applied
 from unionhub_contracts import TOPICS
@@ -172,3 +173,42 @@ async def test_postgresql_stopped_for_30_seconds_makes_messages_wait_not_vanish(
     print(f"\nscenario 5: {len(ledger.acked)} commands, PostgreSQL stopped 30 s under load, /readyz red then green, "
           f"{retries:.0f} retries with backoff, {dead:.0f} dead letters, {outcome}")
     assert red and green and retries > 0 and dead == 0
+
+
+async def test_postgresqls_own_errors_for_30_seconds_under_load_lose_and_dead_letter_nothing(fleet: Fleet) -> None:
+    """Real server errors, one after another under load: a failover to a read-only server
+    (25006, sessions cut: 57P01), every connection slot taken (53300), a restart caught
+    while the server starts (57P03). Every command applied, none dead-lettered."""
+    ledger = Ledger(MEMBERS)
+    instance = fleet.start()
+    database = make_url(fleet.database_url).database
+    admin = make_url(fleet.database_url).set(database="postgres").render_as_string(hide_password=False)
+
+    async def cut_sessions() -> None:
+        await _pg_execute(admin, f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                 f"WHERE datname = '{database}' AND pid <> pg_backend_pid()")
+
+    stream = await start_stream(fleet, ledger, pause=0.1)
+    await until_applied(fleet, 1_000)
+    started = time.monotonic()
+    await _pg_execute(admin, f'ALTER DATABASE "{database}" SET default_transaction_read_only = on')
+    await cut_sessions()  # what a failover does: the next sessions land on a read-only server
+    await asyncio.sleep(8)
+    await _pg_execute(admin, f'ALTER DATABASE "{database}" RESET default_transaction_read_only')
+    await cut_sessions()
+    await asyncio.sleep(2)
+    await _pg_execute(admin, f'ALTER DATABASE "{database}" CONNECTION LIMIT 0')  # no slot left
+    await cut_sessions()
+    await asyncio.sleep(8)
+    await _pg_execute(admin, f'ALTER DATABASE "{database}" CONNECTION LIMIT -1')
+    await asyncio.sleep(2)
+    await asyncio.to_thread(pg_cluster, "restart")  # the service reconnects while it starts up
+    faulted = time.monotonic() - started
+    await stream
+    await settle(fleet.database_url, ledger, timeout=240)
+    outcome = await assert_exactly_once(fleet.database_url, ledger)
+    retries, dead = instance.metric("unionhub_retries_total"), instance.metric("unionhub_dead_letters_total")
+    print(f"\nscenario 11: {len(ledger.acked)} commands, {faulted:.0f} s of PostgreSQL's own errors under load "
+          f"(read-only failover, connection slots exhausted, restart), {retries:.0f} retries, {dead:.0f} dead "
+          f"letters, {outcome}")
+    assert dead == 0 and retries > 0

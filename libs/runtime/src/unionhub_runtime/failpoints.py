@@ -4,7 +4,8 @@ can make the process die, to prove what survives. Inert unless `UNIONHUB_FAILPOI
 `UNIONHUB_FAILPOINT=consume.committed:3` kills the process with SIGKILL the 3rd time a
 consumed batch has been committed, before its events are handed to the outbox relay;
 `inbox.claimed:5:SIGSTOP` freezes it the 5th time a batch has claimed its inbox rows, inside
-the transaction (a process paused with its locks held).
+the transaction (a process paused with its locks held); `timer.wrote:2` kills it inside the
+2nd timer transaction that changed something, before it commits.
 """
 
 from __future__ import annotations

@@ -102,7 +102,11 @@ async def ensure_topics(settings: KafkaSettings, topics: Iterable[Topic]) -> lis
     prefix = settings.topic_prefix
     for item in topics:
         wanted.append(NewTopic(prefix + item.name, item.partitions, settings.replication_factor))
-        wanted.append(NewTopic(prefix + item.dlq, 1, settings.replication_factor))
+        # A dead letter is the record unchanged plus headers saying why: its topic takes records
+        # as large as the producers send, whatever the brokers' default (so a copy of a record
+        # that just fitted its own topic is never refused by the broker).
+        wanted.append(NewTopic(prefix + item.dlq, 1, settings.replication_factor,
+                               topic_configs={"max.message.bytes": str(settings.max_request_bytes)}))
     admin = AIOKafkaAdminClient(**client_kwargs(settings))
     await admin.start()
     try:

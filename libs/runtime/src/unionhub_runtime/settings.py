@@ -27,11 +27,12 @@ class KafkaSettings(BaseSettings):
     replication_factor: int = 1
     # Deployment-level namespace for every topic (e.g. "staging."); the contract names follow it.
     topic_prefix: str = ""
-    # The largest record the producers send: not above the brokers' message.max.bytes (Kafka's
-    # default 1,048,588), so an oversized record fails in the client, before an idempotent
-    # producer has spent a sequence number on it (a broker's refusal leaves the partition's
-    # sequence broken: every later send to it fails).
-    max_request_bytes: int = Field(default=1_048_576, ge=1_048_576)
+    # The largest record the producers send, and what the DLQ topics are created to take
+    # (max.message.bytes): a dead letter copies a record that fitted its own topic, plus
+    # headers. Events are bounded far below it (outbox.MAX_EVENT_BYTES). A larger copy fails
+    # in the client, before an idempotent producer spends a sequence number on it (a broker's
+    # refusal would leave the partition's sequence broken), and is sent cut.
+    max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1_048_576)
 
 
 class HoldSettings(BaseSettings):

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from . import outbox
+from . import failpoints, outbox
 from .logs import describe_error
 from .scopes import Emit
 from .tables import RuntimeTables
@@ -83,6 +83,8 @@ class TimerRunner:
                     return 0  # another instance runs it right now
             emitted = await timer.job(session, self._clock())
             await outbox.write(session, self._tables, self._events_topic, [outbox.Pending(self._encode(e)) for e in emitted])
+            if emitted:
+                failpoints.hit("timer.wrote")  # a crash inside a timer's transaction, before its commit
         if emitted:
             self._on_commit()
         return len(emitted)
