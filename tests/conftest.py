@@ -59,6 +59,9 @@ def kafka_bootstrap() -> Iterator[str]:
         with KafkaContainer().with_kraft() as container:
             yield container.get_bootstrap_server()
         return
+    if os.environ.get("KAFKA_MODE") == "cluster":  # the whole suite on three brokers
+        yield from _local_cluster()
+        return
     print("\n[tests] no Docker engine here: starting the project's local Kafka broker", file=sys.stderr)
     port = _free_port()
     data_dir = tempfile.mkdtemp(prefix="unionhub-kafka-")
@@ -71,6 +74,40 @@ def kafka_bootstrap() -> Iterator[str]:
     finally:
         subprocess.run([str(script), "stop"], env=env, check=False)
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+CLUSTER = ROOT / "deploy" / "kafka" / "cluster.sh"
+
+
+def _local_cluster() -> Iterator[str]:
+    """Three brokers (deploy/kafka/cluster.sh): topics get replication factor 3."""
+    data_dir = tempfile.mkdtemp(prefix="unionhub-cluster-")
+    env = {**os.environ, "KAFKA_PORT": str(free_ports_in_a_row(6)), "KAFKA_DATA_DIR": data_dir,
+           "PYTHON": sys.executable}
+    subprocess.run([str(CLUSTER), "start"], env=env, check=True, timeout=300)
+    os.environ["KAFKA_REPLICATION_FACTOR"] = "3"
+    try:
+        yield subprocess.run([str(CLUSTER), "bootstrap"], env=env, check=True, capture_output=True,
+                             text=True).stdout.strip()
+    finally:
+        subprocess.run([str(CLUSTER), "stop"], env=env, check=False, timeout=300)
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def free_ports_in_a_row(count: int) -> int:
+    """A base port with the `count` ports from it free (a cluster's listeners)."""
+    while True:
+        base, sockets = _free_port(), []
+        try:
+            for port in range(base, base + count):
+                sockets.append(socket.socket())
+                sockets[-1].bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
 
 
 @pytest.fixture

@@ -39,24 +39,33 @@ fetch() {
   echo "kafka: jars resolved in $((SECONDS - started))s" >&2
 }
 
+# One node of a cluster (deploy/kafka/cluster.sh) when KAFKA_VOTERS names the controllers
+# ("1@127.0.0.1:9093,2@…"): node KAFKA_NODE_ID, formatted with KAFKA_CLUSTER_ID, replicated.
+node_id=${KAFKA_NODE_ID:-1}
+voters=${KAFKA_VOTERS:-}
+replicas=1 min_isr=1
+if [ -n "$voters" ]; then replicas=3 min_isr=2; fi
+
 write_config() {
   mkdir -p "$data_dir/logs"
+  local quorum="controller.quorum.bootstrap.servers=127.0.0.1:$controller_port"
+  if [ -n "$voters" ]; then quorum="controller.quorum.voters=$voters"; fi
   cat > "$data_dir/server.properties" <<PROPS
 process.roles=broker,controller
-node.id=1
-controller.quorum.bootstrap.servers=127.0.0.1:$controller_port
+node.id=$node_id
+$quorum
 $(listener_config)
 controller.listener.names=CONTROLLER
 log.dirs=$data_dir/logs
 num.partitions=6
-offsets.topic.replication.factor=1
+offsets.topic.replication.factor=$replicas
 offsets.topic.num.partitions=12
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-min.insync.replicas=1
-default.replication.factor=1
+transaction.state.log.replication.factor=$replicas
+transaction.state.log.min.isr=$min_isr
+share.coordinator.state.topic.replication.factor=$replicas
+share.coordinator.state.topic.min.isr=$min_isr
+min.insync.replicas=$min_isr
+default.replication.factor=$replicas
 group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=false
 message.max.bytes=4194304
@@ -222,11 +231,12 @@ start() {
   if [ "$mode" = sasl_ssl ]; then make_secrets; fi
   write_config
   if [ ! -f "$data_dir/logs/meta.properties" ]; then
-    local cluster_id
-    cluster_id=$(java -cp "$libs/*" kafka.tools.StorageTool random-uuid)
+    local cluster_id=${KAFKA_CLUSTER_ID:-}
+    [ -n "$cluster_id" ] || cluster_id=$(java -cp "$libs/*" kafka.tools.StorageTool random-uuid)
     local extra=()
     if [ "$mode" = sasl_ssl ]; then mapfile -t extra < <(scram_args); fi
-    java -cp "$libs/*" kafka.tools.StorageTool format --standalone -t "$cluster_id" \
+    if [ -z "$voters" ]; then extra+=(--standalone); fi  # a cluster's voters are in its config
+    java -cp "$libs/*" kafka.tools.StorageTool format -t "$cluster_id" \
       -c "$data_dir/server.properties" "${extra[@]}" >/dev/null
   fi
   # setsid: the broker must outlive the shell (make up) that started it.
@@ -234,6 +244,8 @@ start() {
     -Dlog4j2.configurationFile="$data_dir/log4j2.yaml" -cp "$libs/*" \
     kafka.Kafka "$data_dir/server.properties" >"$log_file" 2>&1 < /dev/null &
   echo $! > "$pid_file"
+  # A cluster's node cannot answer alone (no quorum yet): cluster.sh probes once all are up.
+  if [ -n "${KAFKA_NO_WAIT:-}" ]; then echo "kafka: node $node_id started (pid $(cat "$pid_file"))" >&2; return 0; fi
   admin_env
   if ! "$python" "$here/probe.py" "127.0.0.1:$port" --timeout 90; then
     echo "kafka: did not become ready; last log lines:" >&2

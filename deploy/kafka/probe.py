@@ -27,11 +27,15 @@ def connection(bootstrap: str) -> dict[str, Any]:
     return client_kwargs(KafkaSettings(bootstrap_servers=bootstrap))
 
 
-async def round_trip(bootstrap: str) -> None:
+async def round_trip(bootstrap: str, brokers: int) -> None:
     admin = AIOKafkaAdminClient(**connection(bootstrap))
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(TOPIC, num_partitions=1, replication_factor=1)])
+        # A cluster is ready once every broker has registered: the probe's topic is on all.
+        response = await admin.create_topics([NewTopic(TOPIC, num_partitions=1, replication_factor=brokers)])
+        for _, code, message in response.topic_errors:
+            if code not in (0, TopicAlreadyExistsError.errno):
+                raise RuntimeError(f"creating the probe topic failed: {code} {message}")
     except TopicAlreadyExistsError:
         pass
     finally:
@@ -60,6 +64,7 @@ async def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("bootstrap")
     parser.add_argument("--timeout", type=float, default=60)
+    parser.add_argument("--brokers", type=int, default=1, help="how many brokers must have registered")
     args = parser.parse_args()
     # Connection refusals are expected while the broker starts; report only the outcome.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
@@ -67,7 +72,7 @@ async def main() -> int:
     last_error: Exception | None = None
     while time.monotonic() < deadline:
         try:
-            await asyncio.wait_for(round_trip(args.bootstrap), 20)
+            await asyncio.wait_for(round_trip(args.bootstrap, args.brokers), 20)
             return 0
         except (TimeoutError, KafkaError, OSError, RuntimeError) as exc:
             last_error = exc

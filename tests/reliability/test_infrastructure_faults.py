@@ -21,7 +21,7 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-from tests.conftest import ROOT, _free_port, _pg_execute
+from tests.conftest import CLUSTER, ROOT, _free_port, _pg_execute, free_ports_in_a_row
 from tests.reliability.harness import Fleet, Ledger, assert_exactly_once, process_state, settle
 from tests.reliability.test_process_faults import MEMBERS, start_stream, until_applied
 from unionhub_contracts import TOPICS
@@ -94,6 +94,51 @@ async def test_the_broker_restarted_under_load_twice_loses_nothing(
         assert instance.process.poll() is None, "the service died instead of reconnecting"
         print(f"\nscenario 3: {len(ledger.acked)} commands, broker stopped (SIGTERM) and killed (SIGKILL) under "
               f"load, the service reconnected by itself, "
+              f"{fleet.evidence('unionhub_inbox_duplicates_total'):.0f} duplicates skipped, {outcome}")
+    finally:
+        fleet.stop_all()
+
+
+@pytest.fixture
+def cluster() -> Iterator[dict[str, str]]:
+    """Three brokers of this test's own (replication factor 3, min.insync.replicas 2)."""
+    data_dir = tempfile.mkdtemp(prefix="unionhub-cluster-")
+    env = {**os.environ, "KAFKA_PORT": str(free_ports_in_a_row(6)), "KAFKA_DATA_DIR": data_dir,
+           "PYTHON": sys.executable}
+    subprocess.run([str(CLUSTER), "start"], env=env, check=True, timeout=300)
+    try:
+        yield env
+    finally:
+        subprocess.run([str(CLUSTER), "stop"], env=env, check=False, timeout=300)
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+async def test_a_broker_of_three_killed_under_load_and_restarted_loses_nothing(
+        cluster: dict[str, str], pg_url: str, tmp_path: Path) -> None:
+    def script(*args: str) -> str:
+        done = subprocess.run([str(CLUSTER), *args], env=cluster, check=True, capture_output=True, text=True,
+                              timeout=180)
+        return done.stdout.strip()
+
+    bootstrap = await asyncio.to_thread(script, "bootstrap")
+    prefix = f"c{uuid.uuid4().hex[:8]}."
+    await ensure_topics(KafkaSettings(bootstrap_servers=bootstrap, topic_prefix=prefix, replication_factor=3), TOPICS)
+    fleet = Fleet(bootstrap, prefix, pg_url, tmp_path)
+    try:
+        ledger = Ledger(MEMBERS)
+        fleet.start(KAFKA_REPLICATION_FACTOR="3")
+        stream = await start_stream(fleet, ledger, pause=0.1)
+        await until_applied(fleet, 1_500)
+        await asyncio.to_thread(script, "kill", "2")  # a crash of one broker
+        await until_applied(fleet, 3_500)  # two replicas left: min.insync.replicas still met
+        await asyncio.to_thread(script, "start-node", "2")
+        await asyncio.wait_for(stream, timeout=300)
+        await settle(fleet.database_url, ledger, timeout=240)
+        outcome = await assert_exactly_once(fleet.database_url, ledger)
+        (instance,) = fleet.instances
+        assert instance.process.poll() is None, "the service exited instead of riding out the broker's loss"
+        print(f"\nscenario 12: {len(ledger.acked)} commands on a three-broker cluster (replication factor 3, "
+              f"min.insync.replicas 2), one broker SIGKILLed under load and restarted, "
               f"{fleet.evidence('unionhub_inbox_duplicates_total'):.0f} duplicates skipped, {outcome}")
     finally:
         fleet.stop_all()

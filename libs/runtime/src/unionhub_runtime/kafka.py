@@ -68,7 +68,9 @@ def create_broker(
 ) -> KafkaBroker:
     """The FastStream broker that runs the service's subscribers."""
     return KafkaBroker(
-        settings.bootstrap_servers,
+        # A list: FastStream hands a string to aiokafka as one host, so "a:9092,b:9092" (any
+        # real cluster's bootstrap) never connected.
+        [server.strip() for server in settings.bootstrap_servers.split(",") if server.strip()],
         client_id=client_id,
         security=_broker_security(settings),
         enable_idempotence=True,
@@ -114,7 +116,11 @@ async def ensure_topics(settings: KafkaSettings, topics: Iterable[Topic]) -> lis
         missing = [t for t in wanted if t.name not in existing]
         if missing:
             with suppress(TopicAlreadyExistsError):  # another process was first: goal met
-                await admin.create_topics(missing)
+                response = await admin.create_topics(missing)
+                failed = [(name, code, message) for name, code, message in response.topic_errors
+                          if code not in (0, TopicAlreadyExistsError.errno)]
+                if failed:  # e.g. a replication factor above the brokers registered so far
+                    raise RuntimeError(f"creating topics failed: {failed}")
             # A consumer that subscribes before the leaders are elected may sit on an
             # empty assignment until its next metadata refresh: wait for them here.
             await _wait_for_leaders(admin, [t.name for t in missing])
