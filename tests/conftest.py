@@ -53,14 +53,14 @@ def kafka_bootstrap() -> Iterator[str]:
     if servers := os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
         yield servers
         return
+    if os.environ.get("KAFKA_MODE") == "cluster":  # the whole suite on three brokers
+        yield from _local_cluster()
+        return
     if _docker_engine_running():
         from testcontainers.kafka import KafkaContainer
 
         with KafkaContainer().with_kraft() as container:
             yield container.get_bootstrap_server()
-        return
-    if os.environ.get("KAFKA_MODE") == "cluster":  # the whole suite on three brokers
-        yield from _local_cluster()
         return
     print("\n[tests] no Docker engine here: starting the project's local Kafka broker", file=sys.stderr)
     port = _free_port()

@@ -126,7 +126,7 @@ def test_each_service_deploys_alone_with_everything_it_needs(rendered: dict, ser
             assert name.removeprefix(prefix).lower() in SETTINGS[service].model_fields, name
         if name.startswith("UNIONHUB_AUTH_"):
             assert name.removeprefix("UNIONHUB_AUTH_").lower() in AuthSettings.model_fields, name
-    assert config["data"]["UNIONHUB_AUTH_JWKS_URL"].startswith("http")  # the read APIs check tokens
+    assert config["data"]["UNIONHUB_AUTH_JWKS_URL"].startswith("https://")  # keys only over TLS
     assert int(config["data"][f"{prefix}HTTP_PORT"]) == container["ports"][0]["containerPort"]
     assert config["data"][f"{prefix}HTTP_HOST"] == "0.0.0.0"  # reachable from the kubelet and the Service
     (job,) = of_kind(docs, "Job")

@@ -88,7 +88,7 @@ def numbers(collected: Collector, topic: str) -> list[int]:
 async def test_an_unsendable_event_holds_back_only_the_events_of_its_own_key(kafka: KafkaSettings,
                                                                              database_url: str) -> None:
     async with relaying(kafka, database_url) as relayed, Collector(kafka.bootstrap_servers, [relayed.topic]) as got:
-        too_large = event(1, "k-big", padding=5 * 1024 * 1024)  # over the producer's and the broker's limit
+        too_large = event(1, "k-big", padding=5 * 1024 * 1024)  # over the event bound: never sent
         behind = event(2, "k-big")
         await relayed.write_unchecked(too_large, behind, event(3, "k-a"), event(4, "k-b"))
         relayed.relay.notify()

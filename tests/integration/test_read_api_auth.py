@@ -130,12 +130,17 @@ async def test_tokens_signed_with_the_identity_providers_keys_from_a_jwks_file(t
             # The shared-secret algorithm is not accepted where keys come from a JWKS.
             hs = signed(claims, "a-secret-anyone-could-pick-000000", "HS256", "rsa-1")
             assert (await http.get("/unions/u-404", headers=hs)).status_code == 401
+            # A token of one key type naming a key of another is refused, not an error.
+            assert (await http.get("/unions/u-404", headers=signed(claims, ec_key, "ES256", "rsa-1"))).status_code == 401
+            odd_scope = {**claims, "scope": None}
+            assert (await http.get("/unions/u-404", headers=signed(odd_scope, rsa_key, "RS256", "rsa-1"))).status_code == 401
     finally:
         await service.engine.dispose()
 
 
-def test_a_service_with_no_key_to_check_tokens_refuses_to_start(tmp_path: Path) -> None:
+@pytest.mark.parametrize("secret", [None, "", "too-short"])
+def test_a_service_with_no_usable_key_to_check_tokens_refuses_to_start(tmp_path: Path, secret: str | None) -> None:
     settings = MembershipSettings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'm.db'}",
-                                  auth=AuthSettings(hs256_secret=None))
+                                  auth=AuthSettings(hs256_secret=secret))
     with pytest.raises(AuthNotConfigured):
         membership.bootstrap.build(settings)

@@ -25,6 +25,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ASYMMETRIC = ["RS256", "ES256"]
 LOCAL_ALGORITHM = "HS256"
+MIN_SECRET_CHARACTERS = 32
 
 
 class AuthSettings(BaseSettings):
@@ -35,6 +36,7 @@ class AuthSettings(BaseSettings):
     jwks_file: Path | None = None
     jwks_url: str | None = None
     hs256_secret: SecretStr | None = Field(default=None, description="local use only: a shared secret")
+    issuer: str | None = Field(default=None, description="when set, the `iss` every token must carry")
     leeway_seconds: float = Field(default=30, ge=0, description="clock skew allowed on exp")
 
 
@@ -51,32 +53,44 @@ class Verifier:
             raise AuthNotConfigured(
                 "set exactly one of UNIONHUB_AUTH_JWKS_FILE, UNIONHUB_AUTH_JWKS_URL or (local use only) "
                 "UNIONHUB_AUTH_HS256_SECRET: the read APIs require signed tokens")
+        secret = settings.hs256_secret.get_secret_value() if settings.hs256_secret is not None else None
+        if secret is not None and len(secret) < MIN_SECRET_CHARACTERS:
+            raise AuthNotConfigured(f"UNIONHUB_AUTH_HS256_SECRET must have at least {MIN_SECRET_CHARACTERS} characters")
         self.audience = audience
+        self._issuer = settings.issuer
         self._leeway = settings.leeway_seconds
-        self._secret = settings.hs256_secret.get_secret_value() if settings.hs256_secret else None
+        self._secret = secret
         self._keys = jwt.PyJWKSet.from_json(settings.jwks_file.read_text()) if settings.jwks_file else None
-        self._client = jwt.PyJWKClient(settings.jwks_url, cache_keys=True) if settings.jwks_url else None
+        # The JWKS is fetched again every 5 minutes (PyJWT's set cache): a key the provider
+        # removed stops verifying then. No cache by kid: it would keep removed keys forever.
+        self._client = jwt.PyJWKClient(settings.jwks_url, cache_keys=False) if settings.jwks_url else None
 
     async def scopes(self, token: str) -> set[str]:
-        """The token's scopes; raises `jwt.InvalidTokenError` for a token not to be trusted."""
+        """The token's scopes; raises `jwt.PyJWTError` for a token not to be trusted."""
         if self._secret is not None:
             key: Any = self._secret
             algorithms = [LOCAL_ALGORITHM]
         else:
-            key = await self._signing_key(token)
-            algorithms = ASYMMETRIC
-        claims = jwt.decode(token, key, algorithms=algorithms, audience=self.audience, leeway=self._leeway,
-                            options={"require": ["exp", "aud"]})
+            jwk = await self._signing_key(token)
+            if jwk.algorithm_name not in ASYMMETRIC:
+                raise jwt.InvalidTokenError(f"keys of type {jwk.algorithm_name} are not accepted")
+            key, algorithms = jwk, [jwk.algorithm_name]  # the key's own algorithm, nothing else
+        claims = jwt.decode(token, key, algorithms=algorithms, audience=self.audience, issuer=self._issuer,
+                            leeway=self._leeway, options={"require": ["exp", "aud", *(["iss"] if self._issuer else [])]})
         scope = claims.get("scope", "")
-        return set(scope.split() if isinstance(scope, str) else scope)
+        if isinstance(scope, str):
+            return set(scope.split())
+        if isinstance(scope, list) and all(isinstance(item, str) for item in scope):
+            return set(scope)
+        raise jwt.InvalidTokenError("the scope claim is neither a string nor a list of strings")
 
-    async def _signing_key(self, token: str) -> Any:
-        if self._client is not None:  # fetches (and caches) the JWKS over HTTP: off the event loop
-            return (await asyncio.to_thread(self._client.get_signing_key_from_jwt, token)).key
+    async def _signing_key(self, token: str) -> jwt.PyJWK:
+        if self._client is not None:  # fetches the JWKS over HTTP: off the event loop
+            return await asyncio.to_thread(self._client.get_signing_key_from_jwt, token)
         assert self._keys is not None
         kid = jwt.get_unverified_header(token).get("kid")
         try:
-            return (self._keys[kid] if kid else next(iter(self._keys.keys))).key
+            return self._keys[kid] if kid else next(iter(self._keys.keys))
         except (KeyError, StopIteration):
             raise jwt.InvalidTokenError("no key of the JWKS has this token's kid") from None
 
@@ -93,7 +107,7 @@ def requiring(scope: str) -> Callable[[Request], Awaitable[set[str]]]:
             raise HTTPException(401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
         try:
             scopes = await verifier.scopes(token.strip())
-        except (jwt.InvalidTokenError, jwt.PyJWKClientError):
+        except (jwt.PyJWTError, TypeError, ValueError):  # a key of another type than the token's, too
             raise HTTPException(401, "the token is not valid here",
                                 headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
         if scope not in scopes:

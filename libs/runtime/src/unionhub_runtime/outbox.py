@@ -43,7 +43,7 @@ SEND_SECONDS = 10.0
 WRITERS_WAIT_SECONDS = 1.0
 _OUTBOX_WRITERS = text(
     "SELECT virtualtransaction FROM pg_locks WHERE locktype = 'relation' AND mode = 'RowExclusiveLock' "
-    "AND granted AND relation = CAST(:table AS regclass) AND pid <> pg_backend_pid()")
+    "AND granted AND relation = CAST(:table AS regclass) AND pid IS DISTINCT FROM pg_backend_pid()")
 _OUTBOX_WRITERS_LEFT = text(
     "SELECT virtualtransaction FROM pg_locks WHERE locktype = 'relation' AND mode = 'RowExclusiveLock' "
     "AND granted AND relation = CAST(:table AS regclass) AND virtualtransaction = ANY(:writers)")
@@ -106,6 +106,11 @@ def _headers(traceparent: str | None) -> list[tuple[str, bytes]]:
 Lane = tuple[str, str | None, int | None]
 
 
+def _settled(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()  # retrieved: an abandoned send's late failure is not reported as lost
+
+
 def _lane(row: Any) -> Lane:
     return (row.topic, row.key, None) if row.key is not None else (row.topic, None, row.id)
 
@@ -163,7 +168,7 @@ class OutboxRelay:
         self._stopping = False
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
-    async def stop(self, grace_seconds: float = 10.0) -> None:
+    async def stop(self, grace_seconds: float = SEND_SECONDS + 5) -> None:
         """Lets a publish under way finish (so it is marked), then stops."""
         if self._task is None:
             return
@@ -247,12 +252,14 @@ class OutboxRelay:
             upto = int(await session.scalar(select(func.coalesce(func.max(outbox.c.id), 0))) or 0)
             writers = list((await session.execute(_OUTBOX_WRITERS, {"table": outbox.name})).scalars())
             deadline = time.monotonic() + WRITERS_WAIT_SECONDS
+            pause = 0.002
             while writers:
                 if time.monotonic() > deadline:
                     log.warning("outbox relay: a writer of the outbox is still open after %.0fs; next round",
                                 WRITERS_WAIT_SECONDS)
                     return None
-                await asyncio.sleep(0.002)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 0.05)  # pg_locks takes every lock-manager partition: not too often
                 writers = list((await session.execute(
                     _OUTBOX_WRITERS_LEFT, {"table": outbox.name, "writers": writers})).scalars())
             return upto
@@ -294,20 +301,28 @@ class OutboxRelay:
             lane = _lane(row)
             if lane in failed or row.topic in unknown_topics:
                 continue
+            if len(row.value) + len(row.key or "") > MAX_EVENT_BYTES:  # written before the bound existed
+                # Not sent: a broker refusing it would break the idempotent producer's sequence
+                # for every event of its partition.
+                failed[lane] = EventTooLarge(f"outbox row {row.id} is over {MAX_EVENT_BYTES} bytes")
+                self._refused(row, self._blocked, lane)
+                continue
+            known = bool(self._producer.client.cluster.partitions_for_topic(row.topic))
             try:
-                future = await bounded_send(self._producer, row.topic, value=row.value,
-                                            key=row.key.encode() if row.key is not None else None,
-                                            headers=_headers(row.traceparent))
+                # Queueing may wait too (a full batch for a partition without leader): bounded.
+                async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                    future = await bounded_send(self._producer, row.topic, value=row.value,
+                                                key=row.key.encode() if row.key is not None else None,
+                                                headers=_headers(row.traceparent))
             except asyncio.CancelledError:
                 raise
-            except (TimeoutError, KafkaTimeoutError) as exc:  # no metadata: the topic, not the row
-                unknown_topics.add(row.topic)
-                failed[lane] = exc
-                self._refused(row, self._blocked_topics, row.topic)
-                continue
             except Exception as exc:
                 failed[lane] = exc
-                self._refused(row, self._blocked, lane)
+                if not known and isinstance(exc, (TimeoutError, KafkaTimeoutError)):  # no metadata: the topic
+                    unknown_topics.add(row.topic)
+                    self._refused(row, self._blocked_topics, row.topic)
+                else:
+                    self._refused(row, self._blocked, lane)
                 continue
             in_flight.append((row, lane, future))
         sent = []
@@ -319,6 +334,7 @@ class OutboxRelay:
         for row, lane, future in in_flight:
             if not future.done():
                 error: BaseException | None = TimeoutError("no acknowledgement in time")
+                future.add_done_callback(_settled)  # read its outcome when it comes: it is sent again anyway
             else:
                 error = asyncio.CancelledError() if future.cancelled() else future.exception()
             if error is not None:

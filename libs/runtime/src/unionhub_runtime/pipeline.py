@@ -154,10 +154,11 @@ class Pipeline:
             except Exception as exc:
                 transient = is_transient(exc)
                 if transient and is_statement_timeout(exc):
-                    # The server's limit is not an outage: a batch that always runs past it is
-                    # split like a failing one (its culprit dead-lettered), not retried forever.
+                    # The server's limit is not an outage: a batch that ran past it this many
+                    # times is split like a failing one (its culprit dead-lettered).
                     timeouts += 1
-                    transient = timeouts < self.config.handler_attempts
+                    if timeouts >= self.config.handler_attempts:
+                        raise _GiveUp(exc) from exc
                 reason = "transient" if transient else "handler_error"
                 self._metrics.retries.labels(self.config.topic, reason).inc()
                 if transient:
