@@ -238,13 +238,13 @@ async def test_postgresqls_own_errors_for_30_seconds_under_load_lose_and_dead_le
     started = time.monotonic()
     await _pg_execute(admin, f'ALTER DATABASE "{database}" SET default_transaction_read_only = on')
     await cut_sessions()  # what a failover does: the next sessions land on a read-only server
-    await asyncio.sleep(8)
+    await asyncio.sleep(12)
     await _pg_execute(admin, f'ALTER DATABASE "{database}" RESET default_transaction_read_only')
     await cut_sessions()
     await asyncio.sleep(2)
     await _pg_execute(admin, f'ALTER DATABASE "{database}" CONNECTION LIMIT 0')  # no slot left
     await cut_sessions()
-    await asyncio.sleep(8)
+    await asyncio.sleep(12)
     await _pg_execute(admin, f'ALTER DATABASE "{database}" CONNECTION LIMIT -1')
     await asyncio.sleep(2)
     await asyncio.to_thread(pg_cluster, "restart")  # the service reconnects while it starts up
