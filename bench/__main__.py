@@ -56,7 +56,8 @@ def main() -> None:
         ctx = Context(bootstrap=bootstrap, workdir=Path(workdir), quick=args.quick)
         plan = [(1, lambda: scenarios.work_score_ingestion(ctx, args.databases.split(","))),
                 (2, lambda: scenarios.command_throughput(ctx)), (3, lambda: scenarios.latency(ctx)),
-                (4, lambda: scenarios.footprint(ctx)), (5, lambda: scenarios.scale_out(ctx))]
+                (4, lambda: scenarios.footprint(ctx)), (5, lambda: scenarios.scale_out(ctx)),
+                (6, lambda: scenarios.retention_soak(ctx))]  # the soak runs only when asked: --only 6
         for number, run in plan:
             if number in wanted:
                 console.print(f"[bold]scenario {number}[/] …")

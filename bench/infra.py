@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -55,6 +56,17 @@ async def _pg(url: str, sql: str) -> None:
                                        password=parsed.password, database=parsed.database)
     try:
         await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+async def pg_value(url: str, sql: str) -> Any:
+    """The first column of the first row `sql` returns on PostgreSQL database `url`."""
+    parsed = make_url(url)
+    connection = await asyncpg.connect(host=parsed.host, port=parsed.port or 5432, user=parsed.username,
+                                       password=parsed.password, database=parsed.database)
+    try:
+        return await connection.fetchval(sql)
     finally:
         await connection.close()
 

@@ -1,4 +1,4 @@
-"""The five benchmark scenarios. Each measures the project and its baselines in the same run
+"""The benchmark scenarios (five by default, a sixth on request). Each measures the project and its baselines in the same run
 and returns rows for the table: (scenario, variant, figure, unit, ratio to the raw ceiling
 or to the baseline named in the row, goal)."""
 
@@ -18,7 +18,7 @@ from unionhub_runtime.kafka import ensure_topics
 from unionhub_runtime.settings import KafkaSettings
 
 from . import load
-from .infra import ServiceProcess, database, migrate, service
+from .infra import ServiceProcess, database, migrate, pg_value, service
 from .measure import EventWatch, naive, percentile, progress, raw_ceiling, watch_total
 
 
@@ -231,3 +231,33 @@ def _ingestion_rate(ctx: Context, instances: int, n: int) -> float:
                                        what=f"{instances} instance(s)")
         producing.join()
     return counted / seconds
+
+
+def retention_soak(ctx: Context) -> list[Row]:
+    """Scenario 6 (`--only 6`, not in the default set): the inbox under steady load with a short
+    retention stays near rate × retention, pruned in chunks while commands keep flowing."""
+    rate, seconds, keep, every = 500, (30 if ctx.quick else 180), 20, 2
+    prefix, run, unions = ctx.fresh_prefix(), "soak-", 20
+    sizes: list[int] = []
+    with database("postgresql", ctx.workdir) as url:
+        migrate("membership", url)
+        with service("membership", bootstrap=ctx.bootstrap, prefix=prefix, database_url=url, workdir=ctx.workdir,
+                     dedupe_keep_seconds=str(keep), prune_every_seconds=str(every)) as membership:
+            asyncio.run(_register_unions(ctx, prefix, run, unions))
+            stop = threading.Event()
+
+            def sample() -> None:
+                while not stop.wait(1.0):
+                    sizes.append(int(asyncio.run(pg_value(url, "SELECT count(*) FROM inbox"))))
+
+            sampler = threading.Thread(target=sample, daemon=True)
+            sampler.start()
+            latencies = asyncio.run(_steady(ctx, prefix, load.enrolments(run, rate * seconds, unions), rate))
+            stop.set()
+            sampler.join()
+            pruned = membership.metric("unionhub_pruned_rows_total", table="inbox")
+    bound = rate * (keep + every) * 1.2  # what redelivery can still bring, a prune round and slack
+    name = f"6 retention soak ({rate} commands/s, {seconds} s, keep {keep} s, PostgreSQL)"
+    return [Row(name, "inbox rows, peak", max(sizes), "rows", goal=f"<= {bound:,.0f}", met=max(sizes) <= bound),
+            Row(name, "inbox rows pruned", pruned, "rows"),
+            Row(name, "latency p99 while pruning", percentile(latencies, 0.99) * 1000, "ms")]
