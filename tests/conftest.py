@@ -19,6 +19,7 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import asyncpg
@@ -79,19 +80,26 @@ def kafka_bootstrap() -> Iterator[str]:
 CLUSTER = ROOT / "deploy" / "kafka" / "cluster.sh"
 
 
-def _local_cluster() -> Iterator[str]:
-    """Three brokers (deploy/kafka/cluster.sh): topics get replication factor 3."""
+@contextmanager
+def started_cluster() -> Iterator[dict[str, str]]:
+    """Three brokers of their own (deploy/kafka/cluster.sh); yields the script's environment."""
     data_dir = tempfile.mkdtemp(prefix="unionhub-cluster-")
     env = {**os.environ, "KAFKA_PORT": str(free_ports_in_a_row(6)), "KAFKA_DATA_DIR": data_dir,
            "PYTHON": sys.executable}
     subprocess.run([str(CLUSTER), "start"], env=env, check=True, timeout=300)
-    os.environ["KAFKA_REPLICATION_FACTOR"] = "3"
     try:
-        yield subprocess.run([str(CLUSTER), "bootstrap"], env=env, check=True, capture_output=True,
-                             text=True).stdout.strip()
+        yield env
     finally:
         subprocess.run([str(CLUSTER), "stop"], env=env, check=False, timeout=300)
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _local_cluster() -> Iterator[str]:
+    """The session's brokers as a cluster: topics get replication factor 3."""
+    with started_cluster() as env:
+        os.environ["KAFKA_REPLICATION_FACTOR"] = "3"
+        yield subprocess.run([str(CLUSTER), "bootstrap"], env=env, check=True, capture_output=True,
+                             text=True).stdout.strip()
 
 
 def free_ports_in_a_row(count: int) -> int:

@@ -6,7 +6,7 @@ import asyncio
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +18,15 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from unionhub_runtime.auth import all_scopes, local_token
 from unionhub_runtime.migrations import upgrade_async
 from unionhub_runtime.service import Service
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 20,
+                     step: float = 0.2) -> None:
+    """Waits (bounded) until the awaitable `check` says yes; fails naming `what`."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {what}"
+        await asyncio.sleep(step)
 
 
 def command(type_: str, data: dict[str, Any], *, id: str | None = None, **extra: Any) -> bytes:

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from unionhub_scenario import growth
 from unionhub_scenario.play import Outcome, Urls, play
 from unionhub_scenario.report import write_html
@@ -176,19 +176,24 @@ def test_the_selector_extraction_sees_metrics_not_functions_or_labels() -> None:
 
 # --- Personal data: display names go in with member.enroll and never come out ---------------
 
-async def all_records(bootstrap: str, topics: list[str]) -> list[bytes]:
+async def read_all(bootstrap: str, topics: list[str]) -> list[ConsumerRecord[bytes, bytes]]:
     consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
                                 enable_auto_commit=False, group_id=f"scan-{uuid.uuid4()}")
     await consumer.start()
     try:
-        seen: list[bytes] = []
+        seen: list[ConsumerRecord[bytes, bytes]] = []
         while batch := await consumer.getmany(timeout_ms=3000, max_records=10_000):
             for records in batch.values():
-                seen.extend((r.key or b"") + (r.value or b"") + b"".join(v for _, v in r.headers or ())
-                            for r in records)
+                seen.extend(records)
         return seen
     finally:
         await consumer.stop()
+
+
+async def all_records(bootstrap: str, topics: list[str]) -> list[bytes]:
+    """Every record on `topics` as one run of bytes: key, value and header values."""
+    return [(r.key or b"") + (r.value or b"") + b"".join(v for _, v in r.headers or ())
+            for r in await read_all(bootstrap, topics)]
 
 
 def test_no_display_name_leaves_the_commands_topic(played: Played) -> None:
@@ -227,13 +232,4 @@ def test_no_opinion_text_nor_reason_for_leaving_leaves_the_commands_topics(playe
 
 async def command_values(bootstrap: str, topics: list[str]) -> list[dict[str, object]]:
     """The `data` of every command sent on `topics`."""
-    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                enable_auto_commit=False, group_id=f"scan-{uuid.uuid4()}")
-    await consumer.start()
-    try:
-        found: list[dict[str, object]] = []
-        while batch := await consumer.getmany(timeout_ms=3000, max_records=10_000):
-            found.extend(json.loads(r.value)["data"] for records in batch.values() for r in records if r.value)
-        return found
-    finally:
-        await consumer.stop()
+    return [json.loads(r.value)["data"] for r in await read_all(bootstrap, topics) if r.value]

@@ -5,8 +5,6 @@ while a redelivery inside it is still skipped."""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Awaitable, Callable
 
 import pytest
 from sqlalchemy import func, select
@@ -17,7 +15,7 @@ import membership.bootstrap
 from evaluation.adapters import orm as evaluation_orm
 from evaluation.settings import EvaluationSettings
 from membership.settings import MembershipSettings
-from tests.support import Collector, command, produce, running
+from tests.support import Collector, command, eventually, produce, running
 from unionhub_runtime.service import Service
 from unionhub_runtime.settings import KafkaSettings
 
@@ -31,13 +29,6 @@ async def scalar(service: Service, query: object) -> int:
     async with service.sessions() as session:
         assert isinstance(session, AsyncSession)
         return int(await session.scalar(query) or 0)  # type: ignore[call-overload]
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.2)
 
 
 async def test_inbox_rows_past_the_retention_are_pruned_and_a_redelivery_inside_it_is_skipped(

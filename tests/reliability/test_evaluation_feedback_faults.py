@@ -7,7 +7,6 @@ a redelivered copy of it is the same answer)."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.reliability.harness import Fleet, Ledger, events_on_topic, fetch
-from tests.support import command
+from tests.support import command, eventually
 from unionhub_runtime.settings import KafkaSettings
 
 pytestmark = pytest.mark.reliability
@@ -25,13 +24,6 @@ HOMES = ["h-0", "h-1", "h-2"]
 
 def membership_event(type_: str, data: dict[str, object], n: str) -> bytes:
     return command(type_, data, id=f"mev-{type_}-{n}", source="membership")
-
-
-async def until(check: object, what: str, timeout: float = 240) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():  # type: ignore[operator]
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.5)
 
 
 def answers_by_command(events: list[dict[str, object]], types: set[str]) -> dict[str, set[str]]:
@@ -83,7 +75,7 @@ async def test_evaluation_killed_mid_batch_during_a_rebalance_counts_every_ratin
                                      "(SELECT count(*) FROM outbox WHERE published_at IS NULL) AS pending")
         return row["audited"] >= members and row["counted"] >= items and row["pending"] == 0
 
-    await until(settled, "every rating and item applied")
+    await eventually(settled, "every rating and item applied", timeout=240, step=0.5)
     (row,) = await fetch(pg_url, "SELECT (SELECT count(*) FROM ratings) AS ratings, "
                                  "(SELECT count(*) FROM rating_audit WHERE outcome = 'accepted') AS accepted, "
                                  "(SELECT sum(item_count) FROM worker_months) AS items, "
@@ -129,7 +121,8 @@ async def test_feedback_killed_inside_its_overdue_timer_answers_every_opinion_on
     fleet.start(**timers)
     await ledger.send(kafka.bootstrap_servers, p + "feedback.commands", submits, chunk=100, pause=0.05)
     await ledger.send(kafka.bootstrap_servers, p + "feedback.commands", responds, chunk=50, pause=0.1)
-    await until(lambda: asyncio.to_thread(lambda: doomed.process.poll() is not None), "the failpoint", 120)
+    await eventually(lambda: asyncio.to_thread(lambda: doomed.process.poll() is not None), "the failpoint",
+                     timeout=120, step=0.5)
     fleet.instances.remove(doomed)
     fleet.retired.append(doomed)
     fleet.start(**timers)
@@ -142,7 +135,7 @@ async def test_feedback_killed_inside_its_overdue_timer_answers_every_opinion_on
         return (row["opinions"], row["responded"], row["late"], row["pending"]) == (
             opinions, len(responds), opinions - len(responds), 0)
 
-    await until(settled, "every opinion applied, answered or flagged")
+    await eventually(settled, "every opinion applied, answered or flagged", timeout=240, step=0.5)
     events = await events_on_topic(kafka.bootstrap_servers, p + "feedback.events")
     received = answers_by_command(events, {"opinion.received"})
     responded = answers_by_command(events, {"opinion.responded"})

@@ -21,7 +21,7 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-from tests.conftest import CLUSTER, ROOT, _free_port, _pg_execute, free_ports_in_a_row
+from tests.conftest import CLUSTER, ROOT, _free_port, _pg_execute, started_cluster
 from tests.reliability.harness import Fleet, Ledger, assert_exactly_once, process_state, settle
 from tests.reliability.test_process_faults import MEMBERS, start_stream, until_applied
 from unionhub_contracts import TOPICS
@@ -102,15 +102,8 @@ async def test_the_broker_restarted_under_load_twice_loses_nothing(
 @pytest.fixture
 def cluster() -> Iterator[dict[str, str]]:
     """Three brokers of this test's own (replication factor 3, min.insync.replicas 2)."""
-    data_dir = tempfile.mkdtemp(prefix="unionhub-cluster-")
-    env = {**os.environ, "KAFKA_PORT": str(free_ports_in_a_row(6)), "KAFKA_DATA_DIR": data_dir,
-           "PYTHON": sys.executable}
-    subprocess.run([str(CLUSTER), "start"], env=env, check=True, timeout=300)
-    try:
+    with started_cluster() as env:
         yield env
-    finally:
-        subprocess.run([str(CLUSTER), "stop"], env=env, check=False, timeout=300)
-        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 async def test_a_broker_of_three_killed_under_load_and_restarted_loses_nothing(

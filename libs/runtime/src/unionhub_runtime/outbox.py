@@ -369,18 +369,19 @@ class OutboxRelay:
             )
 
     async def _update_backlog_gauges(self, session: AsyncSession, rows: Sequence[Any]) -> None:
-        if self._blocked or self._blocked_topics:  # lanes left out of `rows` may hold older events
+        holding_back = bool(self._blocked or self._blocked_topics)
+        if holding_back:  # lanes left out of `rows` may hold older events
             outbox = self._tables.outbox
             oldest = await session.scalar(select(outbox.c.created_at).where(outbox.c.published_at.is_(None))
                                           .order_by(outbox.c.id).limit(1))
         else:
             oldest = rows[0].created_at if rows else None
         self._metrics.outbox_oldest_age.set((datetime.now(UTC) - oldest).total_seconds() if oldest else 0)
-        if not rows and not self._blocked and not self._blocked_topics:
+        if not rows and not holding_back:
             self._metrics.outbox_backlog.set(0)
             return
         backlog = len(rows)
-        if backlog == self._batch_size or self._blocked or self._blocked_topics:  # only then is there more than this batch to count
+        if backlog == self._batch_size or holding_back:  # only then is there more than this batch to count
             backlog = await self._count_pending(session)
         self._metrics.outbox_backlog.set(backlog)
 
