@@ -4,9 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
-PACKAGES := contracts libs/runtime services/membership services/evaluation services/feedback scenario
+PACKAGES := libs/domain contracts libs/runtime libs/membership_view services/membership services/evaluation services/feedback scenario
 
-.PHONY: install up down clean test test-reliability lint run kafka postgres tools bench bench-quick system system-test
+.PHONY: install up down clean test unit test-reliability lint run kafka postgres tools bench bench-quick system system-test
 
 install: $(STAMP)
 
@@ -47,6 +47,10 @@ clean: down
 
 test: install system-test tools kafka postgres
 	$(PY) -m pytest --ignore=tests/reliability
+
+# Unit and contract tests only: no Kafka, no PostgreSQL, no system packages; seconds.
+unit: install
+	$(PY) -m pytest tests/unit tests/contract
 
 # The fault-injection suite (tests/reliability): real processes killed, restarted, fed poison.
 test-reliability: install system-test kafka postgres

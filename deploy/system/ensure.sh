@@ -12,9 +12,17 @@ if [ "${1:-}" = "test" ]; then
   command -v go >/dev/null || need+=(golang-go)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
-echo "system: installing ${need[*]}"
+missing() {
+  echo "system: missing ${need[*]} (Debian packages); $1" >&2
+  exit 1
+}
+command -v apt-get >/dev/null || missing "no apt-get here: install them with this system's package manager"
 sudo=""
-[ "$(id -u)" -eq 0 ] || sudo="sudo"
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || missing "run make as root, or install them: apt-get install ${need[*]}"
+  sudo="sudo"
+fi
+echo "system: installing ${need[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -q
 $sudo apt-get install -y -q --no-install-recommends "${need[@]}"

@@ -13,29 +13,28 @@ from datetime import UTC, date, datetime, timedelta
 from types import ModuleType
 
 import pytest
-from prometheus_client import CollectorRegistry
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import evaluation.bootstrap
 import feedback.bootstrap
 from evaluation.adapters import orm as evaluation_orm
-from evaluation.adapters.batching import RatingBatchUnitOfWork
-from evaluation.adapters.metrics import EvaluationMetrics
-from evaluation.adapters.repository import SqlAlchemyUnitOfWork as EvaluationUnitOfWork
+from evaluation.adapters.unit_of_work import SqlAlchemyUnitOfWork as EvaluationUnitOfWork
 from evaluation.domain import commands as evaluation_commands
-from evaluation.entrypoints.consumers import Handlers as EvaluationHandlers
 from evaluation.service_layer import handlers as evaluation_handlers
-from evaluation.service_layer import messagebus as evaluation_bus
+from evaluation.service_layer import messagebus as evaluation_messagebus
 from feedback.adapters import orm as feedback_orm
-from feedback.adapters.repository import SqlAlchemyUnitOfWork as FeedbackUnitOfWork
+from feedback.adapters.unit_of_work import SqlAlchemyUnitOfWork as FeedbackUnitOfWork
 from feedback.domain import commands as feedback_commands
 from feedback.domain import events as feedback_events
 from feedback.domain import model as feedback_model
 from feedback.service_layer import handlers as feedback_handlers
+from feedback.service_layer import messagebus as feedback_messagebus
+from unionhub_domain import Rejected
 from unionhub_runtime.database import create_engine, is_transient
-from unionhub_runtime.errors import Rejected
+from unionhub_runtime.messagebus import MessageBus
 from unionhub_runtime.migrations import upgrade_async
+from unionhub_runtime.unit_of_work import SessionUnitOfWork
 
 pytestmark = pytest.mark.integration
 NOW = datetime(2018, 6, 1, 12, 0, tzinfo=UTC)
@@ -62,6 +61,26 @@ async def postgresql(databases: Callable[[], Awaitable[str]]) -> AsyncIterator[M
 
 
 PostgresOnly = pytest.mark.parametrize("databases", ["postgresql"], indirect=True)
+EVALUATION_BUS = evaluation_messagebus.bus(evaluation_handlers.Dependencies(lambda: NOW))
+
+
+async def apply(bus: MessageBus, uow: SessionUnitOfWork, command: object) -> list[object]:
+    """One command in a batch's unit of work, as `CommandScope` runs it."""
+    await uow.begin(command)
+    try:
+        emitted = await bus.handle(command, uow)
+    except Rejected:
+        await uow.discard()
+        raise
+    await uow.keep()
+    return emitted
+
+
+async def apply_alone(bus: MessageBus, uow: SessionUnitOfWork, command: object) -> list[object]:
+    """A batch of one command."""
+    emitted = await apply(bus, uow, command)
+    await uow.flush()
+    return emitted
 
 
 async def transaction(sessions: async_sessionmaker[AsyncSession], work: Callable[[AsyncSession], Awaitable[object]]) -> object:
@@ -89,12 +108,12 @@ async def test_the_overdue_timer_never_overwrites_an_answer_committed_meanwhile(
             "submitted_at": NOW - timedelta(days=16), "campaign_id": None, "home_id": None, "category": None,
             "union_id": "u1", "due_at": NOW - timedelta(days=1, seconds=n), "status": feedback_model.ASSIGNED,
             "overdue": False} for n in range(count)])
-    deps = feedback_handlers.Dependencies(now=lambda: NOW, deadline=timedelta(days=15))
+    bus = feedback_messagebus.bus(feedback_handlers.Dependencies(now=lambda: NOW, deadline=timedelta(days=15)))
     published: list[feedback_events.Event] = []
 
     def run(command: feedback_commands.Command) -> Callable[[AsyncSession], Awaitable[object]]:
         async def work(session: AsyncSession) -> None:
-            emitted = await feedback_handlers.handle(command, FeedbackUnitOfWork(session), deps)
+            emitted = await apply_alone(bus, FeedbackUnitOfWork(session), command)
             published.extend(emitted)  # a retried transaction raised before this line
         return work
 
@@ -139,7 +158,7 @@ async def rating_world(postgresql: Migrated, members: int) -> async_sessionmaker
         await session.execute(insert(view.homes), [{"home_id": h, "union_id": "u1"} for h in CAMPAIGN.home_ids])
         await session.execute(insert(view.history), [
             {"member_id": f"m-{n}", "union_id": "u1", "from_on": date(2000, 1, 1)} for n in range(members)])
-        await evaluation_bus.handle(CAMPAIGN, EvaluationUnitOfWork(session), evaluation_handlers.Dependencies(lambda: NOW))
+        await apply_alone(EVALUATION_BUS, EvaluationUnitOfWork(session), CAMPAIGN)
     return sessions
 
 
@@ -149,20 +168,20 @@ def rating(n: int, home: str, at: datetime, score: int = 4) -> evaluation_comman
                                             f"m-{n}", scores, at)
 
 
-def batch_of(handlers: EvaluationHandlers, ratings: list[evaluation_commands.SubmitRating],
+def batch_of(ratings: list[evaluation_commands.SubmitRating],
              accepted: list[str]) -> Callable[[AsyncSession], Awaitable[object]]:
     """One consumer batch of ratings, as `CommandScope` runs it."""
     async def work(session: AsyncSession) -> None:
-        uow = RatingBatchUnitOfWork(session)
+        uow = EvaluationUnitOfWork(session)
         await uow.preload(ratings)
         mine = []
         for command in ratings:
             try:
-                await handlers.rating(uow, command)
+                await apply(EVALUATION_BUS, uow, command)
                 mine.append(command.command_id)
             except Rejected:
                 pass
-        await uow.write()
+        await uow.flush()
         accepted.extend(mine)  # only once the batch's writes went through
     return work
 
@@ -171,20 +190,18 @@ def batch_of(handlers: EvaluationHandlers, ratings: list[evaluation_commands.Sub
 async def test_a_rating_never_lands_in_a_campaign_closed_meanwhile(postgresql: Migrated) -> None:
     members = 3_000
     sessions = await rating_world(postgresql, members)
-    handlers = EvaluationHandlers(evaluation_handlers.Dependencies(lambda: NOW), EvaluationMetrics(CollectorRegistry()))
     ratings = [rating(n, CAMPAIGN.home_ids[n % 3], NOW) for n in range(members)]
     accepted: list[str] = []
 
     async def consumer(part: list[evaluation_commands.SubmitRating]) -> None:
         for start in range(0, len(part), 50):
-            await transaction(sessions, batch_of(handlers, part[start:start + 50], accepted))
+            await transaction(sessions, batch_of(part[start:start + 50], accepted))
 
     async def close_midway() -> None:
         while len(accepted) < members // 3:
             await asyncio.sleep(0.005)
-        await transaction(sessions, lambda session: evaluation_bus.handle(
-            evaluation_commands.CloseCampaign(CAMPAIGN.campaign_id), EvaluationUnitOfWork(session),
-            evaluation_handlers.Dependencies(lambda: NOW)))
+        await transaction(sessions, lambda session: apply_alone(
+            EVALUATION_BUS, EvaluationUnitOfWork(session), evaluation_commands.CloseCampaign(CAMPAIGN.campaign_id)))
 
     await asyncio.gather(close_midway(), *(consumer(ratings[i::6]) for i in range(6)))
 
@@ -200,13 +217,12 @@ async def test_a_rating_never_lands_in_a_campaign_closed_meanwhile(postgresql: M
 async def test_an_older_rating_never_overwrites_a_newer_one_written_concurrently(postgresql: Migrated) -> None:
     members = 2_000
     sessions = await rating_world(postgresql, members)
-    handlers = EvaluationHandlers(evaluation_handlers.Dependencies(lambda: NOW), EvaluationMetrics(CollectorRegistry()))
     older = [rating(n, "h1", NOW - timedelta(hours=1), score=2) for n in range(members)]
     newer = [rating(n, "h1", NOW, score=5) for n in range(members)]
     accepted: list[str] = []
     # Two writers (the consumer and the held-command timer, say) each with one rating per rater.
     await asyncio.gather(*(
-        transaction(sessions, batch_of(handlers, part[start:start + 100], accepted))
+        transaction(sessions, batch_of(part[start:start + 100], accepted))
         for part in (newer, older) for start in range(0, members, 100)))
 
     async with sessions() as session:

@@ -14,7 +14,7 @@ import evaluation.bootstrap
 import membership.bootstrap
 from evaluation.settings import EvaluationSettings
 from membership.settings import MembershipSettings
-from tests.support import http_client, running
+from tests.support import eventually, http_client, running
 from unionhub_runtime.settings import HoldSettings, KafkaSettings
 
 pytestmark = pytest.mark.integration
@@ -134,8 +134,16 @@ async def test_a_month_of_work_items_with_duplicates_and_a_restart_gives_the_tru
             assert await _ingested(second) == month.distinct_items + 2
             assert second.definition.registry.get_sample_value("evaluation_work_items_duplicates_total") > 0
             await pub.play([month.close])
-            awarded = {e["data"]["post_id"]: e["data"] for e in pub.answers[month.close[0].id].events
-                       if e["type"] == "post-star.awarded"}
+            answer = pub.answers[month.close[0].id]
+
+            async def all_read() -> bool:
+                # The answer is final at its first event; the others come on other partitions.
+                closed = [e for e in answer.events if e["type"] == "post-star.month-closed"]
+                return bool(closed) and sum(e["type"] == "post-star.awarded" for e in answer.events) == \
+                    closed[0]["data"]["posts_awarded"]
+
+            await eventually(all_read, "every event answering the month's close")
+            awarded = {e["data"]["post_id"]: e["data"] for e in answer.events if e["type"] == "post-star.awarded"}
             assert awarded == {post: {"month": month.month, **star} for post, star in month.stars.items()}
             async with http_client(second) as client:
                 served = (await client.get("/post-stars", params={"month": month.month})).json()["stars"]

@@ -8,12 +8,12 @@ import pytest
 from sqlalchemy import select
 
 from membership.adapters import orm
-from membership.adapters.repository import SqlAlchemyUnitOfWork
+from membership.adapters.unit_of_work import SqlAlchemyUnitOfWork
 from membership.bootstrap import MIGRATIONS
 from membership.domain import commands
 from membership.service_layer import messagebus
+from unionhub_domain import Rejected
 from unionhub_runtime import database
-from unionhub_runtime.errors import Rejected
 from unionhub_runtime.migrations import upgrade_async
 
 FED = commands.RegisterUnion("bj", "Beijing", "federation", None, None, None, date(1949, 1, 1))
@@ -26,13 +26,15 @@ async def apply_batch(uow: SqlAlchemyUnitOfWork, batch: list[commands.Command]) 
     outcomes = []
     await uow.preload(batch)
     for command in batch:
-        uow.begin_command()
+        await uow.begin(command)
         try:
             events = await messagebus.handle(command, uow)
-            outcomes.append(",".join(type(e).__name__ for e in events) or "no-op")
         except Rejected as rejection:
-            uow.discard_command()
+            await uow.discard()
             outcomes.append(rejection.code)
+            continue
+        await uow.keep()
+        outcomes.append(",".join(type(e).__name__ for e in events) or "no-op")
     await uow.flush()
     return outcomes
 

@@ -3,10 +3,12 @@ and an upgrade keeps what the inbox already knew."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import MetaData, select, text
@@ -20,7 +22,8 @@ import membership.bootstrap
 from unionhub_contracts import decode
 from unionhub_runtime import inbox
 from unionhub_runtime.database import create_engine, session_factory
-from unionhub_runtime.migrations import upgrade_async
+from unionhub_runtime.migrations import RUNTIME_HISTORY, RUNTIME_VERSION_TABLE, config, upgrade_async
+from unionhub_runtime.tables import add_runtime_tables
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +39,9 @@ async def differences(url: str, metadata: MetaData) -> list[object]:
     try:
         async with engine.connect() as connection:
             def compare(sync_connection: object) -> list[object]:
-                context = MigrationContext.configure(sync_connection, opts={"compare_type": True})  # type: ignore[arg-type]
+                context = MigrationContext.configure(sync_connection, opts={  # type: ignore[arg-type]
+                    "compare_type": True,
+                    "include_name": lambda name, kind, _: not (kind == "table" and name == RUNTIME_VERSION_TABLE)})
                 return list(compare_metadata(context, metadata))
 
             return await connection.run_sync(compare)
@@ -49,6 +54,15 @@ async def test_the_migrated_schema_is_the_declared_one(service: str, database_ur
     migrations, metadata = SERVICES[service]
     await upgrade_async(migrations, database_url)
     assert await differences(database_url, metadata) == []
+
+
+async def test_the_runtime_history_alone_builds_the_runtime_tables_as_declared(database_url: str) -> None:
+    """A new service's history need not make the inbox, outbox and held commands: the
+    runtime's does, and they come out as `unionhub_runtime.tables` declares them."""
+    await asyncio.to_thread(command.upgrade, config(RUNTIME_HISTORY, database_url, RUNTIME_VERSION_TABLE), "head")
+    declared = MetaData()
+    add_runtime_tables(declared)
+    assert await differences(database_url, declared) == []
 
 
 async def test_a_message_applied_before_the_inbox_kept_sources_is_still_applied_once(database_url: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field, model_validator
 
@@ -143,3 +143,18 @@ class CadreData(ContractModel):
     union_id: Id
     role: CadreRole
     appointed_on: date
+
+
+def prerequisites(event_type: str, data: Any) -> list[str]:
+    """The prerequisite keys a membership event makes known, in the form `command.held`
+    names what a command waits for: "union:<id>", "member:<id>", "home:<id>", "cadre:<id>"."""
+    match event_type:
+        case "union.registered":
+            return [f"union:{data.union_id}"]
+        case "member.enrolled" | "member.left" | "member.transferred":
+            return [f"member:{data.member_id}"]
+        case "home.registered":
+            return [f"home:{data.home_id}"]
+        case "cadre.appointed":
+            return [f"cadre:{data.member_id}", f"member:{data.member_id}"]
+    return []

@@ -11,11 +11,12 @@ from typing import Any
 from evaluation.domain import commands, model
 from evaluation.domain.post_star import PostStar, WorkerMonth
 from evaluation.domain.scoring import HomeResult
-from evaluation.service_layer import unit_of_work as ports
-from unionhub_runtime.membership_view import union_of_stays
+from evaluation.service_layer import ports
+from unionhub_membership_view import union_of_stays
+from unionhub_runtime.unit_of_work import AbstractRepository
 
 
-class FakeCampaigns(ports.AbstractCampaigns):
+class FakeCampaigns(AbstractRepository[model.Campaign]):
     def __init__(self) -> None:
         super().__init__()
         self.rows: dict[str, model.Campaign] = {}
@@ -24,9 +25,9 @@ class FakeCampaigns(ports.AbstractCampaigns):
         return copy.deepcopy(self.rows.get(campaign_id))
 
     async def _add(self, campaign: model.Campaign) -> None:
-        await self.save(campaign)
+        await self._save(campaign)
 
-    async def save(self, campaign: model.Campaign) -> None:
+    async def _save(self, campaign: model.Campaign) -> None:
         stored = copy.deepcopy(campaign)
         stored.events = []  # events are published, never stored
         self.rows[campaign.campaign_id] = stored
@@ -101,7 +102,7 @@ class FakeStudios(ports.AbstractStudios):
         self.rows[(assessment.studio_id, assessment.year)] = (assessment.grade, reward_cny)
 
 
-class FakeUnitOfWork(ports.AbstractUnitOfWork):
+class FakeUnitOfWork(ports.UnitOfWork):
     def __init__(self) -> None:
         super().__init__()
         self.campaigns = FakeCampaigns()

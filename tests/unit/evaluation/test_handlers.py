@@ -10,7 +10,7 @@ from evaluation.domain import commands, events
 from evaluation.domain.post_star import WorkerMonth
 from evaluation.service_layer import messagebus
 from evaluation.service_layer.handlers import Dependencies
-from unionhub_runtime.errors import Missing, Rejected
+from unionhub_domain import Missing, Rejected
 
 from .fakes import FakeUnitOfWork
 
@@ -28,7 +28,7 @@ def rating(kind: str, rater: str, home: str = "h-1", score: int = 80, at: dateti
 
 
 async def run(uow: FakeUnitOfWork, command: commands.Command, deps: Dependencies = DEPS) -> list[events.Event]:
-    return await messagebus.handle(command, uow, deps)
+    return await messagebus.bus(deps).handle(command, uow)
 
 
 async def rejected(uow: FakeUnitOfWork, command: commands.Command) -> str:

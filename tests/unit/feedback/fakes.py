@@ -6,7 +6,8 @@ import copy
 from datetime import date, datetime
 
 from feedback.domain import model
-from feedback.service_layer import unit_of_work as ports
+from feedback.service_layer import ports
+from unionhub_domain import month_of
 
 
 class FakeOpinions(ports.AbstractOpinions):
@@ -18,13 +19,13 @@ class FakeOpinions(ports.AbstractOpinions):
         return copy.deepcopy(self.rows.get(opinion_id))
 
     async def _add(self, opinion: model.Opinion) -> None:
-        await self.save(opinion)
+        await self._save(opinion)
 
     async def _due(self, now: datetime) -> list[model.Opinion]:
         return [copy.deepcopy(o) for o in self.rows.values()
                 if o.status == model.ASSIGNED and not o.overdue and o.due_at < now]
 
-    async def save(self, opinion: model.Opinion) -> None:
+    async def _save(self, opinion: model.Opinion) -> None:
         stored = copy.deepcopy(opinion)
         stored.events = []
         self.rows[opinion.opinion_id] = stored
@@ -59,7 +60,7 @@ class FakeVisits(ports.AbstractVisits):
     async def counts(self, month: str) -> dict[str, int]:
         found: dict[str, int] = {}
         for v in self.rows.values():
-            if model.month_of(v.visited_at) == month:
+            if month_of(v.visited_at) == month:
                 found[v.cadre_id] = found.get(v.cadre_id, 0) + 1
         return found
 
@@ -70,9 +71,21 @@ class FakeVisits(ports.AbstractVisits):
         return True
 
 
-class FakeUnitOfWork(ports.AbstractUnitOfWork):
+class FakeStreamClock(ports.AbstractStreamClock):
+    def __init__(self) -> None:
+        self.at: datetime | None = None
+
+    async def advance(self, at: datetime) -> None:
+        self.at = at if self.at is None else max(self.at, at)
+
+    async def now(self) -> datetime | None:
+        return self.at
+
+
+class FakeUnitOfWork(ports.UnitOfWork):
     def __init__(self) -> None:
         super().__init__()
         self.opinions = FakeOpinions()
         self.membership = FakeMembership()
         self.visits = FakeVisits()
+        self.clock = FakeStreamClock()

@@ -8,9 +8,9 @@ import pytest
 
 from feedback.domain import commands, events
 from feedback.domain.events import Submission
-from feedback.service_layer import handlers
+from feedback.service_layer import messagebus
 from feedback.service_layer.handlers import Dependencies
-from unionhub_runtime.errors import Missing, Rejected
+from unionhub_domain import Missing, Rejected
 
 from .fakes import FakeUnitOfWork
 
@@ -27,7 +27,7 @@ def respond(responder: str = "cadre-1", at: datetime = T0 + timedelta(days=2), o
 
 
 async def run(uow: FakeUnitOfWork, command: commands.Command) -> list[events.Event]:
-    return await handlers.handle(command, uow, DEPS)
+    return await messagebus.bus(DEPS).handle(command, uow)
 
 
 async def rejected(uow: FakeUnitOfWork, command: commands.Command) -> str:

@@ -6,7 +6,8 @@ import copy
 from typing import Any
 
 from membership.domain import model
-from membership.service_layer.unit_of_work import A, AbstractRepository, AbstractUnitOfWork
+from membership.service_layer.ports import UnitOfWork
+from unionhub_runtime.unit_of_work import A, AbstractRepository
 
 
 class FakeRepository(AbstractRepository[A]):
@@ -37,8 +38,9 @@ class FakeRepository(AbstractRepository[A]):
         self.rows[getattr(aggregate, self._key)] = stored
 
 
-class FakeUnitOfWork(AbstractUnitOfWork):
+class FakeUnitOfWork(UnitOfWork):
     def __init__(self) -> None:
+        super().__init__()
         self.unions = FakeRepository("union_id")
         self.members = FakeRepository("member_id")
         self.homes = FakeRepository("home_id")

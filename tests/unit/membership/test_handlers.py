@@ -10,7 +10,7 @@ import pytest
 from membership.adapters import integration
 from membership.domain import commands, events
 from membership.service_layer import messagebus
-from unionhub_runtime.errors import Rejected
+from unionhub_domain import Rejected
 
 from .fakes import FakeUnitOfWork
 

@@ -1,9 +1,11 @@
-"""Alembic, driven from code: each service keeps its own migration history."""
+"""Alembic, driven from code: each service keeps its own migration history, and the
+runtime's tables (inbox, outbox, held commands) one of their own (`schema/`), applied to
+every service's database after the service's, with its own version table."""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,17 +16,24 @@ from sqlalchemy.engine import Connection
 
 from .database import create_engine
 
+RUNTIME_HISTORY = Path(__file__).parent / "schema"
+RUNTIME_VERSION_TABLE = "alembic_version_runtime"
 
-def config(script_location: Path, url: str) -> Config:
+
+def config(script_location: Path, url: str, version_table: str = "alembic_version") -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(script_location))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    cfg.set_main_option("version_table", version_table)
     return cfg
 
 
 def upgrade(script_location: Path, url: str, revision: str = "head") -> None:
-    """Migrates the database at `url` (blocking; runs its own event loop)."""
+    """Migrates the database at `url` (blocking; runs its own event loop): the service's
+    history to `revision`, then, at head, the runtime's."""
     command.upgrade(config(script_location, url), revision)
+    if revision == "head":
+        command.upgrade(config(RUNTIME_HISTORY, url, RUNTIME_VERSION_TABLE), "head")
 
 
 async def upgrade_async(script_location: Path, url: str, revision: str = "head") -> None:
@@ -36,6 +45,7 @@ def run_env(metadata: MetaData) -> None:
     """The body of a service's `env.py`: online migrations over the async engine."""
     url = context.config.get_main_option("sqlalchemy.url")
     assert url, "sqlalchemy.url is not set"
+    version_table = context.config.get_main_option("version_table") or "alembic_version"
 
     def migrate(connection: Connection) -> None:
         context.configure(
@@ -43,6 +53,7 @@ def run_env(metadata: MetaData) -> None:
             target_metadata=metadata,
             render_as_batch=connection.dialect.name == "sqlite",
             compare_type=True,
+            version_table=version_table,
         )
         with context.begin_transaction():
             context.run_migrations()
@@ -170,40 +181,6 @@ def drop_held_tables() -> None:
     op.drop_table("held_lanes")
     op.drop_index("ix_held_commands_waiting_for", table_name="held_commands")
     op.drop_table("held_commands")
-
-
-def add_membership_history() -> None:
-    """Revision body of evaluation and feedback: their membership view keeps history.
-
-    Members already in the view get one open stay in their current union from the start of
-    time (their join dates were never kept), so what was eligible stays eligible.
-    """
-    from alembic import op
-    from sqlalchemy import BigInteger, Column, Date, Integer, String, bindparam, text
-
-    op.add_column("mv_cadres", Column("appointed_on", Date, nullable=True))
-    op.create_table(
-        "mv_member_history",
-        Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True),
-        Column("member_id", String(128), nullable=False),
-        Column("union_id", String(128), nullable=False),
-        Column("from_on", Date, nullable=False),
-        Column("to_on", Date, nullable=True),
-    )
-    op.create_index("ix_mv_member_history_member", "mv_member_history", ["member_id", "from_on"])
-    op.get_bind().execute(text(
-        "INSERT INTO mv_member_history (member_id, union_id, from_on) "
-        "SELECT member_id, union_id, :start FROM mv_members WHERE status = 'active'"
-    ).bindparams(bindparam("start", date.min, type_=Date)))
-
-
-def drop_membership_history() -> None:
-    from alembic import op
-
-    op.drop_index("ix_mv_member_history_member", table_name="mv_member_history")
-    op.drop_table("mv_member_history")
-    with op.batch_alter_table("mv_cadres") as batch:
-        batch.drop_column("appointed_on")
 
 
 def stored_instant(value: datetime | str) -> datetime:

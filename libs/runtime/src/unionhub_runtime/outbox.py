@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from unionhub_contracts import CONTENT_TYPE, OutgoingEvent
 
+from .backoff import Backoff
 from .database import is_transient
 from .logs import describe_error
 from .metrics import RuntimeMetrics
@@ -157,7 +158,7 @@ class OutboxRelay:
         self._task: asyncio.Task[None] | None = None
         self._blocked: dict[Lane, _Blocked] = {}
         self._blocked_topics: dict[str, _Blocked] = {}
-        self._max_backoff = 5.0
+        self._lane_backoff = Backoff(0.5, 5.0)
 
     def notify(self) -> None:
         """Something was committed to the outbox: publish it now."""
@@ -183,18 +184,17 @@ class OutboxRelay:
         self._task = None
 
     async def _run(self) -> None:
-        backoff = 0.1
+        backoff = Backoff(0.1, 5.0)
         while not self._stopping:
             try:
                 published = await self.publish_pending()
-                backoff = 0.1
+                backoff.reset()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 level = logging.WARNING if is_transient(exc) else logging.ERROR
-                log.log(level, "outbox relay failed, retrying in %.1fs: %s", backoff, describe_error(exc))
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                log.log(level, "outbox relay failed, retrying in %.1fs: %s", backoff.delay, describe_error(exc))
+                await backoff.sleep()
                 continue
             if published and not self._stopping:
                 continue  # there may be more behind this batch
@@ -355,7 +355,7 @@ class OutboxRelay:
 
     def _refused(self, row: Any, blocked: dict[Any, _Blocked], what: Any) -> None:
         previous = blocked.get(what)
-        backoff = min(previous.backoff * 2, self._max_backoff) if previous else 0.5
+        backoff = self._lane_backoff.after(previous.backoff if previous else None)
         blocked[what] = _Blocked(time.monotonic() + backoff, backoff)
         self._metrics.outbox_send_errors.labels(row.topic).inc()
 

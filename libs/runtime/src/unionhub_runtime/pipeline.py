@@ -1,13 +1,13 @@
 """The consuming side: a batch of records becomes one transaction (group commit).
 
-Per record: decode (dead-letter what cannot be), skip ids already applied (inbox), apply the
-handler inside a savepoint so a rejected command rolls back alone, and write every event it
-causes to the outbox. Offsets are committed only after this returns, so nothing is lost.
+Per record: decode (dead-letter what cannot be), skip ids already applied (inbox), apply it
+through the subscription's batch scope (a rejected command is taken back alone: see
+`unit_of_work`), hold what misses a prerequisite, and write every event it causes to the
+outbox. Offsets are committed only after this returns, so nothing is lost.
 """
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import logging
 import time
@@ -20,12 +20,12 @@ from aiokafka import ConsumerRecord
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from unionhub_contracts import CloudEvent, CommandRejected, DecodeError, OutgoingEvent, decode
-from unionhub_contracts.rejections import RejectionCode
+from unionhub_domain import Missing, Rejected, RejectionCode
 
 from . import failpoints, inbox, outbox, tracing
+from .backoff import Backoff
 from .database import is_statement_timeout, is_transient
 from .deadletters import DeadLetters
-from .errors import Missing, Rejected
 from .holding import QUEUE, Holding
 from .logs import correlation_id, describe_error
 from .metrics import RuntimeMetrics
@@ -126,7 +126,7 @@ class Pipeline:
     async def _dead_letter(self, record: Record, code: str, message: str) -> None:
         """Copies `record` to its DLQ, retrying (not ready meanwhile) until the DLQ takes it:
         raising would rewind the batch and copy the records dead-lettered before it again."""
-        backoff, failed = 0.5, False
+        backoff, failed = Backoff(0.5, self.config.max_backoff_seconds), False
         while True:
             try:
                 await self._dead_letters.send(record, code, message)
@@ -136,16 +136,15 @@ class Pipeline:
                 self._on_health(False)
                 self._metrics.retries.labels(record.topic, "dead_letter").inc()
                 log.error("cannot dead-letter %s@%s:%s (%s) to %s.dlq, retry in %.1fs: %s", record.topic,
-                          record.partition, record.offset, code, record.topic, backoff, describe_error(exc))
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self.config.max_backoff_seconds)
+                          record.partition, record.offset, code, record.topic, backoff.delay, describe_error(exc))
+                await backoff.sleep()
         if failed:
             self._on_health(True)
         self._metrics.dead_letters.labels(record.topic, code).inc()
 
     async def _with_retries(self, attempt: Callable[[], Awaitable[None]]) -> None:
         """Transient failures are retried with backoff until they pass; others a few times."""
-        backoff, failures, timeouts = 0.05, 0, 0
+        backoff, failures, timeouts = Backoff(0.05, self.config.max_backoff_seconds), 0, 0
         while True:
             try:
                 await attempt()
@@ -167,10 +166,9 @@ class Pipeline:
                     failures += 1
                     if failures >= self.config.handler_attempts:
                         raise _GiveUp(exc) from exc
-                log.warning("batch on %s failed (%s), retry in %.2fs: %s", self.config.topic, reason, backoff,
+                log.warning("batch on %s failed (%s), retry in %.2fs: %s", self.config.topic, reason, backoff.delay,
                             describe_error(exc))
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self.config.max_backoff_seconds)
+                await backoff.sleep()
 
     async def _transaction(
         self, good: list[tuple[Record, CloudEvent[Any]]], invalid: list[outbox.Pending]

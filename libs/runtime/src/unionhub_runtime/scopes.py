@@ -2,22 +2,28 @@
 
 A `BatchScope` sees the whole batch first (`prefetch`: load what it needs in a few bulk
 queries), then handles message after message, and writes its changes at `flush`. A message
-that raises `Rejected` must leave no trace in the scope. Services with simple handlers use
-`per_message`, which runs each one in a savepoint.
+that raises `Rejected` must leave no trace in the scope: `CommandScope`, the scope of every
+command topic, takes it back with the unit of work (`unionhub_runtime.unit_of_work`).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unionhub_contracts import CloudEvent, OutgoingEvent, encode
+from unionhub_domain import Missing, Rejected
+
+from .messagebus import MessageBus
+from .unit_of_work import AbstractUnitOfWork
+
+U = TypeVar("U", bound=AbstractUnitOfWork)
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,17 @@ class Emit:
     # handled (e.g. an opinion found overdue by a timer answers the opinion's submission).
     correlation_id: str | None = None
     correlation_source: str | None = None
+
+
+EventTable = Mapping[type, tuple[str, type[BaseModel], str | None]]  # domain event -> type, model, key field
+
+
+def emit_from_table(table: EventTable, event: Any, *, internal: tuple[str, ...] = ()) -> Emit:
+    """The integration event of a domain event (a dataclass) whose fields are the contract
+    model's, but for `internal` ones; keyed by the named field."""
+    event_type, model, key_field = table[type(event)]
+    fields = {k: v for k, v in asdict(event).items() if k not in internal}
+    return Emit(event_type, model.model_validate(fields, strict=False), key=fields[key_field] if key_field else None)
 
 
 def encode_emit(
@@ -61,25 +78,49 @@ class BatchScope(Protocol):
 
 
 ScopeFactory = Callable[[AsyncSession], BatchScope]
-Handler = Callable[[AsyncSession, CloudEvent[Any]], Awaitable[Sequence[Emit]]]
 
 
-class _SavepointScope:
-    def __init__(self, handler: Handler, session: AsyncSession) -> None:
-        self._handler = handler
-        self._session = session
+class Observer(Protocol):
+    """Counts what commands did (a service's business metrics)."""
+
+    def applied(self, command: Any, events: Sequence[Any]) -> None: ...
+
+    def refused(self, command: Any, rejection: Rejected) -> None: ...
+
+
+class CommandScope(Generic[U]):
+    """The batch scope of a command topic: each message translated to a domain command, run
+    by the message bus in the batch's unit of work, its events translated to integration
+    events. An applied command is kept; a rejected (or held, or failing) one is discarded."""
+
+    def __init__(self, uow: U, bus: MessageBus[U], translate: Callable[[CloudEvent[Any]], Any],
+                 to_emit: Callable[[Any], Emit], observer: Observer | None = None) -> None:
+        self._uow, self._bus, self._translate, self._to_emit, self._observer = uow, bus, translate, to_emit, observer
+        self._commands: dict[tuple[str, str], Any] = {}  # by (source, id): translated once, in prefetch
 
     async def prefetch(self, events: Sequence[CloudEvent[Any]]) -> None:
-        return None
+        self._commands = {(e.source, e.id): self._translate(e) for e in events}
+        await self._uow.preload(list(self._commands.values()))
 
     async def handle(self, event: CloudEvent[Any]) -> Sequence[Emit]:
-        async with self._session.begin_nested():  # a rejection rolls back this message only
-            return await self._handler(self._session, event)
+        command = self._commands.pop((event.source, event.id), None) or self._translate(event)
+        await self._uow.begin(command)
+        try:
+            domain_events = await self._bus.handle(command, self._uow)
+        except Rejected as rejection:
+            await self._uow.discard()
+            if not isinstance(rejection, Missing):  # held: no trace until applied or rejected
+                await self._bus.rejected(command, rejection, self._uow)
+            if self._observer is not None:
+                self._observer.refused(command, rejection)
+            raise
+        except BaseException:
+            await self._uow.discard()
+            raise
+        await self._uow.keep()
+        if self._observer is not None:
+            self._observer.applied(command, domain_events)
+        return [self._to_emit(e) for e in domain_events]
 
     async def flush(self) -> None:
-        return None
-
-
-def per_message(handler: Handler) -> ScopeFactory:
-    """A scope that applies each message with `handler` in a savepoint of its own."""
-    return lambda session: _SavepointScope(handler, session)
+        await self._uow.flush()

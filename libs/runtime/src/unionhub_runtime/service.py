@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from . import database, kafka, outbox, retention
 from .auth import Verifier, requiring
+from .backoff import Backoff
 from .deadletters import DeadLetters
 from .holding import NO_LANES, Holding, LanesOf, Provides, aggregate_lanes, count_held
 from .lag import LagMonitor
@@ -368,6 +369,7 @@ async def _no_decoding(message: KafkaMessage) -> Any:
 
 
 async def _retry_until_started(start: Any, *, what: str, attempts: int = 30) -> None:
+    backoff = Backoff(0.2, 2.0)
     for attempt in range(1, attempts + 1):
         try:
             await start()
@@ -376,4 +378,4 @@ async def _retry_until_started(start: Any, *, what: str, attempts: int = 30) -> 
             if attempt == attempts:
                 raise
             log.warning("%s not reachable (%s), attempt %d/%d", what, describe_error(exc), attempt, attempts)
-            await asyncio.sleep(min(0.2 * attempt, 2.0))
+            await backoff.sleep()

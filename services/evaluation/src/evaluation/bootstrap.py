@@ -9,18 +9,17 @@ from prometheus_client import CollectorRegistry
 
 from unionhub_contracts import CloudEvent, asyncapi
 from unionhub_contracts.catalogue import EVALUATION_COMMANDS, EVALUATION_EVENTS, MEMBERSHIP_EVENTS, WORK_SCORES
+from unionhub_contracts.membership import prerequisites
+from unionhub_membership_view import view_router
 from unionhub_runtime.holding import Lanes, aggregate_lanes
-from unionhub_runtime.membership_view import prerequisites, view_router
 from unionhub_runtime.retention import Prunable
-from unionhub_runtime.scopes import per_message
 from unionhub_runtime.service import Service, ServiceDefinition, Subscription
 from unionhub_runtime.timers import Clock, utc_now
 
 from .adapters.metrics import EvaluationMetrics
 from .adapters.orm import membership_view, runtime_tables, work_items
 from .adapters.work_scores import WorkScoreBatch
-from .entrypoints import api
-from .entrypoints.consumers import CommandScope, Handlers
+from .entrypoints import api, consumers
 from .service_layer.handlers import Dependencies
 from .settings import EvaluationSettings
 
@@ -32,7 +31,6 @@ def build(settings: EvaluationSettings | None = None, clock: Clock = utc_now) ->
     settings = settings or EvaluationSettings()
     registry = CollectorRegistry()
     metrics = EvaluationMetrics(registry)
-    handlers = Handlers(Dependencies(now=clock), metrics)
     return Service(
         ServiceDefinition(
             name=NAME,
@@ -40,9 +38,9 @@ def build(settings: EvaluationSettings | None = None, clock: Clock = utc_now) ->
             tables=runtime_tables,
             events_topic=EVALUATION_EVENTS.name,
             subscriptions=[
-                Subscription(EVALUATION_COMMANDS.name, lambda s: CommandScope(handlers, s), rejects=True,
-                             lanes=command_lanes),
-                Subscription(MEMBERSHIP_EVENTS.name, per_message(handlers.membership_event), rejects=False),
+                Subscription(EVALUATION_COMMANDS.name, consumers.commands(Dependencies(now=clock), metrics),
+                             rejects=True, lanes=command_lanes),
+                Subscription(MEMBERSHIP_EVENTS.name, membership_view.scope, rejects=False),
                 Subscription(WORK_SCORES.name, lambda s: WorkScoreBatch(s, metrics.work_items, metrics.work_duplicates),
                              rejects=True, max_records=settings.work_batch_max_records, bulk=True),
             ],

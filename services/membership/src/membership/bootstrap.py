@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry
 
 from unionhub_contracts import asyncapi
 from unionhub_contracts.catalogue import MEMBERSHIP_COMMANDS, MEMBERSHIP_EVENTS
-from unionhub_runtime.membership_view import prerequisites
+from unionhub_contracts.membership import prerequisites
 from unionhub_runtime.service import Service, ServiceDefinition, Subscription
 from unionhub_runtime.timers import Clock, utc_now
 
@@ -30,7 +30,7 @@ def build(settings: MembershipSettings | None = None, clock: Clock = utc_now) ->
             settings=settings,
             tables=runtime_tables,
             events_topic=MEMBERSHIP_EVENTS.name,
-            subscriptions=[Subscription(MEMBERSHIP_COMMANDS.name, consumers.CommandBatch, rejects=True)],
+            subscriptions=[Subscription(MEMBERSHIP_COMMANDS.name, consumers.commands(), rejects=True)],
             asyncapi=asyncapi.document(NAME, receives=[MEMBERSHIP_COMMANDS.name], sends=[MEMBERSHIP_EVENTS.name]),
             routers=[api.router],
             registry=registry,

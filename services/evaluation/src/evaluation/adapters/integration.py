@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
-
-from pydantic import BaseModel
 
 from unionhub_contracts import CloudEvent
 from unionhub_contracts import evaluation as contract
-from unionhub_runtime.scopes import Emit
+from unionhub_runtime.scopes import Emit, EventTable, emit_from_table
 
 from ..domain import commands, events
 
@@ -30,7 +27,7 @@ def to_command(event: CloudEvent[Any]) -> commands.Command:
     raise ValueError(f"no command for {event.type}")
 
 
-_EVENTS: dict[type[events.Event], tuple[str, type[BaseModel], str | None]] = {
+_EVENTS: EventTable = {
     events.CampaignOpened: ("campaign.opened", contract.OpenCampaign, "campaign_id"),
     events.RatingAccepted: ("rating.accepted", contract.RatingAccepted, "campaign_id"),
     events.CampaignClosed: ("campaign.closed", contract.CampaignClosed, "campaign_id"),
@@ -42,7 +39,4 @@ _EVENTS: dict[type[events.Event], tuple[str, type[BaseModel], str | None]] = {
 
 
 def to_emit(event: events.Event) -> Emit:
-    event_type, model, key_field = _EVENTS[type(event)]
-    fields = asdict(event)
-    fields.pop("command_id", None)
-    return Emit(event_type, model.model_validate(fields, strict=False), key=fields[key_field] if key_field else None)
+    return emit_from_table(_EVENTS, event, internal=("command_id",))

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from unionhub_domain import Missing, Rejected
+
+from ..domain import commands, events
 from . import orm
 
 
@@ -19,6 +25,16 @@ class EvaluationMetrics:
         self.campaigns_open = Gauge("evaluation_campaigns_open", "Campaigns accepting ratings.", registry=registry)
         self.stars = Gauge("evaluation_home_stars", "Homes by stars awarded in closed campaigns.", ["stars"],
                            registry=registry)
+
+    def applied(self, command: Any, emitted: Sequence[Any]) -> None:
+        for event in emitted:
+            if isinstance(event, events.RatingAccepted):
+                self.ratings.labels(event.rater_kind, "accepted", "").inc()
+
+    def refused(self, command: Any, rejection: Rejected) -> None:
+        if isinstance(command, commands.SubmitRating):
+            held = isinstance(rejection, Missing)
+            self.ratings.labels(command.rater_kind, "held" if held else "rejected", "" if held else rejection.code).inc()
 
     async def refresh(self, session: AsyncSession) -> None:
         self.campaigns_open.set(await session.scalar(

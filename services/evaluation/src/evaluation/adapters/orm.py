@@ -2,8 +2,8 @@
 
 from sqlalchemy import JSON, BigInteger, Column, Float, Index, Integer, MetaData, String, Table, func
 
+from unionhub_membership_view import add_membership_view
 from unionhub_runtime.columns import UtcInstant
-from unionhub_runtime.membership_view import add_membership_view
 from unionhub_runtime.tables import add_runtime_tables
 
 metadata = MetaData()

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..domain.scoring import results as compute_results
 from . import orm
-from .repository import Ratings
+from .repositories import rating_values
 
 
 async def campaign(session: AsyncSession, campaign_id: str) -> dict[str, Any] | None:
@@ -35,7 +35,7 @@ async def results(session: AsyncSession, campaign_id: str) -> dict[str, Any] | N
         homes = [{k: v for k, v in row.items() if k != "campaign_id"} for row in rows]
     else:
         homes = [vars(r) for r in compute_results(
-            home_ids=found["home_ids"], ratings=await Ratings(session).values(campaign_id), weights=found["weights"],
+            home_ids=found["home_ids"], ratings=await rating_values(session, campaign_id), weights=found["weights"],
             min_member_ratings=found["min_member_ratings"], thresholds=found["star_thresholds"])]
     homes.sort(key=lambda h: (h["rank"] is None, h["rank"] or 0, h["home_id"]))
     return {"campaign_id": campaign_id, "status": found["status"], "provisional": found["status"] != "closed",

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
+from typing import Final, Literal
 
-from unionhub_runtime.errors import Rejected
+from unionhub_domain import Aggregate, Rejected, RejectionCode
 
 from . import commands, events
 from .scoring import HomeResult, exact, rating_value, results, round_half_up
 
-OPEN, CLOSED = "open", "closed"
+Status = Literal["open", "closed"]
+OPEN: Final = "open"
+CLOSED: Final = "closed"
 STUDIO_REWARDS_CNY = {"none": 0, "qualified": 20_000, "excellent": 30_000}
 STAR_LEVELS = {"1", "2", "3", "4", "5"}
 
 
 @dataclass
-class Campaign:
+class Campaign(Aggregate):
     campaign_id: str
     year: int
     title: str
@@ -24,32 +27,28 @@ class Campaign:
     home_ids: tuple[str, ...]
     min_member_ratings: int
     star_thresholds: dict[str, float]
-    status: str = OPEN
-    events: list[events.Event] = field(default_factory=list, compare=False, repr=False)
+    status: Status = OPEN
 
     @classmethod
     def open(cls, cmd: commands.OpenCampaign) -> Campaign:
         weights = cmd.weights
         if set(weights) != {"member", "unit", "superior"} or any(w < 0 for w in weights.values()):
-            raise Rejected("invalid_weights", "weights member, unit and superior must each be ≥ 0")
+            raise Rejected(RejectionCode.INVALID_WEIGHTS, "weights member, unit and superior must each be ≥ 0")
         if abs(sum((exact(w) for w in weights.values()), Fraction(0)) - 1) > Fraction(1, 10**9):
-            raise Rejected("invalid_weights", f"weights sum to {sum(weights.values())}, not 1")
+            raise Rejected(RejectionCode.INVALID_WEIGHTS, f"weights sum to {sum(weights.values())}, not 1")
         if not set(cmd.star_thresholds) <= STAR_LEVELS:
-            raise Rejected("invalid_thresholds", "star levels are 1 to 5")
+            raise Rejected(RejectionCode.INVALID_THRESHOLDS, "star levels are 1 to 5")
         if len(set(cmd.home_ids)) != len(cmd.home_ids):
-            raise Rejected("invalid_homes", "home_ids repeat")
+            raise Rejected(RejectionCode.INVALID_HOMES, "home_ids repeat")
         campaign = cls(**vars(cmd))
         campaign.events.append(events.CampaignOpened(**vars(cmd)))
         return campaign
 
-    def same_as(self, cmd: commands.OpenCampaign) -> bool:
-        return all(getattr(self, k) == v for k, v in vars(cmd).items())
-
     def check_rating(self, cmd: commands.SubmitRating) -> None:
         if self.status != OPEN:
-            raise Rejected("closed", f"campaign {self.campaign_id} is closed")
+            raise Rejected(RejectionCode.CLOSED, f"campaign {self.campaign_id} is closed")
         if cmd.home_id not in self.home_ids:
-            raise Rejected("not_in_campaign", f"home {cmd.home_id} is not in campaign {self.campaign_id}")
+            raise Rejected(RejectionCode.NOT_IN_CAMPAIGN, f"home {cmd.home_id} is not in campaign {self.campaign_id}")
 
     def accept(self, cmd: commands.SubmitRating) -> Fraction:
         value = rating_value(cmd.scores)
@@ -59,7 +58,7 @@ class Campaign:
 
     def close(self, ratings: dict[str, dict[str, list[Fraction]]]) -> list[HomeResult]:
         if self.status != OPEN:
-            raise Rejected("closed", f"campaign {self.campaign_id} is already closed")
+            raise Rejected(RejectionCode.CLOSED, f"campaign {self.campaign_id} is already closed")
         self.status = CLOSED
         outcome = results(
             home_ids=self.home_ids,

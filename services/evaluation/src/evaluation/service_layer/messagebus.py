@@ -1,25 +1,22 @@
-"""Routes a domain command to its handler and returns the events it caused."""
+"""Evaluation's commands, the handler of each, and what a rejected rating records."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
+from functools import partial
+
+from unionhub_runtime.messagebus import MessageBus
 
 from ..domain import commands
-from ..domain.events import Event
 from . import handlers
 from .handlers import Dependencies
-from .unit_of_work import AbstractUnitOfWork
-
-HANDLERS: dict[type[commands.Command], Callable[[Any, AbstractUnitOfWork, Dependencies], Awaitable[None]]] = {
-    commands.OpenCampaign: handlers.open_campaign,
-    commands.SubmitRating: handlers.submit_rating,
-    commands.CloseCampaign: handlers.close_campaign,
-    commands.ClosePostStarMonth: handlers.close_post_star_month,
-    commands.AssessStudio: handlers.assess_studio,
-}
+from .ports import UnitOfWork
 
 
-async def handle(command: commands.Command, uow: AbstractUnitOfWork, deps: Dependencies) -> list[Event]:
-    await HANDLERS[type(command)](command, uow, deps)
-    return list(uow.collect_new_events())
+def bus(deps: Dependencies) -> MessageBus[UnitOfWork]:
+    return MessageBus({
+        commands.OpenCampaign: partial(handlers.open_campaign, deps=deps),
+        commands.SubmitRating: partial(handlers.submit_rating, deps=deps),
+        commands.CloseCampaign: partial(handlers.close_campaign, deps=deps),
+        commands.ClosePostStarMonth: partial(handlers.close_post_star_month, deps=deps),
+        commands.AssessStudio: partial(handlers.assess_studio, deps=deps),
+    }, on_rejected={commands.SubmitRating: partial(handlers.record_rejected_rating, deps=deps)})

@@ -5,11 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from pydantic import BaseModel
-
-from unionhub_contracts import CloudEvent, CommandRejected
+from unionhub_contracts import CloudEvent
 from unionhub_contracts import feedback as contract
-from unionhub_runtime.scopes import Emit
+from unionhub_runtime.scopes import Emit, EventTable, emit_from_table
 
 from ..domain import commands, events
 
@@ -31,7 +29,7 @@ def to_command(event: CloudEvent[Any]) -> commands.Command:
     raise ValueError(f"no command for {event.type}")
 
 
-_EVENTS: dict[type[events.Event], tuple[str, type[BaseModel], str | None]] = {
+_EVENTS: EventTable = {
     events.OpinionResponded: ("opinion.responded", contract.OpinionResponded, "opinion_id"),
     events.OpinionRated: ("opinion.rated", contract.OpinionRated, "opinion_id"),
     events.VisitLogged: ("visit.logged", contract.VisitLogged, "cadre_id"),
@@ -56,11 +54,4 @@ def to_emit(event: events.Event) -> Emit:
             overdue = contract.OpinionOverdue(opinion_id=event.opinion_id, union_id=event.union_id, due_at=event.due_at)
             return Emit("opinion.overdue", overdue, key=event.opinion_id, correlation_id=event.command_id,
                         correlation_source=event.command_source)
-        case events.SubmissionRejected():
-            rejected = CommandRejected(command_id=event.command_id, command_type="opinion.submit", code=event.code,
-                                       reason=event.reason)
-            return Emit("command.rejected", rejected, key=event.command_id, correlation_id=event.command_id,
-                        correlation_source=event.command_source)
-    event_type, model, key_field = _EVENTS[type(event)]
-    fields = asdict(event)
-    return Emit(event_type, model.model_validate(fields, strict=False), key=fields[key_field] if key_field else None)
+    return emit_from_table(_EVENTS, event)

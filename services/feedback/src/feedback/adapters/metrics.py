@@ -3,12 +3,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from unionhub_domain import Rejected
 from unionhub_runtime.metrics import set_bounded
 
+from ..domain import events
 from . import orm
 
 DAY = 86_400.0
@@ -32,6 +37,23 @@ class FeedbackMetrics:
                           registry=registry)
         self.overdue_open = Gauge("feedback_overdue_open_opinions", "Unanswered opinions past due, by district.",
                                   ["district"], registry=registry)
+
+    def applied(self, command: Any, emitted: Sequence[Any]) -> None:
+        for e in emitted:
+            match e:
+                case events.OpinionReceived():
+                    self.received.labels(e.submission.channel).inc()
+                case events.OpinionResponded():
+                    self.response_seconds.observe(e.response_seconds)
+                case events.OpinionRated():
+                    self.satisfaction.observe(e.satisfaction)
+                case events.OpinionOverdue():
+                    self.overdue_total.inc()
+                case events.VisitLogged():
+                    self.visits.labels(e.place).inc()
+
+    def refused(self, command: Any, rejection: Rejected) -> None:
+        return None  # counted by the runtime, by type and code
 
     async def refresh(self, session: AsyncSession) -> None:
         o, u = orm.opinions.c, orm.membership_view.unions.c

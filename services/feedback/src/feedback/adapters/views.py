@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..domain.model import SHANGHAI
+from unionhub_domain import SHANGHAI
+
 from . import orm
 
 

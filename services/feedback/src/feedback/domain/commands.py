@@ -48,4 +48,4 @@ class CloseVisitsMonth(Command):
 
 @dataclass(frozen=True)
 class MarkOverdue(Command):
-    now: datetime
+    now: datetime | None  # None: by business time, the latest seen in commands

@@ -8,7 +8,7 @@ from datetime import datetime
 
 @dataclass(frozen=True)
 class Submission:
-    """`opinion.submit` as received; parked here while membership is unsure of the member."""
+    """`opinion.submit` as received: what an opinion starts from."""
 
     opinion_id: str
     member_id: str
@@ -38,14 +38,6 @@ class OpinionAssigned(Event):
     union_id: str
     due_at: datetime
     command_id: str
-    command_source: str | None = None
-
-
-@dataclass(frozen=True)
-class SubmissionRejected(Event):
-    command_id: str
-    code: str
-    reason: str
     command_source: str | None = None
 
 

@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
+from typing import Final, Literal
 
-from unionhub_runtime.errors import Rejected
+from unionhub_domain import Aggregate, Rejected, RejectionCode
 
 from . import events
 from .events import Submission
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 VISIT_QUOTA = 4  # each full-time cadre makes at least 4 grassroots visits a month
-ASSIGNED, RESPONDED, RATED = "assigned", "responded", "rated"
-
-
-def month_of(moment: datetime) -> str:
-    return moment.astimezone(SHANGHAI).strftime("%Y-%m")
+Status = Literal["assigned", "responded", "rated"]
+ASSIGNED: Final = "assigned"
+RESPONDED: Final = "responded"
+RATED: Final = "rated"
 
 
 @dataclass
-class Opinion:
+class Opinion(Aggregate):
     opinion_id: str
     member_id: str
     channel: str
@@ -32,7 +30,7 @@ class Opinion:
     category: str | None
     union_id: str
     due_at: datetime
-    status: str = ASSIGNED
+    status: Status = ASSIGNED
     responder_id: str | None = None
     response_text: str | None = None
     responded_at: datetime | None = None
@@ -41,7 +39,6 @@ class Opinion:
     overdue: bool = False
     command_id: str | None = None  # the submission's: later events of the opinion correlate to it
     command_source: str | None = None
-    events: list[events.Event] = field(default_factory=list, compare=False, repr=False)
 
     @classmethod
     def assign(cls, submission: Submission, union_id: str, deadline: timedelta) -> Opinion:
@@ -53,11 +50,11 @@ class Opinion:
 
     def respond(self, responder_id: str, responder_union: str | None, text: str, at: datetime) -> None:
         if self.status != ASSIGNED:
-            raise Rejected("closed", f"opinion {self.opinion_id} was answered already")
+            raise Rejected(RejectionCode.CLOSED, f"opinion {self.opinion_id} was answered already")
         if responder_union != self.union_id:
-            raise Rejected("forbidden", f"only a cadre of union {self.union_id} may answer")
+            raise Rejected(RejectionCode.FORBIDDEN, f"only a cadre of union {self.union_id} may answer")
         if at < self.submitted_at:
-            raise Rejected("date_order", "responded_at is before the opinion was submitted")
+            raise Rejected(RejectionCode.DATE_ORDER, "responded_at is before the opinion was submitted")
         self.status, self.responder_id, self.response_text, self.responded_at = RESPONDED, responder_id, text, at
         self.response_seconds = (at - self.submitted_at).total_seconds()
         self.events.append(events.OpinionResponded(self.opinion_id, self.union_id, self.response_seconds))
@@ -66,11 +63,11 @@ class Opinion:
 
     def rate(self, member_id: str, satisfaction: int) -> None:
         if member_id != self.member_id:
-            raise Rejected("forbidden", "only the member who submitted the opinion may rate the answer")
+            raise Rejected(RejectionCode.FORBIDDEN, "only the member who submitted the opinion may rate the answer")
         if self.status == ASSIGNED:
-            raise Rejected("not_responded", f"opinion {self.opinion_id} has no answer to rate yet")
+            raise Rejected(RejectionCode.NOT_RESPONDED, f"opinion {self.opinion_id} has no answer to rate yet")
         if self.status == RATED:
-            raise Rejected("already_rated", f"opinion {self.opinion_id} was rated already")
+            raise Rejected(RejectionCode.ALREADY_RATED, f"opinion {self.opinion_id} was rated already")
         self.status, self.satisfaction = RATED, satisfaction
         self.events.append(events.OpinionRated(self.opinion_id, self.union_id, satisfaction))
 

@@ -1,71 +1,56 @@
-"""Kafka entrypoints of feedback, and its durable timer."""
+"""Kafka entrypoint of feedback's commands, and its durable timer flagging overdue opinions
+(membership's events fold into `unionhub_membership_view`)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from unionhub_contracts import CloudEvent
-from unionhub_runtime.scopes import Emit
+from unionhub_domain import Rejected
+from unionhub_runtime.scopes import CommandScope, Emit
 
 from ..adapters import integration
 from ..adapters.metrics import FeedbackMetrics
-from ..adapters.orm import membership_view
-from ..adapters.repository import SqlAlchemyUnitOfWork, advance_stream_clock, stream_now
-from ..domain import commands, events
-from ..service_layer import handlers
+from ..adapters.unit_of_work import SqlAlchemyUnitOfWork
+from ..domain import commands
+from ..service_layer import messagebus
 from ..service_layer.handlers import Dependencies
 
 
-class Handlers:
-    def __init__(self, deps: Dependencies, metrics: FeedbackMetrics, overdue_clock: str,
+class Consumers:
+    """The commands' scope and the overdue timer, over one bus. With the events clock the
+    timer watches commands go by: partitions are read unevenly, so business time seen on one
+    may run ahead of an answer still unread on another; it flags by business time only once
+    no command came for `quiet_seconds` (all that was sent has been read)."""
+
+    def __init__(self, deps: Dependencies, metrics: FeedbackMetrics, overdue_clock: Literal["wall", "events"],
                  quiet_seconds: float = 3.0) -> None:
-        self.deps, self.metrics, self.overdue_clock, self.quiet_seconds = deps, metrics, overdue_clock, quiet_seconds
+        self._bus, self._metrics = messagebus.bus(deps), metrics
+        self._overdue_clock, self._quiet_seconds = overdue_clock, quiet_seconds
         self._last_command = 0.0  # monotonic time of the last command handled
 
-    async def _run(self, session: AsyncSession, command: commands.Command) -> list[Emit]:
-        emitted = await handlers.handle(command, SqlAlchemyUnitOfWork(session), self.deps)
-        self._count(emitted)
-        return [integration.to_emit(e) for e in emitted]
+    def commands(self, session: AsyncSession) -> CommandScope[SqlAlchemyUnitOfWork]:
+        return CommandScope(SqlAlchemyUnitOfWork(session), self._bus, integration.to_command, integration.to_emit,
+                            self)
 
-    def _count(self, emitted: list[events.Event]) -> None:
-        for e in emitted:
-            match e:
-                case events.OpinionReceived():
-                    self.metrics.received.labels(e.submission.channel).inc()
-                case events.OpinionResponded():
-                    self.metrics.response_seconds.observe(e.response_seconds)
-                case events.OpinionRated():
-                    self.metrics.satisfaction.observe(e.satisfaction)
-                case events.OpinionOverdue():
-                    self.metrics.overdue_total.inc()
-                case events.VisitLogged():
-                    self.metrics.visits.labels(e.place).inc()
-
-    async def command(self, session: AsyncSession, event: CloudEvent[Any]) -> Sequence[Emit]:
+    def applied(self, command: Any, emitted: Sequence[Any]) -> None:
         self._last_command = time.monotonic()
-        command = integration.to_command(event)
-        emitted = await self._run(session, command)
-        business_time = {"opinion.submit": "submitted_at", "opinion.respond": "responded_at",
-                         "visit.log": "visited_at"}.get(event.type)
-        if business_time:
-            await advance_stream_clock(session, getattr(event.data, business_time))
-        return emitted
+        self._metrics.applied(command, emitted)
 
-    async def membership_event(self, session: AsyncSession, event: CloudEvent[Any]) -> Sequence[Emit]:
-        """Folds the event into the view; the runtime then releases the opinions it was awaited by."""
-        await membership_view.apply(session, event)
-        return ()
+    def refused(self, command: Any, rejection: Rejected) -> None:
+        self._last_command = time.monotonic()
 
     async def mark_overdue(self, session: AsyncSession, now: datetime) -> Sequence[Emit]:
         """Durable timer: flag unanswered opinions past due, by wall or business time."""
-        if self.overdue_clock == "wall":
-            return await self._run(session, commands.MarkOverdue(now))
-        if time.monotonic() - self._last_command < self.quiet_seconds:
+        if self._overdue_clock == "events" and time.monotonic() - self._last_command < self._quiet_seconds:
             return []  # still reading: an answer may be on its way on another partition
-        business_now = await stream_now(session)
-        return await self._run(session, commands.MarkOverdue(business_now)) if business_now else []
+        uow = SqlAlchemyUnitOfWork(session)
+        command = commands.MarkOverdue(now if self._overdue_clock == "wall" else None)
+        emitted = await self._bus.handle(command, uow)
+        self._metrics.applied(command, emitted)
+        return [integration.to_emit(e) for e in emitted]
+

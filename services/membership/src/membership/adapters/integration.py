@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
-from pydantic import BaseModel
-
+from unionhub_contracts import CloudEvent
 from unionhub_contracts import membership as contract
-from unionhub_runtime.scopes import Emit
+from unionhub_runtime.scopes import Emit, EventTable, emit_from_table
 
 from ..domain import commands, events
 
@@ -22,7 +20,7 @@ COMMANDS: dict[str, type[commands.Command]] = {
     "cadre.appoint": commands.AppointCadre,
 }
 
-EVENTS: dict[type[events.Event], tuple[str, type[BaseModel], str]] = {
+EVENTS: EventTable = {
     events.UnionRegistered: ("union.registered", contract.UnionData, "union_id"),
     events.MemberEnrolled: ("member.enrolled", contract.MemberEnrolled, "member_id"),
     events.MemberLeft: ("member.left", contract.MemberLeft, "member_id"),
@@ -33,15 +31,12 @@ EVENTS: dict[type[events.Event], tuple[str, type[BaseModel], str]] = {
 }
 
 
-def to_command(event_type: str, data: BaseModel) -> commands.Command:
-    fields: dict[str, Any] = data.model_dump()
+def to_command(event: CloudEvent[Any]) -> commands.Command:
+    fields: dict[str, Any] = event.data.model_dump()
     if "services" in fields:
         fields["services"] = tuple(fields["services"])
-    return COMMANDS[event_type](**fields)
+    return COMMANDS[event.type](**fields)
 
 
 def to_emit(event: events.Event) -> Emit:
-    event_type, model, key_field = EVENTS[type(event)]
-    fields = asdict(event)
-    data = model.model_validate(fields, strict=False)
-    return Emit(event_type, data, key=fields[key_field])
+    return emit_from_table(EVENTS, event)

@@ -4,34 +4,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from datetime import date
-from typing import Any
+from typing import Any, Final, Literal
 
-from unionhub_runtime.errors import Missing, Rejected
+from unionhub_domain import Aggregate, Missing, Rejected, RejectionCode, same_again
 
 from . import commands, events
 
 # city federation > district federation > grassroots union
 PARENT_LEVEL = {"district": "federation", "grassroots": "district"}
-ACTIVE, LEFT = "active", "left"
+Status = Literal["active", "left"]
+HistoryKind = Literal["enrolled", "reinstated", "left", "transferred_out", "transferred_in"]
+ACTIVE: Final = "active"
+LEFT: Final = "left"
 
 
 def _state(obj: Any) -> dict[str, Any]:
     return {f.name: getattr(obj, f.name) for f in fields(obj) if f.compare}
 
 
-def check_same(existing: Aggregate, command: commands.Command, what: str, repeat: events.Event) -> None:
-    """A registration repeated with the same data changes nothing but answers again with
-    `repeat` (so a sender waiting for an answer gets one); with other data, a conflict."""
-    wanted = {k: v for k, v in _state(command).items() if k in _state(existing)}
-    differing = sorted(k for k, v in wanted.items() if _state(existing)[k] != v)
-    if differing:
-        raise Rejected("conflict", f"{what} exists with different {', '.join(differing)}")
+def register_again(existing: Aggregate, command: commands.Command, what: str, repeat: events.Event) -> None:
+    """A registration repeated: with the same data it answers again with `repeat`; with
+    other data it is a conflict (the kernel's `same_again`)."""
+    stored = _state(existing)
+    same_again(existing, {k: v for k, v in _state(command).items() if k in stored}, what)
     existing.events.append(repeat)
-
-
-@dataclass
-class Aggregate:
-    events: list[events.Event] = field(default_factory=list, compare=False, repr=False, kw_only=True)
 
 
 @dataclass
@@ -48,14 +44,12 @@ class Union(Aggregate):
     def register(cls, cmd: commands.RegisterUnion, parent: Union | None) -> Union:
         if cmd.parent_id is not None:
             if parent is None:
-                raise Missing(f"union:{cmd.parent_id}", "not_found", f"parent union {cmd.parent_id} is not registered")
+                raise Missing(f"union:{cmd.parent_id}", RejectionCode.NOT_FOUND, f"parent union {cmd.parent_id} is not registered")
             if PARENT_LEVEL.get(cmd.level) != parent.level:
-                raise Rejected(
-                    "hierarchy", f"a {cmd.level} union cannot be under a {parent.level} union"
+                raise Rejected(RejectionCode.HIERARCHY, f"a {cmd.level} union cannot be under a {parent.level} union"
                 )
             if parent.level == "district" and parent.district != cmd.district:
-                raise Rejected(
-                    "hierarchy", f"district {cmd.district} differs from its parent's {parent.district}"
+                raise Rejected(RejectionCode.HIERARCHY, f"district {cmd.district} differs from its parent's {parent.district}"
                 )
         union = cls(**_state(cmd))
         union.events.append(events.UnionRegistered(**_state(cmd)))
@@ -68,7 +62,7 @@ class HistoryEntry:
 
     member_id: str
     union_id: str
-    kind: str  # enrolled, reinstated, left, transferred_out, transferred_in
+    kind: HistoryKind
     on: date
 
 
@@ -76,7 +70,7 @@ class HistoryEntry:
 class Member(Aggregate):
     member_id: str
     union_id: str
-    status: str
+    status: Status
     joined_on: date
     left_on: date | None = None
     display_name: str | None = field(default=None, repr=False)  # personal: never in an event
@@ -101,9 +95,9 @@ class Member(Aggregate):
             if (self.union_id, self.joined_on) == (cmd.union_id, cmd.joined_on):
                 self.events.append(events.MemberEnrolled(cmd.member_id, cmd.union_id, cmd.joined_on))
                 return False
-            raise Rejected("already_active", f"member is active in union {self.union_id}")
+            raise Rejected(RejectionCode.ALREADY_ACTIVE, f"member is active in union {self.union_id}")
         if self.left_on is not None and cmd.joined_on < self.left_on:
-            raise Rejected("date_order", "joined_on is before the member's last leaving date")
+            raise Rejected(RejectionCode.DATE_ORDER, "joined_on is before the member's last leaving date")
         self.union_id, self.status, self.joined_on, self.left_on = cmd.union_id, ACTIVE, cmd.joined_on, None
         if cmd.display_name is not None:
             self.display_name = cmd.display_name
@@ -114,7 +108,7 @@ class Member(Aggregate):
     def leave(self, cmd: commands.LeaveMember) -> None:
         self._require_active()
         if cmd.left_on < self.joined_on:
-            raise Rejected("date_order", "left_on is before the member joined")
+            raise Rejected(RejectionCode.DATE_ORDER, "left_on is before the member joined")
         self.status, self.left_on, self.left_reason = LEFT, cmd.left_on, cmd.reason
         self._record(self.union_id, "left", cmd.left_on)
         self.events.append(events.MemberLeft(self.member_id, self.union_id, cmd.left_on))
@@ -122,9 +116,9 @@ class Member(Aggregate):
     def transfer(self, cmd: commands.TransferMember) -> None:
         self._require_active()
         if cmd.to_union_id == self.union_id:
-            raise Rejected("same_union", f"member is already in union {self.union_id}")
+            raise Rejected(RejectionCode.SAME_UNION, f"member is already in union {self.union_id}")
         if cmd.transferred_on < self.joined_on:
-            raise Rejected("date_order", "transferred_on is before the member joined")
+            raise Rejected(RejectionCode.DATE_ORDER, "transferred_on is before the member joined")
         source = self.union_id
         self._record(source, "transferred_out", cmd.transferred_on)
         self._record(cmd.to_union_id, "transferred_in", cmd.transferred_on)
@@ -135,9 +129,9 @@ class Member(Aggregate):
 
     def _require_active(self) -> None:
         if not self.active:
-            raise Rejected("not_active", "member is not active in any union")
+            raise Rejected(RejectionCode.NOT_ACTIVE, "member is not active in any union")
 
-    def _record(self, union_id: str, kind: str, on: date) -> None:
+    def _record(self, union_id: str, kind: HistoryKind, on: date) -> None:
         self.new_history.append(HistoryEntry(self.member_id, union_id, kind, on))
 
 
@@ -181,7 +175,7 @@ class Cadre(Aggregate):
     @classmethod
     def appoint(cls, cmd: commands.AppointCadre, member: Member | None) -> Cadre:
         if member is None or not member.active or member.union_id != cmd.union_id:
-            raise Rejected("not_a_member", f"a cadre must be an active member of union {cmd.union_id}")
+            raise Rejected(RejectionCode.NOT_A_MEMBER, f"a cadre must be an active member of union {cmd.union_id}")
         cadre = cls(**_state(cmd))
         cadre.events.append(events.CadreAppointed(**_state(cmd)))
         return cadre

@@ -1,16 +1,14 @@
-"""Routes a domain command to its handler and returns the events it caused."""
+"""Membership's commands and the handler of each."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
+from unionhub_runtime.messagebus import MessageBus
 
 from ..domain import commands
-from ..domain.events import Event
 from . import handlers
-from .unit_of_work import AbstractUnitOfWork
+from .ports import UnitOfWork
 
-COMMAND_HANDLERS: dict[type[commands.Command], Callable[[Any, AbstractUnitOfWork], Awaitable[None]]] = {
+BUS: MessageBus[UnitOfWork] = MessageBus({
     commands.RegisterUnion: handlers.register_union,
     commands.EnrollMember: handlers.enroll_member,
     commands.LeaveMember: handlers.leave_member,
@@ -18,9 +16,5 @@ COMMAND_HANDLERS: dict[type[commands.Command], Callable[[Any, AbstractUnitOfWork
     commands.RegisterHome: handlers.register_home,
     commands.RegisterStation: handlers.register_station,
     commands.AppointCadre: handlers.appoint_cadre,
-}
-
-
-async def handle(command: commands.Command, uow: AbstractUnitOfWork) -> list[Event]:
-    await COMMAND_HANDLERS[type(command)](command, uow)
-    return list(uow.collect_new_events())
+})
+handle = BUS.handle

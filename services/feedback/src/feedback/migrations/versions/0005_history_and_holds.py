@@ -7,9 +7,8 @@ Revises: 0004
 import sqlalchemy as sa
 from alembic import op
 
+from unionhub_membership_view.migrations import add_membership_history, drop_membership_history
 from unionhub_runtime.migrations import (
-    add_membership_history,
-    drop_membership_history,
     hold_waiting_rows,
     stored_instant,
 )

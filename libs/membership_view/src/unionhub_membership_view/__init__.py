@@ -8,27 +8,19 @@ cadre where and since when.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException
 from sqlalchemy import BigInteger, Column, Date, Index, Integer, MetaData, String, Table, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unionhub_contracts import CloudEvent
-
-from .database import upsert
-from .http import IdPath, ReadSession
-
-SHANGHAI = ZoneInfo("Asia/Shanghai")  # contract: calendar days are counted in this zone
-
-
-def day_of(moment: datetime) -> date:
-    """The calendar day of an instant, in Asia/Shanghai."""
-    return moment.astimezone(SHANGHAI).date()
-
+from unionhub_runtime.database import upsert
+from unionhub_runtime.http import IdPath, ReadSession
+from unionhub_runtime.scopes import BatchScope, Emit
 
 Stay = tuple[str, date, date | None]  # union, from (inclusive), to (exclusive; None: still there)
 
@@ -72,6 +64,11 @@ class MembershipView:
                 row = {"member_id": d.member_id, "union_id": d.union_id, "role": d.role, "appointed_on": d.appointed_on}
                 await upsert(session, self.cadres, row)
 
+    def scope(self, session: AsyncSession) -> BatchScope:
+        """The batch scope of `membership.events`: each event folded in, nothing published.
+        No savepoint: folding an event cannot be rejected, and any failure fails the batch."""
+        return _ViewScope(self, session)
+
     async def _stay(self, session: AsyncSession, member_id: str, union_id: str | None, on: date) -> None:
         """Ends the member's open stay on `on` and, given a union, opens one there."""
         h = self.history.c
@@ -97,21 +94,6 @@ class MembershipView:
         m = self.members.c
         row = (await session.execute(select(m.union_id, m.status).where(m.member_id == member_id))).first()
         return (row.union_id, row.status) if row else None
-
-
-def prerequisites(event_type: str, data: Any) -> list[str]:
-    """The prerequisite keys a membership event makes known, as commands wait for them
-    (`holding.Missing.waiting_for`): "union:<id>", "member:<id>", "home:<id>", "cadre:<id>"."""
-    match event_type:
-        case "union.registered":
-            return [f"union:{data.union_id}"]
-        case "member.enrolled" | "member.left" | "member.transferred":
-            return [f"member:{data.member_id}"]
-        case "home.registered":
-            return [f"home:{data.home_id}"]
-        case "cadre.appointed":
-            return [f"cadre:{data.member_id}", f"member:{data.member_id}"]
-    return []
 
 
 def add_membership_view(metadata: MetaData) -> MembershipView:
@@ -170,3 +152,18 @@ def view_router(view: MembershipView) -> APIRouter:
         return {"member_id": member_id, "union_id": known[0], "status": known[1]}
 
     return router
+
+
+class _ViewScope:
+    def __init__(self, view: MembershipView, session: AsyncSession) -> None:
+        self._view, self._session = view, session
+
+    async def prefetch(self, events: Sequence[CloudEvent[Any]]) -> None:
+        return None
+
+    async def handle(self, event: CloudEvent[Any]) -> Sequence[Emit]:
+        await self._view.apply(self._session, event)
+        return ()
+
+    async def flush(self) -> None:
+        return None

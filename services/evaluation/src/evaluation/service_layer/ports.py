@@ -3,38 +3,16 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import date, datetime
 from fractions import Fraction
+from typing import Any
+
+from unionhub_runtime.unit_of_work import AbstractRepository, AbstractUnitOfWork
 
 from ..domain import commands, model
-from ..domain.events import Event
 from ..domain.post_star import PostStar, WorkerMonth
 from ..domain.scoring import HomeResult
-
-
-class AbstractCampaigns(ABC):
-    def __init__(self) -> None:
-        self.seen: list[model.Campaign] = []
-
-    async def get(self, campaign_id: str) -> model.Campaign | None:
-        found = await self._get(campaign_id)
-        if found is not None:
-            self.seen.append(found)
-        return found
-
-    async def add(self, campaign: model.Campaign) -> None:
-        self.seen.append(campaign)
-        await self._add(campaign)
-
-    @abstractmethod
-    async def _get(self, campaign_id: str) -> model.Campaign | None: ...
-
-    @abstractmethod
-    async def _add(self, campaign: model.Campaign) -> None: ...
-
-    @abstractmethod
-    async def save(self, campaign: model.Campaign) -> None: ...
 
 
 class AbstractRatings(ABC):
@@ -83,20 +61,13 @@ class AbstractStudios(ABC):
     async def put(self, assessment: commands.AssessStudio, reward_cny: int) -> None: ...
 
 
-class AbstractUnitOfWork(ABC):
-    campaigns: AbstractCampaigns
+class UnitOfWork(AbstractUnitOfWork):
+    campaigns: AbstractRepository[model.Campaign]
     ratings: AbstractRatings
     membership: AbstractMembership
     results: AbstractResults
     post_stars: AbstractPostStars
     studios: AbstractStudios
 
-    def __init__(self) -> None:
-        self.events: list[Event] = []  # events not recorded by an aggregate
-
-    def collect_new_events(self) -> Iterator[Event]:
-        for campaign in self.campaigns.seen:
-            while campaign.events:
-                yield campaign.events.pop(0)
-        while self.events:
-            yield self.events.pop(0)
+    def repositories(self) -> Sequence[AbstractRepository[Any]]:
+        return (self.campaigns,)

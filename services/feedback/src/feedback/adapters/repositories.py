@@ -9,20 +9,19 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from unionhub_domain import month_of
+from unionhub_runtime.database import insert_on_conflict
 from unionhub_runtime.holding import held_on_aggregate
 
 from ..domain import model
-from ..service_layer import unit_of_work as ports
+from ..service_layer import ports
 from . import orm
 
 _OPINION_COLUMNS = [c.name for c in orm.opinions.columns]
 
 
 def _opinion(row: Any) -> model.Opinion:
-    values = dict(row)
-    for name in ("submitted_at", "due_at", "responded_at"):
-        values[name] = values[name]
-    return model.Opinion(**values)
+    return model.Opinion(**row)
 
 
 class Opinions(ports.AbstractOpinions):
@@ -53,7 +52,7 @@ class Opinions(ports.AbstractOpinions):
             .with_for_update(of=orm.opinions, skip_locked=True))
         return [_opinion(r) for r in rows.mappings()]
 
-    async def save(self, opinion: model.Opinion) -> None:
+    async def _save(self, opinion: model.Opinion) -> None:
         await self._session.execute(update(orm.opinions).where(orm.opinions.c.opinion_id == opinion.opinion_id)
                                     .values(self._row(opinion)))
 
@@ -85,7 +84,7 @@ class Visits(ports.AbstractVisits):
         return model.Visit(row[0], row[1], row[2], row[3], row[4]) if row else None
 
     async def add(self, visit: model.Visit) -> None:
-        await self._session.execute(insert(orm.visits).values(**asdict(visit), month=model.month_of(visit.visited_at)))
+        await self._session.execute(insert(orm.visits).values(**asdict(visit), month=month_of(visit.visited_at)))
 
     async def counts(self, month: str) -> dict[str, int]:
         v = orm.visits.c
@@ -101,25 +100,17 @@ class Visits(ports.AbstractVisits):
         return True
 
 
-class SqlAlchemyUnitOfWork(ports.AbstractUnitOfWork):
+class StreamClock(ports.AbstractStreamClock):
     def __init__(self, session: AsyncSession) -> None:
-        super().__init__()
-        self.session = session
-        self.opinions = Opinions(session)
-        self.membership = Membership(session)
-        self.visits = Visits(session)
+        self._session = session
 
+    async def advance(self, at: datetime) -> None:
+        # One statement: concurrent writers neither collide on the first row nor move it back.
+        statement = insert_on_conflict(self._session, orm.stream_clock).values(name="events", at=at)
+        await self._session.execute(statement.on_conflict_do_update(
+            index_elements=["name"], set_={"at": statement.excluded.at},
+            where=orm.stream_clock.c.at < statement.excluded.at))
 
-async def advance_stream_clock(session: AsyncSession, at: datetime) -> None:
-    """Moves the replay clock forward to `at` (never back)."""
-    c = orm.stream_clock.c
-    current = await session.scalar(select(c.at).where(c.name == "events"))
-    if current is None:
-        await session.execute(insert(orm.stream_clock).values(name="events", at=at))
-    elif at > current:
-        await session.execute(update(orm.stream_clock).where(c.name == "events").values(at=at))
-
-
-async def stream_now(session: AsyncSession) -> datetime | None:
-    c = orm.stream_clock.c
-    return await session.scalar(select(c.at).where(c.name == "events"))
+    async def now(self) -> datetime | None:
+        c = orm.stream_clock.c
+        return await self._session.scalar(select(c.at).where(c.name == "events"))

@@ -3,27 +3,16 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Sequence
 from datetime import date, datetime
+from typing import Any
+
+from unionhub_runtime.unit_of_work import AbstractRepository, AbstractUnitOfWork
 
 from ..domain import model
-from ..domain.events import Event
 
 
-class AbstractOpinions(ABC):
-    def __init__(self) -> None:
-        self.seen: list[model.Opinion] = []
-
-    async def get(self, opinion_id: str) -> model.Opinion | None:
-        found = await self._get(opinion_id)
-        if found is not None:
-            self.seen.append(found)
-        return found
-
-    async def add(self, opinion: model.Opinion) -> None:
-        self.seen.append(opinion)
-        await self._add(opinion)
-
+class AbstractOpinions(AbstractRepository[model.Opinion]):
     async def due(self, now: datetime) -> list[model.Opinion]:
         """Unanswered opinions past their due time, not flagged overdue yet."""
         found = await self._due(now)
@@ -31,16 +20,7 @@ class AbstractOpinions(ABC):
         return found
 
     @abstractmethod
-    async def _get(self, opinion_id: str) -> model.Opinion | None: ...
-
-    @abstractmethod
-    async def _add(self, opinion: model.Opinion) -> None: ...
-
-    @abstractmethod
     async def _due(self, now: datetime) -> list[model.Opinion]: ...
-
-    @abstractmethod
-    async def save(self, opinion: model.Opinion) -> None: ...
 
 
 class AbstractMembership(ABC):
@@ -71,17 +51,22 @@ class AbstractVisits(ABC):
         """Marks `month` closed; False when it was closed already."""
 
 
-class AbstractUnitOfWork(ABC):
+class AbstractStreamClock(ABC):
+    """The latest business time seen in commands: "now" when a replay of past data is read."""
+
+    @abstractmethod
+    async def advance(self, at: datetime) -> None:
+        """Moves the clock forward to `at` (never back)."""
+
+    @abstractmethod
+    async def now(self) -> datetime | None: ...
+
+
+class UnitOfWork(AbstractUnitOfWork):
     opinions: AbstractOpinions
     membership: AbstractMembership
     visits: AbstractVisits
+    clock: AbstractStreamClock
 
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def collect_new_events(self) -> Iterator[Event]:
-        for opinion in self.opinions.seen:
-            while opinion.events:
-                yield opinion.events.pop(0)
-        while self.events:
-            yield self.events.pop(0)
+    def repositories(self) -> Sequence[AbstractRepository[Any]]:
+        return (self.opinions,)
