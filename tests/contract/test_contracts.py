@@ -164,3 +164,15 @@ def test_the_compatibility_check_catches_breaking_changes(change: dict, expected
 def test_adding_an_optional_field_or_an_enum_value_is_compatible() -> None:
     new = {**BASE, "properties": {**BASE["properties"], "b": {"enum": ["x", "y", "z"]}, "d": {"type": "string"}}}
     assert breaking_changes(BASE, new) == []
+
+
+def test_the_rejection_codes_are_the_published_ones() -> None:
+    """`RejectionCode` lives in the domain kernel (`unionhub_domain`) but is part of the
+    contract: adding a code is a contract change (consumers accept unknown codes), removing or
+    renaming one breaks consumers. This list changes only with the contract's changelog."""
+    from unionhub_contracts import RejectionCode
+
+    assert [code.value for code in RejectionCode] == [
+        "invalid", "conflict", "not_found", "not_active", "already_active", "hierarchy", "date_order", "same_union",
+        "not_a_member", "closed", "not_in_campaign", "invalid_weights", "invalid_thresholds", "invalid_homes",
+        "forbidden", "not_responded", "already_rated"]

@@ -188,6 +188,7 @@ class HoldContext:
     anything_waits: bool  # some held command waits for a prerequisite (else none to release)
     scopes: dict[str, BatchScope] = field(default_factory=dict)
     skip_locked: bool = False  # the timer's rounds skip rows locked by others
+    _applied_in_own_scope: bool = False  # the retry being made changed the batch's scope
 
     def use_scope(self, consumer: str, scope: BatchScope) -> None:
         self.scopes[consumer] = scope
@@ -316,11 +317,22 @@ class HoldContext:
         A failure other than a rule (a bug, a stored value the contract no longer reads) keeps
         the row held and logged, in a savepoint: it never fails the transaction that released
         it (that would dead-letter the prerequisite) nor the timer's round (that would stall
-        every other held command)."""
+        every other held command).
+
+        With the batch's own scope, what that scope keeps in memory is written first, so the
+        savepoint cannot take earlier commands' writes back with this one; and a failure after
+        the scope applied the command fails the batch (retried whole), since the scope's memory
+        would keep what the savepoint took back."""
+        own = self.scopes.get(row.consumer)
+        if own is not None:
+            await own.flush()
+        self._applied_in_own_scope = False
         try:
             async with self.session.begin_nested():
                 return await self._apply(row, event, out)
         except Exception:
+            if self._applied_in_own_scope:
+                raise
             log.exception("held command %s of %s could not be retried; it stays held", row.seq, row.consumer)
             return None
 
@@ -337,6 +349,8 @@ class HoldContext:
         outcome = await pipeline.apply_one(scope, event, final=expired)
         if own is None:
             await scope.flush()
+        else:
+            self._applied_in_own_scope = outcome.waiting_for is None  # applied or rejected: settled in the scope
         if outcome.waiting_for is not None:
             if outcome.waiting_for != row.waiting_for:
                 await self.session.execute(update(h.tables.held).where(h.tables.held.c.seq == row.seq)

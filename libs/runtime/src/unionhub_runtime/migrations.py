@@ -32,7 +32,7 @@ def upgrade(script_location: Path, url: str, revision: str = "head") -> None:
     """Migrates the database at `url` (blocking; runs its own event loop): the service's
     history to `revision`, then, at head, the runtime's."""
     command.upgrade(config(script_location, url), revision)
-    if revision == "head":
+    if revision in ("head", "heads"):
         command.upgrade(config(RUNTIME_HISTORY, url, RUNTIME_VERSION_TABLE), "head")
 
 
@@ -41,11 +41,20 @@ async def upgrade_async(script_location: Path, url: str, revision: str = "head")
     await asyncio.to_thread(upgrade, script_location, url, revision)
 
 
-def run_env(metadata: MetaData) -> None:
-    """The body of a service's `env.py`: online migrations over the async engine."""
+def run_env(metadata: MetaData, *, its_tables_only: bool = False) -> None:
+    """The body of an `env.py`: online migrations over the async engine. Autogenerate leaves
+    both histories' version tables alone, and, with `its_tables_only` (the runtime's history,
+    whose metadata is only the runtime's tables), every table the metadata does not declare."""
     url = context.config.get_main_option("sqlalchemy.url")
     assert url, "sqlalchemy.url is not set"
     version_table = context.config.get_main_option("version_table") or "alembic_version"
+
+    def include_name(name: str | None, kind: str, _parents: object) -> bool:
+        if kind != "table":
+            return True
+        if name in ("alembic_version", RUNTIME_VERSION_TABLE):
+            return False
+        return not its_tables_only or name in metadata.tables
 
     def migrate(connection: Connection) -> None:
         context.configure(
@@ -54,6 +63,7 @@ def run_env(metadata: MetaData) -> None:
             render_as_batch=connection.dialect.name == "sqlite",
             compare_type=True,
             version_table=version_table,
+            include_name=include_name,
         )
         with context.begin_transaction():
             context.run_migrations()

@@ -5,4 +5,4 @@ from unionhub_runtime.tables import add_runtime_tables
 
 metadata = MetaData()
 add_runtime_tables(metadata)
-run_env(metadata)
+run_env(metadata, its_tables_only=True)

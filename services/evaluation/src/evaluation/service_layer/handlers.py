@@ -58,7 +58,8 @@ async def submit_rating(cmd: commands.SubmitRating, uow: UnitOfWork, deps: Depen
 
 async def record_rejected_rating(cmd: commands.SubmitRating, rejection: Rejected, uow: UnitOfWork,
                                  deps: Dependencies) -> None:
-    """Every rating decision is audited, a rejection too (after its changes are discarded)."""
+    """A rating rejected by a rule is audited too (after its changes are discarded); a held
+    one is not, nor one whose hold ended unapplied (`command.rejected` records that)."""
     await uow.ratings.audit(cmd, "rejected", rejection.code, rejection.reason, deps.now())
 
 

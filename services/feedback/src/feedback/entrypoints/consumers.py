@@ -34,6 +34,7 @@ class Consumers:
         self._last_command = 0.0  # monotonic time of the last command handled
 
     def commands(self, session: AsyncSession) -> CommandScope[SqlAlchemyUnitOfWork]:
+        self._last_command = time.monotonic()  # a batch (or a retry of it) is being read
         return CommandScope(SqlAlchemyUnitOfWork(session), self._bus, integration.to_command, integration.to_emit,
                             self)
 
