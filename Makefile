@@ -58,6 +58,7 @@ test-reliability: install system-test kafka postgres
 
 lint: install
 	$(VENV)/bin/ruff check contracts libs services scenario tests deploy bench
+	$(VENV)/bin/ruff format --check contracts libs services scenario tests deploy bench
 	$(VENV)/bin/mypy
 
 # The main job: a year of a city's union work, played as the outside systems would send it.

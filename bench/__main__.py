@@ -24,11 +24,22 @@ RESULTS = ROOT / "bench" / "results"
 
 
 def machine() -> dict[str, object]:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
     memory_kb = int(Path("/proc/meminfo").read_text().split()[1])
-    return {"cpus": os.cpu_count(), "cpu": cpu, "memory_gb": round(memory_kb / 1024 / 1024, 1),
-            "python": platform.python_version(), "kafka": "Apache Kafka 4.1.1 (KRaft, single node, same machine)"}
+    return {
+        "cpus": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gb": round(memory_kb / 1024 / 1024, 1),
+        "python": platform.python_version(),
+        "kafka": "Apache Kafka 4.1.1 (KRaft, single node, same machine)",
+    }
 
 
 def table(rows: list[Row], quick: bool) -> Table:
@@ -54,10 +65,14 @@ def main() -> None:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="unionhub-bench-") as workdir, kafka() as bootstrap:
         ctx = Context(bootstrap=bootstrap, workdir=Path(workdir), quick=args.quick)
-        plan = [(1, lambda: scenarios.work_score_ingestion(ctx, args.databases.split(","))),
-                (2, lambda: scenarios.command_throughput(ctx)), (3, lambda: scenarios.latency(ctx)),
-                (4, lambda: scenarios.footprint(ctx)), (5, lambda: scenarios.scale_out(ctx)),
-                (6, lambda: scenarios.retention_soak(ctx))]  # the soak runs only when asked: --only 6
+        plan = [
+            (1, lambda: scenarios.work_score_ingestion(ctx, args.databases.split(","))),
+            (2, lambda: scenarios.command_throughput(ctx)),
+            (3, lambda: scenarios.latency(ctx)),
+            (4, lambda: scenarios.footprint(ctx)),
+            (5, lambda: scenarios.scale_out(ctx)),
+            (6, lambda: scenarios.retention_soak(ctx)),
+        ]  # the soak runs only when asked: --only 6
         for number, run in plan:
             if number in wanted:
                 console.print(f"[bold]scenario {number}[/] …")
@@ -67,9 +82,18 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     path = RESULTS / f"{stamp}{'-quick' if args.quick else ''}.json"
-    path.write_bytes(orjson.dumps({"when": stamp, "quick": args.quick, "machine": machine(),
-                                   "seconds": round(time.monotonic() - started, 1),
-                                   "rows": [r.as_dict() for r in rows]}, option=orjson.OPT_INDENT_2))
+    path.write_bytes(
+        orjson.dumps(
+            {
+                "when": stamp,
+                "quick": args.quick,
+                "machine": machine(),
+                "seconds": round(time.monotonic() - started, 1),
+                "rows": [r.as_dict() for r in rows],
+            },
+            option=orjson.OPT_INDENT_2,
+        )
+    )
     console.print(f"results: {path.relative_to(ROOT)}")
     if not args.quick and any(r.met is False for r in rows):
         sys.exit(0)  # goals not met are reported, not failures: the closing note explains them

@@ -39,8 +39,14 @@ def kafka() -> Iterator[str]:
         yield servers
         return
     port, data_dir = free_port(), tempfile.mkdtemp(prefix="unionhub-bench-kafka-")
-    env = {**os.environ, "KAFKA_PORT": str(port), "KAFKA_CONTROLLER_PORT": str(free_port()),
-           "KAFKA_DATA_DIR": data_dir, "KAFKA_HEAP": "1g", "PYTHON": sys.executable}
+    env = {
+        **os.environ,
+        "KAFKA_PORT": str(port),
+        "KAFKA_CONTROLLER_PORT": str(free_port()),
+        "KAFKA_DATA_DIR": data_dir,
+        "KAFKA_HEAP": "1g",
+        "PYTHON": sys.executable,
+    }
     script = ROOT / "deploy" / "kafka" / "kafka.sh"
     subprocess.run([str(script), "start"], env=env, check=True, stdout=subprocess.DEVNULL)
     try:
@@ -52,8 +58,13 @@ def kafka() -> Iterator[str]:
 
 async def _pg(url: str, sql: str) -> None:
     parsed = make_url(url)
-    connection = await asyncpg.connect(host=parsed.host, port=parsed.port or 5432, user=parsed.username,
-                                       password=parsed.password, database=parsed.database)
+    connection = await asyncpg.connect(
+        host=parsed.host,
+        port=parsed.port or 5432,
+        user=parsed.username,
+        password=parsed.password,
+        database=parsed.database,
+    )
     try:
         await connection.execute(sql)
     finally:
@@ -63,8 +74,13 @@ async def _pg(url: str, sql: str) -> None:
 async def pg_value(url: str, sql: str) -> Any:
     """The first column of the first row `sql` returns on PostgreSQL database `url`."""
     parsed = make_url(url)
-    connection = await asyncpg.connect(host=parsed.host, port=parsed.port or 5432, user=parsed.username,
-                                       password=parsed.password, database=parsed.database)
+    connection = await asyncpg.connect(
+        host=parsed.host,
+        port=parsed.port or 5432,
+        user=parsed.username,
+        password=parsed.password,
+        database=parsed.database,
+    )
     try:
         return await connection.fetchval(sql)
     finally:
@@ -118,25 +134,36 @@ class ServiceProcess:
 
 def migrate(name: str, database_url: str) -> None:
     env = {**os.environ, f"{name.upper()}_DATABASE_URL": database_url}
-    subprocess.run([sys.executable, "-m", name, "migrate"], env=env, check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", name, "migrate"],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 @contextmanager
-def service(name: str, *, bootstrap: str, prefix: str, database_url: str, workdir: Path,
-            **settings: str) -> Iterator[ServiceProcess]:
+def service(
+    name: str, *, bootstrap: str, prefix: str, database_url: str, workdir: Path, **settings: str
+) -> Iterator[ServiceProcess]:
     """The service as a process of its own on a migrated database; waits for /readyz."""
     port, upper = free_port(), name.upper()
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "KAFKA_TOPIC_PREFIX": prefix,
-           # The read APIs want a key (the bench only reads /metrics and /readyz, which are open).
-           "UNIONHUB_AUTH_HS256_SECRET": os.environ.get("UNIONHUB_AUTH_HS256_SECRET") or secrets.token_hex(32),
-           f"{upper}_HTTP_PORT": str(port), f"{upper}_DATABASE_URL": database_url, f"{upper}_LOG_LEVEL": "WARNING",
-           **{f"{upper}_{k.upper()}": v for k, v in settings.items()}}
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "KAFKA_TOPIC_PREFIX": prefix,
+        # The read APIs want a key (the bench only reads /metrics and /readyz, which are open).
+        "UNIONHUB_AUTH_HS256_SECRET": os.environ.get("UNIONHUB_AUTH_HS256_SECRET") or secrets.token_hex(32),
+        f"{upper}_HTTP_PORT": str(port),
+        f"{upper}_DATABASE_URL": database_url,
+        f"{upper}_LOG_LEVEL": "WARNING",
+        **{f"{upper}_{k.upper()}": v for k, v in settings.items()},
+    }
     log = workdir / f"{name}-{port}.log"
     with log.open("w") as out:
         started = time.monotonic()
-        process = subprocess.Popen([sys.executable, "-m", name, "serve"], env=env, stdout=out,
-                                   stderr=subprocess.STDOUT)
+        process = subprocess.Popen([sys.executable, "-m", name, "serve"], env=env, stdout=out, stderr=subprocess.STDOUT)
     handle = ServiceProcess(name, f"http://127.0.0.1:{port}", process, log, started)
     try:
         deadline = started + 60

@@ -17,9 +17,15 @@ from .infra import ServiceProcess
 
 
 def consumer(bootstrap: str, *topics: str, group: str | None = None) -> AIOKafkaConsumer:
-    return AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, group_id=group or f"bench-{uuid.uuid4().hex[:8]}",
-                            auto_offset_reset="earliest", enable_auto_commit=False,
-                            max_partition_fetch_bytes=8 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024)
+    return AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap,
+        group_id=group or f"bench-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+        fetch_max_bytes=64 * 1024 * 1024,
+    )
 
 
 async def raw_ceiling(bootstrap: str, topic: str, count: int) -> float:
@@ -38,32 +44,60 @@ async def raw_ceiling(bootstrap: str, topic: str, count: int) -> float:
         await client.stop()
 
 
-def naive(mode: str, *, bootstrap: str, topic: str, contract_topic: str, count: int, database_url: str,
-          seconds: float) -> float:
+def naive(
+    mode: str, *, bootstrap: str, topic: str, contract_topic: str, count: int, database_url: str, seconds: float
+) -> float:
     """Messages a second of the naive baseline (bench/naive.py, a process of its own), over
     `count` messages or `seconds`, whichever ends first."""
     result = subprocess.run(
-        [sys.executable, "-m", "bench.naive", mode, "--bootstrap", bootstrap, "--topic", topic,
-         "--contract-topic", contract_topic, "--count", str(count), "--database-url", database_url,
-         "--seconds", str(seconds)],
-        capture_output=True, text=True, timeout=1800, check=False)
+        [
+            sys.executable,
+            "-m",
+            "bench.naive",
+            mode,
+            "--bootstrap",
+            bootstrap,
+            "--topic",
+            topic,
+            "--contract-topic",
+            contract_topic,
+            "--count",
+            str(count),
+            "--database-url",
+            database_url,
+            "--seconds",
+            str(seconds),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
     if result.returncode != 0:
         raise RuntimeError(f"the naive baseline failed:\n{result.stderr[-2000:]}")
     outcome = orjson.loads(result.stdout.strip().splitlines()[-1])
     return float(outcome["messages"]) / float(outcome["seconds"])
 
 
-def progress(service: ServiceProcess, metric: str | tuple[str, dict[str, str]], target: float, *,
-             timeout: float = 900, poll: float = 0.02) -> tuple[float, float]:
+def progress(
+    service: ServiceProcess,
+    metric: str | tuple[str, dict[str, str]],
+    target: float,
+    *,
+    timeout: float = 900,
+    poll: float = 0.02,
+) -> tuple[float, float]:
     """Watches `metric` until it reaches `target`: (seconds, amount counted in them), timed from
     the last look before it first rose: group join and first fetch are not throughput."""
     name, labels = (metric, {}) if isinstance(metric, str) else metric
-    return watch_total(lambda: service.metric(name, **labels), target, timeout=timeout, poll=poll,
-                       what=f"{service.name}: {name}")
+    return watch_total(
+        lambda: service.metric(name, **labels), target, timeout=timeout, poll=poll, what=f"{service.name}: {name}"
+    )
 
 
-def watch_total(read: Callable[[], float], target: float, *, timeout: float = 900, poll: float = 0.02,
-                what: str = "") -> tuple[float, float]:
+def watch_total(
+    read: Callable[[], float], target: float, *, timeout: float = 900, poll: float = 0.02, what: str = ""
+) -> tuple[float, float]:
     started = last_idle = time.monotonic()
     base = read()
     while True:

@@ -27,10 +27,20 @@ from unionhub_runtime.database import create_engine, session_factory
 
 metadata = MetaData()
 seen = Table("naive_seen", metadata, Column("id", String(256), primary_key=True))
-state = Table("naive_state", metadata, Column("key", String(256), primary_key=True),
-              Column("count", Integer, nullable=False), Column("total", Integer, nullable=False))
-outbox = Table("naive_outbox", metadata, Column("id", String(64), primary_key=True),
-               Column("value", LargeBinary, nullable=False), Column("created_at", DateTime(timezone=True)))
+state = Table(
+    "naive_state",
+    metadata,
+    Column("key", String(256), primary_key=True),
+    Column("count", Integer, nullable=False),
+    Column("total", Integer, nullable=False),
+)
+outbox = Table(
+    "naive_outbox",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("value", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True)),
+)
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -43,8 +53,13 @@ async def main(args: argparse.Namespace) -> None:
     done = asyncio.Event()
     handled = {"n": 0, "first": 0.0}
 
-    @broker.subscriber(args.topic, group_id=f"naive-{uuid.uuid4().hex[:8]}", auto_offset_reset="earliest",
-                       ack_policy=AckPolicy.ACK, decoder=lambda message: message.body)
+    @broker.subscriber(
+        args.topic,
+        group_id=f"naive-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.ACK,
+        decoder=lambda message: message.body,
+    )
     async def handle(body: bytes) -> None:
         if not handled["first"]:
             handled["first"] = time.perf_counter()
@@ -55,11 +70,17 @@ async def main(args: argparse.Namespace) -> None:
                 key = event.data.worker_id if args.mode == "work" else event.data.member_id
                 score = int(event.data.score * 10) if args.mode == "work" else 1
                 upsert = insert(state).values(key=key, count=1, total=score)
-                await session.execute(upsert.on_conflict_do_update(
-                    index_elements=["key"], set_={"count": state.c.count + 1, "total": state.c.total + score}))
+                await session.execute(
+                    upsert.on_conflict_do_update(
+                        index_elements=["key"], set_={"count": state.c.count + 1, "total": state.c.total + score}
+                    )
+                )
                 if args.mode == "enroll":
-                    await session.execute(outbox.insert().values(
-                        id=str(uuid.uuid4()), value=orjson.dumps({"member_id": key}), created_at=datetime.now(UTC)))
+                    await session.execute(
+                        outbox.insert().values(
+                            id=str(uuid.uuid4()), value=orjson.dumps({"member_id": key}), created_at=datetime.now(UTC)
+                        )
+                    )
         handled["n"] += 1
         if handled["n"] >= args.count:
             done.set()

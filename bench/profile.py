@@ -27,8 +27,10 @@ def summarise(collapsed: Path, top: int = 25) -> str:
     for line in collapsed.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         samples = int(count)
-        frames = [f.split(" (")[0] + " (" + f.split(" (")[1].split(":")[0].rsplit("/", 1)[-1] + ")"
-                  if " (" in f else f for f in stack.split(";")]
+        frames = [
+            f.split(" (")[0] + " (" + f.split(" (")[1].split(":")[0].rsplit("/", 1)[-1] + ")" if " (" in f else f
+            for f in stack.split(";")
+        ]
         total += samples
         own[frames[-1]] += samples
         for frame in set(frames):
@@ -59,15 +61,30 @@ def main() -> None:
                 if args.what == "commands":
                     asyncio.run(_register_unions(ctx, prefix, "p-", 100))
                 out = ctx.workdir / "profile.txt"
-                spy = subprocess.Popen([py_spy, "record", "--pid", str(proc.process.pid), "--format", "raw",
-                                        "--rate", "200", "--output", str(out), "--nonblocking"],
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                spy = subprocess.Popen(
+                    [
+                        py_spy,
+                        "record",
+                        "--pid",
+                        str(proc.process.pid),
+                        "--format",
+                        "raw",
+                        "--rate",
+                        "200",
+                        "--output",
+                        str(out),
+                        "--nonblocking",
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
                 if args.what == "work-scores":
                     seconds, counted = progress(proc, INGESTED, args.count)
                 else:
                     before = proc.metric(ENROLLED[0], **ENROLLED[1])
-                    asyncio.run(load.produce(bootstrap, prefix + "membership.commands",
-                                             load.enrolments("p-", args.count, 100)))
+                    asyncio.run(
+                        load.produce(bootstrap, prefix + "membership.commands", load.enrolments("p-", args.count, 100))
+                    )
                     seconds, counted = progress(proc, ENROLLED, before + args.count)
                 spy.send_signal(2)
                 spy.wait(timeout=60)

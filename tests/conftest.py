@@ -66,8 +66,13 @@ def kafka_bootstrap() -> Iterator[str]:
     print("\n[tests] no Docker engine here: starting the project's local Kafka broker", file=sys.stderr)
     port = _free_port()
     data_dir = tempfile.mkdtemp(prefix="unionhub-kafka-")
-    env = {**os.environ, "KAFKA_PORT": str(port), "KAFKA_CONTROLLER_PORT": str(_free_port()),
-           "KAFKA_DATA_DIR": data_dir, "PYTHON": sys.executable}
+    env = {
+        **os.environ,
+        "KAFKA_PORT": str(port),
+        "KAFKA_CONTROLLER_PORT": str(_free_port()),
+        "KAFKA_DATA_DIR": data_dir,
+        "PYTHON": sys.executable,
+    }
     script = ROOT / "deploy" / "kafka" / "kafka.sh"
     subprocess.run([str(script), "start"], env=env, check=True)
     try:
@@ -84,8 +89,12 @@ CLUSTER = ROOT / "deploy" / "kafka" / "cluster.sh"
 def started_cluster() -> Iterator[dict[str, str]]:
     """Three brokers of their own (deploy/kafka/cluster.sh); yields the script's environment."""
     data_dir = tempfile.mkdtemp(prefix="unionhub-cluster-")
-    env = {**os.environ, "KAFKA_PORT": str(free_ports_in_a_row(6)), "KAFKA_DATA_DIR": data_dir,
-           "PYTHON": sys.executable}
+    env = {
+        **os.environ,
+        "KAFKA_PORT": str(free_ports_in_a_row(6)),
+        "KAFKA_DATA_DIR": data_dir,
+        "PYTHON": sys.executable,
+    }
     subprocess.run([str(CLUSTER), "start"], env=env, check=True, timeout=300)
     try:
         yield env
@@ -98,8 +107,9 @@ def _local_cluster() -> Iterator[str]:
     """The session's brokers as a cluster: topics get replication factor 3."""
     with started_cluster() as env:
         os.environ["KAFKA_REPLICATION_FACTOR"] = "3"
-        yield subprocess.run([str(CLUSTER), "bootstrap"], env=env, check=True, capture_output=True,
-                             text=True).stdout.strip()
+        yield subprocess.run(
+            [str(CLUSTER), "bootstrap"], env=env, check=True, capture_output=True, text=True
+        ).stdout.strip()
 
 
 def free_ports_in_a_row(count: int) -> int:
@@ -144,8 +154,11 @@ def postgres_admin_url() -> str:
 async def _pg_execute(url: str, sql: str) -> None:
     parsed = make_url(url)
     connection = await asyncpg.connect(
-        host=parsed.host, port=parsed.port or 5432, user=parsed.username,
-        password=parsed.password, database=parsed.database,
+        host=parsed.host,
+        port=parsed.port or 5432,
+        user=parsed.username,
+        password=parsed.password,
+        database=parsed.database,
     )
     try:
         await connection.execute(sql)

@@ -20,8 +20,7 @@ from unionhub_runtime.migrations import upgrade_async
 from unionhub_runtime.service import Service
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 20,
-                     step: float = 0.2) -> None:
+async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 20, step: float = 0.2) -> None:
     """Waits (bounded) until the awaitable `check` says yes; fails naming `what`."""
     deadline = time.monotonic() + timeout
     while not await check():
@@ -44,8 +43,13 @@ def command(type_: str, data: dict[str, Any], *, id: str | None = None, **extra:
     return orjson.dumps(body)
 
 
-async def produce(bootstrap: str, topic: str, values: list[bytes], keys: list[str | None] | None = None,
-                  headers: list[tuple[str, bytes]] | None = None) -> None:
+async def produce(
+    bootstrap: str,
+    topic: str,
+    values: list[bytes],
+    keys: list[str | None] | None = None,
+    headers: list[tuple[str, bytes]] | None = None,
+) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=5)
     await producer.start()
     try:
@@ -100,9 +104,7 @@ class Collector:
 
     async def _run(self) -> None:
         async for r in self._consumer:
-            self.records.append(
-                Collected(r.topic, r.key, r.value, dict(r.headers or ()), r.partition, r.offset)
-            )
+            self.records.append(Collected(r.topic, r.key, r.value, dict(r.headers or ()), r.partition, r.offset))
 
     def events(self, topic: str, type_: str | None = None) -> list[dict[str, Any]]:
         found = [c.event for c in self.records if c.topic == topic]
@@ -140,8 +142,11 @@ def http_client(service: Service, headers: dict[str, str] | None = None) -> Any:
     """An HTTP client for `service`'s API, in process, with a token of every read scope."""
     import httpx
 
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=service.asgi()), base_url="http://service",
-                             headers=bearer() if headers is None else headers)
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=service.asgi()),
+        base_url="http://service",
+        headers=bearer() if headers is None else headers,
+    )
 
 
 def wait_until_ok(url: str, log: Path, *, process: Any = None, timeout: float = 60) -> None:

@@ -20,8 +20,17 @@ ALL_TYPES = [(topic, name) for topic, types in MESSAGES.items() for name in type
 
 
 def envelope(type_: str, data: dict, **extra: object) -> bytes:
-    return orjson.dumps({"specversion": "1.0", "id": "c-1", "source": "hr", "type": type_,
-                         "time": "2018-03-01T09:00:00+08:00", "data": data, **extra})
+    return orjson.dumps(
+        {
+            "specversion": "1.0",
+            "id": "c-1",
+            "source": "hr",
+            "type": type_,
+            "time": "2018-03-01T09:00:00+08:00",
+            "data": data,
+            **extra,
+        }
+    )
 
 
 def test_every_catalogued_message_has_an_example() -> None:
@@ -31,8 +40,15 @@ def test_every_catalogued_message_has_an_example() -> None:
 @pytest.mark.parametrize(("topic", "type_"), ALL_TYPES)
 def test_each_message_round_trips_through_the_wire_format(topic: str, type_: str) -> None:
     decoded = decode(topic, envelope(type_, EXAMPLES[topic][type_]))
-    outgoing = encode(event_id="e-1", event_type=type_, data=decoded.data, source="membership",
-                      time=datetime(2018, 3, 1, tzinfo=UTC), correlation_id="c-1", key=None)
+    outgoing = encode(
+        event_id="e-1",
+        event_type=type_,
+        data=decoded.data,
+        source="membership",
+        time=datetime(2018, 3, 1, tzinfo=UTC),
+        correlation_id="c-1",
+        key=None,
+    )
     again = decode(topic, outgoing.value)
     assert again.data == decoded.data
     assert again.type == type_ and again.correlationid == "c-1"
@@ -70,8 +86,9 @@ def test_undecodable_values_are_classified_for_the_dead_letter_topic(value: byte
 
 
 def test_a_decode_error_keeps_the_readable_id_and_type_but_never_the_input() -> None:
-    value = envelope("member.enroll", {"member_id": "m-1", "union_id": "u", "joined_on": "x",
-                                       "display_name": "Secret Name"})
+    value = envelope(
+        "member.enroll", {"member_id": "m-1", "union_id": "u", "joined_on": "x", "display_name": "Secret Name"}
+    )
     with pytest.raises(DecodeError) as caught:
         decode("membership.commands", value)
     assert (caught.value.event_id, caught.value.event_type) == ("c-1", "member.enroll")
@@ -97,19 +114,28 @@ def campaign_open_with(valid: str, literal: str) -> bytes:
     return envelope("campaign.open", {}).replace(b'"data":{}', b'"data":' + data.replace(valid, literal).encode())
 
 
-@pytest.mark.parametrize(("topic", "value"), [
-    # Python's and pydantic's JSON readers take these literals; the services cannot compute with them.
-    ("evaluation.commands", campaign_open_with('"member":0.5', '"member":NaN')),
-    ("evaluation.commands", campaign_open_with('"unit":0.25', '"unit":Infinity')),
-    # Past PostgreSQL's integer: the insert failed for good and the command was dead-lettered.
-    ("evaluation.commands", campaign_open_with('"min_member_ratings":1', '"min_member_ratings":' + "9" * 20)),
-    # An instant far ahead moved feedback's event clock for good: every open opinion overdue.
-    ("feedback.commands", envelope("visit.log", {
-        **EXAMPLES["feedback.commands"]["visit.log"], "visited_at": "9999-12-31T00:00:00+08:00"})),
-    # An id no read route can address (a path segment cannot hold "/").
-    ("membership.commands", envelope("member.enroll", {
-        **EXAMPLES["membership.commands"]["member.enroll"], "member_id": "m/1"})),
-])
+@pytest.mark.parametrize(
+    ("topic", "value"),
+    [
+        # Python's and pydantic's JSON readers take these literals; the services cannot compute with them.
+        ("evaluation.commands", campaign_open_with('"member":0.5', '"member":NaN')),
+        ("evaluation.commands", campaign_open_with('"unit":0.25', '"unit":Infinity')),
+        # Past PostgreSQL's integer: the insert failed for good and the command was dead-lettered.
+        ("evaluation.commands", campaign_open_with('"min_member_ratings":1', '"min_member_ratings":' + "9" * 20)),
+        # An instant far ahead moved feedback's event clock for good: every open opinion overdue.
+        (
+            "feedback.commands",
+            envelope(
+                "visit.log", {**EXAMPLES["feedback.commands"]["visit.log"], "visited_at": "9999-12-31T00:00:00+08:00"}
+            ),
+        ),
+        # An id no read route can address (a path segment cannot hold "/").
+        (
+            "membership.commands",
+            envelope("member.enroll", {**EXAMPLES["membership.commands"]["member.enroll"], "member_id": "m/1"}),
+        ),
+    ],
+)
 def test_values_the_schema_allows_but_no_service_can_keep_are_invalid(topic: str, value: bytes) -> None:
     with pytest.raises(DecodeError) as caught:
         decode(topic, value)
@@ -138,13 +164,20 @@ def test_the_committed_schema_snapshot_is_current() -> None:
     for name, schema in committed.items():
         if name in current:
             problems += [f"{name}: {p}" for p in breaking_changes(schema, current[name])]
-    assert not problems, "backward-incompatible contract change (publish a new type version instead):\n" + "\n".join(problems)
+    assert not problems, "backward-incompatible contract change (publish a new type version instead):\n" + "\n".join(
+        problems
+    )
     stale = sorted(n for n in current if committed.get(n) != current[n])
-    assert not stale, f"compatible change not snapshotted; run `python -m unionhub_contracts.snapshot --write contracts/schemas`: {stale}"
+    assert not stale, (
+        f"compatible change not snapshotted; run `python -m unionhub_contracts.snapshot --write contracts/schemas`: {stale}"
+    )
 
 
-BASE = {"type": "object", "required": ["a"], "properties": {
-    "a": {"type": "string", "maxLength": 10}, "b": {"enum": ["x", "y"]}, "c": {"type": "integer"}}}
+BASE = {
+    "type": "object",
+    "required": ["a"],
+    "properties": {"a": {"type": "string", "maxLength": 10}, "b": {"enum": ["x", "y"]}, "c": {"type": "integer"}},
+}
 
 
 @pytest.mark.parametrize(
@@ -154,7 +187,10 @@ BASE = {"type": "object", "required": ["a"], "properties": {
         ({"required": ["a", "c"]}, "data.c: newly required"),
         ({"properties": {**BASE["properties"], "c": {"type": "string"}}}, "data.c: no longer accepts ['integer']"),
         ({"properties": {**BASE["properties"], "b": {"enum": ["x"]}}}, "data.b: no longer accepts ['enum:y']"),
-        ({"properties": {**BASE["properties"], "a": {"type": "string", "maxLength": 5}}}, "data.a: maxLength lowered to 5"),
+        (
+            {"properties": {**BASE["properties"], "a": {"type": "string", "maxLength": 5}}},
+            "data.a: maxLength lowered to 5",
+        ),
     ],
 )
 def test_the_compatibility_check_catches_breaking_changes(change: dict, expected: str) -> None:
@@ -173,6 +209,21 @@ def test_the_rejection_codes_are_the_published_ones() -> None:
     from unionhub_contracts import RejectionCode
 
     assert [code.value for code in RejectionCode] == [
-        "invalid", "conflict", "not_found", "not_active", "already_active", "hierarchy", "date_order", "same_union",
-        "not_a_member", "closed", "not_in_campaign", "invalid_weights", "invalid_thresholds", "invalid_homes",
-        "forbidden", "not_responded", "already_rated"]
+        "invalid",
+        "conflict",
+        "not_found",
+        "not_active",
+        "already_active",
+        "hierarchy",
+        "date_order",
+        "same_union",
+        "not_a_member",
+        "closed",
+        "not_in_campaign",
+        "invalid_weights",
+        "invalid_thresholds",
+        "invalid_homes",
+        "forbidden",
+        "not_responded",
+        "already_rated",
+    ]

@@ -52,16 +52,26 @@ def test_random_json(topic: str, value: object) -> None:
 @given(topics, st.data())
 def test_envelopes_of_known_types_with_random_data(topic: str, data: st.DataObject) -> None:
     event_type = data.draw(st.sampled_from(sorted(MESSAGES[topic])))
-    envelope = {"specversion": "1.0", "id": data.draw(st.text(max_size=20)), "source": "fuzz", "type": event_type,
-                "data": data.draw(json_values)}
+    envelope = {
+        "specversion": "1.0",
+        "id": data.draw(st.text(max_size=20)),
+        "source": "fuzz",
+        "type": event_type,
+        "data": data.draw(json_values),
+    }
     if data.draw(st.booleans()):
         envelope["time"] = data.draw(st.text(max_size=30))
     decodes_or_refuses(topic, json.dumps(envelope).encode())
 
 
 def test_pathological_shapes_are_refused() -> None:
-    for value in (b"[" * 200_000 + b"]" * 200_000, b'{"a":' * 50_000 + b"1" + b"}" * 50_000,
-                  b"\xff\xfe" + "{}".encode("utf-16-le"), b"\x00" * 1000, b"x" * (1024 * 1024 + 1)):
+    for value in (
+        b"[" * 200_000 + b"]" * 200_000,
+        b'{"a":' * 50_000 + b"1" + b"}" * 50_000,
+        b"\xff\xfe" + "{}".encode("utf-16-le"),
+        b"\x00" * 1000,
+        b"x" * (1024 * 1024 + 1),
+    ):
         decodes_or_refuses("membership.commands", value)
 
 
@@ -84,10 +94,22 @@ def outcome(topic: str, value: bytes, headers: list[tuple[str, bytes]] | None = 
 def test_binary_mode_decodes_and_refuses_exactly_as_structured_mode(topic: str, data: st.DataObject) -> None:
     event_type = data.draw(st.sampled_from(sorted(MESSAGES[topic])))
     envelope: dict[str, object] = {
-        "specversion": "1.0", "id": data.draw(st.text(min_size=1, max_size=20).filter(lambda s: "\x00" not in s)),
-        "source": data.draw(st.sampled_from(["hr/ft", "fuzz", "a b"])), "type": event_type,
-        "data": data.draw(strict_json_values | st.fixed_dictionaries({}, optional={
-            "member_id": st.text(max_size=8), "union_id": st.just("u-1"), "joined_on": st.just("2018-03-01")}))}
+        "specversion": "1.0",
+        "id": data.draw(st.text(min_size=1, max_size=20).filter(lambda s: "\x00" not in s)),
+        "source": data.draw(st.sampled_from(["hr/ft", "fuzz", "a b"])),
+        "type": event_type,
+        "data": data.draw(
+            strict_json_values
+            | st.fixed_dictionaries(
+                {},
+                optional={
+                    "member_id": st.text(max_size=8),
+                    "union_id": st.just("u-1"),
+                    "joined_on": st.just("2018-03-01"),
+                },
+            )
+        ),
+    }
     if data.draw(st.booleans()):
         envelope["time"] = data.draw(st.sampled_from(["2018-05-20T10:00:00+08:00", "yesterday", "2018-05-20T10:00:00"]))
     value, headers = binary_record(envelope)
@@ -95,9 +117,15 @@ def test_binary_mode_decodes_and_refuses_exactly_as_structured_mode(topic: str, 
 
 
 def test_a_binary_mode_command_is_the_same_event_as_its_structured_twin() -> None:
-    envelope = {"specversion": "1.0", "id": "c-1", "source": "hr-system/fengtai", "type": "member.enroll",
-                "time": "2018-03-01T09:00:00+08:00", "correlationid": "batch-7",
-                "data": {"member_id": "m-1", "union_id": "u-1", "joined_on": "2018-03-01"}}
+    envelope = {
+        "specversion": "1.0",
+        "id": "c-1",
+        "source": "hr-system/fengtai",
+        "type": "member.enroll",
+        "time": "2018-03-01T09:00:00+08:00",
+        "correlationid": "batch-7",
+        "data": {"member_id": "m-1", "union_id": "u-1", "joined_on": "2018-03-01"},
+    }
     value, headers = binary_record(envelope)
     event = decode("membership.commands", value, headers)
     assert event == decode("membership.commands", json.dumps(envelope).encode())
@@ -117,8 +145,13 @@ def test_binary_mode_refusals_name_their_dead_letter_code() -> None:
 
 
 def test_a_source_must_be_a_uri_reference() -> None:
-    envelope = {"specversion": "1.0", "id": "c-3", "source": "hr system", "type": "member.enroll",
-                "data": {"member_id": "m-1", "union_id": "u-1", "joined_on": "2018-03-01"}}
+    envelope = {
+        "specversion": "1.0",
+        "id": "c-3",
+        "source": "hr system",
+        "type": "member.enroll",
+        "data": {"member_id": "m-1", "union_id": "u-1", "joined_on": "2018-03-01"},
+    }
     assert outcome("membership.commands", json.dumps(envelope).encode())[0] == DecodeErrorCode.NOT_CLOUDEVENT
 
 

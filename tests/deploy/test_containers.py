@@ -69,7 +69,7 @@ def installed(service: str) -> list[Path]:
     build = stages(rendered(service))[0]
     (install,) = [rest for keyword, rest in build if keyword == "RUN" and "pip install" in rest]
     words = shlex.split(install)
-    targets = words[words.index("constraints.txt") + 1:]
+    targets = words[words.index("constraints.txt") + 1 :]
     return [Path(p) for t in targets for p in sorted(glob.glob(str(ROOT / t)))]
 
 
@@ -104,7 +104,9 @@ def test_the_image_holds_one_service_and_runs_it_as_a_non_root_user(service: str
     needed = {canonicalize_name(Requirement(d).name) for t in targets for d in distribution(t).get("dependencies", [])}
     assert {d for d in needed if d.startswith("unionhub-")} <= names
     assert [rest for keyword, rest in final if keyword == "COPY"] == [
-        "--from=build /opt/venv /opt/venv", "deploy/docker/entrypoint.py /opt/unionhub/entrypoint.py"]
+        "--from=build /opt/venv /opt/venv",
+        "deploy/docker/entrypoint.py /opt/unionhub/entrypoint.py",
+    ]
     (user,) = [rest for keyword, rest in final if keyword == "USER"]
     uid = user.split(":")[0]
     assert uid.isdigit() and int(uid) != 0
@@ -112,7 +114,9 @@ def test_the_image_holds_one_service_and_runs_it_as_a_non_root_user(service: str
     assert f"UNIONHUB_SERVICE={service}" in env.split()
     assert ("ENTRYPOINT", '["python", "/opt/unionhub/entrypoint.py"]') in final
     assert ("CMD", '["serve"]') in final
-    assert any(keyword == "HEALTHCHECK" and '"/opt/unionhub/entrypoint.py", "healthz"]' in rest for keyword, rest in final)
+    assert any(
+        keyword == "HEALTHCHECK" and '"/opt/unionhub/entrypoint.py", "healthz"]' in rest for keyword, rest in final
+    )
     others = set(SETTINGS) - {service}
     assert not [o for o in others for _, rest in build + final if f"services/{o}" in rest]
 
@@ -182,17 +186,47 @@ def test_the_installed_packages_migrate_through_the_entrypoint_outside_the_sourc
     """What the image's `pip install` puts in site-packages, run by the image's entrypoint, is
     enough to migrate a database."""
     target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target),
-                    *map(str, installed(service))], cwd=ROOT, check=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--target",
+            str(target),
+            *map(str, installed(service)),
+        ],
+        cwd=ROOT,
+        check=True,
+        timeout=300,
+    )
     database = tmp_path / "service.db"
     prefix = SETTINGS[service].model_config["env_prefix"]
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(target), "UNIONHUB_SERVICE": service,
-           f"{prefix}DATABASE_URL": f"sqlite+aiosqlite:///{database}"}
-    where = subprocess.run([sys.executable, "-c", f"import {service}; print({service}.__file__)"], env=env,
-                           capture_output=True, text=True, check=True, cwd=tmp_path)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(target),
+        "UNIONHUB_SERVICE": service,
+        f"{prefix}DATABASE_URL": f"sqlite+aiosqlite:///{database}",
+    }
+    where = subprocess.run(
+        [sys.executable, "-c", f"import {service}; print({service}.__file__)"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    )
     assert where.stdout.startswith(str(target))
-    subprocess.run([sys.executable, str(ENTRYPOINT), "migrate"], env=env, check=True, cwd=tmp_path, timeout=120,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, str(ENTRYPOINT), "migrate"],
+        env=env,
+        check=True,
+        cwd=tmp_path,
+        timeout=120,
+        capture_output=True,
+    )
     with sqlite3.connect(database) as db:
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         columns = {row[1] for row in db.execute("PRAGMA table_info(outbox)")}
@@ -202,8 +236,11 @@ def test_the_installed_packages_migrate_through_the_entrypoint_outside_the_sourc
 def dockerignored(path: str) -> bool:
     """Whether .dockerignore keeps `path` (relative to the root) out of the build context: the
     last pattern matching it or a directory above it decides."""
-    patterns = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
-                if line.strip() and not line.startswith("#")]
+    patterns = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     parts = path.split("/")
     ignored = False
     for pattern in patterns:
@@ -226,9 +263,18 @@ def test_the_build_context_holds_what_the_images_copy_and_nothing_else() -> None
                 assert not dockerignored(source), source
                 assert (ROOT / source).exists(), source
         assert not dockerignored(f"services/{service}/src/{service}/settings.py")
-    for left_out in ("tests/conftest.py", "scenario", "bench", "docs", ".venv", ".run/membership.db",
-                     "libs/runtime/build/lib", "libs/runtime/src/unionhub_runtime/__pycache__/x.pyc",
-                     "contracts/src/unionhub_contracts.egg-info/PKG-INFO", "deploy/compose.yaml"):
+    for left_out in (
+        "tests/conftest.py",
+        "scenario",
+        "bench",
+        "docs",
+        ".venv",
+        ".run/membership.db",
+        "libs/runtime/build/lib",
+        "libs/runtime/src/unionhub_runtime/__pycache__/x.pyc",
+        "contracts/src/unionhub_contracts.egg-info/PKG-INFO",
+        "deploy/compose.yaml",
+    ):
         assert dockerignored(left_out), left_out
 
 
@@ -265,8 +311,16 @@ def test_compose_wires_each_service_with_names_its_settings_read(service: str) -
 
 def test_compose_has_the_whole_stack_with_local_ports_and_existing_mounts() -> None:
     services = compose()["services"]
-    assert set(services) == {"kafka", "postgres", "topics", "membership", "evaluation", "feedback",
-                             "prometheus", "grafana"}
+    assert set(services) == {
+        "kafka",
+        "postgres",
+        "topics",
+        "membership",
+        "evaluation",
+        "feedback",
+        "prometheus",
+        "grafana",
+    }
     assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft
     for name, spec in services.items():
         for port in spec.get("ports", []):
@@ -286,9 +340,12 @@ def test_compose_has_the_whole_stack_with_local_ports_and_existing_mounts() -> N
 def test_compose_gives_no_password_a_default() -> None:
     # Every secret is `${NAME:?…}`: compose refuses to start without it, nothing weak by default.
     services = compose()["services"]
-    secrets = [("POSTGRES_PASSWORD", services["postgres"]), ("GF_SECURITY_ADMIN_PASSWORD", services["grafana"]),
-               *((f"{s.upper()}_DB_PASSWORD", services["postgres"]) for s in SETTINGS),
-               *(("UNIONHUB_AUTH_HS256_SECRET", services[s]) for s in SETTINGS)]
+    secrets = [
+        ("POSTGRES_PASSWORD", services["postgres"]),
+        ("GF_SECURITY_ADMIN_PASSWORD", services["grafana"]),
+        *((f"{s.upper()}_DB_PASSWORD", services["postgres"]) for s in SETTINGS),
+        *(("UNIONHUB_AUTH_HS256_SECRET", services[s]) for s in SETTINGS),
+    ]
     for name, spec in secrets:
         assert spec["environment"][name].startswith("${") and ":?" in spec["environment"][name], name
     for service in SETTINGS:

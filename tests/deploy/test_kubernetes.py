@@ -25,8 +25,14 @@ ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 KUBERNETES_VERSION = "1.33.0"
 SETTINGS = {"membership": MembershipSettings, "evaluation": EvaluationSettings, "feedback": FeedbackSettings}
-RENDERED = ["services/membership", "services/evaluation", "services/feedback", "platform",
-            "overlays/staging", "overlays/production"]
+RENDERED = [
+    "services/membership",
+    "services/evaluation",
+    "services/feedback",
+    "platform",
+    "overlays/staging",
+    "overlays/production",
+]
 PARTITIONS = {t.name: t.partitions for t in TOPICS}
 
 # The part of KEDA's ScaledObject CRD (keda.sh/v1alpha1) these manifests use.
@@ -40,17 +46,27 @@ SCALED_OBJECT = {
             "required": ["scaleTargetRef", "triggers"],
             "additionalProperties": False,
             "properties": {
-                "scaleTargetRef": {"type": "object", "required": ["name"],
-                                   "properties": {"name": {"type": "string"}}},
+                "scaleTargetRef": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}},
                 "minReplicaCount": {"type": "integer", "minimum": 0},
                 "maxReplicaCount": {"type": "integer", "minimum": 1},
                 "pollingInterval": {"type": "integer"},
                 "cooldownPeriod": {"type": "integer"},
-                "triggers": {"type": "array", "minItems": 1, "items": {
-                    "type": "object", "required": ["type", "metadata"],
-                    "properties": {"type": {"const": "kafka"}, "metadata": {
-                        "type": "object", "required": ["bootstrapServers", "consumerGroup", "topic", "lagThreshold"],
-                        "additionalProperties": {"type": "string"}}}}},
+                "triggers": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "required": ["type", "metadata"],
+                        "properties": {
+                            "type": {"const": "kafka"},
+                            "metadata": {
+                                "type": "object",
+                                "required": ["bootstrapServers", "consumerGroup", "topic", "lagThreshold"],
+                                "additionalProperties": {"type": "string"},
+                            },
+                        },
+                    },
+                },
             },
         },
     },
@@ -65,8 +81,7 @@ def kustomize_binary() -> str:
 
 
 def render(path: str) -> list[dict[str, Any]]:
-    result = subprocess.run([kustomize_binary(), "build", str(K8S / path)], capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run([kustomize_binary(), "build", str(K8S / path)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
@@ -117,8 +132,10 @@ def test_each_service_deploys_alone_with_everything_it_needs(rendered: dict, ser
     assert {"cpu", "memory"} <= set(container["resources"]["requests"]) and container["resources"]["limits"]
     # Settings reach the container under names the service reads, on the port the probes use.
     (config,) = of_kind(docs, "ConfigMap")
-    assert container["envFrom"] == [{"configMapRef": {"name": config["metadata"]["name"]}},
-                                    {"secretRef": {"name": f"{service}-secrets", "optional": False}}]
+    assert container["envFrom"] == [
+        {"configMapRef": {"name": config["metadata"]["name"]}},
+        {"secretRef": {"name": f"{service}-secrets", "optional": False}},
+    ]
     prefix = SETTINGS[service].model_config["env_prefix"]
     for name in config["data"]:
         assert name.startswith((prefix, "KAFKA_", "UNIONHUB_AUTH_")), name

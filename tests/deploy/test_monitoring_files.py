@@ -37,8 +37,12 @@ def test_promtool_accepts_the_alert_rules() -> None:
 def test_every_alert_fires_in_its_promtool_unit_test() -> None:
     promtool("test", "rules", "alerts.test.yml")
     rules = {r["alert"] for g in yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())["groups"] for r in g["rules"]}
-    tested = {t["alertname"] for case in yaml.safe_load((PROMETHEUS / "alerts.test.yml").read_text())["tests"]
-              for t in case["alert_rule_test"] if t.get("exp_alerts")}
+    tested = {
+        t["alertname"]
+        for case in yaml.safe_load((PROMETHEUS / "alerts.test.yml").read_text())["tests"]
+        for t in case["alert_rule_test"]
+        if t.get("exp_alerts")
+    }
     assert tested == rules
 
 
@@ -58,7 +62,9 @@ def test_the_dashboards_are_what_their_generator_writes() -> None:
     sys.modules["dashboards"] = module  # dataclasses look their module up while it loads
     spec.loader.exec_module(module)
     for name, text in module.rendered().items():
-        assert (GRAFANA / "dashboards" / name).read_text() == text, f"run `python deploy/grafana/dashboards.py` ({name})"
+        assert (GRAFANA / "dashboards" / name).read_text() == text, (
+            f"run `python deploy/grafana/dashboards.py` ({name})"
+        )
 
 
 @pytest.mark.parametrize("name", ["overview", "membership", "evaluation", "feedback"])

@@ -32,15 +32,25 @@ def services(bootstrap: str, prefix: str, workdir: Path) -> Iterator[Processes]:
     processes, urls, logs = [], {}, {}
     for name in SERVICES:
         port, upper = free_port(), name.upper()
-        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "KAFKA_TOPIC_PREFIX": prefix,
-               f"{upper}_HTTP_PORT": str(port), f"{upper}_DATABASE_URL": f"sqlite+aiosqlite:///{workdir / name}.db",
-               f"{upper}_METRICS_REFRESH_SECONDS": "1", f"{upper}_LAG_REFRESH_SECONDS": "1",
-               "FEEDBACK_OVERDUE_CLOCK": "events", "FEEDBACK_OVERDUE_CHECK_SECONDS": "0.5",
-               f"{upper}_LOG_LEVEL": "INFO"}
+        env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "KAFKA_TOPIC_PREFIX": prefix,
+            f"{upper}_HTTP_PORT": str(port),
+            f"{upper}_DATABASE_URL": f"sqlite+aiosqlite:///{workdir / name}.db",
+            f"{upper}_METRICS_REFRESH_SECONDS": "1",
+            f"{upper}_LAG_REFRESH_SECONDS": "1",
+            "FEEDBACK_OVERDUE_CLOCK": "events",
+            "FEEDBACK_OVERDUE_CHECK_SECONDS": "0.5",
+            f"{upper}_LOG_LEVEL": "INFO",
+        }
         logs[name] = workdir / f"{name}.log"
         with logs[name].open("w") as log:
-            processes.append(subprocess.Popen([sys.executable, "-m", name, "serve", "--migrate"], env=env,
-                                              stdout=log, stderr=subprocess.STDOUT))
+            processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", name, "serve", "--migrate"], env=env, stdout=log, stderr=subprocess.STDOUT
+                )
+            )
         urls[name] = f"http://127.0.0.1:{port}"
     try:
         for (name, url), process in zip(urls.items(), processes, strict=True):
@@ -75,8 +85,15 @@ def prometheus(targets: dict[str, str], workdir: Path) -> Iterator[str]:
     log = workdir / "prometheus.log"
     with log.open("w") as out:
         process = subprocess.Popen(
-            [binary, f"--config.file={config_file}", f"--storage.tsdb.path={workdir / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{port}"], stdout=out, stderr=subprocess.STDOUT)
+            [
+                binary,
+                f"--config.file={config_file}",
+                f"--storage.tsdb.path={workdir / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_ok(f"{url}/-/ready", log, process=process)

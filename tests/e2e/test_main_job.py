@@ -53,8 +53,14 @@ def played(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> It
         with prometheus(targets, workdir) as prometheus_url:
             services_ = ["membership", "evaluation", "feedback"]
             token = local_token(os.environ["UNIONHUB_AUTH_HS256_SECRET"], services_, all_scopes(services_))
-            urls = Urls(kafka.bootstrap_servers, stack.urls["membership"], stack.urls["evaluation"],
-                        stack.urls["feedback"], kafka.topic_prefix, token)
+            urls = Urls(
+                kafka.bootstrap_servers,
+                stack.urls["membership"],
+                stack.urls["evaluation"],
+                stack.urls["feedback"],
+                kafka.topic_prefix,
+                token,
+            )
             outcome = asyncio.run(play(urls, seed=SEED, scale=SCALE))
             yield Played(outcome, stack, prometheus_url, kafka.topic_prefix, kafka.bootstrap_servers)
 
@@ -70,6 +76,7 @@ def test_a_small_year_played_through_kafka_reports_exactly_what_was_published(pl
 
 
 # --- Prometheus: the shipped dashboards and alerts work against the running services -------
+
 
 def dashboard_queries() -> list[tuple[str, str, str]]:
     """(dashboard, panel title, PromQL) of every panel target, Grafana's interval filled in."""
@@ -91,7 +98,7 @@ def selectors(expr: str) -> list[str]:
     found = []
     for match in re.finditer(r"\b([a-zA-Z_:][\w:]*)\s*(\{[^}]*\})?", expr):
         name, labels = match.group(1), match.group(2) or ""
-        if OUR_METRICS.match(name) and not expr[match.end():].lstrip().startswith("("):
+        if OUR_METRICS.match(name) and not expr[match.end() :].lstrip().startswith("("):
             found.append(name + labels)
     return found
 
@@ -113,7 +120,8 @@ def wait_for_scrapes(prometheus_url: str, timeout: float = 60) -> None:
     while time.monotonic() < deadline:
         up = query(prometheus_url, "count_over_time(up[1m]) >= 3 and up == 1")["result"]
         gauges = has_data(prometheus_url, "membership_active_members") and has_data(
-            prometheus_url, "unionhub_consumer_lag_messages")
+            prometheus_url, "unionhub_consumer_lag_messages"
+        )
         if len(up) == 3 and gauges:
             return
         time.sleep(1)
@@ -137,14 +145,22 @@ def test_every_dashboard_query_and_alert_works_against_a_real_prometheus(played:
     assert not silent, "panels whose metrics exist but that show nothing:\n" + "\n".join(silent)
     print(f"\n{len(queries)} panel queries parsed; {exercised_count} exercised by the play, all with data")
     # The scenario exercises the heart of every dashboard: those panels must show data.
-    for expr in ("sum(membership_active_members)", "max by (topic, group) (unionhub_consumer_lag_messages)",
-                 "sum by (kind) (evaluation_ratings_total{outcome=\"accepted\"})",
-                 "sum(feedback_satisfaction_sum) / sum(feedback_satisfaction_count)"):
+    for expr in (
+        "sum(membership_active_members)",
+        "max by (topic, group) (unionhub_consumer_lag_messages)",
+        'sum by (kind) (evaluation_ratings_total{outcome="accepted"})',
+        "sum(feedback_satisfaction_sum) / sum(feedback_satisfaction_count)",
+    ):
         assert expr in {e for _, _, e in queries} and has_data(played.prometheus, expr), expr
 
     rules = alert_rules()
-    assert {name for name, _ in rules} >= {"UnionServiceDown", "ConsumerLagGrowing", "DeadLettersReceived",
-                                           "OutboxStuck", "OverdueOpinionsRising"}
+    assert {name for name, _ in rules} >= {
+        "UnionServiceDown",
+        "ConsumerLagGrowing",
+        "DeadLettersReceived",
+        "OutboxStuck",
+        "OverdueOpinionsRising",
+    }
     for _, expr in rules:
         query(played.prometheus, expr)  # parses and evaluates
     loaded = httpx.get(f"{played.prometheus}/api/v1/rules", timeout=10).json()["data"]["groups"]
@@ -169,16 +185,24 @@ def exposed_metric_names(stack: Processes) -> set[str]:
 
 def test_the_selector_extraction_sees_metrics_not_functions_or_labels() -> None:
     assert selectors('sum by (job, code) (rate(unionhub_commands_total{outcome="rejected"}[1m]))') == [
-        'unionhub_commands_total{outcome="rejected"}']
+        'unionhub_commands_total{outcome="rejected"}'
+    ]
     assert selectors("histogram_quantile(0.5, sum by (job, le) (rate(feedback_response_seconds_bucket[1m])))") == [
-        "feedback_response_seconds_bucket"]
+        "feedback_response_seconds_bucket"
+    ]
 
 
 # --- Personal data: display names go in with member.enroll and never come out ---------------
 
+
 async def read_all(bootstrap: str, topics: list[str]) -> list[ConsumerRecord[bytes, bytes]]:
-    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                enable_auto_commit=False, group_id=f"scan-{uuid.uuid4()}")
+    consumer = AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=f"scan-{uuid.uuid4()}",
+    )
     await consumer.start()
     try:
         seen: list[ConsumerRecord[bytes, bytes]] = []
@@ -192,8 +216,10 @@ async def read_all(bootstrap: str, topics: list[str]) -> list[ConsumerRecord[byt
 
 async def all_records(bootstrap: str, topics: list[str]) -> list[bytes]:
     """Every record on `topics` as one run of bytes: key, value and header values."""
-    return [(r.key or b"") + (r.value or b"") + b"".join(v for _, v in r.headers or ())
-            for r in await read_all(bootstrap, topics)]
+    return [
+        (r.key or b"") + (r.value or b"") + b"".join(v for _, v in r.headers or ())
+        for r in await read_all(bootstrap, topics)
+    ]
 
 
 def test_no_display_name_leaves_the_commands_topic(played: Played) -> None:

@@ -18,15 +18,21 @@ from unionhub_runtime.settings import KafkaSettings
 pytestmark = pytest.mark.integration
 
 
-async def test_an_error_faststream_catches_around_a_handler_is_logged(kafka: KafkaSettings,
-                                                                     caplog: pytest.LogCaptureFixture) -> None:
+async def test_an_error_faststream_catches_around_a_handler_is_logged(
+    kafka: KafkaSettings, caplog: pytest.LogCaptureFixture
+) -> None:
     await ensure_topics(kafka, TOPICS)
     topic = kafka.topic_prefix + "membership.commands"
     broker = create_broker(kafka, client_id="logs-test")
     failed = asyncio.Event()
 
-    @broker.subscriber(topic, group_id=kafka.topic_prefix + "logs", batch=True, auto_offset_reset="earliest",
-                       ack_policy=AckPolicy.NACK_ON_ERROR)
+    @broker.subscriber(
+        topic,
+        group_id=kafka.topic_prefix + "logs",
+        batch=True,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+    )
     async def handler(_: object) -> None:
         failed.set()
         raise RuntimeError("the commit of batch 7 failed")
@@ -41,5 +47,8 @@ async def test_an_error_faststream_catches_around_a_handler_is_logged(kafka: Kaf
     assert errors, "the handler's error went unlogged"
     line = JsonFormatter("test").format(errors[0])
     assert "Li Wei" not in line  # the message's content is not logged
-    assert not [r for r in caplog.records if r.levelno == logging.INFO and r.name.startswith("unionhub")
-                and "Received" in r.getMessage()], "one access line per batch at INFO is too much at 50,000/s"
+    assert not [
+        r
+        for r in caplog.records
+        if r.levelno == logging.INFO and r.name.startswith("unionhub") and "Received" in r.getMessage()
+    ], "one access line per batch at INFO is too much at 50,000/s"

@@ -83,7 +83,9 @@ async def apply_alone(bus: MessageBus, uow: SessionUnitOfWork, command: object) 
     return emitted
 
 
-async def transaction(sessions: async_sessionmaker[AsyncSession], work: Callable[[AsyncSession], Awaitable[object]]) -> object:
+async def transaction(
+    sessions: async_sessionmaker[AsyncSession], work: Callable[[AsyncSession], Awaitable[object]]
+) -> object:
     """Runs `work` in a transaction, again after a transient error (a deadlock), as the pipeline does."""
     for _ in range(20):
         try:
@@ -101,13 +103,31 @@ async def test_the_overdue_timer_never_overwrites_an_answer_committed_meanwhile(
     sessions = await postgresql(feedback.bootstrap)
     count = 2_000
     async with sessions() as session, session.begin():
-        await session.execute(insert(feedback_orm.membership_view.cadres).values(
-            member_id="cadre-1", union_id="u1", role="full_time_cadre", appointed_on=date(2018, 1, 1)))
-        await session.execute(insert(feedback_orm.opinions), [{
-            "opinion_id": f"o-{n}", "member_id": f"m-{n}", "channel": "rating_page", "text": "please",
-            "submitted_at": NOW - timedelta(days=16), "campaign_id": None, "home_id": None, "category": None,
-            "union_id": "u1", "due_at": NOW - timedelta(days=1, seconds=n), "status": feedback_model.ASSIGNED,
-            "overdue": False} for n in range(count)])
+        await session.execute(
+            insert(feedback_orm.membership_view.cadres).values(
+                member_id="cadre-1", union_id="u1", role="full_time_cadre", appointed_on=date(2018, 1, 1)
+            )
+        )
+        await session.execute(
+            insert(feedback_orm.opinions),
+            [
+                {
+                    "opinion_id": f"o-{n}",
+                    "member_id": f"m-{n}",
+                    "channel": "rating_page",
+                    "text": "please",
+                    "submitted_at": NOW - timedelta(days=16),
+                    "campaign_id": None,
+                    "home_id": None,
+                    "category": None,
+                    "union_id": "u1",
+                    "due_at": NOW - timedelta(days=1, seconds=n),
+                    "status": feedback_model.ASSIGNED,
+                    "overdue": False,
+                }
+                for n in range(count)
+            ],
+        )
     bus = feedback_messagebus.bus(feedback_handlers.Dependencies(now=lambda: NOW, deadline=timedelta(days=15)))
     published: list[feedback_events.Event] = []
 
@@ -115,6 +135,7 @@ async def test_the_overdue_timer_never_overwrites_an_answer_committed_meanwhile(
         async def work(session: AsyncSession) -> None:
             emitted = await apply_alone(bus, FeedbackUnitOfWork(session), command)
             published.extend(emitted)  # a retried transaction raised before this line
+
         return work
 
     answering = True
@@ -147,8 +168,14 @@ async def test_the_overdue_timer_never_overwrites_an_answer_committed_meanwhile(
 
 
 CAMPAIGN = evaluation_commands.OpenCampaign(
-    "c-2018", 2018, "Stars 2018", {"member": 0.5, "unit": 0.3, "superior": 0.2}, ("h1", "h2", "h3"), 1,
-    {"1": 1.0, "3": 3.0, "5": 4.5})
+    "c-2018",
+    2018,
+    "Stars 2018",
+    {"member": 0.5, "unit": 0.3, "superior": 0.2},
+    ("h1", "h2", "h3"),
+    1,
+    {"1": 1.0, "3": 3.0, "5": 4.5},
+)
 
 
 async def rating_world(postgresql: Migrated, members: int) -> async_sessionmaker[AsyncSession]:
@@ -156,21 +183,26 @@ async def rating_world(postgresql: Migrated, members: int) -> async_sessionmaker
     view = evaluation_orm.membership_view
     async with sessions() as session, session.begin():
         await session.execute(insert(view.homes), [{"home_id": h, "union_id": "u1"} for h in CAMPAIGN.home_ids])
-        await session.execute(insert(view.history), [
-            {"member_id": f"m-{n}", "union_id": "u1", "from_on": date(2000, 1, 1)} for n in range(members)])
+        await session.execute(
+            insert(view.history),
+            [{"member_id": f"m-{n}", "union_id": "u1", "from_on": date(2000, 1, 1)} for n in range(members)],
+        )
         await apply_alone(EVALUATION_BUS, EvaluationUnitOfWork(session), CAMPAIGN)
     return sessions
 
 
 def rating(n: int, home: str, at: datetime, score: int = 4) -> evaluation_commands.SubmitRating:
     scores = dict.fromkeys(("organisation", "facilities", "work", "labour_relations", "finances"), score)
-    return evaluation_commands.SubmitRating(f"r-{n}-{home}-{at.timestamp()}", CAMPAIGN.campaign_id, home, "member",
-                                            f"m-{n}", scores, at)
+    return evaluation_commands.SubmitRating(
+        f"r-{n}-{home}-{at.timestamp()}", CAMPAIGN.campaign_id, home, "member", f"m-{n}", scores, at
+    )
 
 
-def batch_of(ratings: list[evaluation_commands.SubmitRating],
-             accepted: list[str]) -> Callable[[AsyncSession], Awaitable[object]]:
+def batch_of(
+    ratings: list[evaluation_commands.SubmitRating], accepted: list[str]
+) -> Callable[[AsyncSession], Awaitable[object]]:
     """One consumer batch of ratings, as `CommandScope` runs it."""
+
     async def work(session: AsyncSession) -> None:
         uow = EvaluationUnitOfWork(session)
         await uow.preload(ratings)
@@ -183,6 +215,7 @@ def batch_of(ratings: list[evaluation_commands.SubmitRating],
                 pass
         await uow.flush()
         accepted.extend(mine)  # only once the batch's writes went through
+
     return work
 
 
@@ -195,13 +228,17 @@ async def test_a_rating_never_lands_in_a_campaign_closed_meanwhile(postgresql: M
 
     async def consumer(part: list[evaluation_commands.SubmitRating]) -> None:
         for start in range(0, len(part), 50):
-            await transaction(sessions, batch_of(part[start:start + 50], accepted))
+            await transaction(sessions, batch_of(part[start : start + 50], accepted))
 
     async def close_midway() -> None:
         while len(accepted) < members // 3:
             await asyncio.sleep(0.005)
-        await transaction(sessions, lambda session: apply_alone(
-            EVALUATION_BUS, EvaluationUnitOfWork(session), evaluation_commands.CloseCampaign(CAMPAIGN.campaign_id)))
+        await transaction(
+            sessions,
+            lambda session: apply_alone(
+                EVALUATION_BUS, EvaluationUnitOfWork(session), evaluation_commands.CloseCampaign(CAMPAIGN.campaign_id)
+            ),
+        )
 
     await asyncio.gather(close_midway(), *(consumer(ratings[i::6]) for i in range(6)))
 
@@ -221,9 +258,13 @@ async def test_an_older_rating_never_overwrites_a_newer_one_written_concurrently
     newer = [rating(n, "h1", NOW, score=5) for n in range(members)]
     accepted: list[str] = []
     # Two writers (the consumer and the held-command timer, say) each with one rating per rater.
-    await asyncio.gather(*(
-        transaction(sessions, batch_of(part[start:start + 100], accepted))
-        for part in (newer, older) for start in range(0, members, 100)))
+    await asyncio.gather(
+        *(
+            transaction(sessions, batch_of(part[start : start + 100], accepted))
+            for part in (newer, older)
+            for start in range(0, members, 100)
+        )
+    )
 
     async with sessions() as session:
         r = evaluation_orm.ratings.c

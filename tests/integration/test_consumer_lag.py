@@ -25,8 +25,7 @@ async def test_lag_counts_the_messages_a_group_has_not_committed_on_any_partitio
 
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
     reader = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap_servers, enable_auto_commit=False)
-    committer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap_servers, group_id=group,
-                                 enable_auto_commit=False)
+    committer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap_servers, group_id=group, enable_auto_commit=False)
     await admin.start()
     await reader.start()
     await committer.start()
@@ -37,8 +36,9 @@ async def test_lag_counts_the_messages_a_group_has_not_committed_on_any_partitio
         ends = await reader.end_offsets(partitions)
         first, second = partitions[0], partitions[1]
         committer.assign(partitions)
-        await committer.commit({first: OffsetAndMetadata(ends[first], ""),
-                                second: OffsetAndMetadata(ends[second] - 1, "")})
+        await committer.commit(
+            {first: OffsetAndMetadata(ends[first], ""), second: OffsetAndMetadata(ends[second] - 1, "")}
+        )
         assert await measure(admin, reader, topic, group) == 60 - ends[first] - (ends[second] - 1)
     finally:
         await committer.stop()

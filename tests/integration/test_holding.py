@@ -18,8 +18,9 @@ pytestmark = pytest.mark.integration
 
 
 def build(kafka: KafkaSettings, database_url: str, **hold: float):
-    return membership.bootstrap.build(MembershipSettings(
-        database_url=database_url, kafka=kafka, batch_timeout_ms=10, hold=HoldSettings(**hold)))
+    return membership.bootstrap.build(
+        MembershipSettings(database_url=database_url, kafka=kafka, batch_timeout_ms=10, hold=HoldSettings(**hold))
+    )
 
 
 def hierarchy(n: int) -> list[tuple[str, dict[str, object]]]:
@@ -28,14 +29,38 @@ def hierarchy(n: int) -> list[tuple[str, dict[str, object]]]:
     fed, district = f"fed-{n}", f"d-{n}"
     feed: list[tuple[str, dict[str, object]]] = [
         ("union.register", {"union_id": fed, "name": "Federation", "level": "federation", "founded_on": "1949-01-01"}),
-        ("union.register", {"union_id": district, "name": "District", "level": "district", "parent_id": fed,
-                            "district": district, "founded_on": "1950-01-01"})]
+        (
+            "union.register",
+            {
+                "union_id": district,
+                "name": "District",
+                "level": "district",
+                "parent_id": fed,
+                "district": district,
+                "founded_on": "1950-01-01",
+            },
+        ),
+    ]
     for g in range(3):
         union = f"g-{n}-{g}"
-        feed.append(("union.register", {"union_id": union, "name": "Shop", "level": "grassroots", "parent_id": district,
-                                        "district": district, "kind": "independent", "founded_on": "2018-02-01"}))
-        feed += [("member.enroll", {"member_id": f"m-{n}-{g}-{k}", "union_id": union, "joined_on": "2018-03-01"})
-                 for k in range(3)]
+        feed.append(
+            (
+                "union.register",
+                {
+                    "union_id": union,
+                    "name": "Shop",
+                    "level": "grassroots",
+                    "parent_id": district,
+                    "district": district,
+                    "kind": "independent",
+                    "founded_on": "2018-02-01",
+                },
+            )
+        )
+        feed += [
+            ("member.enroll", {"member_id": f"m-{n}-{g}-{k}", "union_id": union, "joined_on": "2018-03-01"})
+            for k in range(3)
+        ]
     return feed
 
 
@@ -43,8 +68,10 @@ async def test_a_live_hr_feed_is_applied_whole_whatever_the_partitions(kafka: Ka
     service = build(kafka, database_url)
     feed = [command for n in range(20) for command in hierarchy(n)]
     last = feed[-1][1]["member_id"]
-    async with running(service, membership.bootstrap.MIGRATIONS), CommandClient(
-            kafka.bootstrap_servers, source="hr-system/live", topic_prefix=kafka.topic_prefix) as hr:
+    async with (
+        running(service, membership.bootstrap.MIGRATIONS),
+        CommandClient(kafka.bootstrap_servers, source="hr-system/live", topic_prefix=kafka.topic_prefix) as hr,
+    ):
         sent: list[Sent] = [await hr.send(command_type, data) for command_type, data in feed]  # acked, not answered
         # The member leaves right after joining: never before the enrolment, even if that is held.
         sent.append(await hr.send("member.leave", {"member_id": last, "left_on": "2018-04-01", "reason": "moved"}))
@@ -60,16 +87,21 @@ async def test_a_live_hr_feed_is_applied_whole_whatever_the_partitions(kafka: Ka
     assert (unions, left, still_held) == (100, "left", 0)
 
 
-async def test_a_hold_that_ends_rejects_as_in_order_and_releases_what_queued(kafka: KafkaSettings,
-                                                                           database_url: str) -> None:
+async def test_a_hold_that_ends_rejects_as_in_order_and_releases_what_queued(
+    kafka: KafkaSettings, database_url: str
+) -> None:
     service = build(kafka, database_url, hold_seconds=1.0, hold_check_seconds=0.2)
-    async with running(service, membership.bootstrap.MIGRATIONS), CommandClient(
-            kafka.bootstrap_servers, source="hr-system/late", topic_prefix=kafka.topic_prefix) as hr:
+    async with (
+        running(service, membership.bootstrap.MIGRATIONS),
+        CommandClient(kafka.bootstrap_servers, source="hr-system/late", topic_prefix=kafka.topic_prefix) as hr,
+    ):
         orphan = await hr.send("member.enroll", {"member_id": "m-x", "union_id": "never", "joined_on": "2018-03-01"})
         leave = await hr.send("member.leave", {"member_id": "m-x", "left_on": "2018-04-01", "reason": "moved"})
         await hr.wait_all([orphan, leave], timeout=30)
         answers = [hr.answers[orphan.id], hr.answers[leave.id]]
     assert [a.held["waiting_for"] for a in answers] == ["union:never", "queue:member_id:m-x"]  # type: ignore[index]
     assert [(a.type, a.rejection["code"]) for a in answers] == [  # type: ignore[index]
-        ("command.rejected", "not_found"), ("command.rejected", "not_found")]
+        ("command.rejected", "not_found"),
+        ("command.rejected", "not_found"),
+    ]
     assert [sum(e["type"] == "command.held" for e in a.events) for a in answers] == [1, 1]  # said once

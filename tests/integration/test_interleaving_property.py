@@ -68,6 +68,7 @@ class Command(scenario.Command):
 
 # --- the feeds ------------------------------------------------------------------------------
 
+
 def _day(n: int) -> str:
     return (date(2018, 1, 1) + timedelta(days=n)).isoformat()
 
@@ -93,21 +94,56 @@ def causal_feeds(draw: st.DrawFn) -> list[Command]:
         feed.append(Command(topic, type_, data, f"c-{numbered[source]}", source))
 
     mc, ec, fc = "membership.commands", "evaluation.commands", "feedback.commands"
-    add(mc, "union.register", {"union_id": "fed", "name": "Federation", "level": "federation", "founded_on": "1949-01-01"})
+    add(
+        mc,
+        "union.register",
+        {"union_id": "fed", "name": "Federation", "level": "federation", "founded_on": "1949-01-01"},
+    )
     unions: dict[str, int] = {}  # grassroots union -> day founded
     for d in range(draw(st.integers(1, 2))):
-        add(mc, "union.register", {"union_id": f"d{d}", "name": f"District {d}", "level": "district", "parent_id": "fed",
-                                   "district": f"D{d}", "founded_on": "1950-01-01"})
+        add(
+            mc,
+            "union.register",
+            {
+                "union_id": f"d{d}",
+                "name": f"District {d}",
+                "level": "district",
+                "parent_id": "fed",
+                "district": f"D{d}",
+                "founded_on": "1950-01-01",
+            },
+        )
         for g in range(draw(st.integers(1, 2))):
             founded = draw(st.integers(0, 20))
             unions[f"g{d}{g}"] = founded
-            add(mc, "union.register", {"union_id": f"g{d}{g}", "name": f"Union {d}{g}", "level": "grassroots",
-                                       "parent_id": f"d{d}", "district": f"D{d}", "kind": "independent",
-                                       "founded_on": _day(founded)})
+            add(
+                mc,
+                "union.register",
+                {
+                    "union_id": f"g{d}{g}",
+                    "name": f"Union {d}{g}",
+                    "level": "grassroots",
+                    "parent_id": f"d{d}",
+                    "district": f"D{d}",
+                    "kind": "independent",
+                    "founded_on": _day(founded),
+                },
+            )
     names = sorted(unions)
     if draw(st.booleans()):  # the same id again with other data: a conflict
-        add(mc, "union.register", {"union_id": names[0], "name": "Other", "level": "grassroots", "parent_id": "d0",
-                                   "district": "D0", "kind": "joint", "founded_on": _day(unions[names[0]])})
+        add(
+            mc,
+            "union.register",
+            {
+                "union_id": names[0],
+                "name": "Other",
+                "level": "grassroots",
+                "parent_id": "d0",
+                "district": "D0",
+                "kind": "joint",
+                "founded_on": _day(unions[names[0]]),
+            },
+        )
     stays: dict[str, list[_Stay]] = {}
     cadres: dict[str, tuple[str, int]] = {}  # union -> (cadre, day appointed)
     for m in range(draw(st.integers(1, 5))):
@@ -119,32 +155,64 @@ def causal_feeds(draw: st.DrawFn) -> list[Command]:
         later = joined + draw(st.integers(3, 30))
         if fate == "cadre" and union not in cadres:
             cadres[union] = (member, joined + 1)
-            add(mc, "cadre.appoint", {"member_id": member, "union_id": union, "role": "full_time_cadre",
-                                      "appointed_on": _day(joined + 1)}, "hr-system/b")
+            add(
+                mc,
+                "cadre.appoint",
+                {"member_id": member, "union_id": union, "role": "full_time_cadre", "appointed_on": _day(joined + 1)},
+                "hr-system/b",
+            )
         elif fate in ("leaves", "returns"):
             stays[member][0].end = later
             add(mc, "member.leave", {"member_id": member, "left_on": _day(later), "reason": "moved"}, "hr-system/b")
             if fate == "returns":
                 again = draw(st.sampled_from(names))
                 stays[member].append(_Stay(again, later + 2, None))
-                add(mc, "member.enroll", {"member_id": member, "union_id": again, "joined_on": _day(later + 2)},
-                    "hr-system/b")
+                add(
+                    mc,
+                    "member.enroll",
+                    {"member_id": member, "union_id": again, "joined_on": _day(later + 2)},
+                    "hr-system/b",
+                )
         elif fate == "transfers" and len(names) > 1:
             target = draw(st.sampled_from([n for n in names if n != union]))
             stays[member][0].end = later
             stays[member].append(_Stay(target, later, None))
-            add(mc, "member.transfer", {"member_id": member, "to_union_id": target,
-                                        "transferred_on": _day(later)}, "hr-system/b")
+            add(
+                mc,
+                "member.transfer",
+                {"member_id": member, "to_union_id": target, "transferred_on": _day(later)},
+                "hr-system/b",
+            )
     if draw(st.booleans()):  # an enrolment into a union that never comes, and what queues behind it
         add(mc, "member.enroll", {"member_id": "lost", "union_id": "nowhere", "joined_on": _day(40)}, "hr-system/b")
         add(mc, "member.leave", {"member_id": "lost", "left_on": _day(50), "reason": "moved"}, "hr-system/b")
     homes = {u: f"h-{u}" for u in names if draw(st.booleans()) or u == names[0]}
     for union, home in homes.items():
-        add(mc, "home.register", {"home_id": home, "union_id": union, "name": "Home", "category": "enterprise",
-                                  "opened_on": _day(unions[union] + 1)}, "hr-system/c")
+        add(
+            mc,
+            "home.register",
+            {
+                "home_id": home,
+                "union_id": union,
+                "name": "Home",
+                "category": "enterprise",
+                "opened_on": _day(unions[union] + 1),
+            },
+            "hr-system/c",
+        )
     if draw(st.booleans()):
-        add(mc, "station.register", {"station_id": "st-1", "union_id": names[-1], "name": "Warm station",
-                                     "services": ["water"], "opened_on": _day(unions[names[-1]] + 2)}, "hr-system/c")
+        add(
+            mc,
+            "station.register",
+            {
+                "station_id": "st-1",
+                "union_id": names[-1],
+                "name": "Warm station",
+                "services": ["water"],
+                "opened_on": _day(unions[names[-1]] + 2),
+            },
+            "hr-system/c",
+        )
 
     def moment(day: int, hour: int) -> str:
         """An instant on Shanghai day `day`, written with one of several offsets."""
@@ -159,9 +227,19 @@ def causal_feeds(draw: st.DrawFn) -> list[Command]:
 
     scores = {"organisation": 80, "facilities": 70, "work": 90, "labour_relations": 85, "finances": 75}
     campaign = "camp"
-    add(ec, "campaign.open", {"campaign_id": campaign, "year": 2018, "title": "Stars",
-                              "weights": {"member": 0.5, "unit": 0.25, "superior": 0.25},
-                              "home_ids": sorted(homes.values()), "min_member_ratings": 1}, "rating-portal")
+    add(
+        ec,
+        "campaign.open",
+        {
+            "campaign_id": campaign,
+            "year": 2018,
+            "title": "Stars",
+            "weights": {"member": 0.5, "unit": 0.25, "superior": 0.25},
+            "home_ids": sorted(homes.values()),
+            "min_member_ratings": 1,
+        },
+        "rating-portal",
+    )
     for member, member_stays in stays.items():
         kind = draw(st.sampled_from(["none", "valid", "too_early", "never_there"]))
         home = homes.get(member_stays[0].union)
@@ -175,38 +253,87 @@ def causal_feeds(draw: st.DrawFn) -> list[Command]:
             home, day = strangers[0], member_stays[0].start + 1
         else:
             continue
-        add(ec, "rating.submit", {"campaign_id": campaign, "home_id": home, "rater_kind": "member", "rater_id": member,
-                                  "scores": {**scores, "work": draw(st.integers(0, 100))},
-                                  "submitted_at": moment(day, draw(st.integers(0, 23)))}, "rating-portal")
+        add(
+            ec,
+            "rating.submit",
+            {
+                "campaign_id": campaign,
+                "home_id": home,
+                "rater_kind": "member",
+                "rater_id": member,
+                "scores": {**scores, "work": draw(st.integers(0, 100))},
+                "submitted_at": moment(day, draw(st.integers(0, 23))),
+            },
+            "rating-portal",
+        )
     for home in sorted(homes.values()):
-        add(ec, "rating.submit", {"campaign_id": campaign, "home_id": home, "rater_kind": "unit", "rater_id": "employer",
-                                  "scores": scores, "submitted_at": moment(300, 10)}, "rating-portal")
+        add(
+            ec,
+            "rating.submit",
+            {
+                "campaign_id": campaign,
+                "home_id": home,
+                "rater_kind": "unit",
+                "rater_id": "employer",
+                "scores": scores,
+                "submitted_at": moment(300, 10),
+            },
+            "rating-portal",
+        )
     if draw(st.booleans()):
         add(ec, "campaign.close", {"campaign_id": campaign}, "rating-portal")
     for n, member in enumerate(stays):
         if (day := inside_first_stay(member)) is None or not draw(st.booleans()):
             continue
         opinion, union = f"op-{n}", stays[member][0].union
-        add(fc, "opinion.submit", {"opinion_id": opinion, "member_id": member, "channel": "rating_page",
-                                   "text": "The canteen closes too early", "submitted_at": moment(day, 9)},
-            "opinion-box")
+        add(
+            fc,
+            "opinion.submit",
+            {
+                "opinion_id": opinion,
+                "member_id": member,
+                "channel": "rating_page",
+                "text": "The canteen closes too early",
+                "submitted_at": moment(day, 9),
+            },
+            "opinion-box",
+        )
         cadre = cadres.get(union)
         if cadre is not None and draw(st.booleans()):
             responder, answered = cadre[0], max(day, cadre[1]) + draw(st.integers(0, 10))
         else:  # not a cadre of that union (nor ever one): forbidden when the hold ends
             responder, answered = member, day + 1
-        add(fc, "opinion.respond", {"opinion_id": opinion, "responder_id": responder, "text": "Done.",
-                                    "responded_at": moment(answered, 15)}, "opinion-box")
+        add(
+            fc,
+            "opinion.respond",
+            {"opinion_id": opinion, "responder_id": responder, "text": "Done.", "responded_at": moment(answered, 15)},
+            "opinion-box",
+        )
         if draw(st.booleans()):
-            add(fc, "opinion.rate", {"opinion_id": opinion, "member_id": member,
-                                     "satisfaction": draw(st.integers(1, 5))}, "opinion-box")
+            add(
+                fc,
+                "opinion.rate",
+                {"opinion_id": opinion, "member_id": member, "satisfaction": draw(st.integers(1, 5))},
+                "opinion-box",
+            )
     if draw(st.booleans()):  # an opinion of someone membership never heard of
-        add(fc, "opinion.submit", {"opinion_id": "op-ghost", "member_id": "ghost", "channel": "hotline",
-                                   "text": "Hello", "submitted_at": moment(100, 9)}, "opinion-box")
+        add(
+            fc,
+            "opinion.submit",
+            {
+                "opinion_id": "op-ghost",
+                "member_id": "ghost",
+                "channel": "hotline",
+                "text": "Hello",
+                "submitted_at": moment(100, 9),
+            },
+            "opinion-box",
+        )
     return feed
 
 
 # --- the services, driven record by record --------------------------------------------------
+
 
 class Clock:
     def __init__(self) -> None:
@@ -257,8 +384,15 @@ class System:
         return next(p for p in self.services[service].pipelines if p.config.topic == topic)
 
     def send(self, command: Command) -> tuple[str, str, int]:
-        body = {"specversion": "1.0", "id": command.id, "source": command.source, "type": command.type,
-                "time": "2018-12-31T00:00:00+08:00", "datacontenttype": "application/json", "data": command.data}
+        body = {
+            "specversion": "1.0",
+            "id": command.id,
+            "source": command.source,
+            "type": command.type,
+            "time": "2018-12-31T00:00:00+08:00",
+            "datacontenttype": "application/json",
+            "data": command.data,
+        }
         where, key = (command.service, command.topic), command.key or command.id
         partition = _partition(key)
         self.logs[where][partition].append(command.topic, key, orjson.dumps(body))
@@ -268,7 +402,7 @@ class System:
         """The next `count` records of a partition as one batch; `commit=False` leaves the
         offset where it was (a rebalance before the commit): the batch comes again."""
         log = self.logs[service, topic][partition]
-        batch = log.records[log.read:log.read + count]
+        batch = log.records[log.read : log.read + count]
         await self.pipeline(service, topic).process(batch)
         if commit:
             log.read += len(batch)
@@ -278,8 +412,11 @@ class System:
     async def relay(self) -> int:
         """Membership's new events, onto the log evaluation and feedback read."""
         async with self.services["membership"].sessions() as session:
-            rows = (await session.execute(text("SELECT key, value FROM outbox WHERE id > :seen ORDER BY id"),
-                                          {"seen": self._relayed})).all()
+            rows = (
+                await session.execute(
+                    text("SELECT key, value FROM outbox WHERE id > :seen ORDER BY id"), {"seen": self._relayed}
+                )
+            ).all()
             self._relayed += len(rows)
         for key, value in rows:
             for reader in ("evaluation", "feedback"):
@@ -334,7 +471,8 @@ class System:
                         continue
                     data = event["data"]["code"] if event["type"] == "command.rejected" else event["data"]
                     found.setdefault((event["correlationsource"], event["correlationid"]), []).append(
-                        (event["type"], data))
+                        (event["type"], data)
+                    )
         return found
 
     async def state(self) -> dict[str, list[str]]:
@@ -373,8 +511,14 @@ async def system(templates: dict[str, Path], folder: Path, clock: Clock) -> Asyn
     services = {}
     for name, (build, configure, _) in BUILDERS.items():
         shutil.copy(templates[name], run / f"{name}.db")
-        services[name] = build(configure(database_url=f"sqlite+aiosqlite:///{run / name}.db",
-                                        kafka=KafkaSettings(bootstrap_servers="127.0.0.1:9"), hold=HOLD), clock=clock)
+        services[name] = build(
+            configure(
+                database_url=f"sqlite+aiosqlite:///{run / name}.db",
+                kafka=KafkaSettings(bootstrap_servers="127.0.0.1:9"),
+                hold=HOLD,
+            ),
+            clock=clock,
+        )
     try:
         yield System(services)
     finally:
@@ -395,8 +539,9 @@ async def one_at_a_time(feed: list[Command], templates: dict[str, Path], folder:
         return held, await s.answers(), await s.state()
 
 
-async def interleaved(feed: list[Command], rng: random.Random, templates: dict[str, Path],
-                      folder: Path) -> tuple[Any, Any, Any]:
+async def interleaved(
+    feed: list[Command], rng: random.Random, templates: dict[str, Path], folder: Path
+) -> tuple[Any, Any, Any]:
     """Every command on its partition at once; partitions read in an order `rng` picks, in
     batches of its sizes, some batches read twice, the held-commands timer now and then."""
     clock = Clock()
@@ -413,8 +558,11 @@ async def interleaved(feed: list[Command], rng: random.Random, templates: dict[s
         return held, await s.answers(), await s.state()
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                  HealthCheck.too_slow, HealthCheck.large_base_example])
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.large_base_example],
+)
 @given(feed=causal_feeds(), rng=st.randoms(use_true_random=False))
 async def test_any_interleaving_that_keeps_each_keys_order_ends_as_one_command_at_a_time(
     feed: list[Command], rng: random.Random, migrated: dict[str, Path], tmp_path: Path

@@ -44,13 +44,22 @@ async def test_every_system_streaming_at_once_gets_the_figures_of_a_careful_send
     common: dict[str, Any] = {"kafka": kafka, "batch_timeout_ms": 10, "hold": hold}
     ms = membership.bootstrap.build(MembershipSettings(database_url=await databases(), **common))
     ev = evaluation.bootstrap.build(EvaluationSettings(database_url=await databases(), **common))
-    fb = feedback.bootstrap.build(FeedbackSettings(database_url=await databases(), overdue_clock="events",
-                                                   events_clock_quiet_seconds=0.5, overdue_check_seconds=0.2,
-                                                   **common))
+    fb = feedback.bootstrap.build(
+        FeedbackSettings(
+            database_url=await databases(),
+            overdue_clock="events",
+            events_clock_quiet_seconds=0.5,
+            overdue_check_seconds=0.2,
+            **common,
+        )
+    )
     feeds = [*year.feeds, campaign.hr(*feedback_year.cadres), campaign.portal(), feedback_year.feed()]
-    async with (running(ms, membership.bootstrap.MIGRATIONS), running(ev, evaluation.bootstrap.MIGRATIONS),
-                running(fb, feedback.bootstrap.MIGRATIONS),
-                Publisher(kafka.bootstrap_servers, prefix=kafka.topic_prefix) as pub):
+    async with (
+        running(ms, membership.bootstrap.MIGRATIONS),
+        running(ev, evaluation.bootstrap.MIGRATIONS),
+        running(fb, feedback.bootstrap.MIGRATIONS),
+        Publisher(kafka.bootstrap_servers, prefix=kafka.topic_prefix) as pub,
+    ):
         await pub.stream(feeds, timeout=600)
         await pub.stream([Feed("cadre-app", feedback_year.close)])  # the month's close: after its visits
         sent = sum(len(f.commands) for f in feeds) + 1
@@ -62,15 +71,25 @@ async def test_every_system_streaming_at_once_gets_the_figures_of_a_careful_send
                 params: dict[str, Any] = {"year": 2018, **({"district": district} if district else {})}
                 report = (await client.get("/stats/growth", params=params)).json()
                 assert {k: report[k] for k in truth} == truth, district
-        awarded = {e["data"]["home_id"]: e["data"] for e in pub.answers[campaign.close[0].id].events
-                   if e["type"] == "home.star-awarded"}
+        awarded = {
+            e["data"]["home_id"]: e["data"]
+            for e in pub.answers[campaign.close[0].id].events
+            if e["type"] == "home.star-awarded"
+        }
         assert {h: {k: awarded[h][k] for k in truth} for h, truth in campaign.truth.items()} == campaign.truth
         async with http_client(fb) as client:  # overdue flags come from feedback's timer: poll
+
             async def stats() -> dict[str, Any]:
-                return {u: {k: got[k] for k in truth} for u, truth in feedback_year.truth.items()
-                        if (got := (await client.get("/stats", params={"union_id": u, "year": 2018})).json())}
+                return {
+                    u: {k: got[k] for k in truth}
+                    for u, truth in feedback_year.truth.items()
+                    if (got := (await client.get("/stats", params={"union_id": u, "year": 2018})).json())
+                }
 
             assert await eventually_equal(stats, feedback_year.truth) == feedback_year.truth
-        missed = {e["data"]["cadre_id"] for e in pub.answers[feedback_year.close[0].id].events
-                  if e["type"] == "visit.quota-missed"}
+        missed = {
+            e["data"]["cadre_id"]
+            for e in pub.answers[feedback_year.close[0].id].events
+            if e["type"] == "visit.quota-missed"
+        }
         assert missed == feedback_year.quota_missed

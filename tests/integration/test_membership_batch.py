@@ -46,24 +46,44 @@ async def test_a_batch_sees_its_own_changes_and_drops_only_the_rejected_ones(dat
     sessions = database.session_factory(engine)
     try:
         async with sessions() as session, session.begin():
-            outcomes = await apply_batch(SqlAlchemyUnitOfWork(session), [
-                FED, DISTRICT, SHOP,
-                commands.EnrollMember("m-1", "ft-1", date(2018, 3, 1), display_name="Sun Li"),
-                commands.TransferMember("m-1", "nowhere", date(2018, 4, 1)),  # rejected: leaves no trace
-                commands.AppointCadre("m-1", "ft-1", "chair", date(2018, 4, 2)),
-                commands.LeaveMember("m-1", date(2018, 9, 1), "retired"),
-                commands.LeaveMember("m-1", date(2018, 9, 2), "again"),  # sees the leave above
-                commands.EnrollMember("m-1", "ft-1", date(2018, 10, 1)),  # reinstated in the same batch
-                commands.RegisterUnion("bj", "Renamed", "federation", None, None, None, date(1949, 1, 1)),
-            ])
-        assert outcomes == ["UnionRegistered"] * 3 + ["MemberEnrolled", "not_found", "CadreAppointed",
-                                                      "MemberLeft", "not_active", "MemberEnrolled", "conflict"]
+            outcomes = await apply_batch(
+                SqlAlchemyUnitOfWork(session),
+                [
+                    FED,
+                    DISTRICT,
+                    SHOP,
+                    commands.EnrollMember("m-1", "ft-1", date(2018, 3, 1), display_name="Sun Li"),
+                    commands.TransferMember("m-1", "nowhere", date(2018, 4, 1)),  # rejected: leaves no trace
+                    commands.AppointCadre("m-1", "ft-1", "chair", date(2018, 4, 2)),
+                    commands.LeaveMember("m-1", date(2018, 9, 1), "retired"),
+                    commands.LeaveMember("m-1", date(2018, 9, 2), "again"),  # sees the leave above
+                    commands.EnrollMember("m-1", "ft-1", date(2018, 10, 1)),  # reinstated in the same batch
+                    commands.RegisterUnion("bj", "Renamed", "federation", None, None, None, date(1949, 1, 1)),
+                ],
+            )
+        assert outcomes == ["UnionRegistered"] * 3 + [
+            "MemberEnrolled",
+            "not_found",
+            "CadreAppointed",
+            "MemberLeft",
+            "not_active",
+            "MemberEnrolled",
+            "conflict",
+        ]
         async with sessions() as session:
             member = (await session.execute(select(orm.members).where(orm.members.c.member_id == "m-1"))).one()
-            history = (await session.execute(
-                select(orm.member_history.c.kind).order_by(orm.member_history.c.id))).scalars().all()
+            history = (
+                (await session.execute(select(orm.member_history.c.kind).order_by(orm.member_history.c.id)))
+                .scalars()
+                .all()
+            )
             union = (await session.execute(select(orm.unions.c.name).where(orm.unions.c.union_id == "bj"))).scalar()
-        assert (member.status, member.union_id, member.left_on, member.display_name) == ("active", "ft-1", None, "Sun Li")
+        assert (member.status, member.union_id, member.left_on, member.display_name) == (
+            "active",
+            "ft-1",
+            None,
+            "Sun Li",
+        )
         assert history == ["enrolled", "left", "reinstated"]
         assert union == "Beijing"
     finally:

@@ -19,12 +19,33 @@ from unionhub_runtime.settings import KafkaSettings
 
 pytestmark = pytest.mark.integration
 
-FEDERATION = {"union_id": "bj", "name": "Beijing Federation of Trade Unions", "level": "federation",
-              "parent_id": None, "district": None, "kind": None, "founded_on": "1949-01-01"}
-FENGTAI = {"union_id": "ft", "name": "Fengtai District Federation", "level": "district",
-           "parent_id": "bj", "district": "Fengtai", "kind": None, "founded_on": "1950-01-01"}
-GRASSROOTS = {"union_id": "ft-001", "name": "Fengtai Steel Union", "level": "grassroots",
-              "parent_id": "ft", "district": "Fengtai", "kind": "independent", "founded_on": "2018-02-01"}
+FEDERATION = {
+    "union_id": "bj",
+    "name": "Beijing Federation of Trade Unions",
+    "level": "federation",
+    "parent_id": None,
+    "district": None,
+    "kind": None,
+    "founded_on": "1949-01-01",
+}
+FENGTAI = {
+    "union_id": "ft",
+    "name": "Fengtai District Federation",
+    "level": "district",
+    "parent_id": "bj",
+    "district": "Fengtai",
+    "kind": None,
+    "founded_on": "1950-01-01",
+}
+GRASSROOTS = {
+    "union_id": "ft-001",
+    "name": "Fengtai Steel Union",
+    "level": "grassroots",
+    "parent_id": "ft",
+    "district": "Fengtai",
+    "kind": "independent",
+    "founded_on": "2018-02-01",
+}
 
 
 def membership_settings(kafka: KafkaSettings, database_url: str) -> MembershipSettings:
@@ -49,19 +70,29 @@ async def test_registered_unions_and_enrolled_members_reach_every_service(
     )
     async with (
         Collector(kafka.bootstrap_servers, [events_topic]) as collected,
-        running(membership.bootstrap.build(membership_settings(kafka, database_url)), membership.bootstrap.MIGRATIONS) as ms,
+        running(
+            membership.bootstrap.build(membership_settings(kafka, database_url)), membership.bootstrap.MIGRATIONS
+        ) as ms,
         running(evaluation_service, evaluation.bootstrap.MIGRATIONS),
         running(feedback_service, feedback.bootstrap.MIGRATIONS),
     ):
         # Different keys travel on different partitions: a parent is sent before its child.
         for n, (data, correlation) in enumerate([(FEDERATION, "year-2018"), (FENGTAI, None), (GRASSROOTS, None)], 1):
             extra = {"correlationid": correlation} if correlation else {}
-            await produce(kafka.bootstrap_servers, commands_topic, [command("union.register", data, **extra)],
-                          keys=[data["union_id"]])
-            await collected.wait_for(lambda n=n: len(collected.events(events_topic, "union.registered")) == n,
-                                     what=f"{n} unions")
-        enroll = command("member.enroll", {"member_id": "m-1", "union_id": "ft-001", "joined_on": "2018-03-01",
-                                           "display_name": "Wang Fang"}, id="enroll-m-1")
+            await produce(
+                kafka.bootstrap_servers,
+                commands_topic,
+                [command("union.register", data, **extra)],
+                keys=[data["union_id"]],
+            )
+            await collected.wait_for(
+                lambda n=n: len(collected.events(events_topic, "union.registered")) == n, what=f"{n} unions"
+            )
+        enroll = command(
+            "member.enroll",
+            {"member_id": "m-1", "union_id": "ft-001", "joined_on": "2018-03-01", "display_name": "Wang Fang"},
+            id="enroll-m-1",
+        )
         await produce(kafka.bootstrap_servers, commands_topic, [enroll], keys=["m-1"])
         await collected.wait_for(lambda: collected.events(events_topic, "member.enrolled"), what="member.enrolled")
 

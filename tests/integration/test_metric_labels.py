@@ -28,8 +28,12 @@ DISTRICTS = 10_000
 
 
 def series(registry: CollectorRegistry, name: str) -> dict[tuple[tuple[str, str], ...], float]:
-    return {tuple(sorted(s.labels.items())): s.value for metric in registry.collect() for s in metric.samples
-            if s.name == name}
+    return {
+        tuple(sorted(s.labels.items())): s.value
+        for metric in registry.collect()
+        for s in metric.samples
+        if s.name == name
+    }
 
 
 @asynccontextmanager
@@ -49,12 +53,27 @@ async def test_ten_thousand_districts_make_a_bounded_number_of_membership_series
     registry = CollectorRegistry()
     gauges = MembershipGauges(registry)
     async with migrated(membership.bootstrap, tmp_path) as session:
-        await session.execute(insert(membership_orm.unions), [
-            {"union_id": f"u-{n}", "name": "u", "level": "grassroots", "district": f"District {n}",
-             "founded_on": date(2000, 1, 1)} for n in range(DISTRICTS)])
-        await session.execute(insert(membership_orm.members), [
-            {"member_id": f"m-{n}-{k}", "union_id": f"u-{n}", "status": "active", "joined_on": date(2018, 1, 1)}
-            for n in range(DISTRICTS) for k in range(1 + n % 3)])
+        await session.execute(
+            insert(membership_orm.unions),
+            [
+                {
+                    "union_id": f"u-{n}",
+                    "name": "u",
+                    "level": "grassroots",
+                    "district": f"District {n}",
+                    "founded_on": date(2000, 1, 1),
+                }
+                for n in range(DISTRICTS)
+            ],
+        )
+        await session.execute(
+            insert(membership_orm.members),
+            [
+                {"member_id": f"m-{n}-{k}", "union_id": f"u-{n}", "status": "active", "joined_on": date(2018, 1, 1)}
+                for n in range(DISTRICTS)
+                for k in range(1 + n % 3)
+            ],
+        )
         await gauges.refresh(session)
     members = series(registry, "membership_active_members")
     unions = series(registry, "membership_unions")
@@ -69,11 +88,27 @@ async def test_ten_thousand_districts_make_a_bounded_number_of_feedback_series(t
     metrics = FeedbackMetrics(registry)
     at = datetime(2018, 5, 1, tzinfo=UTC)
     async with migrated(feedback.bootstrap, tmp_path) as session:
-        await session.execute(insert(feedback_orm.membership_view.unions), [
-            {"union_id": f"u-{n}", "level": "grassroots", "district": f"District {n}"} for n in range(DISTRICTS)])
-        await session.execute(insert(feedback_orm.opinions), [
-            {"opinion_id": f"o-{n}", "member_id": "m", "channel": "hotline", "text": "t", "submitted_at": at,
-             "union_id": f"u-{n}", "due_at": at, "status": "assigned", "overdue": True} for n in range(DISTRICTS)])
+        await session.execute(
+            insert(feedback_orm.membership_view.unions),
+            [{"union_id": f"u-{n}", "level": "grassroots", "district": f"District {n}"} for n in range(DISTRICTS)],
+        )
+        await session.execute(
+            insert(feedback_orm.opinions),
+            [
+                {
+                    "opinion_id": f"o-{n}",
+                    "member_id": "m",
+                    "channel": "hotline",
+                    "text": "t",
+                    "submitted_at": at,
+                    "union_id": f"u-{n}",
+                    "due_at": at,
+                    "status": "assigned",
+                    "overdue": True,
+                }
+                for n in range(DISTRICTS)
+            ],
+        )
         await metrics.refresh(session)
     for name in ("feedback_open_opinions", "feedback_overdue_open_opinions"):
         found = series(registry, name)

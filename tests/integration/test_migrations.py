@@ -38,10 +38,15 @@ async def differences(url: str, metadata: MetaData) -> list[object]:
     engine = create_engine(url)
     try:
         async with engine.connect() as connection:
+
             def compare(sync_connection: object) -> list[object]:
-                context = MigrationContext.configure(sync_connection, opts={  # type: ignore[arg-type]
-                    "compare_type": True,
-                    "include_name": lambda name, kind, _: not (kind == "table" and name == RUNTIME_VERSION_TABLE)})
+                context = MigrationContext.configure(
+                    sync_connection,
+                    opts={  # type: ignore[arg-type]
+                        "compare_type": True,
+                        "include_name": lambda name, kind, _: not (kind == "table" and name == RUNTIME_VERSION_TABLE),
+                    },
+                )
                 return list(compare_metadata(context, metadata))
 
             return await connection.run_sync(compare)
@@ -71,26 +76,44 @@ async def test_a_message_applied_before_the_inbox_kept_sources_is_still_applied_
     engine = create_engine(database_url)
     try:
         async with engine.begin() as connection:
-            await connection.execute(text("INSERT INTO inbox (consumer, message_id, received_at) VALUES "
-                                          "('membership.commands', 'old-1', :at)"), {"at": datetime.now(UTC)})
+            await connection.execute(
+                text(
+                    "INSERT INTO inbox (consumer, message_id, received_at) VALUES ('membership.commands', 'old-1', :at)"
+                ),
+                {"at": datetime.now(UTC)},
+            )
         await upgrade_async(migrations, database_url)
         sessions = session_factory(engine)
         async with sessions() as session, session.begin():
-            fresh = await inbox.claim(session, membership.adapters.orm.runtime_tables, "membership.commands",
-                                      [("hr-system/fengtai", "old-1"), ("hr-system/fengtai", "new-1"),
-                                       ("hr-system/haidian", "new-1")])
+            fresh = await inbox.claim(
+                session,
+                membership.adapters.orm.runtime_tables,
+                "membership.commands",
+                [("hr-system/fengtai", "old-1"), ("hr-system/fengtai", "new-1"), ("hr-system/haidian", "new-1")],
+            )
         assert fresh == {("hr-system/fengtai", "new-1"), ("hr-system/haidian", "new-1")}
     finally:
         await engine.dispose()
 
 
 WAITING = {
-    "evaluation": ("INSERT INTO pending_ratings (command_id, campaign_id, home_id, rater_kind, rater_id, scores, "
-                   "submitted_at, deadline) VALUES ('r-1', 'c-1', 'h-1', 'member', 'm-1', :scores, :at, :deadline)",
-                   "evaluation.commands", "rating.submit", "member:m-1", {"rating:c-1/h-1/member/m-1", "campaign:c-1"}),
-    "feedback": ("INSERT INTO parked_opinions (opinion_id, command_id, command_source, member_id, channel, text, "
-                 "submitted_at, deadline) VALUES ('o-1', 'r-1', 'rating-page', 'm-1', 'hotline', 'too hot', :at, "
-                 ":deadline)", "feedback.commands", "opinion.submit", "member:m-1", {"opinion_id:o-1"}),
+    "evaluation": (
+        "INSERT INTO pending_ratings (command_id, campaign_id, home_id, rater_kind, rater_id, scores, "
+        "submitted_at, deadline) VALUES ('r-1', 'c-1', 'h-1', 'member', 'm-1', :scores, :at, :deadline)",
+        "evaluation.commands",
+        "rating.submit",
+        "member:m-1",
+        {"rating:c-1/h-1/member/m-1", "campaign:c-1"},
+    ),
+    "feedback": (
+        "INSERT INTO parked_opinions (opinion_id, command_id, command_source, member_id, channel, text, "
+        "submitted_at, deadline) VALUES ('o-1', 'r-1', 'rating-page', 'm-1', 'hotline', 'too hot', :at, "
+        ":deadline)",
+        "feedback.commands",
+        "opinion.submit",
+        "member:m-1",
+        {"opinion_id:o-1"},
+    ),
 }
 
 
@@ -108,20 +131,37 @@ async def test_commands_waiting_before_the_upgrade_become_held_commands(service:
             stored = {"at": submitted, "deadline": deadline}
             if sqlite:  # as the old code stored them: naive UTC
                 stored = {k: v.replace(tzinfo=None) for k, v in stored.items()}
-            await connection.execute(text(insert_waiting), {**stored, "scores": '{"organisation": 80, "facilities": '
-                                                            '80, "work": 80, "labour_relations": 80, "finances": 80}'})
-            await connection.execute(text("INSERT INTO mv_members (member_id, union_id, status) VALUES "
-                                          "('m-1', 'u-1', 'active'), ('m-2', 'u-1', 'left')"))
+            await connection.execute(
+                text(insert_waiting),
+                {
+                    **stored,
+                    "scores": '{"organisation": 80, "facilities": '
+                    '80, "work": 80, "labour_relations": 80, "finances": 80}',
+                },
+            )
+            await connection.execute(
+                text(
+                    "INSERT INTO mv_members (member_id, union_id, status) VALUES "
+                    "('m-1', 'u-1', 'active'), ('m-2', 'u-1', 'left')"
+                )
+            )
         await upgrade_async(migrations, database_url)
         tables = metadata.tables
         async with engine.connect() as connection:
             [held] = (await connection.execute(select(tables["held_commands"]))).mappings().all()
             held_lanes = set((await connection.execute(select(tables["held_lanes"].c.lane))).scalars())
-            history = (await connection.execute(select(*[tables["mv_member_history"].c[k] for k in (
-                "member_id", "union_id", "from_on", "to_on")]))).all()
+            history = (
+                await connection.execute(
+                    select(*[tables["mv_member_history"].c[k] for k in ("member_id", "union_id", "from_on", "to_on")])
+                )
+            ).all()
         event = decode(consumer, held["value"])
-        assert (event.id, event.type, held["waiting_for"], held["expires_at"]) == ("r-1", command_type, waiting_for,
-                                                                                   deadline)
+        assert (event.id, event.type, held["waiting_for"], held["expires_at"]) == (
+            "r-1",
+            command_type,
+            waiting_for,
+            deadline,
+        )
         assert event.data.submitted_at == submitted and held_lanes == lanes
         assert [tuple(h) for h in history] == [("m-1", "u-1", date.min, None)]  # active members: one open stay
     finally:

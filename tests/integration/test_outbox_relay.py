@@ -46,15 +46,27 @@ class Relayed:
         """Rows as `outbox.write` no longer writes them (over its size bound): a row written by an
         older version, or one a broker with a lower limit than the bound refuses."""
         async with self.sessions() as session, session.begin():
-            await session.execute(insert(runtime_tables.outbox), [{
-                "event_id": e.id, "topic": self.topic, "event_type": e.type, "key": e.key, "value": e.value,
-                "created_at": datetime.now(UTC)} for e in events])
+            await session.execute(
+                insert(runtime_tables.outbox),
+                [
+                    {
+                        "event_id": e.id,
+                        "topic": self.topic,
+                        "event_type": e.type,
+                        "key": e.key,
+                        "value": e.value,
+                        "created_at": datetime.now(UTC),
+                    }
+                    for e in events
+                ],
+            )
 
     async def unpublished(self) -> list[str]:
         o = runtime_tables.outbox.c
         async with self.sessions() as session:
-            return list((await session.execute(select(o.event_id).where(o.published_at.is_(None))
-                                               .order_by(o.id))).scalars())
+            return list(
+                (await session.execute(select(o.event_id).where(o.published_at.is_(None)).order_by(o.id))).scalars()
+            )
 
 
 @asynccontextmanager
@@ -63,8 +75,9 @@ async def relaying(kafka: KafkaSettings, database_url: str) -> AsyncIterator[Rel
     engine = create_engine(database_url)
     sessions = session_factory(engine)
     registry = CollectorRegistry()
-    relay = outbox.OutboxRelay(sessions=sessions, tables=runtime_tables, metrics=RuntimeMetrics(registry, "test"),
-                               poll_seconds=0.2)
+    relay = outbox.OutboxRelay(
+        sessions=sessions, tables=runtime_tables, metrics=RuntimeMetrics(registry, "test"), poll_seconds=0.2
+    )
     producer = create_producer(kafka, client_id="relay-test")
     await producer.start()
     relay.start(producer)
@@ -77,16 +90,18 @@ async def relaying(kafka: KafkaSettings, database_url: str) -> AsyncIterator[Rel
 
 
 def event(n: int, key: str | None, padding: int = 0) -> OutgoingEvent:
-    return OutgoingEvent(f"e-{n}-{uuid.uuid4().hex[:6]}", "test.event", key,
-                         orjson.dumps({"n": n, "padding": "x" * padding}))
+    return OutgoingEvent(
+        f"e-{n}-{uuid.uuid4().hex[:6]}", "test.event", key, orjson.dumps({"n": n, "padding": "x" * padding})
+    )
 
 
 def numbers(collected: Collector, topic: str) -> list[int]:
     return [orjson.loads(r.value)["n"] for r in collected.records if r.topic == topic]
 
 
-async def test_an_unsendable_event_holds_back_only_the_events_of_its_own_key(kafka: KafkaSettings,
-                                                                             database_url: str) -> None:
+async def test_an_unsendable_event_holds_back_only_the_events_of_its_own_key(
+    kafka: KafkaSettings, database_url: str
+) -> None:
     async with relaying(kafka, database_url) as relayed, Collector(kafka.bootstrap_servers, [relayed.topic]) as got:
         too_large = event(1, "k-big", padding=5 * 1024 * 1024)  # over the event bound: never sent
         behind = event(2, "k-big")
@@ -96,16 +111,20 @@ async def test_an_unsendable_event_holds_back_only_the_events_of_its_own_key(kaf
         await relayed.write(event(5, "k-a"), event(6, None))  # and what comes later, with a key or none
         await got.wait_for(lambda: {5, 6} <= set(numbers(got, relayed.topic)), what="later events")
         assert await relayed.unpublished() == [too_large.id, behind.id], "per-key order: what is behind it waits"
-        assert (relayed.registry.get_sample_value("unionhub_outbox_send_errors_total", {"topic": relayed.topic})
-                or 0) > 0
+        assert (
+            relayed.registry.get_sample_value("unionhub_outbox_send_errors_total", {"topic": relayed.topic}) or 0
+        ) > 0
         assert (relayed.registry.get_sample_value("unionhub_outbox_oldest_unpublished_age_seconds") or 0) >= 0
 
 
 @pytest.mark.parametrize("databases", ["postgresql"], indirect=True)
 async def test_events_of_one_key_are_published_in_id_order_when_their_transactions_commit_out_of_it(
-        kafka: KafkaSettings, databases: Callable[[], Awaitable[str]]) -> None:
-    async with (relaying(kafka, await databases()) as relayed,
-                Collector(kafka.bootstrap_servers, [relayed.topic]) as got):
+    kafka: KafkaSettings, databases: Callable[[], Awaitable[str]]
+) -> None:
+    async with (
+        relaying(kafka, await databases()) as relayed,
+        Collector(kafka.bootstrap_servers, [relayed.topic]) as got,
+    ):
         first_written = asyncio.Event()
 
         async def slow_commit() -> None:
@@ -130,6 +149,8 @@ async def test_an_event_over_the_size_bound_is_refused_when_written(database_url
     try:
         with pytest.raises(outbox.EventTooLarge):
             async with session_factory(engine)() as session, session.begin():
-                await outbox.write(session, runtime_tables, "t", [outbox.Pending(event(1, "k", padding=outbox.MAX_EVENT_BYTES))])
+                await outbox.write(
+                    session, runtime_tables, "t", [outbox.Pending(event(1, "k", padding=outbox.MAX_EVENT_BYTES))]
+                )
     finally:
         await engine.dispose()

@@ -52,8 +52,7 @@ async def test_a_write_after_a_failover_to_a_read_only_server_is_transient(scrat
 
 async def test_too_many_connections_is_transient(scratch: str) -> None:
     role = f"r_{uuid.uuid4().hex[:8]}"
-    await _pg_execute(scratch, f"CREATE ROLE {role} LOGIN PASSWORD 'pw' CONNECTION LIMIT 1; "
-                               f"GRANT ALL ON t TO {role}")
+    await _pg_execute(scratch, f"CREATE ROLE {role} LOGIN PASSWORD 'pw' CONNECTION LIMIT 1; GRANT ALL ON t TO {role}")
     url = make_url(scratch).set(username=role, password="pw")
     engine = create_async_engine(url, pool_size=2)
     try:
@@ -85,8 +84,11 @@ async def test_a_deadlock_is_transient(scratch: str) -> None:
             await connection.execute(text("UPDATE t SET n = n + 1 WHERE id = :id"), {"id": theirs})
 
     try:
-        results = await asyncio.gather(crossing(1, 2, first_locked, second_locked),
-                                       crossing(2, 1, second_locked, first_locked), return_exceptions=True)
+        results = await asyncio.gather(
+            crossing(1, 2, first_locked, second_locked),
+            crossing(2, 1, second_locked, first_locked),
+            return_exceptions=True,
+        )
     finally:
         await engine.dispose()
     errors = [r for r in results if isinstance(r, BaseException)]

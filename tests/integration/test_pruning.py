@@ -21,8 +21,15 @@ from unionhub_runtime.settings import KafkaSettings
 
 pytestmark = pytest.mark.integration
 SHORT = {"dedupe_keep_seconds": 3.0, "prune_every_seconds": 0.5, "batch_timeout_ms": 10}
-FED = {"union_id": "bj", "name": "Beijing Federation", "level": "federation", "parent_id": None, "district": None,
-       "kind": None, "founded_on": "1950-01-01"}
+FED = {
+    "union_id": "bj",
+    "name": "Beijing Federation",
+    "level": "federation",
+    "parent_id": None,
+    "district": None,
+    "kind": None,
+    "founded_on": "1950-01-01",
+}
 
 
 async def scalar(service: Service, query: object) -> int:
@@ -32,7 +39,8 @@ async def scalar(service: Service, query: object) -> int:
 
 
 async def test_inbox_rows_past_the_retention_are_pruned_and_a_redelivery_inside_it_is_skipped(
-        kafka: KafkaSettings, database_url: str) -> None:
+    kafka: KafkaSettings, database_url: str
+) -> None:
     service = membership.bootstrap.build(MembershipSettings(database_url=database_url, kafka=kafka, **SHORT))
     topic, events = kafka.topic_prefix + "membership.commands", kafka.topic_prefix + "membership.events"
     inbox = select(func.count()).select_from(service.definition.tables.inbox)
@@ -56,15 +64,25 @@ async def _is(service: Service, query: object, expected: int) -> bool:
 
 
 async def test_work_items_past_the_retention_are_pruned_and_a_redelivery_inside_it_is_counted_once(
-        kafka: KafkaSettings, database_url: str) -> None:
+    kafka: KafkaSettings, database_url: str
+) -> None:
     service = evaluation.bootstrap.build(EvaluationSettings(database_url=database_url, kafka=kafka, **SHORT))
     topic = kafka.topic_prefix + "evaluation.work-scores"
     items = select(func.count()).select_from(evaluation_orm.work_items)
     counted = select(func.sum(evaluation_orm.worker_months.c.item_count))
 
     def scored(item_id: str) -> bytes:
-        return command("work.scored", {"item_id": item_id, "worker_id": "w-1", "post_id": "rolling-1",
-                                       "score": 97.5, "scored_at": "2018-11-30T23:59:00+08:00"}, id=f"e-{item_id}")
+        return command(
+            "work.scored",
+            {
+                "item_id": item_id,
+                "worker_id": "w-1",
+                "post_id": "rolling-1",
+                "score": 97.5,
+                "scored_at": "2018-11-30T23:59:00+08:00",
+            },
+            id=f"e-{item_id}",
+        )
 
     async with running(service, evaluation.bootstrap.MIGRATIONS):
         await produce(kafka.bootstrap_servers, topic, [scored("slab-1")], ["w-1"])

@@ -48,13 +48,20 @@ async def service(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
 
 
 def client(service: Service, headers: dict[str, str] | None = None) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=service.asgi()), base_url="http://auth",
-                             headers=headers or {})
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=service.asgi()), base_url="http://auth", headers=headers or {}
+    )
 
 
-def signed(claims: dict[str, object], key: object = None, algorithm: str = "HS256", kid: str | None = None) -> dict[str, str]:
-    token = jwt.encode(claims, key or os.environ["UNIONHUB_AUTH_HS256_SECRET"], algorithm=algorithm,  # type: ignore[arg-type]
-                       headers={"kid": kid} if kid else None)
+def signed(
+    claims: dict[str, object], key: object = None, algorithm: str = "HS256", kid: str | None = None
+) -> dict[str, str]:
+    token = jwt.encode(
+        claims,
+        key or os.environ["UNIONHUB_AUTH_HS256_SECRET"],
+        algorithm=algorithm,  # type: ignore[arg-type]
+        headers={"kid": kid} if kid else None,
+    )
     return {"Authorization": f"Bearer {token}"}
 
 
@@ -70,8 +77,13 @@ async def test_a_read_route_wants_a_valid_token_with_the_service_scope(service: 
         "expired": (signed({"aud": name, "exp": int(time.time()) - 3600, "scope": f"{name}:read"}), 401),
         "no expiry": (signed({"aud": name, "scope": f"{name}:read"}), 401),
         "for another service": (bearer(f"{name}:read", audience="somebody-else"), 401),
-        "unsigned": ({"Authorization": "Bearer " + jwt.encode({"aud": name, "exp": soon, "scope": f"{name}:read"},
-                                                              None, algorithm="none")}, 401),
+        "unsigned": (
+            {
+                "Authorization": "Bearer "
+                + jwt.encode({"aud": name, "exp": soon, "scope": f"{name}:read"}, None, algorithm="none")
+            },
+            401,
+        ),
         "without the scope": (bearer("other:read", audience=name), 403),
     }
     async with client(service) as http:
@@ -90,15 +102,29 @@ async def test_an_opinion_shows_the_members_words_only_with_the_text_scope(tmp_p
     service = feedback.bootstrap.build(FeedbackSettings(database_url=url))
     at = datetime(2018, 5, 20, 2, tzinfo=UTC)
     async with service.sessions() as session, session.begin():
-        await session.execute(insert(feedback_orm.opinions).values(
-            opinion_id="o-1", member_id="m-1", channel="hotline", text="My foreman shouts at me", submitted_at=at,
-            union_id="u-1", due_at=at, status="responded", response_text="We spoke to him", responded_at=at,
-            overdue=False))
+        await session.execute(
+            insert(feedback_orm.opinions).values(
+                opinion_id="o-1",
+                member_id="m-1",
+                channel="hotline",
+                text="My foreman shouts at me",
+                submitted_at=at,
+                union_id="u-1",
+                due_at=at,
+                status="responded",
+                response_text="We spoke to him",
+                responded_at=at,
+                overdue=False,
+            )
+        )
     try:
         async with client(service) as http:
             plain = (await http.get("/opinions/o-1", headers=bearer("feedback:read", audience="feedback"))).json()
-            full = (await http.get("/opinions/o-1", headers=bearer("feedback:read", "feedback:read-text",
-                                                                     audience="feedback"))).json()
+            full = (
+                await http.get(
+                    "/opinions/o-1", headers=bearer("feedback:read", "feedback:read-text", audience="feedback")
+                )
+            ).json()
     finally:
         await service.engine.dispose()
     assert plain["status"] == "responded" and "text" not in plain and "response_text" not in plain
@@ -109,10 +135,12 @@ async def test_an_opinion_shows_the_members_words_only_with_the_text_scope(tmp_p
 async def test_tokens_signed_with_the_identity_providers_keys_from_a_jwks_file(tmp_path: Path) -> None:
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     ec_key = ec.generate_private_key(ec.SECP256R1())
-    jwks = {"keys": [
-        {**json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(rsa_key.public_key())), "kid": "rsa-1", "alg": "RS256"},
-        {**json.loads(jwt.algorithms.ECAlgorithm.to_jwk(ec_key.public_key())), "kid": "ec-1", "alg": "ES256"},
-    ]}
+    jwks = {
+        "keys": [
+            {**json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(rsa_key.public_key())), "kid": "rsa-1", "alg": "RS256"},
+            {**json.loads(jwt.algorithms.ECAlgorithm.to_jwk(ec_key.public_key())), "kid": "ec-1", "alg": "ES256"},
+        ]
+    }
     (tmp_path / "jwks.json").write_text(json.dumps(jwks))
     url = f"sqlite+aiosqlite:///{tmp_path / 'm.db'}"
     await upgrade_async(membership.bootstrap.MIGRATIONS, url)
@@ -126,21 +154,28 @@ async def test_tokens_signed_with_the_identity_providers_keys_from_a_jwks_file(t
                 assert response.status_code == 404, algorithm  # let in: the union is just not there
             other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
             assert (await http.get("/unions/u-404", headers=signed(claims, other, "RS256", "rsa-1"))).status_code == 401
-            assert (await http.get("/unions/u-404", headers=signed(claims, rsa_key, "RS256", "nope"))).status_code == 401
+            assert (
+                await http.get("/unions/u-404", headers=signed(claims, rsa_key, "RS256", "nope"))
+            ).status_code == 401
             # The shared-secret algorithm is not accepted where keys come from a JWKS.
             hs = signed(claims, "a-secret-anyone-could-pick-000000", "HS256", "rsa-1")
             assert (await http.get("/unions/u-404", headers=hs)).status_code == 401
             # A token of one key type naming a key of another is refused, not an error.
-            assert (await http.get("/unions/u-404", headers=signed(claims, ec_key, "ES256", "rsa-1"))).status_code == 401
+            assert (
+                await http.get("/unions/u-404", headers=signed(claims, ec_key, "ES256", "rsa-1"))
+            ).status_code == 401
             odd_scope = {**claims, "scope": None}
-            assert (await http.get("/unions/u-404", headers=signed(odd_scope, rsa_key, "RS256", "rsa-1"))).status_code == 401
+            assert (
+                await http.get("/unions/u-404", headers=signed(odd_scope, rsa_key, "RS256", "rsa-1"))
+            ).status_code == 401
     finally:
         await service.engine.dispose()
 
 
 @pytest.mark.parametrize("secret", [None, "", "too-short"])
 def test_a_service_with_no_usable_key_to_check_tokens_refuses_to_start(tmp_path: Path, secret: str | None) -> None:
-    settings = MembershipSettings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'm.db'}",
-                                  auth=AuthSettings(hs256_secret=secret))
+    settings = MembershipSettings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'm.db'}", auth=AuthSettings(hs256_secret=secret)
+    )
     with pytest.raises(AuthNotConfigured):
         membership.bootstrap.build(settings)

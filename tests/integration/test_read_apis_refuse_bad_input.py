@@ -42,14 +42,18 @@ async def service(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
 
 
 def client(service: Service) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=service.asgi()), base_url="http://read",
-                             headers=bearer())
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=service.asgi()), base_url="http://read", headers=bearer()
+    )
 
 
 def read_routes(service: Service) -> list[tuple[str, list[dict[str, Any]]]]:
     spec = service.asgi().openapi()
-    return [(path, ops["get"].get("parameters", [])) for path, ops in spec["paths"].items()
-            if "get" in ops and path not in OPERATIONS]
+    return [
+        (path, ops["get"].get("parameters", []))
+        for path, ops in spec["paths"].items()
+        if "get" in ops and path not in OPERATIONS
+    ]
 
 
 def valid_value(schema: dict[str, Any]) -> str:
@@ -119,8 +123,9 @@ async def test_hostile_ids_are_refused_or_not_found_never_an_error(service: Serv
             path_params = [p["name"] for p in parameters if p["in"] == "path"]
             if not path_params:
                 continue
-            required = {p["name"]: valid_value(p["schema"]) for p in parameters
-                        if p["in"] == "query" and p.get("required")}
+            required = {
+                p["name"]: valid_value(p["schema"]) for p in parameters if p["in"] == "query" and p.get("required")
+            }
             for hostile in HOSTILE_IDS:
                 url = path.format(**{name: hostile for name in path_params})
                 response = await http.get(url, params=required)

@@ -16,10 +16,23 @@ from unionhub_runtime.settings import KafkaSettings
 pytestmark = pytest.mark.integration
 
 FED = {"union_id": "bj", "name": "Beijing", "level": "federation", "founded_on": "1949-01-01"}
-DISTRICT = {"union_id": "ft", "name": "Fengtai", "level": "district", "parent_id": "bj", "district": "Fengtai",
-            "founded_on": "1950-01-01"}
-SHOP = {"union_id": "ft-1", "name": "Steel", "level": "grassroots", "parent_id": "ft", "district": "Fengtai",
-        "kind": "independent", "founded_on": "2018-02-01"}
+DISTRICT = {
+    "union_id": "ft",
+    "name": "Fengtai",
+    "level": "district",
+    "parent_id": "bj",
+    "district": "Fengtai",
+    "founded_on": "1950-01-01",
+}
+SHOP = {
+    "union_id": "ft-1",
+    "name": "Steel",
+    "level": "grassroots",
+    "parent_id": "ft",
+    "district": "Fengtai",
+    "kind": "independent",
+    "founded_on": "2018-02-01",
+}
 
 
 def build(kafka: KafkaSettings, database_url: str):
@@ -46,10 +59,14 @@ async def registered_hierarchy(topics: Topics, collected: Collector) -> None:
 async def test_a_redelivered_command_is_applied_once(kafka: KafkaSettings, database_url: str) -> None:
     topics = Topics(kafka)
     service = build(kafka, database_url)
-    async with Collector(topics.bootstrap, [topics.events]) as collected, running(service, membership.bootstrap.MIGRATIONS):
+    async with (
+        Collector(topics.bootstrap, [topics.events]) as collected,
+        running(service, membership.bootstrap.MIGRATIONS),
+    ):
         await registered_hierarchy(topics, collected)
-        enroll = command("member.enroll", {"member_id": "m-1", "union_id": "ft-1", "joined_on": "2018-03-01"},
-                         id="enroll-once")
+        enroll = command(
+            "member.enroll", {"member_id": "m-1", "union_id": "ft-1", "joined_on": "2018-03-01"}, id="enroll-once"
+        )
         await topics.send(enroll, enroll, key="m-1")  # a producer retry: same id twice
         await topics.send(enroll, key="m-1")  # and once more, later, in another batch
         marker = command("member.enroll", {"member_id": "m-2", "union_id": "ft-1", "joined_on": "2018-03-01"})
@@ -75,8 +92,9 @@ async def test_garbage_goes_to_the_dlq_and_the_next_good_message_is_still_proces
         running(build(kafka, database_url), membership.bootstrap.MIGRATIONS),
     ):
         garbage = b"\x00\x01 definitely not json"
-        invalid = command("member.enroll", {"member_id": "m-1", "union_id": "ft-1", "joined_on": "someday"},
-                          id="bad-date")
+        invalid = command(
+            "member.enroll", {"member_id": "m-1", "union_id": "ft-1", "joined_on": "someday"}, id="bad-date"
+        )
         good = command("union.register", FED, id="good-one")
         await topics.send(garbage, invalid, good, key="same-partition")
         await collected.wait_for(lambda: collected.events(topics.events, "union.registered"), what="good processed")
@@ -103,12 +121,18 @@ async def test_a_rule_violation_is_published_as_command_rejected(kafka: KafkaSet
         Collector(topics.bootstrap, [topics.events]) as collected,
         running(build(kafka, database_url), membership.bootstrap.MIGRATIONS),
     ):
-        await topics.send(command("member.leave", {"member_id": "ghost", "left_on": "2018-01-01", "reason": "x"},
-                                  id="leave-ghost"), key="ghost")
+        await topics.send(
+            command("member.leave", {"member_id": "ghost", "left_on": "2018-01-01", "reason": "x"}, id="leave-ghost"),
+            key="ghost",
+        )
         await collected.wait_for(lambda: collected.events(topics.events, "command.rejected"))
         data = collected.events(topics.events, "command.rejected")[0]["data"]
-        assert data == {"command_id": "leave-ghost", "command_type": "member.leave", "code": "not_found",
-                        "reason": "member ghost is not registered"}
+        assert data == {
+            "command_id": "leave-ghost",
+            "command_type": "member.leave",
+            "code": "not_found",
+            "reason": "member ghost is not registered",
+        }
 
 
 async def test_an_event_committed_but_not_published_before_a_stop_is_published_once_after_restart(

@@ -40,9 +40,14 @@ class SecureKafka:
 
     def settings(self, user: str, password: str | None = None, prefix: str = "") -> KafkaSettings:
         return KafkaSettings(
-            bootstrap_servers=self.bootstrap, security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512",
-            sasl_username=user, sasl_password=password or self.passwords[user], ssl_cafile=self.cafile,
-            topic_prefix=prefix)
+            bootstrap_servers=self.bootstrap,
+            security_protocol="SASL_SSL",
+            sasl_mechanism="SCRAM-SHA-512",
+            sasl_username=user,
+            sasl_password=password or self.passwords[user],
+            ssl_cafile=self.cafile,
+            topic_prefix=prefix,
+        )
 
     def grant(self, prefix: str) -> None:
         subprocess.run([str(SCRIPT), "acls", prefix], env=self.env, check=True, capture_output=True, timeout=180)
@@ -52,8 +57,14 @@ class SecureKafka:
 def secure_kafka() -> Iterator[SecureKafka]:
     data_dir = tempfile.mkdtemp(prefix="unionhub-secure-kafka-")
     port = _free_port()
-    env = {**os.environ, "KAFKA_MODE": "sasl_ssl", "KAFKA_PORT": str(port),
-           "KAFKA_CONTROLLER_PORT": str(_free_port()), "KAFKA_DATA_DIR": data_dir, "PYTHON": sys.executable}
+    env = {
+        **os.environ,
+        "KAFKA_MODE": "sasl_ssl",
+        "KAFKA_PORT": str(port),
+        "KAFKA_CONTROLLER_PORT": str(_free_port()),
+        "KAFKA_DATA_DIR": data_dir,
+        "PYTHON": sys.executable,
+    }
     subprocess.run([str(SCRIPT), "start"], env=env, check=True, timeout=180)
     try:
         secrets = Path(data_dir) / "secrets"
@@ -73,19 +84,37 @@ async def test_a_service_works_over_sasl_ssl_with_only_its_own_grants(secure_kaf
     admin = secure_kafka.settings("admin", prefix=prefix)
     await ensure_topics(admin, TOPICS)
     secure_kafka.grant(prefix)
-    settings = MembershipSettings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'ms.db'}",
-                                  kafka=secure_kafka.settings("membership", prefix=prefix), batch_timeout_ms=10)
+    settings = MembershipSettings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'ms.db'}",
+        kafka=secure_kafka.settings("membership", prefix=prefix),
+        batch_timeout_ms=10,
+    )
     producer = AIOKafkaProducer(**client_kwargs(admin))
-    consumer = AIOKafkaConsumer(prefix + "membership.events", group_id=f"{prefix}check", auto_offset_reset="earliest",
-                                **client_kwargs(admin))
+    consumer = AIOKafkaConsumer(
+        prefix + "membership.events", group_id=f"{prefix}check", auto_offset_reset="earliest", **client_kwargs(admin)
+    )
     await producer.start()
     await consumer.start()
     try:
         async with running(membership.bootstrap.build(settings), membership.bootstrap.MIGRATIONS) as service:
             assert (await service.ready())["kafka"]
-            await producer.send_and_wait(prefix + "membership.commands", command("union.register", {
-                "union_id": "bj", "name": "Federation", "level": "federation", "parent_id": None,
-                "district": None, "kind": None, "founded_on": "1949-01-01"}, id="reg-bj"), key=b"bj")
+            await producer.send_and_wait(
+                prefix + "membership.commands",
+                command(
+                    "union.register",
+                    {
+                        "union_id": "bj",
+                        "name": "Federation",
+                        "level": "federation",
+                        "parent_id": None,
+                        "district": None,
+                        "kind": None,
+                        "founded_on": "1949-01-01",
+                    },
+                    id="reg-bj",
+                ),
+                key=b"bj",
+            )
             record = await consumer.getone()
             assert b'"union.registered"' in record.value and b'"reg-bj"' in record.value
     finally:
@@ -105,9 +134,7 @@ async def test_a_wrong_password_is_refused_with_an_authentication_error(
     assert "SaslAuthenticationFailed" in caplog.text and "invalid credentials" in caplog.text
 
 
-async def test_a_service_may_not_write_another_services_events_nor_read_its_commands(
-    secure_kafka: SecureKafka
-) -> None:
+async def test_a_service_may_not_write_another_services_events_nor_read_its_commands(secure_kafka: SecureKafka) -> None:
     prefix = f"f{uuid.uuid4().hex[:8]}."
     await ensure_topics(secure_kafka.settings("admin", prefix=prefix), TOPICS)
     secure_kafka.grant(prefix)
@@ -120,8 +147,12 @@ async def test_a_service_may_not_write_another_services_events_nor_read_its_comm
             await producer.send_and_wait(prefix + "evaluation.events", b"{}")
     finally:
         await producer.stop()
-    consumer = AIOKafkaConsumer(prefix + "feedback.commands", group_id=f"{prefix}membership.sneak",
-                                auto_offset_reset="earliest", **client_kwargs(membership_kafka))
+    consumer = AIOKafkaConsumer(
+        prefix + "feedback.commands",
+        group_id=f"{prefix}membership.sneak",
+        auto_offset_reset="earliest",
+        **client_kwargs(membership_kafka),
+    )
     try:
         with pytest.raises(TopicAuthorizationFailedError):
             await consumer.start()

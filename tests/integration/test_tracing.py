@@ -20,12 +20,33 @@ from unionhub_runtime.settings import KafkaSettings
 pytestmark = pytest.mark.integration
 
 UNIONS = [
-    {"union_id": "bj", "name": "Federation", "level": "federation", "parent_id": None, "district": None,
-     "kind": None, "founded_on": "1949-01-01"},
-    {"union_id": "ft", "name": "Fengtai", "level": "district", "parent_id": "bj", "district": "Fengtai",
-     "kind": None, "founded_on": "1950-01-01"},
-    {"union_id": "ft-001", "name": "Steel", "level": "grassroots", "parent_id": "ft", "district": "Fengtai",
-     "kind": "independent", "founded_on": "2018-02-01"},
+    {
+        "union_id": "bj",
+        "name": "Federation",
+        "level": "federation",
+        "parent_id": None,
+        "district": None,
+        "kind": None,
+        "founded_on": "1949-01-01",
+    },
+    {
+        "union_id": "ft",
+        "name": "Fengtai",
+        "level": "district",
+        "parent_id": "bj",
+        "district": "Fengtai",
+        "kind": None,
+        "founded_on": "1950-01-01",
+    },
+    {
+        "union_id": "ft-001",
+        "name": "Steel",
+        "level": "grassroots",
+        "parent_id": "ft",
+        "district": "Fengtai",
+        "kind": "independent",
+        "founded_on": "2018-02-01",
+    },
 ]
 
 
@@ -60,7 +81,8 @@ async def send_traced(bootstrap: str, topic: str, key: str, value: bytes, name: 
 
 def handled(spans: InMemorySpanExporter, service: str, trace_id: int) -> list[ReadableSpan]:
     return [
-        s for s in spans.get_finished_spans()
+        s
+        for s in spans.get_finished_spans()
         if s.attributes and s.attributes.get("unionhub.service") == service and s.context.trace_id == trace_id
     ]
 
@@ -70,10 +92,12 @@ async def test_a_command_and_the_events_it_causes_share_one_trace_across_service
 ) -> None:
     commands = kafka.topic_prefix + "membership.commands"
     events = kafka.topic_prefix + "membership.events"
-    membership_service = membership.bootstrap.build(MembershipSettings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'ms.db'}", kafka=kafka, batch_timeout_ms=10))
-    evaluation_service = evaluation.bootstrap.build(EvaluationSettings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'ev.db'}", kafka=kafka, batch_timeout_ms=10))
+    membership_service = membership.bootstrap.build(
+        MembershipSettings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'ms.db'}", kafka=kafka, batch_timeout_ms=10)
+    )
+    evaluation_service = evaluation.bootstrap.build(
+        EvaluationSettings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'ev.db'}", kafka=kafka, batch_timeout_ms=10)
+    )
     async with (
         Collector(kafka.bootstrap_servers, [events]) as collected,
         running(membership_service, membership.bootstrap.MIGRATIONS),
@@ -81,13 +105,24 @@ async def test_a_command_and_the_events_it_causes_share_one_trace_across_service
     ):
         traces = []
         for union in UNIONS:
-            traces.append(await send_traced(kafka.bootstrap_servers, commands, union["union_id"],
-                                            command("union.register", union), f"register {union['union_id']}"))
+            traces.append(
+                await send_traced(
+                    kafka.bootstrap_servers,
+                    commands,
+                    union["union_id"],
+                    command("union.register", union),
+                    f"register {union['union_id']}",
+                )
+            )
             await collected.wait_for(lambda n=len(traces): len(collected.events(events, "union.registered")) == n)
         trace_id = await send_traced(
-            kafka.bootstrap_servers, commands, "m-1",
-            command("member.enroll", {"member_id": "m-1", "union_id": "ft-001", "joined_on": "2018-03-01",
-                                      "display_name": "Wang Fang"}),
+            kafka.bootstrap_servers,
+            commands,
+            "m-1",
+            command(
+                "member.enroll",
+                {"member_id": "m-1", "union_id": "ft-001", "joined_on": "2018-03-01", "display_name": "Wang Fang"},
+            ),
             "enroll m-1",
         )
         await collected.wait_for(lambda: collected.events(events, "member.enrolled"), what="member.enrolled")

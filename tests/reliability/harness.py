@@ -56,8 +56,11 @@ class Instance:
 
     def metric(self, name: str) -> float:
         text = httpx.get(f"{self.url}/metrics", timeout=5).text
-        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                   if line.startswith(name) and line[len(name)] in " {")
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith(name) and line[len(name)] in " {"
+        )
 
     def scrape(self) -> None:
         """Keeps the counters a scenario reads as evidence (they die with the process)."""
@@ -81,12 +84,23 @@ class Fleet:
         port = _free_port()
         log = self.workdir / f"{self.service}-{len(self.instances) + len(self.retired)}.log"
         upper = self.service.upper()
-        environment = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "KAFKA_TOPIC_PREFIX": self.prefix,
-                       f"{upper}_HTTP_PORT": str(port), f"{upper}_DATABASE_URL": self.database_url,
-                       f"{upper}_BATCH_TIMEOUT_MS": "10", f"{upper}_LOG_LEVEL": "WARNING", **env}
+        environment = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            "KAFKA_TOPIC_PREFIX": self.prefix,
+            f"{upper}_HTTP_PORT": str(port),
+            f"{upper}_DATABASE_URL": self.database_url,
+            f"{upper}_BATCH_TIMEOUT_MS": "10",
+            f"{upper}_LOG_LEVEL": "WARNING",
+            **env,
+        }
         with log.open("w") as out:
-            process = subprocess.Popen([sys.executable, "-m", self.service, "serve", "--migrate"], env=environment,
-                                       stdout=out, stderr=subprocess.STDOUT)
+            process = subprocess.Popen(
+                [sys.executable, "-m", self.service, "serve", "--migrate"],
+                env=environment,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         instance = Instance(port, process, log)
         self.instances.append(instance)
         if wait:
@@ -121,8 +135,9 @@ class Fleet:
         await admin.start()
         await reader.start()
         try:
-            return await measure(admin, reader, self.prefix + "membership.commands",
-                                 self.prefix + "membership.membership.commands")
+            return await measure(
+                admin, reader, self.prefix + "membership.commands", self.prefix + "membership.membership.commands"
+            )
         finally:
             await reader.stop()
             await admin.close()
@@ -141,34 +156,71 @@ class Ledger:
     acked: set[str] = field(default_factory=set)
 
     def unions(self) -> list[tuple[str, bytes]]:
-        return [(uid, command("union.register", {
-            "union_id": uid, "name": f"Union {uid}", "level": level, "parent_id": parent, "district": district,
-            "kind": "independent" if level == "grassroots" else None, "founded_on": "2000-01-01"},
-            id=f"reg-{uid}")) for uid, level, parent, district in UNIONS]
+        return [
+            (
+                uid,
+                command(
+                    "union.register",
+                    {
+                        "union_id": uid,
+                        "name": f"Union {uid}",
+                        "level": level,
+                        "parent_id": parent,
+                        "district": district,
+                        "kind": "independent" if level == "grassroots" else None,
+                        "founded_on": "2000-01-01",
+                    },
+                    id=f"reg-{uid}",
+                ),
+            )
+            for uid, level, parent, district in UNIONS
+        ]
 
     def steps(self) -> list[tuple[str, bytes]]:
         """Member by member, in the order their commands must apply (one key per member)."""
         out = []
         for n in range(self.members):
             mid = f"m-{n:06d}"
-            out.append((mid, command("member.enroll", {"member_id": mid, "union_id": "u0", "joined_on": "2018-01-02",
-                                                        "display_name": f"Reliable Member {n}"}, id=f"enroll-{mid}")))
+            out.append(
+                (
+                    mid,
+                    command(
+                        "member.enroll",
+                        {
+                            "member_id": mid,
+                            "union_id": "u0",
+                            "joined_on": "2018-01-02",
+                            "display_name": f"Reliable Member {n}",
+                        },
+                        id=f"enroll-{mid}",
+                    ),
+                )
+            )
         for step, union in ((1, "u1"), (2, "u2")):
             for n in range(self.members):
                 mid = f"m-{n:06d}"
-                out.append((mid, command("member.transfer", {"member_id": mid, "to_union_id": union,
-                                                              "transferred_on": f"2018-0{step + 1}-01"},
-                                         id=f"transfer{step}-{mid}")))
+                out.append(
+                    (
+                        mid,
+                        command(
+                            "member.transfer",
+                            {"member_id": mid, "to_union_id": union, "transferred_on": f"2018-0{step + 1}-01"},
+                            id=f"transfer{step}-{mid}",
+                        ),
+                    )
+                )
         return out
 
-    async def send(self, bootstrap: str, topic: str, records: list[tuple[str, bytes]],
-                   *, chunk: int = 500, pause: float = 0.0) -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all",
-                                    linger_ms=5, request_timeout_ms=60_000)
+    async def send(
+        self, bootstrap: str, topic: str, records: list[tuple[str, bytes]], *, chunk: int = 500, pause: float = 0.0
+    ) -> None:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=5, request_timeout_ms=60_000
+        )
         await producer.start()
         try:
             for start in range(0, len(records), chunk):
-                part = records[start:start + chunk]
+                part = records[start : start + chunk]
                 futures = [await producer.send(topic, value, key=key.encode()) for key, value in part]
                 for (_, value), future in zip(part, futures, strict=True):
                     await future
@@ -181,8 +233,9 @@ class Ledger:
 
 async def fetch(database_url: str, sql: str) -> list[asyncpg.Record]:
     url = make_url(database_url)
-    connection = await asyncpg.connect(host=url.host, port=url.port or 5432, user=url.username,
-                                       password=url.password, database=url.database, ssl=False)
+    connection = await asyncpg.connect(
+        host=url.host, port=url.port or 5432, user=url.username, password=url.password, database=url.database, ssl=False
+    )
     try:
         return list(await connection.fetch(sql))
     finally:
@@ -194,8 +247,11 @@ async def settle(database_url: str, ledger: Ledger, timeout: float = 180) -> Non
     deadline = time.monotonic() + timeout
     while True:
         try:
-            (row,) = await fetch(database_url, "SELECT (SELECT count(*) FROM inbox) AS applied, "
-                                               "(SELECT count(*) FROM outbox WHERE published_at IS NULL) AS pending")
+            (row,) = await fetch(
+                database_url,
+                "SELECT (SELECT count(*) FROM inbox) AS applied, "
+                "(SELECT count(*) FROM outbox WHERE published_at IS NULL) AS pending",
+            )
             if row["applied"] >= len(ledger.acked) and row["pending"] == 0:
                 return
         except (OSError, asyncpg.PostgresError):
@@ -220,21 +276,28 @@ async def assert_exactly_once(database_url: str, ledger: Ledger) -> dict[str, in
         per_member.setdefault(row["member_id"], []).append(row["kind"])
     expected = ["enrolled", "transferred_out", "transferred_in", "transferred_out", "transferred_in"]
     doubled = [m for m, kinds in per_member.items() if kinds != expected]
-    assert not doubled, f"{len(doubled)} members with a history other than one of each step, e.g. " \
-                        f"{doubled[:1]}: {per_member[doubled[0]] if doubled else ''}"
-    events = {r["event_type"]: r["n"] for r in await fetch(
-        database_url, "SELECT event_type, count(*) AS n FROM outbox GROUP BY event_type")}
+    assert not doubled, (
+        f"{len(doubled)} members with a history other than one of each step, e.g. "
+        f"{doubled[:1]}: {per_member[doubled[0]] if doubled else ''}"
+    )
+    events = {
+        r["event_type"]: r["n"]
+        for r in await fetch(database_url, "SELECT event_type, count(*) AS n FROM outbox GROUP BY event_type")
+    }
     assert events.get("member.enrolled") == ledger.members
     assert events.get("member.transferred") == 2 * ledger.members
-    rejected = [orjson.loads(r["value"])["data"]["command_id"] for r in await fetch(
-        database_url, "SELECT value FROM outbox WHERE event_type = 'command.rejected'")]
+    rejected = [
+        orjson.loads(r["value"])["data"]["command_id"]
+        for r in await fetch(database_url, "SELECT value FROM outbox WHERE event_type = 'command.rejected'")
+    ]
     assert not ledger.acked & set(rejected), "a ledger command was rejected: applied out of order or twice"
     return {"applied": len(inbox), "members": len(members), "lost": 0, "doubled": 0}
 
 
 async def events_on_topic(bootstrap: str, topic: str) -> list[dict[str, object]]:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                enable_auto_commit=False, group_id=None)
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False, group_id=None
+    )
     await consumer.start()
     try:
         events = []

@@ -59,8 +59,13 @@ class OwnBroker:
 def own_broker() -> Iterator[OwnBroker]:
     data_dir = tempfile.mkdtemp(prefix="unionhub-restart-kafka-")
     port = _free_port()
-    env = {**os.environ, "KAFKA_PORT": str(port), "KAFKA_CONTROLLER_PORT": str(_free_port()),
-           "KAFKA_DATA_DIR": data_dir, "PYTHON": sys.executable}
+    env = {
+        **os.environ,
+        "KAFKA_PORT": str(port),
+        "KAFKA_CONTROLLER_PORT": str(_free_port()),
+        "KAFKA_DATA_DIR": data_dir,
+        "PYTHON": sys.executable,
+    }
     broker = OwnBroker(f"127.0.0.1:{port}", env)
     broker.script("start")
     try:
@@ -92,9 +97,11 @@ async def test_the_broker_restarted_under_load_twice_loses_nothing(
         outcome = await assert_exactly_once(fleet.database_url, ledger)
         (instance,) = fleet.instances
         assert instance.process.poll() is None, "the service died instead of reconnecting"
-        print(f"\nscenario 3: {len(ledger.acked)} commands, broker stopped (SIGTERM) and killed (SIGKILL) under "
-              f"load, the service reconnected by itself, "
-              f"{fleet.evidence('unionhub_inbox_duplicates_total'):.0f} duplicates skipped, {outcome}")
+        print(
+            f"\nscenario 3: {len(ledger.acked)} commands, broker stopped (SIGTERM) and killed (SIGKILL) under "
+            f"load, the service reconnected by itself, "
+            f"{fleet.evidence('unionhub_inbox_duplicates_total'):.0f} duplicates skipped, {outcome}"
+        )
     finally:
         fleet.stop_all()
 
@@ -107,10 +114,12 @@ def cluster() -> Iterator[dict[str, str]]:
 
 
 async def test_a_broker_of_three_killed_under_load_and_restarted_loses_nothing(
-        cluster: dict[str, str], pg_url: str, tmp_path: Path) -> None:
+    cluster: dict[str, str], pg_url: str, tmp_path: Path
+) -> None:
     def script(*args: str) -> str:
-        done = subprocess.run([str(CLUSTER), *args], env=cluster, check=True, capture_output=True, text=True,
-                              timeout=180)
+        done = subprocess.run(
+            [str(CLUSTER), *args], env=cluster, check=True, capture_output=True, text=True, timeout=180
+        )
         return done.stdout.strip()
 
     bootstrap = await asyncio.to_thread(script, "bootstrap")
@@ -130,9 +139,11 @@ async def test_a_broker_of_three_killed_under_load_and_restarted_loses_nothing(
         outcome = await assert_exactly_once(fleet.database_url, ledger)
         (instance,) = fleet.instances
         assert instance.process.poll() is None, "the service exited instead of riding out the broker's loss"
-        print(f"\nscenario 12: {len(ledger.acked)} commands on a three-broker cluster (replication factor 3, "
-              f"min.insync.replicas 2), one broker SIGKILLed under load and restarted, "
-              f"{fleet.evidence('unionhub_inbox_duplicates_total'):.0f} duplicates skipped, {outcome}")
+        print(
+            f"\nscenario 12: {len(ledger.acked)} commands on a three-broker cluster (replication factor 3, "
+            f"min.insync.replicas 2), one broker SIGKILLed under load and restarted, "
+            f"{fleet.evidence('unionhub_inbox_duplicates_total'):.0f} duplicates skipped, {outcome}"
+        )
     finally:
         fleet.stop_all()
 
@@ -152,9 +163,11 @@ async def test_a_frozen_instance_past_its_session_timeout_does_not_double_apply(
     await stream
     await settle(fleet.database_url, ledger)
     outcome = await assert_exactly_once(fleet.database_url, ledger)
-    print(f"\nscenario 4: {len(ledger.acked)} commands, one of two instances frozen "
-          f"{time.monotonic() - stopped_at:.0f} s, the other took over {took_over:.0f} commands meanwhile, "
-          f"{fleet.evidence('unionhub_inbox_duplicates_total'):.0f} duplicates skipped, {outcome}")
+    print(
+        f"\nscenario 4: {len(ledger.acked)} commands, one of two instances frozen "
+        f"{time.monotonic() - stopped_at:.0f} s, the other took over {took_over:.0f} commands meanwhile, "
+        f"{fleet.evidence('unionhub_inbox_duplicates_total'):.0f} duplicates skipped, {outcome}"
+    )
     assert took_over > 0, "the group did not rebalance to the live instance"
     assert frozen.process.poll() is None  # it woke up and carried on
 
@@ -176,9 +189,11 @@ async def test_an_instance_frozen_for_good_inside_a_transaction_does_not_block_t
     outcome = await assert_exactly_once(fleet.database_url, ledger)
     assert process_state(frozen.process.pid) == "T", "it must stay frozen to the end: no SIGCONT"
     fleet.kill(frozen)
-    print(f"\nscenario 8: {len(ledger.acked)} commands, one of two instances frozen inside a transaction and "
-          f"never resumed, the other applied everything {carried_on:.0f} s after the freeze (session timeout "
-          f"10 s, idle-in-transaction timeout 20 s), {outcome}")
+    print(
+        f"\nscenario 8: {len(ledger.acked)} commands, one of two instances frozen inside a transaction and "
+        f"never resumed, the other applied everything {carried_on:.0f} s after the freeze (session timeout "
+        f"10 s, idle-in-transaction timeout 20 s), {outcome}"
+    )
 
 
 def pg_cluster(action: str) -> None:
@@ -208,8 +223,10 @@ async def test_postgresql_stopped_for_30_seconds_makes_messages_wait_not_vanish(
         green = (await http.get(f"{instance.url}/readyz", timeout=5)).status_code == 200
     retries = instance.metric("unionhub_retries_total")
     dead = instance.metric("unionhub_dead_letters_total")
-    print(f"\nscenario 5: {len(ledger.acked)} commands, PostgreSQL stopped 30 s under load, /readyz red then green, "
-          f"{retries:.0f} retries with backoff, {dead:.0f} dead letters, {outcome}")
+    print(
+        f"\nscenario 5: {len(ledger.acked)} commands, PostgreSQL stopped 30 s under load, /readyz red then green, "
+        f"{retries:.0f} retries with backoff, {dead:.0f} dead letters, {outcome}"
+    )
     assert red and green and retries > 0 and dead == 0
 
 
@@ -223,8 +240,11 @@ async def test_postgresqls_own_errors_for_30_seconds_under_load_lose_and_dead_le
     admin = make_url(fleet.database_url).set(database="postgres").render_as_string(hide_password=False)
 
     async def cut_sessions() -> None:
-        await _pg_execute(admin, f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                 f"WHERE datname = '{database}' AND pid <> pg_backend_pid()")
+        await _pg_execute(
+            admin,
+            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            f"WHERE datname = '{database}' AND pid <> pg_backend_pid()",
+        )
 
     stream = await start_stream(fleet, ledger, pause=0.1)
     await until_applied(fleet, 1_000)
@@ -246,7 +266,9 @@ async def test_postgresqls_own_errors_for_30_seconds_under_load_lose_and_dead_le
     await settle(fleet.database_url, ledger, timeout=240)
     outcome = await assert_exactly_once(fleet.database_url, ledger)
     retries, dead = instance.metric("unionhub_retries_total"), instance.metric("unionhub_dead_letters_total")
-    print(f"\nscenario 11: {len(ledger.acked)} commands, {faulted:.0f} s of PostgreSQL's own errors under load "
-          f"(read-only failover, connection slots exhausted, restart), {retries:.0f} retries, {dead:.0f} dead "
-          f"letters, {outcome}")
+    print(
+        f"\nscenario 11: {len(ledger.acked)} commands, {faulted:.0f} s of PostgreSQL's own errors under load "
+        f"(read-only failover, connection slots exhausted, restart), {retries:.0f} retries, {dead:.0f} dead "
+        f"letters, {outcome}"
+    )
     assert dead == 0 and retries > 0

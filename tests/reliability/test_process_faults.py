@@ -43,9 +43,11 @@ async def test_a_consumer_killed_mid_stream_loses_nothing_and_applies_nothing_tw
     await settle(fleet.database_url, ledger)
     outcome = await assert_exactly_once(fleet.database_url, ledger)
     duplicates = fleet.evidence("unionhub_inbox_duplicates_total")
-    print(f"\nscenario 1: {len(ledger.acked)} commands, 3 SIGKILLs mid-stream leaving {interrupted} commands "
-          f"uncommitted in Kafka (re-read after restart), {duplicates:.0f} of them already applied and skipped "
-          f"by the inbox, {outcome}")
+    print(
+        f"\nscenario 1: {len(ledger.acked)} commands, 3 SIGKILLs mid-stream leaving {interrupted} commands "
+        f"uncommitted in Kafka (re-read after restart), {duplicates:.0f} of them already applied and skipped "
+        f"by the inbox, {outcome}"
+    )
     assert all(n > 0 for n in interrupted), "a kill landed after the stream was consumed: not mid-stream"
 
 
@@ -64,8 +66,10 @@ async def test_a_process_killed_between_commit_and_publish_publishes_each_event_
     enrolled = Counter(e["data"]["member_id"] for e in events if e["type"] == "member.enrolled")
     assert len(enrolled) == MEMBERS and set(enrolled.values()) == {1}, "an event was published twice or not at all"
     duplicates = fleet.evidence("unionhub_inbox_duplicates_total")
-    print(f"\nscenario 2: {len(ledger.acked)} commands, SIGKILL after the 20th commit, "
-          f"{duplicates:.0f} redelivered duplicates skipped by the inbox, each event published once, {outcome}")
+    print(
+        f"\nscenario 2: {len(ledger.acked)} commands, SIGKILL after the 20th commit, "
+        f"{duplicates:.0f} redelivered duplicates skipped by the inbox, each event published once, {outcome}"
+    )
     assert duplicates > 0  # the committed batch's offsets were not: it came again and was skipped
 
 
@@ -82,5 +86,7 @@ async def test_scaling_one_to_two_to_one_instance_under_load_keeps_every_guarant
     await settle(fleet.database_url, ledger)
     outcome = await assert_exactly_once(fleet.database_url, ledger)
     assert second.metric("unionhub_commands_total") > 0
-    print(f"\nscenario 7: {len(ledger.acked)} commands, 1 → 2 → 1 instances, "
-          f"{fleet.evidence('unionhub_inbox_duplicates_total'):.0f} duplicates skipped, {outcome}")
+    print(
+        f"\nscenario 7: {len(ledger.acked)} commands, 1 → 2 → 1 instances, "
+        f"{fleet.evidence('unionhub_inbox_duplicates_total'):.0f} duplicates skipped, {outcome}"
+    )

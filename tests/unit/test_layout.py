@@ -14,12 +14,23 @@ ROOT = Path(__file__).resolve().parents[2]
 ARCHITECTURE = ROOT / "docs" / "architecture.md"
 SERVICES = ("membership", "evaluation", "feedback")
 SKELETON = {
-    "domain/model.py", "domain/commands.py", "domain/events.py",
-    "service_layer/handlers.py", "service_layer/messagebus.py", "service_layer/ports.py",
-    "adapters/orm.py", "adapters/repositories.py", "adapters/unit_of_work.py", "adapters/integration.py",
-    "adapters/metrics.py", "adapters/views.py",
-    "entrypoints/consumers.py", "entrypoints/api.py",
-    "bootstrap.py", "settings.py", "__main__.py",
+    "domain/model.py",
+    "domain/commands.py",
+    "domain/events.py",
+    "service_layer/handlers.py",
+    "service_layer/messagebus.py",
+    "service_layer/ports.py",
+    "adapters/orm.py",
+    "adapters/repositories.py",
+    "adapters/unit_of_work.py",
+    "adapters/integration.py",
+    "adapters/metrics.py",
+    "adapters/views.py",
+    "entrypoints/consumers.py",
+    "entrypoints/api.py",
+    "bootstrap.py",
+    "settings.py",
+    "__main__.py",
 }
 PATH = re.compile(r"`((?:libs|services|contracts|docs|tests|deploy)/[\w./-]+)`")
 

@@ -52,9 +52,7 @@ TOPICS: tuple[Topic, ...] = (
     FEEDBACK_EVENTS,
 )
 
-COMMAND_REJECTED = MessageType(
-    "command.rejected", CommandRejected, "command_id", "A well-formed command broke a rule."
-)
+COMMAND_REJECTED = MessageType("command.rejected", CommandRejected, "command_id", "A well-formed command broke a rule.")
 
 COMMAND_HELD = MessageType(
     "command.held", CommandHeld, "command_id", "A command waits for what it depends on (optional v1 event)."

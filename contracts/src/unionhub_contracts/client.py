@@ -89,8 +89,9 @@ class Answer:
 class CommandClient:
     """Sends contract commands to Kafka as `source` and collects the answers."""
 
-    def __init__(self, bootstrap_servers: str, *, source: str, topic_prefix: str = "",
-                 await_answers: bool = True, **kafka: Any) -> None:
+    def __init__(
+        self, bootstrap_servers: str, *, source: str, topic_prefix: str = "", await_answers: bool = True, **kafka: Any
+    ) -> None:
         self.source, self._prefix, self._await = source, topic_prefix, await_answers
         self._bootstrap, self._kafka = bootstrap_servers, kafka
         self.answers: dict[str, Answer] = {}  # by correlation id, for this source only
@@ -101,15 +102,21 @@ class CommandClient:
     async def __aenter__(self) -> CommandClient:
         if self._await:
             events = [self._prefix + t.name for t in TOPICS if t.name.endswith(".events")]
-            self._consumer = AIOKafkaConsumer(*events, bootstrap_servers=self._bootstrap, auto_offset_reset="latest",
-                                              enable_auto_commit=False, **self._kafka)
+            self._consumer = AIOKafkaConsumer(
+                *events,
+                bootstrap_servers=self._bootstrap,
+                auto_offset_reset="latest",
+                enable_auto_commit=False,
+                **self._kafka,
+            )
             await self._consumer.start()
             while not self._consumer.assignment():  # only answers from now on are ours
                 await asyncio.sleep(0.05)
             await self._consumer.seek_to_end()
             self._reader = asyncio.create_task(self._read())
-        self._producer = AIOKafkaProducer(bootstrap_servers=self._bootstrap, enable_idempotence=True, acks="all",
-                                          linger_ms=5, **self._kafka)
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self._bootstrap, enable_idempotence=True, acks="all", linger_ms=5, **self._kafka
+        )
         await self._producer.start()
         return self
 
@@ -139,16 +146,31 @@ class CommandClient:
                 answer.first_at = time.monotonic()
             self._arrived.set()
 
-    async def send(self, command_type: str, data: Mapping[str, Any] | BaseModel, *, id: str | None = None,
-                   correlation_id: str | None = None, traceparent: str | None = None,
-                   at: datetime | None = None) -> Sent:
+    async def send(
+        self,
+        command_type: str,
+        data: Mapping[str, Any] | BaseModel,
+        *,
+        id: str | None = None,
+        correlation_id: str | None = None,
+        traceparent: str | None = None,
+        at: datetime | None = None,
+    ) -> Sent:
         """Validates and sends one command; returns once the broker acknowledged it."""
-        return await (await self.enqueue(command_type, data, id=id, correlation_id=correlation_id,
-                                         traceparent=traceparent, at=at))
+        return await (
+            await self.enqueue(command_type, data, id=id, correlation_id=correlation_id, traceparent=traceparent, at=at)
+        )
 
-    async def enqueue(self, command_type: str, data: Mapping[str, Any] | BaseModel, *, id: str | None = None,
-                      correlation_id: str | None = None, traceparent: str | None = None,
-                      at: datetime | None = None) -> asyncio.Future[Sent]:
+    async def enqueue(
+        self,
+        command_type: str,
+        data: Mapping[str, Any] | BaseModel,
+        *,
+        id: str | None = None,
+        correlation_id: str | None = None,
+        traceparent: str | None = None,
+        at: datetime | None = None,
+    ) -> asyncio.Future[Sent]:
         """Validates one command and queues it; the future resolves once the broker acknowledged
         it. Many in flight keep their order per key (idempotent producer)."""
         topic = command_topic(command_type)
@@ -157,15 +179,25 @@ class CommandClient:
         payload = model.model_dump(mode="json", exclude_none=False)
         key = str(payload[spec.key]) if spec.key else None
         command_id = id or str(uuid.uuid4())
-        body: dict[str, Any] = {"specversion": "1.0", "id": command_id, "source": self.source, "type": command_type,
-                                "time": (at or datetime.now(UTC)).isoformat(),
-                                "datacontenttype": "application/json", "data": payload}
+        body: dict[str, Any] = {
+            "specversion": "1.0",
+            "id": command_id,
+            "source": self.source,
+            "type": command_type,
+            "time": (at or datetime.now(UTC)).isoformat(),
+            "datacontenttype": "application/json",
+            "data": payload,
+        }
         if correlation_id is not None:
             body["correlationid"] = correlation_id
-        headers = [("content-type", CONTENT_TYPE.encode()), ("traceparent", (traceparent or new_traceparent()).encode())]
+        headers = [
+            ("content-type", CONTENT_TYPE.encode()),
+            ("traceparent", (traceparent or new_traceparent()).encode()),
+        ]
         sent = Sent(command_id, self.source, command_type, topic, key, correlation_id or command_id, time.monotonic())
-        delivery = await self._producer.send(self._prefix + topic, orjson.dumps(body),
-                                             key=key.encode() if key is not None else None, headers=headers)
+        delivery = await self._producer.send(
+            self._prefix + topic, orjson.dumps(body), key=key.encode() if key is not None else None, headers=headers
+        )
         future: asyncio.Future[Sent] = asyncio.get_running_loop().create_future()
 
         def settle(done: asyncio.Future[Any]) -> None:
@@ -186,8 +218,9 @@ class CommandClient:
         await self.wait_all([sent], timeout)
         return self.answers[sent.correlation_id]
 
-    async def wait_all(self, sent: Iterable[Sent], timeout: float = 120,
-                       progress: Callable[[int, int], None] | None = None) -> None:
+    async def wait_all(
+        self, sent: Iterable[Sent], timeout: float = 120, progress: Callable[[int, int], None] | None = None
+    ) -> None:
         """Waits until every command of `sent` has its final answer."""
         if not self._await:
             raise RuntimeError("this client was made with await_answers=False")

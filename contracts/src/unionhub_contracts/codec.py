@@ -151,7 +151,7 @@ def _structured(value: bytes, headers: Headers) -> bytes:
     try:
         for name, raw in headers:
             if name.startswith(BINARY_PREFIX) and name != "ce_data":
-                attributes[name[len(BINARY_PREFIX):]] = raw.decode("utf-8")
+                attributes[name[len(BINARY_PREFIX) :]] = raw.decode("utf-8")
             elif name == "content-type":
                 attributes["datacontenttype"] = raw.decode("utf-8")
     except (UnicodeDecodeError, AttributeError):  # AttributeError: a header without a value
@@ -169,9 +169,7 @@ def decode(topic: str, value: bytes | None, headers: Headers | None = None) -> C
     if value is None:
         raise DecodeError(DecodeErrorCode.NOT_JSON, "empty value", None, None)
     if len(value) > MAX_MESSAGE_BYTES:
-        raise DecodeError(
-            DecodeErrorCode.TOO_LARGE, f"value of {len(value)} bytes is over 1 MiB", None, None
-        )
+        raise DecodeError(DecodeErrorCode.TOO_LARGE, f"value of {len(value)} bytes is over 1 MiB", None, None)
     if headers and is_binary(headers):
         value = _structured(value, headers)
     try:
@@ -244,20 +242,28 @@ def _any(value: Any, where: str) -> str | None:
 
 
 _KINDS: dict[str, Callable[[Any, str], str | None]] = {
-    "float": _finite, "int": _in_range, "instant": _not_ahead, "any": _any}
+    "float": _finite,
+    "int": _in_range,
+    "instant": _not_ahead,
+    "any": _any,
+}
 
 
 @cache
 def _checked_fields(model: type[BaseModel]) -> tuple[tuple[str, str], ...]:
     """The fields of `model` worth checking and how (strings, dates and enums are not):
     worked out once per model, since the bulk path decodes tens of thousands a second."""
-    return tuple((name, kind) for name, field in model.model_fields.items()
-                 if (kind := _kind(field.annotation)) is not None)
+    return tuple(
+        (name, kind) for name, field in model.model_fields.items() if (kind := _kind(field.annotation)) is not None
+    )
 
 
 def _kind(annotation: Any) -> str | None:
-    kinds = {_kind_of(a) for a in (get_args(annotation) if get_origin(annotation) in (Union, UnionType)
-                                     else (annotation,)) if a is not type(None)}
+    kinds = {
+        _kind_of(a)
+        for a in (get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,))
+        if a is not type(None)
+    }
     kinds.discard(None)
     return kinds.pop() if len(kinds) == 1 else ("any" if kinds else None)
 
@@ -276,7 +282,8 @@ def _kind_of(annotation: Any) -> str | None:
     if isinstance(annotation, type) and issubclass(annotation, (str, Enum)):
         return None
     if get_origin(annotation) in (list, tuple, dict) and all(
-            _kind(item) is None for item in get_args(annotation) if item is not Ellipsis):
+        _kind(item) is None for item in get_args(annotation) if item is not Ellipsis
+    ):
         return None  # ids, names: nothing to check inside
     return "any"  # models, containers, unions of several kinds
 

@@ -56,6 +56,11 @@ def breaking_changes(old: dict[str, Any], new: dict[str, Any], path: str = "data
             if bound in after and after[bound] < before.get(bound, float("inf")):
                 problems.append(f"{path}.{name}: {bound} lowered to {after[bound]}")
         if before.get("type") == "object" and after.get("type") == "object":
-            problems.extend(breaking_changes({**before, "$defs": old.get("$defs", {})},
-                                             {**after, "$defs": new.get("$defs", {})}, f"{path}.{name}"))
+            problems.extend(
+                breaking_changes(
+                    {**before, "$defs": old.get("$defs", {})},
+                    {**after, "$defs": new.get("$defs", {})},
+                    f"{path}.{name}",
+                )
+            )
     return problems

@@ -24,10 +24,21 @@ def main() -> int:
     parser.add_argument("--html", type=Path, default=Path(".run/report.html"))
     args = parser.parse_args()
     env = dict(line.split("=", 1) for line in args.env.read_text().split()) if args.env.exists() else {}
-    env.update({k: v for k, v in os.environ.items()
-                if k in ("KAFKA_BOOTSTRAP_SERVERS", "KAFKA_TOPIC_PREFIX", "UNIONHUB_TOKEN")})
-    urls = Urls(env["KAFKA_BOOTSTRAP_SERVERS"], env["MEMBERSHIP_URL"], env["EVALUATION_URL"], env["FEEDBACK_URL"],
-                env.get("KAFKA_TOPIC_PREFIX", ""), env.get("UNIONHUB_TOKEN", ""))
+    env.update(
+        {
+            k: v
+            for k, v in os.environ.items()
+            if k in ("KAFKA_BOOTSTRAP_SERVERS", "KAFKA_TOPIC_PREFIX", "UNIONHUB_TOKEN")
+        }
+    )
+    urls = Urls(
+        env["KAFKA_BOOTSTRAP_SERVERS"],
+        env["MEMBERSHIP_URL"],
+        env["EVALUATION_URL"],
+        env["FEEDBACK_URL"],
+        env.get("KAFKA_TOPIC_PREFIX", ""),
+        env.get("UNIONHUB_TOKEN", ""),
+    )
     console = Console()
     console.print(f"[bold]Playing a year of union work (seed {args.seed}, scale {args.scale}) against {urls.kafka}")
     started = time.monotonic()

@@ -29,8 +29,18 @@ def make(topic: str, type_: str, data: dict[str, Any], rng_id: str | None = None
 
 
 # The business moment each command type carries, in the order a field is looked for.
-_WHEN = ("founded_on", "joined_on", "left_on", "transferred_on", "opened_on", "appointed_on", "submitted_at",
-         "responded_at", "visited_at", "scored_at")
+_WHEN = (
+    "founded_on",
+    "joined_on",
+    "left_on",
+    "transferred_on",
+    "opened_on",
+    "appointed_on",
+    "submitted_at",
+    "responded_at",
+    "visited_at",
+    "scored_at",
+)
 
 
 def business_time(command: Command) -> str:

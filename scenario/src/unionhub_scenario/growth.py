@@ -68,20 +68,44 @@ def generate(*, seed: int = 2018, scale: float = 1.0, year: int = 2018, prefix: 
     out = GrowthYear(year=year, district="Fengtai")
     p = prefix
     unions: list[dict[str, Any]] = [
-        {"union_id": f"{p}bj", "name": "Beijing Federation of Trade Unions", "level": "federation",
-         "founded_on": "1949-01-01"},
+        {
+            "union_id": f"{p}bj",
+            "name": "Beijing Federation of Trade Unions",
+            "level": "federation",
+            "founded_on": "1949-01-01",
+        },
     ]
     districts = {"Fengtai": f"{p}ft", "Chaoyang": f"{p}cy"}
     city = [make(MC, "union.register", unions[0])]
-    city.extend([make(MC, "union.register", {"union_id": uid, "name": f"{name} District Federation",
-                                                 "level": "district", "parent_id": f"{p}bj", "district": name,
-                                                 "founded_on": "1950-01-01"}) for name, uid in districts.items()])
+    city.extend(
+        [
+            make(
+                MC,
+                "union.register",
+                {
+                    "union_id": uid,
+                    "name": f"{name} District Federation",
+                    "level": "district",
+                    "parent_id": f"{p}bj",
+                    "district": name,
+                    "founded_on": "1950-01-01",
+                },
+            )
+            for name, uid in districts.items()
+        ]
+    )
     grassroots: dict[str, dict[str, Any]] = {}
 
     def add_union(uid: str, district: str, kind: str, founded: date) -> None:
-        grassroots[uid] = {"union_id": uid, "name": f"Union {uid}", "level": "grassroots",
-                           "parent_id": districts[district], "district": district, "kind": kind,
-                           "founded_on": founded.isoformat()}
+        grassroots[uid] = {
+            "union_id": uid,
+            "name": f"Union {uid}",
+            "level": "grassroots",
+            "parent_id": districts[district],
+            "district": district,
+            "kind": kind,
+            "founded_on": founded.isoformat(),
+        }
 
     new_ft = [f"{p}ft-new-{i:04d}" for i in range(t.independent_unions)]
     for uid in new_ft:
@@ -122,8 +146,13 @@ def generate(*, seed: int = 2018, scale: float = 1.0, year: int = 2018, prefix: 
         name = f"Member {mid} Name"
         out.display_names.append(name)
         joined = max(_day(rng, year), date.fromisoformat(grassroots[uid]["founded_on"]))
-        member_steps[mid] = [make(MC, "member.enroll", {"member_id": mid, "union_id": uid,
-                                                        "joined_on": joined.isoformat(), "display_name": name})]
+        member_steps[mid] = [
+            make(
+                MC,
+                "member.enroll",
+                {"member_id": mid, "union_id": uid, "joined_on": joined.isoformat(), "display_name": name},
+            )
+        ]
         active[mid] = uid
         enrolled_in_year[district_of[uid]] += 1
     # Leaving, transfers and re-enrolment, kept off the big unions' 100-member floor.
@@ -140,14 +169,20 @@ def generate(*, seed: int = 2018, scale: float = 1.0, year: int = 2018, prefix: 
             continue  # no room left in the year for a later step
         later = min(joined + timedelta(days=rng.randint(1, 60)), date(year, 12, 30))
         if i % 3 == 0:
-            member_steps[mid].append(make(MC, "member.leave", {"member_id": mid, "left_on": later.isoformat(),
-                                                               "reason": "changed jobs"}))
+            member_steps[mid].append(
+                make(MC, "member.leave", {"member_id": mid, "left_on": later.isoformat(), "reason": "changed jobs"})
+            )
             del active[mid]
             counts[uid] -= 1
             if i % 2 == 0 and later < date(year, 12, 31):  # back again, the same year: a new enrolment
                 again = rng.choice(cy)
-                member_steps[mid].append(make(MC, "member.enroll", {"member_id": mid, "union_id": again,
-                                                                    "joined_on": (later + timedelta(days=1)).isoformat()}))
+                member_steps[mid].append(
+                    make(
+                        MC,
+                        "member.enroll",
+                        {"member_id": mid, "union_id": again, "joined_on": (later + timedelta(days=1)).isoformat()},
+                    )
+                )
                 active[mid] = again
                 counts[again] += 1
                 enrolled_in_year["Chaoyang"] += 1
@@ -155,35 +190,86 @@ def generate(*, seed: int = 2018, scale: float = 1.0, year: int = 2018, prefix: 
             target = rng.choice(cy + old_ft)
             if target == uid:
                 continue
-            member_steps[mid].append(make(MC, "member.transfer", {"member_id": mid, "to_union_id": target,
-                                                                  "transferred_on": later.isoformat()}))
+            member_steps[mid].append(
+                make(
+                    MC,
+                    "member.transfer",
+                    {"member_id": mid, "to_union_id": target, "transferred_on": later.isoformat()},
+                )
+            )
             active[mid] = target
             counts[uid] -= 1
             counts[target] += 1
 
-    homes = [make(MC, "home.register", {"home_id": f"{p}home-{i:04d}", "union_id": rng.choice(new_ft + old_ft),
-                                        "name": f"Workers' home {i}", "category": rng.choice(
-                                            ["enterprise", "demonstration", "public_area"]),
-                                        "opened_on": _day(rng, year).isoformat()}) for i in range(t.homes)]
-    homes += [make(MC, "home.register", {"home_id": f"{p}home-old-{i}", "union_id": rng.choice(old_ft),
-                                         "name": f"Older home {i}", "category": "enterprise",
-                                         "opened_on": _day(rng, year - 1).isoformat()}) for i in range(3)]
-    stations = [make(MC, "station.register", {"station_id": f"{p}st-{i:05d}", "union_id": rng.choice(new_ft + old_ft),
-                                              "name": f"Warm station {i}",
-                                              "services": rng.sample(SERVICES, rng.randint(1, 4)),
-                                              "opened_on": _day(rng, year).isoformat()}) for i in range(t.stations)]
-    stations += [make(MC, "station.register", {"station_id": f"{p}st-cy-{i}", "union_id": rng.choice(cy),
-                                               "name": f"Chaoyang station {i}", "services": ["water"],
-                                               "opened_on": _day(rng, year).isoformat()}) for i in range(5)]
+    homes = [
+        make(
+            MC,
+            "home.register",
+            {
+                "home_id": f"{p}home-{i:04d}",
+                "union_id": rng.choice(new_ft + old_ft),
+                "name": f"Workers' home {i}",
+                "category": rng.choice(["enterprise", "demonstration", "public_area"]),
+                "opened_on": _day(rng, year).isoformat(),
+            },
+        )
+        for i in range(t.homes)
+    ]
+    homes += [
+        make(
+            MC,
+            "home.register",
+            {
+                "home_id": f"{p}home-old-{i}",
+                "union_id": rng.choice(old_ft),
+                "name": f"Older home {i}",
+                "category": "enterprise",
+                "opened_on": _day(rng, year - 1).isoformat(),
+            },
+        )
+        for i in range(3)
+    ]
+    stations = [
+        make(
+            MC,
+            "station.register",
+            {
+                "station_id": f"{p}st-{i:05d}",
+                "union_id": rng.choice(new_ft + old_ft),
+                "name": f"Warm station {i}",
+                "services": rng.sample(SERVICES, rng.randint(1, 4)),
+                "opened_on": _day(rng, year).isoformat(),
+            },
+        )
+        for i in range(t.stations)
+    ]
+    stations += [
+        make(
+            MC,
+            "station.register",
+            {
+                "station_id": f"{p}st-cy-{i}",
+                "union_id": rng.choice(cy),
+                "name": f"Chaoyang station {i}",
+                "services": ["water"],
+                "opened_on": _day(rng, year).isoformat(),
+            },
+        )
+        for i in range(5)
+    ]
+
     def of(district: str, commands: list[Command]) -> list[Command]:
         return [c for c in commands if district_of[c.data["union_id"]] == district]
 
     registered = [make(MC, "union.register", u) for u in grassroots.values()]
     members = [step for steps in member_steps.values() for step in steps]  # every member enrolled in Fengtai
-    out.feeds = [Feed.in_business_order("hr-system/beijing", city),
-                 Feed.in_business_order("hr-system/fengtai", of("Fengtai", registered) + members
-                                        + of("Fengtai", homes + stations)),
-                 Feed.in_business_order("hr-system/chaoyang", of("Chaoyang", registered + homes + stations))]
+    out.feeds = [
+        Feed.in_business_order("hr-system/beijing", city),
+        Feed.in_business_order(
+            "hr-system/fengtai", of("Fengtai", registered) + members + of("Fengtai", homes + stations)
+        ),
+        Feed.in_business_order("hr-system/chaoyang", of("Chaoyang", registered + homes + stations)),
+    ]
 
     def figures(district: str | None) -> dict[str, int]:
         def here(uid: str) -> bool:
@@ -195,8 +281,9 @@ def generate(*, seed: int = 2018, scale: float = 1.0, year: int = 2018, prefix: 
             "new_unions_100_plus": sum(counts[u] >= 100 for u in founded),
             "new_members": sum(v for d, v in enrolled_in_year.items() if district in (None, d)),
             "new_homes": sum(here(c.data["union_id"]) and c.data["opened_on"].startswith(str(year)) for c in homes),
-            "new_stations": sum(here(c.data["union_id"]) and c.data["opened_on"].startswith(str(year))
-                                for c in stations),
+            "new_stations": sum(
+                here(c.data["union_id"]) and c.data["opened_on"].startswith(str(year)) for c in stations
+            ),
         }
 
     out.truth = {"Fengtai": figures("Fengtai"), "Chaoyang": figures("Chaoyang"), "": figures(None)}

@@ -20,8 +20,10 @@ async def group_lag(bootstrap: str, group: str, topic: str) -> int:
             raise RuntimeError(f"topic {topic} has no partitions (does it exist?)")
         ends = await consumer.end_offsets(partitions)
         committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
-        return sum(max(0, ends[tp] - (committed[tp].offset if tp in committed and committed[tp].offset >= 0 else 0))
-                   for tp in partitions)
+        return sum(
+            max(0, ends[tp] - (committed[tp].offset if tp in committed and committed[tp].offset >= 0 else 0))
+            for tp in partitions
+        )
     finally:
         await consumer.stop()
         await admin.close()

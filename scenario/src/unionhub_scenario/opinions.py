@@ -41,14 +41,21 @@ class OpinionYear:
         return Feed("opinion-box", stream)
 
 
-def generate(campaign: StarCampaign, *, seed: int = 2018, opinions: int = 560, year: int = 2018,
-             prefix: str = "") -> OpinionYear:
+def generate(
+    campaign: StarCampaign, *, seed: int = 2018, opinions: int = 560, year: int = 2018, prefix: str = ""
+) -> OpinionYear:
     rng = random.Random(seed)
     out = OpinionYear()
     unions = sorted(campaign.member_ids)
     cadre_of = {u: campaign.member_ids[u][0] for u in unions}
-    out.cadres = [make(MC, "cadre.appoint", {"member_id": cadre_of[u], "union_id": u, "role": "full_time_cadre",
-                                             "appointed_on": f"{year}-01-02"}) for u in unions]
+    out.cadres = [
+        make(
+            MC,
+            "cadre.appoint",
+            {"member_id": cadre_of[u], "union_id": u, "role": "full_time_cadre", "appointed_on": f"{year}-01-02"},
+        )
+        for u in unions
+    ]
     stats: dict[str, list[dict[str, Any]]] = {u: [] for u in unions}
     start = datetime(year, 11, 1, 1, 0, tzinfo=UTC)
     for n in range(opinions):
@@ -56,37 +63,85 @@ def generate(campaign: StarCampaign, *, seed: int = 2018, opinions: int = 560, y
         member = rng.choice(campaign.member_ids[union][1:] or campaign.member_ids[union])
         opinion_id = f"{prefix}op-{n:04d}"
         submitted = start + timedelta(seconds=rng.randrange(40 * 86_400))
-        out.submits.append(make(FC, "opinion.submit", {
-            "opinion_id": opinion_id, "member_id": member, "channel": "rating_page",
-            "text": f"Opinion {n} about the workers' home", "submitted_at": submitted.isoformat(),
-            "campaign_id": campaign.campaign_id, "home_id": campaign.home_of[union], "category": "home"}))
+        out.submits.append(
+            make(
+                FC,
+                "opinion.submit",
+                {
+                    "opinion_id": opinion_id,
+                    "member_id": member,
+                    "channel": "rating_page",
+                    "text": f"Opinion {n} about the workers' home",
+                    "submitted_at": submitted.isoformat(),
+                    "campaign_id": campaign.campaign_id,
+                    "home_id": campaign.home_of[union],
+                    "category": "home",
+                },
+            )
+        )
         fate = rng.random()
         record: dict[str, Any] = {"due": submitted + DEADLINE, "responded": None, "satisfaction": None}
         if fate < 0.92:
-            delay = timedelta(seconds=rng.randrange(3600, 6 * 86_400)) if fate < 0.80 else \
-                timedelta(seconds=rng.randrange(8 * 86_400, 15 * 86_400))
+            delay = (
+                timedelta(seconds=rng.randrange(3600, 6 * 86_400))
+                if fate < 0.80
+                else timedelta(seconds=rng.randrange(8 * 86_400, 15 * 86_400))
+            )
             record["responded"] = submitted + delay
-            out.answers.append(make(FC, "opinion.respond", {
-                "opinion_id": opinion_id, "responder_id": cadre_of[union], "text": "Thank you, it is done.",
-                "responded_at": record["responded"].isoformat()}))
+            out.answers.append(
+                make(
+                    FC,
+                    "opinion.respond",
+                    {
+                        "opinion_id": opinion_id,
+                        "responder_id": cadre_of[union],
+                        "text": "Thank you, it is done.",
+                        "responded_at": record["responded"].isoformat(),
+                    },
+                )
+            )
             if rng.random() < 0.7:
                 record["satisfaction"] = rng.choice([3, 4, 4, 5, 5, 5])
-                out.rates.append(make(FC, "opinion.rate", {"opinion_id": opinion_id, "member_id": member,
-                                                           "satisfaction": record["satisfaction"]}))
+                out.rates.append(
+                    make(
+                        FC,
+                        "opinion.rate",
+                        {"opinion_id": opinion_id, "member_id": member, "satisfaction": record["satisfaction"]},
+                    )
+                )
         stats[union].append(record)
     for i, union in enumerate(unions):  # November visits: every fourth cadre falls short
         count = 2 if i % 4 == 0 else 4 + i % 3
         if count < 4:
             out.quota_missed.add(cadre_of[union])
         for v in range(count):
-            out.answers.append(make(FC, "visit.log", {
-                "visit_id": f"{prefix}visit-{i:02d}-{v}", "cadre_id": cadre_of[union],
-                "place": rng.choice(["production_line", "dormitory", "canteen"]),
-                "visited_at": (start + timedelta(days=3 * v + 1)).isoformat(), "opinions_collected": rng.randint(0, 5)}))
+            out.answers.append(
+                make(
+                    FC,
+                    "visit.log",
+                    {
+                        "visit_id": f"{prefix}visit-{i:02d}-{v}",
+                        "cadre_id": cadre_of[union],
+                        "place": rng.choice(["production_line", "dormitory", "canteen"]),
+                        "visited_at": (start + timedelta(days=3 * v + 1)).isoformat(),
+                        "opinions_collected": rng.randint(0, 5),
+                    },
+                )
+            )
     # The year's last business moment: every unanswered opinion is past due by then.
-    out.answers.append(make(FC, "visit.log", {"visit_id": f"{prefix}visit-year-end", "cadre_id": cadre_of[unions[0]],
-                                              "place": "office", "visited_at": datetime(year, 12, 31, 15, tzinfo=UTC)
-                                              .isoformat(), "opinions_collected": 0}))
+    out.answers.append(
+        make(
+            FC,
+            "visit.log",
+            {
+                "visit_id": f"{prefix}visit-year-end",
+                "cadre_id": cadre_of[unions[0]],
+                "place": "office",
+                "visited_at": datetime(year, 12, 31, 15, tzinfo=UTC).isoformat(),
+                "opinions_collected": 0,
+            },
+        )
+    )
     out.close = [make(FC, "visits.close-month", {"month": f"{year}-11"})]
 
     def when(command: Command) -> str:

@@ -26,8 +26,9 @@ class Urls:
     token: str = ""  # a bearer token for the read APIs (`UNIONHUB_TOKEN` in .run/env)
 
     def api(self, base_url: str) -> httpx.AsyncClient:
-        return httpx.AsyncClient(timeout=30, base_url=base_url,
-                                 headers={"Authorization": f"Bearer {self.token}"} if self.token else {})
+        return httpx.AsyncClient(
+            timeout=30, base_url=base_url, headers={"Authorization": f"Bearer {self.token}"} if self.token else {}
+        )
 
 
 @dataclass
@@ -62,11 +63,14 @@ async def play(urls: Urls, *, seed: int, scale: float) -> Outcome:
     columns = (TextColumn("{task.description:<34}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     async with Publisher(urls.kafka, prefix=urls.prefix, source="scenario") as pub:
         with Progress(*columns) as progress:
+
             async def phase(name: str, feeds: list[Feed], timeout: float = 600) -> None:
                 """The feeds streamed at the same time, then every answer awaited."""
                 total = sum(len(f.commands) for f in feeds)
-                bars = {"publish": progress.add_task(f"{name}: publish", total=total),
-                        "answered": progress.add_task(f"{name}: answered", total=total)}
+                bars = {
+                    "publish": progress.add_task(f"{name}: publish", total=total),
+                    "answered": progress.add_task(f"{name}: answered", total=total),
+                }
                 started = time.monotonic()
                 await pub.stream(feeds, timeout, lambda step, done, _total: progress.update(bars[step], completed=done))
                 out.timings[name] = time.monotonic() - started
@@ -92,6 +96,7 @@ async def play(urls: Urls, *, seed: int, scale: float) -> Outcome:
             await pub.send(month.items, source="scoring-line/shougang")
             group, topic = f"{urls.prefix}evaluation.evaluation.work-scores", f"{urls.prefix}evaluation.work-scores"
             async with urls.api(urls.evaluation) as ev:
+
                 async def ingested() -> bool:
                     metrics = (await ev.get("/metrics")).text
                     count = _sample(metrics, "evaluation_work_items_ingested_total")
@@ -120,10 +125,16 @@ def _sample(metrics: str, name: str) -> float:
     return total
 
 
-async def _collect(urls: Urls, out: Outcome, year: growth.GrowthYear, campaign: stars.StarCampaign,
-                   feedback_year: opinions.OpinionYear, month: steel.SteelMonth, studio_year: studios.StudioYear) -> None:
-    async with (urls.api(urls.membership) as ms, urls.api(urls.evaluation) as ev,
-                urls.api(urls.feedback) as fb):
+async def _collect(
+    urls: Urls,
+    out: Outcome,
+    year: growth.GrowthYear,
+    campaign: stars.StarCampaign,
+    feedback_year: opinions.OpinionYear,
+    month: steel.SteelMonth,
+    studio_year: studios.StudioYear,
+) -> None:
+    async with urls.api(urls.membership) as ms, urls.api(urls.evaluation) as ev, urls.api(urls.feedback) as fb:
         out.sections["growth"] = {}
         for district, truth in year.truth.items():
             params: dict[str, Any] = {"year": year.year, **({"district": district} if district else {})}

@@ -67,15 +67,17 @@ class Publisher:
             held = next((e for e in answer.events if e["type"] == "command.held"), None)
             final = next((e for e in answer.events if e["type"] != "command.held"), None)
             if held is not None and final is not None:
-                waited.append((datetime.fromisoformat(final["time"]) - datetime.fromisoformat(held["time"]))
-                              .total_seconds())
+                waited.append(
+                    (datetime.fromisoformat(final["time"]) - datetime.fromisoformat(held["time"])).total_seconds()
+                )
         return sorted(waited)
 
     def events(self, event_type: str) -> list[dict[str, Any]]:
         return [e for a in self.answers.values() for e in a.events if e["type"] == event_type]
 
-    async def send(self, commands: Sequence[Command], progress: Progress | None = None, *,
-                   source: str | None = None) -> None:
+    async def send(
+        self, commands: Sequence[Command], progress: Progress | None = None, *, source: str | None = None
+    ) -> None:
         """Sends `commands` in order as `source` without waiting for answers (the broker's acks only)."""
         client = await self._client(source or self._source)
         pending = []
@@ -88,8 +90,9 @@ class Publisher:
         if progress:
             progress("publish", len(commands), len(commands))
 
-    async def wait_answered(self, commands: Sequence[Command], timeout: float = 120,
-                            progress: Progress | None = None) -> None:
+    async def wait_answered(
+        self, commands: Sequence[Command], timeout: float = 120, progress: Progress | None = None
+    ) -> None:
         by_source: dict[str, list[Sent]] = {}
         for command in commands:
             sent = self._sent[command.id]
@@ -101,6 +104,7 @@ class Publisher:
                 done[source] = answered
                 if progress is not None:
                     progress("answered", sum(done.values()), len(commands))
+
             return counted
 
         await asyncio.gather(*(self._clients[s].wait_all(sent, timeout, report(s)) for s, sent in by_source.items()))
@@ -118,13 +122,15 @@ class Publisher:
                 published[i] = done
                 if progress is not None:
                     progress("publish", sum(published.values()), total)
+
             return step
 
         await asyncio.gather(*(self.send(f.commands, counted(i), source=f.source) for i, f in enumerate(feeds)))
         await self.wait_answered([c for f in feeds for c in f.commands], timeout, progress)
 
-    async def play(self, waves: Sequence[Sequence[Command]], timeout: float = 120,
-                   progress: Progress | None = None) -> None:
+    async def play(
+        self, waves: Sequence[Sequence[Command]], timeout: float = 120, progress: Progress | None = None
+    ) -> None:
         """Sends wave after wave, each once the one before is fully answered."""
         for wave in waves:
             await self.send(wave, progress)

@@ -43,24 +43,62 @@ def _q(value: Decimal) -> float:
     return float(value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
 
 
-def generate(*, seed: int = 2017, scale: float = 1.0, prefix: str = "", year: int = 2018,
-             unions: int = 16, raters: int = 3_890, with_federation: bool = True) -> StarCampaign:
+def generate(
+    *,
+    seed: int = 2017,
+    scale: float = 1.0,
+    prefix: str = "",
+    year: int = 2018,
+    unions: int = 16,
+    raters: int = 3_890,
+    with_federation: bool = True,
+) -> StarCampaign:
     """`with_federation=False` when another part of the scenario registers the city federation."""
     rng = random.Random(seed)
     p = prefix
     raters = max(unions * 2, round(raters * scale))
     out = StarCampaign(campaign_id=f"{p}eda-{year}")
     if with_federation:
-        out.setup.append(make(MC, "union.register", {"union_id": f"{p}bj", "name": "Beijing Federation",
-                                                      "level": "federation", "founded_on": "1949-01-01"}))
-    out.setup.append(make(MC, "union.register", {"union_id": f"{p}eda", "name": "Development Area Federation",
-                                                  "level": "district", "parent_id": f"{p}bj",
-                                                  "district": "Development Area", "founded_on": "1994-08-25"}))
+        out.setup.append(
+            make(
+                MC,
+                "union.register",
+                {"union_id": f"{p}bj", "name": "Beijing Federation", "level": "federation", "founded_on": "1949-01-01"},
+            )
+        )
+    out.setup.append(
+        make(
+            MC,
+            "union.register",
+            {
+                "union_id": f"{p}eda",
+                "name": "Development Area Federation",
+                "level": "district",
+                "parent_id": f"{p}bj",
+                "district": "Development Area",
+                "founded_on": "1994-08-25",
+            },
+        )
+    )
     union_ids = [f"{p}eda-{i:02d}" for i in range(unions)]
-    out.setup.extend([make(MC, "union.register", {"union_id": u, "name": f"Development Area union {i}",
-                                                  "level": "grassroots", "parent_id": f"{p}eda",
-                                                  "district": "Development Area", "kind": "independent",
-                                                  "founded_on": "2012-05-01"}) for i, u in enumerate(union_ids)])
+    out.setup.extend(
+        [
+            make(
+                MC,
+                "union.register",
+                {
+                    "union_id": u,
+                    "name": f"Development Area union {i}",
+                    "level": "grassroots",
+                    "parent_id": f"{p}eda",
+                    "district": "Development Area",
+                    "kind": "independent",
+                    "founded_on": "2012-05-01",
+                },
+            )
+            for i, u in enumerate(union_ids)
+        ]
+    )
     people: list[Command] = []
     homes: list[Command] = []
     share = [rng.uniform(0.5, 2.0) for _ in union_ids]
@@ -71,22 +109,54 @@ def generate(*, seed: int = 2017, scale: float = 1.0, prefix: str = "", year: in
         people.append(make(MC, "member.enroll", {"member_id": member, "union_id": union, "joined_on": "2016-03-01"}))
     for i, union in enumerate(union_ids):
         out.home_of[union] = f"{p}home-eda-{i:02d}"
-        homes.append(make(MC, "home.register", {"home_id": out.home_of[union], "union_id": union,
-                                                "name": f"Workers' home {i}", "category": "enterprise",
-                                                "opened_on": "2015-06-01"}))
+        homes.append(
+            make(
+                MC,
+                "home.register",
+                {
+                    "home_id": out.home_of[union],
+                    "union_id": union,
+                    "name": f"Workers' home {i}",
+                    "category": "enterprise",
+                    "opened_on": "2015-06-01",
+                },
+            )
+        )
     out.setup.extend(people + homes)
-    out.open = [make(EC, "campaign.open", {"campaign_id": out.campaign_id, "year": year,
-                                           "title": f"Star workers' homes {year}", "weights": WEIGHTS,
-                                           "home_ids": list(out.home_of.values()), "min_member_ratings": 1,
-                                           "star_thresholds": THRESHOLDS})]
+    out.open = [
+        make(
+            EC,
+            "campaign.open",
+            {
+                "campaign_id": out.campaign_id,
+                "year": year,
+                "title": f"Star workers' homes {year}",
+                "weights": WEIGHTS,
+                "home_ids": list(out.home_of.values()),
+                "min_member_ratings": 1,
+                "star_thresholds": THRESHOLDS,
+            },
+        )
+    ]
     start = datetime(year, 11, 1, 9, 0, tzinfo=UTC)
     values: dict[str, dict[str, dict[str, Decimal]]] = {}  # home -> kind -> rater -> value
 
     def rate(home: str, kind: str, rater: str, quality: int, at: datetime) -> None:
         scores = {c: max(0, min(100, quality + rng.randint(-12, 12))) for c in CRITERIA}
-        out.ratings.append(make(EC, "rating.submit", {"campaign_id": out.campaign_id, "home_id": home,
-                                                      "rater_kind": kind, "rater_id": rater, "scores": scores,
-                                                      "submitted_at": at.isoformat()}))
+        out.ratings.append(
+            make(
+                EC,
+                "rating.submit",
+                {
+                    "campaign_id": out.campaign_id,
+                    "home_id": home,
+                    "rater_kind": kind,
+                    "rater_id": rater,
+                    "scores": scores,
+                    "submitted_at": at.isoformat(),
+                },
+            )
+        )
         values.setdefault(home, {}).setdefault(kind, {})[rater] = Decimal(sum(scores.values())) / 5
 
     quality = {home: rng.randint(55, 96) for home in out.home_of.values()}

@@ -23,13 +23,33 @@ def generate(*, seed: int = 2018, studios: int = 50, year: int = 2018, prefix: s
         studio = f"{prefix}studio-{i:02d}"
         grade = rng.choices(["none", "qualified", "excellent"], [1, 5, 3])[0]
         value = round(rng.uniform(0.5, 20) * 1_000_000, 2)  # ~400 million CNY across the studios
-        out.assessments.append(make("evaluation.commands", "studio.assess", {
-            "studio_id": studio, "union_id": f"{prefix}shougang", "year": year, "grade": grade,
-            "value_created_cny": value}))
+        out.assessments.append(
+            make(
+                "evaluation.commands",
+                "studio.assess",
+                {
+                    "studio_id": studio,
+                    "union_id": f"{prefix}shougang",
+                    "year": year,
+                    "grade": grade,
+                    "value_created_cny": value,
+                },
+            )
+        )
         out.rewards[studio] = REWARD[grade]
     for studio in rng.sample(sorted(out.rewards), 3):  # reassessed: the later grade replaces
-        out.assessments.append(make("evaluation.commands", "studio.assess", {
-            "studio_id": studio, "union_id": f"{prefix}shougang", "year": year, "grade": "excellent",
-            "value_created_cny": 25_000_000.0}))
+        out.assessments.append(
+            make(
+                "evaluation.commands",
+                "studio.assess",
+                {
+                    "studio_id": studio,
+                    "union_id": f"{prefix}shougang",
+                    "year": year,
+                    "grade": "excellent",
+                    "value_created_cny": 25_000_000.0,
+                },
+            )
+        )
         out.rewards[studio] = REWARD["excellent"]
     return out

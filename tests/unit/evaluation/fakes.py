@@ -50,8 +50,9 @@ class FakeRatings(ports.AbstractRatings):
                 found.setdefault(home, {}).setdefault(kind, []).append(value)
         return found
 
-    async def audit(self, rating: commands.SubmitRating, outcome: str, code: str | None, reason: str | None,
-                    at: datetime) -> None:
+    async def audit(
+        self, rating: commands.SubmitRating, outcome: str, code: str | None, reason: str | None, at: datetime
+    ) -> None:
         self.log.append((rating.command_id, outcome, code))
 
 

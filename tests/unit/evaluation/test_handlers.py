@@ -17,8 +17,9 @@ from .fakes import FakeUnitOfWork
 NOW = datetime(2018, 11, 2, 10, 0, tzinfo=UTC)
 DEPS = Dependencies(now=lambda: NOW)
 THRESHOLDS = {"5": 90.0, "4": 80.0, "3": 70.0, "2": 60.0, "1": 50.0}
-OPEN = commands.OpenCampaign("eda-2018", 2018, "Star homes", {"member": 0.5, "unit": 0.25, "superior": 0.25},
-                             ("h-1", "h-2"), 1, THRESHOLDS)
+OPEN = commands.OpenCampaign(
+    "eda-2018", 2018, "Star homes", {"member": 0.5, "unit": 0.25, "superior": 0.25}, ("h-1", "h-2"), 1, THRESHOLDS
+)
 _n = iter(range(10**6))
 
 
@@ -45,8 +46,9 @@ async def opened() -> FakeUnitOfWork:
     return uow
 
 
-@pytest.mark.parametrize("weights", [{"member": 0.5, "unit": 0.5, "superior": 0.1},
-                                     {"member": 1.2, "unit": -0.1, "superior": -0.1}])
+@pytest.mark.parametrize(
+    "weights", [{"member": 0.5, "unit": 0.5, "superior": 0.1}, {"member": 1.2, "unit": -0.1, "superior": -0.1}]
+)
 async def test_weights_must_be_non_negative_and_sum_to_one(weights: dict[str, float]) -> None:
     bad = commands.OpenCampaign("c", 2018, "t", weights, ("h",), 1, THRESHOLDS)
     assert await rejected(FakeUnitOfWork(), bad) == "invalid_weights"
@@ -134,11 +136,16 @@ async def test_closing_publishes_results_once_and_rejects_late_ratings() -> None
 
 async def test_post_stars_are_awarded_once_per_month_and_post() -> None:
     uow = FakeUnitOfWork()
-    uow.post_stars.months["2018-11"] = [WorkerMonth("p1", "w1", 30, 30 * 95_000), WorkerMonth("p1", "w2", 19, 19 * 99_000),
-                                        WorkerMonth("p2", "w3", 5, 5 * 99_000)]
+    uow.post_stars.months["2018-11"] = [
+        WorkerMonth("p1", "w1", 30, 30 * 95_000),
+        WorkerMonth("p1", "w2", 19, 19 * 99_000),
+        WorkerMonth("p2", "w3", 5, 5 * 99_000),
+    ]
     emitted = await run(uow, commands.ClosePostStarMonth("2018-11"))
     assert [(type(e).__name__, getattr(e, "worker_id", None)) for e in emitted] == [
-        ("PostStarAwarded", "w1"), ("PostStarMonthClosed", None)]
+        ("PostStarAwarded", "w1"),
+        ("PostStarMonthClosed", None),
+    ]
     again = await run(uow, commands.ClosePostStarMonth("2018-11"))
     assert [type(e).__name__ for e in again] == ["PostStarMonthClosed"] and again[0].posts_awarded == 0
     assert await rejected(uow, commands.ClosePostStarMonth("2018-11", "p1")) == "closed"

@@ -9,9 +9,19 @@ from hypothesis import strategies as st
 
 from evaluation.domain.post_star import SHANGHAI, month_of
 
-instants = st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2100, 1, 1),
-                        timezones=st.sampled_from([UTC, timezone(timedelta(hours=8)), timezone(timedelta(hours=-5)),
-                                                   timezone(timedelta(hours=5, minutes=30)), SHANGHAI]))
+instants = st.datetimes(
+    min_value=datetime(1970, 1, 2),
+    max_value=datetime(2100, 1, 1),
+    timezones=st.sampled_from(
+        [
+            UTC,
+            timezone(timedelta(hours=8)),
+            timezone(timedelta(hours=-5)),
+            timezone(timedelta(hours=5, minutes=30)),
+            SHANGHAI,
+        ]
+    ),
+)
 
 
 @given(instants)

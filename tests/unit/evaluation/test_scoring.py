@@ -19,8 +19,9 @@ def v(*values: float) -> list[Fraction]:
 
 
 def one(ratings: dict, weights: dict = WEIGHTS_2018, minimum: int = 1) -> dict:
-    [home] = results(home_ids=["h"], ratings={"h": ratings}, weights=weights, min_member_ratings=minimum,
-                     thresholds=THRESHOLDS)
+    [home] = results(
+        home_ids=["h"], ratings={"h": ratings}, weights=weights, min_member_ratings=minimum, thresholds=THRESHOLDS
+    )
     return vars(home)
 
 
@@ -61,16 +62,26 @@ def test_missing_components_give_no_composite_and_a_reason() -> None:
 
 def test_equal_composites_share_a_rank_and_the_next_rank_skips() -> None:
     full = {"unit": v(80), "superior": v(80)}
-    ratings = {"a": {"member": v(90), **full}, "b": {"member": v(80), **full}, "c": {"member": v(80), **full},
-               "d": {"member": v(70), **full}, "e": {"member": v(99)}}
-    out = {r.home_id: r.rank for r in results(home_ids=list("abcde"), ratings=ratings, weights=WEIGHTS_2018,
-                                              min_member_ratings=1, thresholds=THRESHOLDS)}
+    ratings = {
+        "a": {"member": v(90), **full},
+        "b": {"member": v(80), **full},
+        "c": {"member": v(80), **full},
+        "d": {"member": v(70), **full},
+        "e": {"member": v(99)},
+    }
+    out = {
+        r.home_id: r.rank
+        for r in results(
+            home_ids=list("abcde"), ratings=ratings, weights=WEIGHTS_2018, min_member_ratings=1, thresholds=THRESHOLDS
+        )
+    }
     assert out == {"a": 1, "b": 2, "c": 2, "d": 4, "e": None}
 
 
 scores = st.integers(0, 100)
-values = st.lists(st.builds(lambda *s: Fraction(sum(s), 5), scores, scores, scores, scores, scores), min_size=1,
-                  max_size=30)
+values = st.lists(
+    st.builds(lambda *s: Fraction(sum(s), 5), scores, scores, scores, scores, scores), min_size=1, max_size=30
+)
 
 
 @given(values, values, values, st.permutations(range(3)))
@@ -85,13 +96,22 @@ def test_the_order_ratings_arrive_in_does_not_matter(m, u, s, rnd) -> None:
     shuffled = [list(x) for x in (m, u, s)]
     for x in shuffled:
         rnd.shuffle(x)
-    assert one({"member": m, "unit": u, "superior": s}) == one(dict(zip(["member", "unit", "superior"], shuffled,
-                                                                        strict=True)))
+    assert one({"member": m, "unit": u, "superior": s}) == one(
+        dict(zip(["member", "unit", "superior"], shuffled, strict=True))
+    )
 
 
-worker_months = st.lists(st.builds(WorkerMonth, st.sampled_from(["p1", "p2", "p3"]),
-                                   st.sampled_from([f"w{i}" for i in range(12)]), st.integers(1, 60),
-                                   st.integers(0, 100_000)), max_size=30, unique_by=lambda w: (w.post_id, w.worker_id))
+worker_months = st.lists(
+    st.builds(
+        WorkerMonth,
+        st.sampled_from(["p1", "p2", "p3"]),
+        st.sampled_from([f"w{i}" for i in range(12)]),
+        st.integers(1, 60),
+        st.integers(0, 100_000),
+    ),
+    max_size=30,
+    unique_by=lambda w: (w.post_id, w.worker_id),
+)
 
 
 @given(worker_months, st.randoms())
@@ -109,7 +129,11 @@ def test_the_post_star_is_the_best_qualified_worker_whatever_the_order(candidate
 
 
 def test_post_star_ties_go_to_more_items_then_the_smaller_worker_id() -> None:
-    tie = [WorkerMonth("p", "w2", 20, 20 * 90_000), WorkerMonth("p", "w1", 20, 20 * 90_000),
-           WorkerMonth("p", "w9", 25, 25 * 90_000), WorkerMonth("p", "w0", 19, 19 * 100_000)]
+    tie = [
+        WorkerMonth("p", "w2", 20, 20 * 90_000),
+        WorkerMonth("p", "w1", 20, 20 * 90_000),
+        WorkerMonth("p", "w9", 25, 25 * 90_000),
+        WorkerMonth("p", "w0", 19, 19 * 100_000),
+    ]
     assert [(s.worker_id, s.average, s.items) for s in winners(tie)] == [("w9", 90.0, 25)]
     assert winners(tie[:2])[0].worker_id == "w1"

@@ -22,8 +22,11 @@ class FakeOpinions(ports.AbstractOpinions):
         await self._save(opinion)
 
     async def _due(self, now: datetime) -> list[model.Opinion]:
-        return [copy.deepcopy(o) for o in self.rows.values()
-                if o.status == model.ASSIGNED and not o.overdue and o.due_at < now]
+        return [
+            copy.deepcopy(o)
+            for o in self.rows.values()
+            if o.status == model.ASSIGNED and not o.overdue and o.due_at < now
+        ]
 
     async def _save(self, opinion: model.Opinion) -> None:
         stored = copy.deepcopy(opinion)

@@ -19,7 +19,9 @@ DEPS = Dependencies(now=lambda: T0, deadline=timedelta(days=7))
 
 
 def submit(opinion: str = "o-1", member: str = "m-1", at: datetime = T0, text: str = "Canteen closes early"):
-    return commands.SubmitOpinion(Submission(opinion, member, "rating_page", text, at, "c", "h", None, f"cmd-{opinion}"))
+    return commands.SubmitOpinion(
+        Submission(opinion, member, "rating_page", text, at, "c", "h", None, f"cmd-{opinion}")
+    )
 
 
 def respond(responder: str = "cadre-1", at: datetime = T0 + timedelta(days=2), opinion: str = "o-1"):
@@ -39,8 +41,9 @@ async def rejected(uow: FakeUnitOfWork, command: commands.Command) -> str:
 def world() -> FakeUnitOfWork:
     uow = FakeUnitOfWork()
     uow.membership.members.update({"m-1": "u-1", "m-2": "u-1"})
-    uow.membership.cadres.update({"cadre-1": ("u-1", "full_time_cadre"), "cadre-2": ("u-2", "full_time_cadre"),
-                                  "chair-1": ("u-1", "chair")})
+    uow.membership.cadres.update(
+        {"cadre-1": ("u-1", "full_time_cadre"), "cadre-2": ("u-2", "full_time_cadre"), "chair-1": ("u-1", "chair")}
+    )
     return uow
 
 
@@ -125,5 +128,8 @@ async def test_full_time_cadres_under_four_visits_a_month_are_named_once() -> No
     await run(uow, commands.LogVisit("v-9", "cadre-2", "canteen", shanghai_nov, 1))
     assert await rejected(uow, commands.LogVisit("v-9", "cadre-2", "office", shanghai_nov, 1)) == "conflict"
     closed = await run(uow, commands.CloseVisitsMonth("2018-11"))
-    assert closed == [events.VisitQuotaMissed("2018-11", "cadre-2", "u-2", 1), events.VisitsMonthClosed("2018-11", 2, 1)]
+    assert closed == [
+        events.VisitQuotaMissed("2018-11", "cadre-2", "u-2", 1),
+        events.VisitsMonthClosed("2018-11", 2, 1),
+    ]
     assert await rejected(uow, commands.CloseVisitsMonth("2018-11")) == "closed"

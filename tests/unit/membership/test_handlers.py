@@ -166,10 +166,15 @@ async def test_a_cadre_must_be_an_active_member_of_that_union() -> None:
     uow = await given(FED, DISTRICT, SHOP, OTHER, enroll())
     chair = commands.AppointCadre("m-1", "ft-1", "chair", date(2018, 4, 1))
     assert [type(e) for e in await messagebus.handle(chair, uow)] == [events.CadreAppointed]
-    assert await rejected(uow.fresh(), commands.AppointCadre("m-1", "ft-1", "vice_chair", date(2018, 4, 1))) == "conflict"
+    assert (
+        await rejected(uow.fresh(), commands.AppointCadre("m-1", "ft-1", "vice_chair", date(2018, 4, 1))) == "conflict"
+    )
     elsewhere = await given(FED, DISTRICT, SHOP, OTHER, enroll())
     assert await rejected(elsewhere, commands.AppointCadre("m-1", "ft-2", "chair", date(2018, 4, 1))) == "not_a_member"
-    assert await rejected(elsewhere.fresh(), commands.AppointCadre("ghost", "ft-1", "chair", date(2018, 4, 1))) == "not_a_member"
+    assert (
+        await rejected(elsewhere.fresh(), commands.AppointCadre("ghost", "ft-1", "chair", date(2018, 4, 1)))
+        == "not_a_member"
+    )
 
 
 async def test_a_rejected_command_changes_nothing() -> None:

@@ -20,8 +20,9 @@ def record(message: str, *args: object) -> logging.LogRecord:
 
 
 def test_a_log_line_is_one_json_object_with_service_correlation_and_trace() -> None:
-    span = NonRecordingSpan(SpanContext(trace_id=0xABC, span_id=0xDEF, is_remote=True,
-                                        trace_flags=TraceFlags(TraceFlags.SAMPLED)))
+    span = NonRecordingSpan(
+        SpanContext(trace_id=0xABC, span_id=0xDEF, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED))
+    )
     token = correlation_id.set("cmd-42")
     try:
         with use_span(span):
@@ -63,7 +64,9 @@ async def test_a_database_error_names_no_value_of_the_statement(tmp_path: Path) 
             await connection.execute(text("CREATE TABLE people (name TEXT NOT NULL, age INTEGER NOT NULL)"))
         with pytest.raises(DBAPIError) as caught:
             async with engine.begin() as connection:
-                await connection.execute(text("INSERT INTO people VALUES (:name, :age)"), {"name": "Li Wei", "age": None})
+                await connection.execute(
+                    text("INSERT INTO people VALUES (:name, :age)"), {"name": "Li Wei", "age": None}
+                )
     finally:
         await engine.dispose()
     assert "Li Wei" not in str(caught.value) and "Li Wei" not in repr(caught.value)
@@ -80,8 +83,15 @@ def test_a_logged_error_keeps_its_frames_and_loses_what_its_text_repeats() -> No
             raise RuntimeError("the batch failed") from inner
     except RuntimeError as error:
         caught = error
-    record = logging.LogRecord("faststream", logging.ERROR, __file__, 1, f"RuntimeError: {caught.__cause__}",
-                               None, (type(caught), caught, caught.__traceback__))
+    record = logging.LogRecord(
+        "faststream",
+        logging.ERROR,
+        __file__,
+        1,
+        f"RuntimeError: {caught.__cause__}",
+        None,
+        (type(caught), caught, caught.__traceback__),
+    )
     line = orjson.loads(JsonFormatter("test").format(record))
     assert "Li Wei" not in line["message"] and "Li Wei" not in line["exception"]
     assert "23502" in line["exception"] and "test_logs.py" in line["exception"]

@@ -42,8 +42,9 @@ UNION = {"union_id": "bj", "name": "Beijing", "level": "federation", "founded_on
 
 
 def enroll(member_id: str, *, union_id: str = "bj", id: str | None = None, **extra: Any) -> bytes:
-    return command("member.enroll", {"member_id": member_id, "union_id": union_id, "joined_on": "2018-03-01"},
-                   id=id, **extra)
+    return command(
+        "member.enroll", {"member_id": member_id, "union_id": union_id, "joined_on": "2018-03-01"}, id=id, **extra
+    )
 
 
 # The fake service's own state, in the batch's database and transaction.
@@ -51,8 +52,13 @@ metadata = MetaData()
 runtime: RuntimeTables = add_runtime_tables(metadata)
 unions = Table("unions", metadata, Column("union_id", String, primary_key=True))
 # No key on purpose: a message applied twice shows as two rows.
-enrolments = Table("enrolments", metadata, Column("n", Integer, primary_key=True, autoincrement=True),
-                   Column("member_id", String, nullable=False), Column("union_id", String, nullable=False))
+enrolments = Table(
+    "enrolments",
+    metadata,
+    Column("n", Integer, primary_key=True, autoincrement=True),
+    Column("member_id", String, nullable=False),
+    Column("union_id", String, nullable=False),
+)
 
 
 @dataclass
@@ -98,11 +104,17 @@ class FakeProducer:
     """Stands in for the service's Kafka producer: keeps what it is sent, acknowledged at once."""
 
     sent: list[Sent] = field(default_factory=list)
-    client: Any = field(default_factory=lambda: SimpleNamespace(
-        cluster=SimpleNamespace(partitions_for_topic=lambda topic: {0})))
+    client: Any = field(
+        default_factory=lambda: SimpleNamespace(cluster=SimpleNamespace(partitions_for_topic=lambda topic: {0}))
+    )
 
-    async def send(self, topic: str, value: bytes | None = None, key: bytes | None = None,
-                   headers: list[tuple[str, bytes]] | None = None) -> asyncio.Future[None]:
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> asyncio.Future[None]:
         self.sent.append(Sent(topic, key, value, dict(headers or ())))
         acknowledged: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         acknowledged.set_result(None)
@@ -124,11 +136,21 @@ class Harness:
     offsets: itertools.count[int] = field(default_factory=itertools.count)
 
     def pipeline(self, *, holding: bool = False, rejects: bool = True, topic: str = TOPIC) -> Pipeline:
-        held = Holding(runtime, hold_seconds=600, provides=provides, metrics=self.metrics,
-                       clock=lambda: datetime.now(UTC)) if holding else None
+        held = (
+            Holding(runtime, hold_seconds=600, provides=provides, metrics=self.metrics, clock=lambda: datetime.now(UTC))
+            if holding
+            else None
+        )
         pipeline = Pipeline(
-            PipelineConfig(consumer=topic, topic=topic, events_topic="membership.events", source="membership",
-                           rejects=rejects, handler_attempts=ATTEMPTS, max_backoff_seconds=0.05),
+            PipelineConfig(
+                consumer=topic,
+                topic=topic,
+                events_topic="membership.events",
+                source="membership",
+                rejects=rejects,
+                handler_attempts=ATTEMPTS,
+                max_backoff_seconds=0.05,
+            ),
             scope=lambda session: Registry(session, self.tries),
             sessions=self.sessions,
             tables=runtime,
@@ -143,9 +165,22 @@ class Harness:
 
     def records(self, *values: bytes, topic: str = TOPIC) -> list[ConsumerRecord[bytes, bytes]]:
         """Consumer records of `values` on one partition of `topic`, in order."""
-        return [ConsumerRecord(topic=topic, partition=0, offset=next(self.offsets), timestamp=0, timestamp_type=0,
-                               key=b"k", value=value, checksum=None, serialized_key_size=1,
-                               serialized_value_size=len(value), headers=[]) for value in values]
+        return [
+            ConsumerRecord(
+                topic=topic,
+                partition=0,
+                offset=next(self.offsets),
+                timestamp=0,
+                timestamp_type=0,
+                key=b"k",
+                value=value,
+                checksum=None,
+                serialized_key_size=1,
+                serialized_value_size=len(value),
+                headers=[],
+            )
+            for value in values
+        ]
 
     async def outbox(self, event_type: str | None = None) -> list[dict[str, Any]]:
         """The events written to the outbox (CloudEvents as they will be published), in order."""
@@ -162,8 +197,10 @@ class Harness:
     async def held(self) -> list[tuple[str, str | None]]:
         h = runtime.held.c
         async with self.sessions() as session:
-            return [(row.message_id, row.waiting_for)
-                    for row in await session.execute(select(h.message_id, h.waiting_for).order_by(h.seq))]
+            return [
+                (row.message_id, row.waiting_for)
+                for row in await session.execute(select(h.message_id, h.waiting_for).order_by(h.seq))
+            ]
 
     async def inbox_rows(self) -> int:
         async with self.sessions() as session:
@@ -185,8 +222,7 @@ async def harness() -> AsyncIterator[Harness]:
 
 async def test_a_failing_handler_dead_letters_its_record_alone_and_the_batch_is_applied(harness: Harness) -> None:
     pipeline = harness.pipeline()
-    batch = harness.records(command("union.register", UNION), enroll("m-1"), enroll("bug", id="the-bug"),
-                            enroll("m-2"))
+    batch = harness.records(command("union.register", UNION), enroll("m-1"), enroll("bug", id="the-bug"), enroll("m-2"))
     await pipeline.process(batch)
     assert await harness.enrolled() == ["m-1", "m-2"]
     assert [e["type"] for e in await harness.outbox()] == ["union.registered", "member.enrolled", "member.enrolled"]
@@ -231,7 +267,9 @@ async def test_a_command_missing_its_prerequisite_is_held_and_answered_with_comm
     await pipeline.process(harness.records(command("union.register", UNION, id="the-union")))
     assert await harness.enrolled() == ["m-1"]
     assert [(e["type"], e["correlationid"]) for e in await harness.outbox()][1:] == [
-        ("union.registered", "the-union"), ("member.enrolled", "early")]
+        ("union.registered", "the-union"),
+        ("member.enrolled", "early"),
+    ]
     assert await harness.held() == []
     assert harness.producer.sent == []
 
@@ -241,8 +279,12 @@ async def test_without_holding_a_missing_prerequisite_is_a_rejection(harness: Ha
     await pipeline.process(harness.records(enroll("m-1", union_id="nowhere", id="orphan")))
     (rejected,) = await harness.outbox()
     assert rejected["type"] == "command.rejected" and rejected["correlationid"] == "orphan"
-    assert rejected["data"] == {"command_id": "orphan", "command_type": "member.enroll", "code": "not_found",
-                                "reason": "union nowhere is not registered"}
+    assert rejected["data"] == {
+        "command_id": "orphan",
+        "command_type": "member.enroll",
+        "code": "not_found",
+        "reason": "union nowhere is not registered",
+    }
     assert await harness.held() == [] and await harness.enrolled() == []
     assert harness.producer.sent == []
 
@@ -256,14 +298,19 @@ async def test_undecodable_records_are_dead_lettered_and_a_readable_command_is_a
     await pipeline.process(harness.records(garbage, bad_date, command("union.register", UNION, id="good")))
     letters = harness.producer.sent
     assert [(s.topic, s.value, s.headers["error.code"]) for s in letters] == [
-        (f"{TOPIC}.dlq", garbage, b"not_json"), (f"{TOPIC}.dlq", bad_date, b"invalid_data")]
+        (f"{TOPIC}.dlq", garbage, b"not_json"),
+        (f"{TOPIC}.dlq", bad_date, b"invalid_data"),
+    ]
     assert b"joined_on" in letters[1].headers["error.message"]
     # The command with an id and a type is answered; the garbage has no one to answer.
     rejected, registered = await harness.outbox()
     assert rejected["type"] == "command.rejected" and rejected["correlationid"] == "bad-date"
     assert rejected["correlationsource"] == "tests"
     assert {k: rejected["data"][k] for k in ("command_id", "command_type", "code")} == {
-        "command_id": "bad-date", "command_type": "member.enroll", "code": "invalid"}
+        "command_id": "bad-date",
+        "command_type": "member.enroll",
+        "code": "invalid",
+    }
     assert registered["type"] == "union.registered" and registered["correlationid"] == "good"
     assert harness.counted("messages_processed", TOPIC, "dead_lettered") == 2
 

@@ -15,8 +15,9 @@ from unionhub_runtime.repositories import TableRepository
 from unionhub_runtime.unit_of_work import AbstractRepository, Journal, SessionUnitOfWork
 
 metadata = MetaData()
-accounts = Table("accounts", metadata, Column("account_id", String(16), primary_key=True),
-                 Column("balance", Integer, nullable=False))
+accounts = Table(
+    "accounts", metadata, Column("account_id", String(16), primary_key=True), Column("balance", Integer, nullable=False)
+)
 notes = Table("notes", metadata, Column("note_id", String(16), primary_key=True), Column("text", String(64)))
 
 

@@ -79,15 +79,19 @@ class MembershipView:
     async def union_on(self, session: AsyncSession, member_id: str, day: date) -> str | None:
         """The union the member was active in on `day`, by the history received so far."""
         h = self.history.c
-        return await session.scalar(select(h.union_id).where(
-            h.member_id == member_id, h.from_on <= day, or_(h.to_on.is_(None), h.to_on > day))
-            .order_by(h.from_on.desc()).limit(1))
+        return await session.scalar(
+            select(h.union_id)
+            .where(h.member_id == member_id, h.from_on <= day, or_(h.to_on.is_(None), h.to_on > day))
+            .order_by(h.from_on.desc())
+            .limit(1)
+        )
 
     async def cadre_union_on(self, session: AsyncSession, member_id: str, day: date) -> str | None:
         """The union the member was appointed a cadre of by `day`."""
         c = self.cadres.c
-        return await session.scalar(select(c.union_id).where(
-            c.member_id == member_id, or_(c.appointed_on.is_(None), c.appointed_on <= day)))
+        return await session.scalar(
+            select(c.union_id).where(c.member_id == member_id, or_(c.appointed_on.is_(None), c.appointed_on <= day))
+        )
 
     async def member(self, session: AsyncSession, member_id: str) -> tuple[str, str] | None:
         """(union_id, status) of a member as last heard, or None if never heard of."""

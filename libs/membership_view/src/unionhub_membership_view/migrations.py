@@ -24,10 +24,12 @@ def add_membership_history() -> None:
         Column("to_on", Date, nullable=True),
     )
     op.create_index("ix_mv_member_history_member", "mv_member_history", ["member_id", "from_on"])
-    op.get_bind().execute(text(
-        "INSERT INTO mv_member_history (member_id, union_id, from_on) "
-        "SELECT member_id, union_id, :start FROM mv_members WHERE status = 'active'"
-    ).bindparams(bindparam("start", date.min, type_=Date)))
+    op.get_bind().execute(
+        text(
+            "INSERT INTO mv_member_history (member_id, union_id, from_on) "
+            "SELECT member_id, union_id, :start FROM mv_members WHERE status = 'active'"
+        ).bindparams(bindparam("start", date.min, type_=Date))
+    )
 
 
 def drop_membership_history() -> None:

@@ -52,7 +52,8 @@ class Verifier:
         if sum(value is not None for value in given) != 1:
             raise AuthNotConfigured(
                 "set exactly one of UNIONHUB_AUTH_JWKS_FILE, UNIONHUB_AUTH_JWKS_URL or (local use only) "
-                "UNIONHUB_AUTH_HS256_SECRET: the read APIs require signed tokens")
+                "UNIONHUB_AUTH_HS256_SECRET: the read APIs require signed tokens"
+            )
         secret = settings.hs256_secret.get_secret_value() if settings.hs256_secret is not None else None
         if secret is not None and len(secret) < MIN_SECRET_CHARACTERS:
             raise AuthNotConfigured(f"UNIONHUB_AUTH_HS256_SECRET must have at least {MIN_SECRET_CHARACTERS} characters")
@@ -75,8 +76,15 @@ class Verifier:
             if jwk.algorithm_name not in ASYMMETRIC:
                 raise jwt.InvalidTokenError(f"keys of type {jwk.algorithm_name} are not accepted")
             key, algorithms = jwk, [jwk.algorithm_name]  # the key's own algorithm, nothing else
-        claims = jwt.decode(token, key, algorithms=algorithms, audience=self.audience, issuer=self._issuer,
-                            leeway=self._leeway, options={"require": ["exp", "aud", *(["iss"] if self._issuer else [])]})
+        claims = jwt.decode(
+            token,
+            key,
+            algorithms=algorithms,
+            audience=self.audience,
+            issuer=self._issuer,
+            leeway=self._leeway,
+            options={"require": ["exp", "aud", *(["iss"] if self._issuer else [])]},
+        )
         scope = claims.get("scope", "")
         if isinstance(scope, str):
             return set(scope.split())
@@ -108,11 +116,15 @@ def requiring(scope: str) -> Callable[[Request], Awaitable[set[str]]]:
         try:
             scopes = await verifier.scopes(token.strip())
         except (jwt.PyJWTError, TypeError, ValueError):  # a key of another type than the token's, too
-            raise HTTPException(401, "the token is not valid here",
-                                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
+            raise HTTPException(
+                401, "the token is not valid here", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
+            ) from None
         if scope not in scopes:
-            raise HTTPException(403, f"the token lacks the scope {scope}",
-                                headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'})
+            raise HTTPException(
+                403,
+                f"the token lacks the scope {scope}",
+                headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'},
+            )
         return scopes
 
     return check
@@ -121,8 +133,11 @@ def requiring(scope: str) -> Callable[[Request], Awaitable[set[str]]]:
 def local_token(secret: str, audiences: list[str], scopes: list[str], lifetime_seconds: float = 30 * 86_400) -> str:
     """A token signed with the local shared secret (what `make up` writes to .run/env)."""
     now = int(time.time())
-    return jwt.encode({"aud": audiences, "scope": " ".join(scopes), "iat": now, "exp": now + int(lifetime_seconds),
-                       "sub": "local"}, secret, algorithm=LOCAL_ALGORITHM)
+    return jwt.encode(
+        {"aud": audiences, "scope": " ".join(scopes), "iat": now, "exp": now + int(lifetime_seconds), "sub": "local"},
+        secret,
+        algorithm=LOCAL_ALGORITHM,
+    )
 
 
 def all_scopes(services: list[str]) -> list[str]:

@@ -151,4 +151,3 @@ async def upsert(session: AsyncSession, table: Any, values: dict[str, Any]) -> N
     else:
         statement = statement.on_conflict_do_nothing(index_elements=keys)
     await session.execute(statement)
-

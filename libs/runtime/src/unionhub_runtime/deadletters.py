@@ -37,9 +37,11 @@ class DeadLetters:
         except MessageSizeTooLargeError:  # the record's own headers go too: they may be the bulk
             value = record.value or b""
             headers += [("original.size", str(len(value)).encode()), ("original.truncated", b"true")]
-            await self._deliver(f"{record.topic}.dlq", value[:INSPECTION_BYTES], record.key[:1024] if record.key else None,
-                                headers)
+            await self._deliver(
+                f"{record.topic}.dlq", value[:INSPECTION_BYTES], record.key[:1024] if record.key else None, headers
+            )
 
-    async def _deliver(self, topic: str, value: bytes | None, key: bytes | None,
-                       headers: list[tuple[str, bytes]]) -> None:
+    async def _deliver(
+        self, topic: str, value: bytes | None, key: bytes | None, headers: list[tuple[str, bytes]]
+    ) -> None:
         await (await bounded_send(self._producer(), topic, value=value, key=key, headers=headers))

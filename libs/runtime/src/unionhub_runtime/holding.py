@@ -101,13 +101,22 @@ class Held:
 class Holding:
     """The service-wide mechanism: every pipeline that may hold or release uses this one."""
 
-    def __init__(self, tables: RuntimeTables, *, hold_seconds: float, provides: Provides,
-                 metrics: Any, clock: Callable[[], datetime], first_retry_seconds: float = 2,
-                 recheck_seconds: float = 60) -> None:
+    def __init__(
+        self,
+        tables: RuntimeTables,
+        *,
+        hold_seconds: float,
+        provides: Provides,
+        metrics: Any,
+        clock: Callable[[], datetime],
+        first_retry_seconds: float = 2,
+        recheck_seconds: float = 60,
+    ) -> None:
         self.tables, self.provides, self.metrics, self.clock = tables, provides, metrics, clock
         self.hold = timedelta(seconds=hold_seconds)
-        self.schedule = RetrySchedule(first=timedelta(seconds=first_retry_seconds),
-                                      window=timedelta(seconds=recheck_seconds))
+        self.schedule = RetrySchedule(
+            first=timedelta(seconds=first_retry_seconds), window=timedelta(seconds=recheck_seconds)
+        )
         self.pipelines: dict[str, Pipeline] = {}
         self.lanes: dict[str, LanesOf] = {}
 
@@ -115,8 +124,9 @@ class Holding:
         self.pipelines[pipeline.config.consumer] = pipeline
         self.lanes[pipeline.config.consumer] = lanes
 
-    async def begin(self, session: AsyncSession, consumer: str | None = None,
-                    events: Iterable[CloudEvent[Any]] = ()) -> HoldContext:
+    async def begin(
+        self, session: AsyncSession, consumer: str | None = None, events: Iterable[CloudEvent[Any]] = ()
+    ) -> HoldContext:
         """What one transaction needs to know, in one round trip (this runs on every batch of
         every holding pipeline): which of the lanes the batch's commands (of `consumer`) wait
         on are occupied, and whether any command waits for a prerequisite at all. Only that:
@@ -198,20 +208,34 @@ class HoldContext:
         lanes = self.holding.lanes[consumer](event)
         return next((lane for lane in sorted(lanes.waits_on) if lane in self.occupied), None)
 
-    async def hold(self, consumer: str, event: CloudEvent[Any], traceparent: str | None,
-                   waiting_for: str) -> outbox.Pending:
+    async def hold(
+        self, consumer: str, event: CloudEvent[Any], traceparent: str | None, waiting_for: str
+    ) -> outbox.Pending:
         """Keeps `event` durably and returns its `command.held` answer."""
         h = self.holding
         now = h.clock()
         lanes = h.lanes[consumer](event)
         prerequisite = None if waiting_for.startswith(QUEUE) else waiting_for
-        result = await self.session.execute(insert(h.tables.held).values(
-            consumer=consumer, source=event.source, message_id=event.id, type=event.type,
-            value=event.model_dump_json().encode(), traceparent=traceparent, waiting_for=prerequisite,
-            held_at=now, expires_at=now + h.hold).returning(h.tables.held.c.seq))
+        result = await self.session.execute(
+            insert(h.tables.held)
+            .values(
+                consumer=consumer,
+                source=event.source,
+                message_id=event.id,
+                type=event.type,
+                value=event.model_dump_json().encode(),
+                traceparent=traceparent,
+                waiting_for=prerequisite,
+                held_at=now,
+                expires_at=now + h.hold,
+            )
+            .returning(h.tables.held.c.seq)
+        )
         seq = result.scalar_one()
         if lanes.blocks:
-            await self.session.execute(insert(h.tables.held_lanes), [{"lane": lane, "seq": seq} for lane in lanes.blocks])
+            await self.session.execute(
+                insert(h.tables.held_lanes), [{"lane": lane, "seq": seq} for lane in lanes.blocks]
+            )
         self.occupied |= lanes.blocks
         self.anything_waits |= prerequisite is not None
         data = CommandHeld(command_id=event.id, command_type=event.type, waiting_for=waiting_for)
@@ -244,8 +268,16 @@ class HoldContext:
 
     async def _rows(self, condition: Any, *, skip_locked: bool = False) -> list[Held]:
         held = self.holding.tables.held
-        query = select(held.c.seq, held.c.consumer, held.c.type, held.c.value, held.c.traceparent,
-                       held.c.waiting_for, held.c.held_at, held.c.expires_at).order_by(held.c.seq)
+        query = select(
+            held.c.seq,
+            held.c.consumer,
+            held.c.type,
+            held.c.value,
+            held.c.traceparent,
+            held.c.waiting_for,
+            held.c.held_at,
+            held.c.expires_at,
+        ).order_by(held.c.seq)
         if condition is not None:
             query = query.where(condition)
         # Two instances never both apply or both reject one held command.
@@ -274,19 +306,35 @@ class HoldContext:
             emitted = await self._retry(row, event, out)
             if emitted is None:
                 continue
-            blocks = set((await self.session.execute(
-                delete(t.held_lanes).where(t.held_lanes.c.seq == seq).returning(t.held_lanes.c.lane))).scalars())
+            blocks = set(
+                (
+                    await self.session.execute(
+                        delete(t.held_lanes).where(t.held_lanes.c.seq == seq).returning(t.held_lanes.c.lane)
+                    )
+                ).scalars()
+            )
             await self.session.execute(delete(t.held).where(t.held.c.seq == seq))
             self.occupied -= blocks
-            self.occupied |= set((await self.session.execute(
-                select(t.held_lanes.c.lane).where(t.held_lanes.c.lane.in_(blocks)).distinct())).scalars())
+            self.occupied |= set(
+                (
+                    await self.session.execute(
+                        select(t.held_lanes.c.lane).where(t.held_lanes.c.lane.in_(blocks)).distinct()
+                    )
+                ).scalars()
+            )
             # Only what merely queued behind it: a command held for a prerequisite of its own
             # waits for that, not for this one (and retrying it would be wasted work).
-            behind = await self._rows(t.held.c.waiting_for.is_(None) & t.held.c.seq.in_(
-                select(t.held_lanes.c.seq).where(t.held_lanes.c.lane.in_(blocks), t.held_lanes.c.seq > seq)),
-                skip_locked=self.skip_locked)
+            behind = await self._rows(
+                t.held.c.waiting_for.is_(None)
+                & t.held.c.seq.in_(
+                    select(t.held_lanes.c.seq).where(t.held_lanes.c.lane.in_(blocks), t.held_lanes.c.seq > seq)
+                ),
+                skip_locked=self.skip_locked,
+            )
             ready = self.provided(event, emitted)
-            waiting = await self._rows(t.held.c.waiting_for.in_(sorted(ready)), skip_locked=self.skip_locked) if ready else []
+            waiting = (
+                await self._rows(t.held.c.waiting_for.in_(sorted(ready)), skip_locked=self.skip_locked) if ready else []
+            )
             for later in [*behind, *waiting]:
                 if later.seq not in pending:
                     heapq.heappush(heap, later.seq)
@@ -353,8 +401,11 @@ class HoldContext:
             self._applied_in_own_scope = outcome.waiting_for is None  # applied or rejected: settled in the scope
         if outcome.waiting_for is not None:
             if outcome.waiting_for != row.waiting_for:
-                await self.session.execute(update(h.tables.held).where(h.tables.held.c.seq == row.seq)
-                                           .values(waiting_for=outcome.waiting_for, held_at=h.clock()))
+                await self.session.execute(
+                    update(h.tables.held)
+                    .where(h.tables.held.c.seq == row.seq)
+                    .values(waiting_for=outcome.waiting_for, held_at=h.clock())
+                )
                 self.anything_waits = True
             return None
         held_since = row.expires_at - h.hold  # held_at moves when the command waits for something new
@@ -375,4 +426,3 @@ async def count_held(session: AsyncSession, tables: RuntimeTables) -> dict[tuple
         kind = waiting_for.split(":", 1)[0] if waiting_for else "queue"
         counts[consumer, kind] = counts.get((consumer, kind), 0) + n
     return counts
-

@@ -37,8 +37,9 @@ async def claim(
         return set()
     now = datetime.now(UTC)
     if session.get_bind().dialect.name == "postgresql":
-        inserted = await session.execute(_PG_CLAIM.bindparams(
-            consumer=consumer, sources=[s for s, _ in wanted], ids=[i for _, i in wanted], now=now))
+        inserted = await session.execute(
+            _PG_CLAIM.bindparams(consumer=consumer, sources=[s for s, _ in wanted], ids=[i for _, i in wanted], now=now)
+        )
         return {(row.source, row.message_id) for row in inserted}
     inbox = tables.inbox.c
     seen: set[MessageKey] = set()
@@ -47,8 +48,10 @@ async def claim(
         result = await session.execute(
             select(inbox.source, inbox.message_id).where(
                 inbox.consumer == consumer,
-                or_(tuple_(inbox.source, inbox.message_id).in_(chunk),
-                    and_(inbox.source == LEGACY_SOURCE, inbox.message_id.in_([i for _, i in chunk]))),
+                or_(
+                    tuple_(inbox.source, inbox.message_id).in_(chunk),
+                    and_(inbox.source == LEGACY_SOURCE, inbox.message_id.in_([i for _, i in chunk])),
+                ),
             )
         )
         for source, message_id in result:

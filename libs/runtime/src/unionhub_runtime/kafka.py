@@ -41,9 +41,7 @@ def client_kwargs(settings: KafkaSettings) -> dict[str, Any]:
     if settings.security_protocol.startswith("SASL"):
         kwargs["sasl_mechanism"] = settings.sasl_mechanism or "SCRAM-SHA-512"
         kwargs["sasl_plain_username"] = settings.sasl_username
-        kwargs["sasl_plain_password"] = (
-            settings.sasl_password.get_secret_value() if settings.sasl_password else None
-        )
+        kwargs["sasl_plain_password"] = settings.sasl_password.get_secret_value() if settings.sasl_password else None
     return kwargs
 
 
@@ -63,9 +61,7 @@ def _broker_security(settings: KafkaSettings) -> fs_security.BaseSecurity | None
     return kinds[mechanism](username, password, ssl_context=context, use_ssl=use_ssl)
 
 
-def create_broker(
-    settings: KafkaSettings, *, client_id: str, middlewares: Sequence[Any] = ()
-) -> KafkaBroker:
+def create_broker(settings: KafkaSettings, *, client_id: str, middlewares: Sequence[Any] = ()) -> KafkaBroker:
     """The FastStream broker that runs the service's subscribers."""
     return KafkaBroker(
         # A list: FastStream hands a string to aiokafka as one host, so "a:9092,b:9092" (any
@@ -107,8 +103,14 @@ async def ensure_topics(settings: KafkaSettings, topics: Iterable[Topic]) -> lis
         # A dead letter is the record unchanged plus headers saying why: its topic takes records
         # as large as the producers send, whatever the brokers' default (so a copy of a record
         # that just fitted its own topic is never refused by the broker).
-        wanted.append(NewTopic(prefix + item.dlq, 1, settings.replication_factor,
-                               topic_configs={"max.message.bytes": str(settings.max_request_bytes)}))
+        wanted.append(
+            NewTopic(
+                prefix + item.dlq,
+                1,
+                settings.replication_factor,
+                topic_configs={"max.message.bytes": str(settings.max_request_bytes)},
+            )
+        )
     admin = AIOKafkaAdminClient(**client_kwargs(settings))
     await admin.start()
     try:
@@ -117,8 +119,11 @@ async def ensure_topics(settings: KafkaSettings, topics: Iterable[Topic]) -> lis
         if missing:
             with suppress(TopicAlreadyExistsError):  # another process was first: goal met
                 response = await admin.create_topics(missing)
-                failed = [(name, code, message) for name, code, message in response.topic_errors
-                          if code not in (0, TopicAlreadyExistsError.errno)]
+                failed = [
+                    (name, code, message)
+                    for name, code, message in response.topic_errors
+                    if code not in (0, TopicAlreadyExistsError.errno)
+                ]
                 if failed:  # e.g. a replication factor above the brokers registered so far
                     raise RuntimeError(f"creating topics failed: {failed}")
             # A consumer that subscribes before the leaders are elected may sit on an
@@ -134,9 +139,7 @@ async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str], timeou
     while True:
         described = await admin.describe_topics(names)
         ready = all(
-            topic["error_code"] == 0
-            and topic["partitions"]
-            and all(p["leader"] >= 0 for p in topic["partitions"])
+            topic["error_code"] == 0 and topic["partitions"] and all(p["leader"] >= 0 for p in topic["partitions"])
             for topic in described
         )
         if ready:

@@ -34,8 +34,9 @@ def described_traceback(error: BaseException) -> str:
     described = []
     for current in _chain(error):
         frames = traceback.extract_tb(current.__traceback__)[-8:]
-        described.append("\n".join([describe_error(current),
-                                     *(f"  {f.filename}:{f.lineno} in {f.name}" for f in frames)]))
+        described.append(
+            "\n".join([describe_error(current), *(f"  {f.filename}:{f.lineno} in {f.name}" for f in frames)])
+        )
     return "\ncaused by ".join(described)
 
 

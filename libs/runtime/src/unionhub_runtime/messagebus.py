@@ -18,8 +18,9 @@ class MessageBus(Generic[U]):
     """A service's command handlers by command type (dependencies already bound), and what
     to record when a command of a type is rejected (after its changes are discarded)."""
 
-    def __init__(self, handlers: Mapping[type, Handler[U]], on_rejected: Mapping[type, RejectionHandler[U]] | None = None
-                 ) -> None:
+    def __init__(
+        self, handlers: Mapping[type, Handler[U]], on_rejected: Mapping[type, RejectionHandler[U]] | None = None
+    ) -> None:
         self._handlers = dict(handlers)
         self._on_rejected = dict(on_rejected or {})
 

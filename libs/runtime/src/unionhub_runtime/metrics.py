@@ -13,8 +13,9 @@ MAX_LABEL_VALUES = 50
 OTHER = "(other)"
 
 
-def set_bounded(gauge: Gauge, rows: Iterable[tuple[tuple[str, ...], float]], *, free: int = 0,
-                limit: int = MAX_LABEL_VALUES) -> None:
+def set_bounded(
+    gauge: Gauge, rows: Iterable[tuple[tuple[str, ...], float]], *, free: int = 0, limit: int = MAX_LABEL_VALUES
+) -> None:
     """Sets `gauge` to `rows` (label values, value), replacing what it showed before (a name
     gone from the data leaves no stale series); label number `free` keeps its `limit` values
     with the largest totals, the others summed under OTHER."""
@@ -26,7 +27,7 @@ def set_bounded(gauge: Gauge, rows: Iterable[tuple[tuple[str, ...], float]], *, 
     values: dict[tuple[str, ...], float] = collections.defaultdict(float)
     for labels, value in rows:
         if labels[free] not in kept:
-            labels = (*labels[:free], OTHER, *labels[free + 1:])
+            labels = (*labels[:free], OTHER, *labels[free + 1 :])
         values[labels] += value
     gauge.clear()
     for labels, value in values.items():

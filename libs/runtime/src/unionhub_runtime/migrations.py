@@ -210,18 +210,43 @@ def hold_waiting_rows(rows: list[dict[str, Any]]) -> None:
     from .columns import UtcInstant
 
     metadata = MetaData()  # the columns this revision writes, as they are at this revision
-    held = Table("held_commands", metadata, Column("seq", BigInteger().with_variant(Integer(), "sqlite")),
-                 *(Column(n, String) for n in ("consumer", "source", "message_id", "type", "waiting_for")),
-                 Column("value", LargeBinary), Column("held_at", UtcInstant()), Column("expires_at", UtcInstant()))
+    held = Table(
+        "held_commands",
+        metadata,
+        Column("seq", BigInteger().with_variant(Integer(), "sqlite")),
+        *(Column(n, String) for n in ("consumer", "source", "message_id", "type", "waiting_for")),
+        Column("value", LargeBinary),
+        Column("held_at", UtcInstant()),
+        Column("expires_at", UtcInstant()),
+    )
     lanes = Table("held_lanes", metadata, Column("lane", String), Column("seq", BigInteger()))
     bind = op.get_bind()
     now = datetime.now(UTC)
     for row in rows:
-        value = orjson.dumps({"specversion": "1.0", "id": row["id"], "source": row["source"], "type": row["type"],
-                              "datacontenttype": "application/json", "data": row["data"]})
-        seq = bind.execute(insert(held).values(
-            consumer=row["consumer"], source=row["source"], message_id=row["id"], type=row["type"], value=value,
-            waiting_for=row["waiting_for"], held_at=now, expires_at=row["expires_at"]).returning(held.c.seq)).scalar_one()
+        value = orjson.dumps(
+            {
+                "specversion": "1.0",
+                "id": row["id"],
+                "source": row["source"],
+                "type": row["type"],
+                "datacontenttype": "application/json",
+                "data": row["data"],
+            }
+        )
+        seq = bind.execute(
+            insert(held)
+            .values(
+                consumer=row["consumer"],
+                source=row["source"],
+                message_id=row["id"],
+                type=row["type"],
+                value=value,
+                waiting_for=row["waiting_for"],
+                held_at=now,
+                expires_at=row["expires_at"],
+            )
+            .returning(held.c.seq)
+        ).scalar_one()
         for lane in row["lanes"]:
             bind.execute(insert(lanes).values(lane=lane, seq=seq))
 

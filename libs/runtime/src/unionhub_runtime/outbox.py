@@ -44,10 +44,12 @@ SEND_SECONDS = 10.0
 WRITERS_WAIT_SECONDS = 1.0
 _OUTBOX_WRITERS = text(
     "SELECT virtualtransaction FROM pg_locks WHERE locktype = 'relation' AND mode = 'RowExclusiveLock' "
-    "AND granted AND relation = CAST(:table AS regclass) AND pid IS DISTINCT FROM pg_backend_pid()")
+    "AND granted AND relation = CAST(:table AS regclass) AND pid IS DISTINCT FROM pg_backend_pid()"
+)
 _OUTBOX_WRITERS_LEFT = text(
     "SELECT virtualtransaction FROM pg_locks WHERE locktype = 'relation' AND mode = 'RowExclusiveLock' "
-    "AND granted AND relation = CAST(:table AS regclass) AND virtualtransaction = ANY(:writers)")
+    "AND granted AND relation = CAST(:table AS regclass) AND virtualtransaction = ANY(:writers)"
+)
 
 
 async def bounded_send(producer: AIOKafkaProducer, topic: str, **record: Any) -> asyncio.Future[Any]:
@@ -255,20 +257,22 @@ class OutboxRelay:
             pause = 0.002
             while writers:
                 if time.monotonic() > deadline:
-                    log.warning("outbox relay: a writer of the outbox is still open after %.0fs; next round",
-                                WRITERS_WAIT_SECONDS)
+                    log.warning(
+                        "outbox relay: a writer of the outbox is still open after %.0fs; next round",
+                        WRITERS_WAIT_SECONDS,
+                    )
                     return None
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 0.05)  # pg_locks takes every lock-manager partition: not too often
-                writers = list((await session.execute(
-                    _OUTBOX_WRITERS_LEFT, {"table": outbox.name, "writers": writers})).scalars())
+                writers = list(
+                    (await session.execute(_OUTBOX_WRITERS_LEFT, {"table": outbox.name, "writers": writers})).scalars()
+                )
             return upto
 
     async def _pending(self, session: AsyncSession, upto: int | None) -> Sequence[Any]:
         outbox = self._tables.outbox
         query = (
-            select(outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.value, outbox.c.traceparent,
-                   outbox.c.created_at)
+            select(outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.value, outbox.c.traceparent, outbox.c.created_at)
             .where(outbox.c.published_at.is_(None))
             .order_by(outbox.c.id)
             .limit(self._batch_size)
@@ -311,9 +315,13 @@ class OutboxRelay:
             try:
                 # Queueing may wait too (a full batch for a partition without leader): bounded.
                 async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
-                    future = await bounded_send(self._producer, row.topic, value=row.value,
-                                                key=row.key.encode() if row.key is not None else None,
-                                                headers=_headers(row.traceparent))
+                    future = await bounded_send(
+                        self._producer,
+                        row.topic,
+                        value=row.value,
+                        key=row.key.encode() if row.key is not None else None,
+                        headers=_headers(row.traceparent),
+                    )
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -349,8 +357,12 @@ class OutboxRelay:
                     self._blocked.pop(lane, None)
                 self._blocked_topics.pop(row.topic, None)
         if failed:
-            log.error("outbox relay: Kafka did not take %d of %d events (their keys wait, with backoff): %s",
-                      len(failed), len(rows), describe_error(next(iter(failed.values()))))
+            log.error(
+                "outbox relay: Kafka did not take %d of %d events (their keys wait, with backoff): %s",
+                len(failed),
+                len(rows),
+                describe_error(next(iter(failed.values()))),
+            )
         return sent
 
     def _refused(self, row: Any, blocked: dict[Any, _Blocked], what: Any) -> None:
@@ -363,17 +375,16 @@ class OutboxRelay:
         if rows:
             outbox = self._tables.outbox
             await session.execute(
-                update(outbox)
-                .where(outbox.c.id.in_([row.id for row in rows]))
-                .values(published_at=datetime.now(UTC))
+                update(outbox).where(outbox.c.id.in_([row.id for row in rows])).values(published_at=datetime.now(UTC))
             )
 
     async def _update_backlog_gauges(self, session: AsyncSession, rows: Sequence[Any]) -> None:
         holding_back = bool(self._blocked or self._blocked_topics)
         if holding_back:  # lanes left out of `rows` may hold older events
             outbox = self._tables.outbox
-            oldest = await session.scalar(select(outbox.c.created_at).where(outbox.c.published_at.is_(None))
-                                          .order_by(outbox.c.id).limit(1))
+            oldest = await session.scalar(
+                select(outbox.c.created_at).where(outbox.c.published_at.is_(None)).order_by(outbox.c.id).limit(1)
+            )
         else:
             oldest = rows[0].created_at if rows else None
         self._metrics.outbox_oldest_age.set((datetime.now(UTC) - oldest).total_seconds() if oldest else 0)
@@ -387,9 +398,7 @@ class OutboxRelay:
 
     async def _count_pending(self, session: AsyncSession) -> int:
         outbox = self._tables.outbox
-        count = await session.scalar(
-            select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None))
-        )
+        count = await session.scalar(select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None)))
         return int(count or 0)
 
     async def backlog(self) -> int:

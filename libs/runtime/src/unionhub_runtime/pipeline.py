@@ -91,8 +91,9 @@ class Pipeline:
                 await self._dead_letter(record, exc.code, exc.message)
                 self._metrics.messages_processed.labels(topic, "dead_lettered").inc()
                 if self.config.rejects and exc.event_id and exc.event_type:
-                    rejection = self._rejection(exc.event_id, exc.event_source, exc.event_type,
-                                                RejectionCode.INVALID, exc.message)
+                    rejection = self._rejection(
+                        exc.event_id, exc.event_source, exc.event_type, RejectionCode.INVALID, exc.message
+                    )
                     invalid.append(outbox.Pending(rejection, tracing.traceparent_of(record.headers)))
         await self._apply(good, invalid)
         self._metrics.batch_size.labels(topic).observe(len(records))
@@ -117,8 +118,13 @@ class Pipeline:
                     await self._with_retries(alone)
                 except _GiveUp as failure:
                     record = item[0]
-                    log.error("handler failed on %s@%s:%s: %s", record.topic, record.partition, record.offset,
-                              describe_error(failure.cause))
+                    log.error(
+                        "handler failed on %s@%s:%s: %s",
+                        record.topic,
+                        record.partition,
+                        record.offset,
+                        describe_error(failure.cause),
+                    )
                     await self._dead_letter(record, "handler_error", describe_error(failure.cause))
         failpoints.hit("consume.committed")
         self._on_commit()
@@ -135,8 +141,16 @@ class Pipeline:
                 failed = True
                 self._on_health(False)
                 self._metrics.retries.labels(record.topic, "dead_letter").inc()
-                log.error("cannot dead-letter %s@%s:%s (%s) to %s.dlq, retry in %.1fs: %s", record.topic,
-                          record.partition, record.offset, code, record.topic, backoff.delay, describe_error(exc))
+                log.error(
+                    "cannot dead-letter %s@%s:%s (%s) to %s.dlq, retry in %.1fs: %s",
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                    code,
+                    record.topic,
+                    backoff.delay,
+                    describe_error(exc),
+                )
                 await backoff.sleep()
         if failed:
             self._on_health(True)
@@ -166,20 +180,24 @@ class Pipeline:
                     failures += 1
                     if failures >= self.config.handler_attempts:
                         raise _GiveUp(exc) from exc
-                log.warning("batch on %s failed (%s), retry in %.2fs: %s", self.config.topic, reason, backoff.delay,
-                            describe_error(exc))
+                log.warning(
+                    "batch on %s failed (%s), retry in %.2fs: %s",
+                    self.config.topic,
+                    reason,
+                    backoff.delay,
+                    describe_error(exc),
+                )
                 await backoff.sleep()
 
-    async def _transaction(
-        self, good: list[tuple[Record, CloudEvent[Any]]], invalid: list[outbox.Pending]
-    ) -> None:
+    async def _transaction(self, good: list[tuple[Record, CloudEvent[Any]]], invalid: list[outbox.Pending]) -> None:
         started = time.perf_counter()
         outcomes: collections.Counter[tuple[str, str, str]] = collections.Counter()  # (type, outcome, code)
         traced = self.config.traced and tracing.recording()  # once a batch: the lookup is not free
         async with self._write_lock, self._sessions() as session, session.begin():
             if self.config.inbox:
-                fresh = await inbox.claim(session, self._tables, self.config.consumer,
-                                          ((e.source, e.id) for _, e in good))
+                fresh = await inbox.claim(
+                    session, self._tables, self.config.consumer, ((e.source, e.id) for _, e in good)
+                )
                 failpoints.hit("inbox.claimed")
             else:
                 fresh = {(e.source, e.id) for _, e in good}
@@ -193,8 +211,11 @@ class Pipeline:
                 else:
                     outcomes[event.type, "duplicate", ""] += 1
             await scope.prefetch([event for _, event in todo])
-            holds = (await self._holding.begin(session, self.config.consumer, (e for _, e in todo))
-                     if self._holding is not None else None)
+            holds = (
+                await self._holding.begin(session, self.config.consumer, (e for _, e in todo))
+                if self._holding is not None
+                else None
+            )
             if holds is not None:
                 holds.use_scope(self.config.consumer, scope)
             for record, event in todo:
@@ -204,8 +225,9 @@ class Pipeline:
                         outcome = Outcome("held", "", (), QUEUE + lane)
                         traceparent = tracing.traceparent_of(record.headers)
                     elif traced:
-                        with tracing.processing(self.config.source, self.config.topic, record.headers,
-                                                event.type) as traceparent:
+                        with tracing.processing(
+                            self.config.source, self.config.topic, record.headers, event.type
+                        ) as traceparent:
                             outcome = await self.apply_one(scope, event)
                     else:
                         outcome = await self.apply_one(scope, event)
@@ -262,11 +284,13 @@ class Pipeline:
         return self._encode(emit, answering.correlationid or answering.id, answering.source)
 
     def _encode(self, emit: Emit, correlation_id: str, correlation_source: str | None) -> OutgoingEvent:
-        return encode_emit(emit, source=self.config.source, correlation_id=correlation_id,
-                           correlation_source=correlation_source)
+        return encode_emit(
+            emit, source=self.config.source, correlation_id=correlation_id, correlation_source=correlation_source
+        )
 
-    def _rejection(self, command_id: str, command_source: str | None, command_type: str, code: str,
-                   reason: str) -> OutgoingEvent:
+    def _rejection(
+        self, command_id: str, command_source: str | None, command_type: str, code: str, reason: str
+    ) -> OutgoingEvent:
         data = CommandRejected(command_id=command_id, command_type=command_type, code=code, reason=reason)
         return self._encode(Emit("command.rejected", data, key=command_id), command_id, command_source)
 

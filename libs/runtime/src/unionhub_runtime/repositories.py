@@ -76,10 +76,15 @@ class TableRepository(AbstractRepository[A]):
             await self._session.execute(insert(self._table), [self.to_row(a) for a in self._inserts.values()])
         if self._updates:
             others = [name for name in self._columns if name != self._key.name]
-            statement = (update(self._table).where(self._key == bindparam("_key"))
-                         .values({name: bindparam(name) for name in others}))
-            rows = [{name: row[name] for name in others} | {"_key": key}
-                    for key, row in ((k, self.to_row(a)) for k, a in self._updates.items())]
+            statement = (
+                update(self._table)
+                .where(self._key == bindparam("_key"))
+                .values({name: bindparam(name) for name in others})
+            )
+            rows = [
+                {name: row[name] for name in others} | {"_key": key}
+                for key, row in ((k, self.to_row(a)) for k, a in self._updates.items())
+            ]
             await self._session.execute(statement, rows)
         self._inserts.clear()
         self._updates.clear()

@@ -28,8 +28,13 @@ class Prunable:
     keep_seconds: float | None = None  # None: the service's dedupe_keep_seconds
 
 
-async def prune(sessions: async_sessionmaker[AsyncSession], write_lock: AbstractAsyncContextManager[Any],
-                prunable: Prunable, before: datetime, chunk: int = 10_000) -> int:
+async def prune(
+    sessions: async_sessionmaker[AsyncSession],
+    write_lock: AbstractAsyncContextManager[Any],
+    prunable: Prunable,
+    before: datetime,
+    chunk: int = 10_000,
+) -> int:
     """Deletes the rows of `prunable` received before `before`; returns how many."""
     total = 0
     while True:
@@ -47,6 +52,7 @@ async def _delete_chunk(session: AsyncSession, prunable: Prunable, before: datet
         statement = text(f"DELETE FROM {name} WHERE ctid = ANY(ARRAY({oldest.format(row='ctid')}))")
     else:
         statement = text(f"DELETE FROM {name} WHERE rowid IN ({oldest.format(row='rowid')})")
-    result = await session.execute(statement.bindparams(bindparam("before", type_=UtcInstant())),
-                                   {"before": before, "chunk": chunk})
+    result = await session.execute(
+        statement.bindparams(bindparam("before", type_=UtcInstant())), {"before": before, "chunk": chunk}
+    )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -93,8 +93,14 @@ class CommandScope(Generic[U]):
     by the message bus in the batch's unit of work, its events translated to integration
     events. An applied command is kept; a rejected (or held, or failing) one is discarded."""
 
-    def __init__(self, uow: U, bus: MessageBus[U], translate: Callable[[CloudEvent[Any]], Any],
-                 to_emit: Callable[[Any], Emit], observer: Observer | None = None) -> None:
+    def __init__(
+        self,
+        uow: U,
+        bus: MessageBus[U],
+        translate: Callable[[CloudEvent[Any]], Any],
+        to_emit: Callable[[Any], Emit],
+        observer: Observer | None = None,
+    ) -> None:
         self._uow, self._bus, self._translate, self._to_emit, self._observer = uow, bus, translate, to_emit, observer
         self._commands: dict[tuple[str, str], Any] = {}  # by (source, id): translated once, in prefetch
 

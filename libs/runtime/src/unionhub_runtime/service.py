@@ -113,10 +113,19 @@ class Service:
             clock=clock,
             write_lock=self.write_lock,
         )
-        self.holding = None if definition.provides is None else Holding(
-            definition.tables, hold_seconds=settings.hold.hold_seconds, provides=definition.provides,
-            metrics=self.metrics, clock=clock, first_retry_seconds=settings.hold.hold_check_seconds,
-            recheck_seconds=max(60.0, 10 * settings.hold.hold_check_seconds))
+        self.holding = (
+            None
+            if definition.provides is None
+            else Holding(
+                definition.tables,
+                hold_seconds=settings.hold.hold_seconds,
+                provides=definition.provides,
+                metrics=self.metrics,
+                clock=clock,
+                first_retry_seconds=settings.hold.hold_check_seconds,
+                recheck_seconds=max(60.0, 10 * settings.hold.hold_check_seconds),
+            )
+        )
         self._pipelines_healthy = True
         self._tasks: list[asyncio.Task[None]] = []  # the periodic jobs: pruning, gauges, held commands
         self._traced = KafkaRouter(middlewares=[KafkaTelemetryMiddleware()])
@@ -154,8 +163,9 @@ class Service:
             holding=None if subscription.bulk else self.holding,
         )
         if self.holding is not None and not subscription.bulk:
-            lanes = subscription.lanes or (aggregate_lanes(subscription.topic) if subscription.rejects
-                                           else (lambda _event: NO_LANES))
+            lanes = subscription.lanes or (
+                aggregate_lanes(subscription.topic) if subscription.rejects else (lambda _event: NO_LANES)
+            )
             self.holding.register(pipeline, lanes)
 
         async def consume(_: Any, message: KafkaMessage) -> None:
@@ -200,8 +210,11 @@ class Service:
         rows past their retention; rows deleted by table."""
         settings, tables = self.definition.settings, self.definition.tables
         pruned = {}
-        for prunable in (Prunable(tables.inbox, "received_at"), *self.definition.prunable,
-                         Prunable(tables.outbox, "published_at", settings.outbox_retention_seconds)):
+        for prunable in (
+            Prunable(tables.inbox, "received_at"),
+            *self.definition.prunable,
+            Prunable(tables.outbox, "published_at", settings.outbox_retention_seconds),
+        ):
             keep = settings.dedupe_keep_seconds if prunable.keep_seconds is None else prunable.keep_seconds
             before = datetime.now(UTC) - timedelta(seconds=keep)
             pruned[prunable.table.name] = await retention.prune(self.sessions, self.write_lock, prunable, before)
@@ -230,8 +243,9 @@ class Service:
             async with self.write_lock, self.sessions() as session, session.begin():
                 holds = await self.holding.begin(session)
                 outgoing, tried = await holds.retry([seq for seq, _ in page])
-                await outbox.write(session, self.definition.tables, self.physical(self.definition.events_topic),
-                                   outgoing)
+                await outbox.write(
+                    session, self.definition.tables, self.physical(self.definition.events_topic), outgoing
+                )
             schedule.tried(tried, began)  # committed: those retries happened
             published += len(outgoing)
             if outgoing:
@@ -261,14 +275,23 @@ class Service:
         self.timers.start()
         self.lag.start()
         settings = self.definition.settings
-        self._tasks = [asyncio.create_task(self._repeat(self.prune, settings.prune_every_seconds, "pruning"),
-                                           name="pruning")]
+        self._tasks = [
+            asyncio.create_task(self._repeat(self.prune, settings.prune_every_seconds, "pruning"), name="pruning")
+        ]
         if self.definition.gauges:
-            self._tasks.append(asyncio.create_task(self._repeat(
-                self.refresh_gauges, settings.metrics_refresh_seconds, "refreshing business gauges"), name="gauges"))
+            self._tasks.append(
+                asyncio.create_task(
+                    self._repeat(self.refresh_gauges, settings.metrics_refresh_seconds, "refreshing business gauges"),
+                    name="gauges",
+                )
+            )
         if self.holding is not None:
-            self._tasks.append(asyncio.create_task(self._repeat(
-                self.retry_held, settings.hold.hold_check_seconds, "retrying held commands"), name="held-commands"))
+            self._tasks.append(
+                asyncio.create_task(
+                    self._repeat(self.retry_held, settings.hold.hold_check_seconds, "retrying held commands"),
+                    name="held-commands",
+                )
+            )
         log.info("%s started", self.name)
 
     async def stop(self) -> None:
@@ -288,9 +311,7 @@ class Service:
 
     async def ready(self) -> dict[str, bool]:
         """What `/readyz` checks: the database answers, Kafka answers, consumers are not stuck."""
-        db_ok, kafka_ok = await asyncio.gather(
-            database.ping(self.engine), self.broker.ping(timeout=2.0)
-        )
+        db_ok, kafka_ok = await asyncio.gather(database.ping(self.engine), self.broker.ping(timeout=2.0))
         checks = {"database": db_ok, "kafka": bool(kafka_ok), "consumers": self._pipelines_healthy}
         self.metrics.ready.set(1 if all(checks.values()) else 0)
         return checks
@@ -348,8 +369,9 @@ async def _tolerant_headers(records: Any, parse: Callable[[Any], Awaitable[Any]]
         return await parse(records)
     except UnicodeDecodeError:
         batch = records if isinstance(records, tuple) else (records,)
-        readable = tuple(dataclasses.replace(r, headers=[(k, v if _utf8(v) else b"") for k, v in r.headers])
-                         for r in batch)
+        readable = tuple(
+            dataclasses.replace(r, headers=[(k, v if _utf8(v) else b"") for k, v in r.headers]) for r in batch
+        )
         message = await parse(readable if isinstance(records, tuple) else readable[0])
         message.raw_message = records
         return message

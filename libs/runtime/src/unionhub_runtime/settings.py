@@ -55,11 +55,15 @@ class DatabaseTimeouts(BaseSettings):
     lock_timeout_ms: int = Field(default=10_000, ge=0, description="wait for a row or table lock")
     statement_timeout_ms: int = Field(default=60_000, ge=0, description="one statement")
     idle_in_transaction_timeout_ms: int = Field(
-        default=20_000, ge=0, description="a session idle inside a transaction is ended (its locks released)")
+        default=20_000, ge=0, description="a session idle inside a transaction is ended (its locks released)"
+    )
 
     def server_settings(self) -> dict[str, str]:
-        return {"lock_timeout": str(self.lock_timeout_ms), "statement_timeout": str(self.statement_timeout_ms),
-                "idle_in_transaction_session_timeout": str(self.idle_in_transaction_timeout_ms)}
+        return {
+            "lock_timeout": str(self.lock_timeout_ms),
+            "statement_timeout": str(self.statement_timeout_ms),
+            "idle_in_transaction_session_timeout": str(self.idle_in_transaction_timeout_ms),
+        }
 
 
 class ServiceSettings(BaseSettings):

@@ -82,7 +82,9 @@ class TimerRunner:
                 if not await session.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": key}):
                     return 0  # another instance runs it right now
             emitted = await timer.job(session, self._clock())
-            await outbox.write(session, self._tables, self._events_topic, [outbox.Pending(self._encode(e)) for e in emitted])
+            await outbox.write(
+                session, self._tables, self._events_topic, [outbox.Pending(self._encode(e)) for e in emitted]
+            )
             if emitted:
                 failpoints.hit("timer.wrote")  # a crash inside a timer's transaction, before its commit
         if emitted:

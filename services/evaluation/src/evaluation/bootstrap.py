@@ -38,15 +38,26 @@ def build(settings: EvaluationSettings | None = None, clock: Clock = utc_now) ->
             tables=runtime_tables,
             events_topic=EVALUATION_EVENTS.name,
             subscriptions=[
-                Subscription(EVALUATION_COMMANDS.name, consumers.commands(Dependencies(now=clock), metrics),
-                             rejects=True, lanes=command_lanes),
+                Subscription(
+                    EVALUATION_COMMANDS.name,
+                    consumers.commands(Dependencies(now=clock), metrics),
+                    rejects=True,
+                    lanes=command_lanes,
+                ),
                 Subscription(MEMBERSHIP_EVENTS.name, membership_view.scope, rejects=False),
-                Subscription(WORK_SCORES.name, lambda s: WorkScoreBatch(s, metrics.work_items, metrics.work_duplicates),
-                             rejects=True, max_records=settings.work_batch_max_records, bulk=True),
+                Subscription(
+                    WORK_SCORES.name,
+                    lambda s: WorkScoreBatch(s, metrics.work_items, metrics.work_duplicates),
+                    rejects=True,
+                    max_records=settings.work_batch_max_records,
+                    bulk=True,
+                ),
             ],
             asyncapi=asyncapi.document(
-                NAME, receives=[EVALUATION_COMMANDS.name, WORK_SCORES.name, MEMBERSHIP_EVENTS.name],
-                sends=[EVALUATION_EVENTS.name]),
+                NAME,
+                receives=[EVALUATION_COMMANDS.name, WORK_SCORES.name, MEMBERSHIP_EVENTS.name],
+                sends=[EVALUATION_EVENTS.name],
+            ),
             routers=[api.router, view_router(membership_view)],
             registry=registry,
             gauges=[metrics.refresh],
@@ -65,10 +76,14 @@ def command_lanes(event: CloudEvent[Any]) -> Lanes:
     match event.type:
         case "rating.submit":
             rater = f"rating:{data.campaign_id}/{data.home_id}/{data.rater_kind}/{data.rater_id}"
-            return Lanes(frozenset({rater, f"close:{data.campaign_id}"}), frozenset({rater, f"campaign:{data.campaign_id}"}))
+            return Lanes(
+                frozenset({rater, f"close:{data.campaign_id}"}), frozenset({rater, f"campaign:{data.campaign_id}"})
+            )
         case "campaign.close":
-            return Lanes(frozenset({f"campaign:{data.campaign_id}"}),
-                         frozenset({f"campaign:{data.campaign_id}", f"close:{data.campaign_id}"}))
+            return Lanes(
+                frozenset({f"campaign:{data.campaign_id}"}),
+                frozenset({f"campaign:{data.campaign_id}", f"close:{data.campaign_id}"}),
+            )
     return _aggregate_lanes(event)
 
 

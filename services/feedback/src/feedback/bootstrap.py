@@ -41,8 +41,9 @@ def build(settings: FeedbackSettings | None = None, clock: Clock = utc_now) -> S
                 Subscription(FEEDBACK_COMMANDS.name, consumers.commands, rejects=True),
                 Subscription(MEMBERSHIP_EVENTS.name, membership_view.scope, rejects=False),
             ],
-            asyncapi=asyncapi.document(NAME, receives=[FEEDBACK_COMMANDS.name, MEMBERSHIP_EVENTS.name],
-                                       sends=[FEEDBACK_EVENTS.name]),
+            asyncapi=asyncapi.document(
+                NAME, receives=[FEEDBACK_COMMANDS.name, MEMBERSHIP_EVENTS.name], sends=[FEEDBACK_EVENTS.name]
+            ),
             routers=[api.router, view_router(membership_view)],
             registry=registry,
             gauges=[metrics.refresh],

@@ -40,4 +40,5 @@ def build(settings: MembershipSettings | None = None, clock: Clock = utc_now) ->
         clock=clock,  # when holds end
     )
 
+
 MIGRATIONS = Path(__file__).parent / "migrations"

@@ -17,14 +17,20 @@ from . import orm
 
 class EvaluationMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.ratings = Counter("evaluation_ratings_total", "Ratings by rater kind and outcome (accepted, rejected, "
-                               "held) and rejection code.", ["kind", "outcome", "code"], registry=registry)
+        self.ratings = Counter(
+            "evaluation_ratings_total",
+            "Ratings by rater kind and outcome (accepted, rejected, held) and rejection code.",
+            ["kind", "outcome", "code"],
+            registry=registry,
+        )
         self.work_items = Counter("evaluation_work_items_ingested_total", "Work items counted.", registry=registry)
-        self.work_duplicates = Counter("evaluation_work_items_duplicates_total",
-                                       "Work items dropped as already counted.", registry=registry)
+        self.work_duplicates = Counter(
+            "evaluation_work_items_duplicates_total", "Work items dropped as already counted.", registry=registry
+        )
         self.campaigns_open = Gauge("evaluation_campaigns_open", "Campaigns accepting ratings.", registry=registry)
-        self.stars = Gauge("evaluation_home_stars", "Homes by stars awarded in closed campaigns.", ["stars"],
-                           registry=registry)
+        self.stars = Gauge(
+            "evaluation_home_stars", "Homes by stars awarded in closed campaigns.", ["stars"], registry=registry
+        )
 
     def applied(self, command: Any, emitted: Sequence[Any]) -> None:
         for event in emitted:
@@ -34,11 +40,18 @@ class EvaluationMetrics:
     def refused(self, command: Any, rejection: Rejected) -> None:
         if isinstance(command, commands.SubmitRating):
             held = isinstance(rejection, Missing)
-            self.ratings.labels(command.rater_kind, "held" if held else "rejected", "" if held else rejection.code).inc()
+            self.ratings.labels(
+                command.rater_kind, "held" if held else "rejected", "" if held else rejection.code
+            ).inc()
 
     async def refresh(self, session: AsyncSession) -> None:
-        self.campaigns_open.set(await session.scalar(
-            select(func.count()).select_from(orm.campaigns).where(orm.campaigns.c.status == "open")) or 0)
+        self.campaigns_open.set(
+            await session.scalar(
+                select(func.count()).select_from(orm.campaigns).where(orm.campaigns.c.status == "open")
+            )
+            or 0
+        )
         for stars, count in await session.execute(
-                select(orm.results.c.stars, func.count()).group_by(orm.results.c.stars)):
+            select(orm.results.c.stars, func.count()).group_by(orm.results.c.stars)
+        ):
             self.stars.labels(str(stars)).set(count)

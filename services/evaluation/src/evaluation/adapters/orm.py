@@ -12,7 +12,8 @@ membership_view = add_membership_view(metadata)
 _ID = String(128)
 
 campaigns = Table(
-    "campaigns", metadata,
+    "campaigns",
+    metadata,
     Column("campaign_id", _ID, primary_key=True),
     Column("year", Integer, nullable=False),
     Column("title", String(200), nullable=False),
@@ -24,7 +25,8 @@ campaigns = Table(
 )
 
 ratings = Table(
-    "ratings", metadata,
+    "ratings",
+    metadata,
     Column("campaign_id", _ID, primary_key=True),
     Column("home_id", _ID, primary_key=True),
     Column("rater_kind", String(16), primary_key=True),
@@ -36,7 +38,8 @@ ratings = Table(
 )
 
 rating_audit = Table(
-    "rating_audit", metadata,
+    "rating_audit",
+    metadata,
     Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True),
     Column("command_id", String(256), nullable=False),
     Column("campaign_id", _ID, nullable=False),
@@ -52,7 +55,8 @@ rating_audit = Table(
 )
 
 results = Table(
-    "results", metadata,
+    "results",
+    metadata,
     Column("campaign_id", _ID, primary_key=True),
     Column("home_id", _ID, primary_key=True),
     Column("composite", Float, nullable=True),
@@ -66,7 +70,8 @@ results = Table(
 )
 
 work_items = Table(
-    "work_items", metadata,
+    "work_items",
+    metadata,
     Column("item_id", _ID, primary_key=True),  # an item counts once, whatever the redelivery
     Column("month", String(7), nullable=False),
     Column("post_id", _ID, nullable=False),
@@ -78,7 +83,8 @@ work_items = Table(
 )
 
 worker_months = Table(
-    "worker_months", metadata,
+    "worker_months",
+    metadata,
     Column("month", String(7), primary_key=True),
     Column("post_id", _ID, primary_key=True),
     Column("worker_id", _ID, primary_key=True),
@@ -87,7 +93,8 @@ worker_months = Table(
 )
 
 post_stars = Table(
-    "post_stars", metadata,
+    "post_stars",
+    metadata,
     Column("month", String(7), primary_key=True),
     Column("post_id", _ID, primary_key=True),
     Column("worker_id", _ID, nullable=False),
@@ -96,7 +103,8 @@ post_stars = Table(
 )
 
 studio_rewards = Table(
-    "studio_rewards", metadata,
+    "studio_rewards",
+    metadata,
     Column("studio_id", _ID, primary_key=True),
     Column("year", Integer, primary_key=True),
     Column("union_id", _ID, nullable=False),

@@ -52,8 +52,10 @@ class Campaigns(AbstractRepository[model.Campaign]):
 
     async def _save(self, campaign: model.Campaign) -> None:
         await self._session.execute(
-            update(orm.campaigns).where(orm.campaigns.c.campaign_id == campaign.campaign_id)
-            .values(status=campaign.status))
+            update(orm.campaigns)
+            .where(orm.campaigns.c.campaign_id == campaign.campaign_id)
+            .values(status=campaign.status)
+        )
 
 
 class Ratings(ports.AbstractRatings):
@@ -71,8 +73,10 @@ class Ratings(ports.AbstractRatings):
         r = orm.ratings.c
         for chunk in chunks(keys, 400):  # four parameters a key
             rows = await self._session.execute(
-                select(r.campaign_id, r.home_id, r.rater_kind, r.rater_id, r.submitted_at)
-                .where(tuple_(r.campaign_id, r.home_id, r.rater_kind, r.rater_id).in_(chunk)))
+                select(r.campaign_id, r.home_id, r.rater_kind, r.rater_id, r.submitted_at).where(
+                    tuple_(r.campaign_id, r.home_id, r.rater_kind, r.rater_id).in_(chunk)
+                )
+            )
             found = {tuple(row[:4]): row[4] for row in rows}
             for key in chunk:
                 self._latest[key] = found.get(key)
@@ -90,12 +94,23 @@ class Ratings(ports.AbstractRatings):
     async def values(self, campaign_id: str) -> dict[str, dict[str, list[Fraction]]]:
         return await rating_values(self._session, campaign_id)
 
-    async def audit(self, rating: commands.SubmitRating, outcome: str, code: str | None, reason: str | None,
-                    at: datetime) -> None:
-        self._journal.append(self._audits, {
-            "command_id": rating.command_id, "campaign_id": rating.campaign_id, "home_id": rating.home_id,
-            "rater_kind": rating.rater_kind, "rater_id": rating.rater_id, "outcome": outcome, "code": code,
-            "reason": reason, "at": at})
+    async def audit(
+        self, rating: commands.SubmitRating, outcome: str, code: str | None, reason: str | None, at: datetime
+    ) -> None:
+        self._journal.append(
+            self._audits,
+            {
+                "command_id": rating.command_id,
+                "campaign_id": rating.campaign_id,
+                "home_id": rating.home_id,
+                "rater_kind": rating.rater_kind,
+                "rater_id": rating.rater_id,
+                "outcome": outcome,
+                "code": code,
+                "reason": reason,
+                "at": at,
+            },
+        )
 
     async def write(self) -> None:
         if self._puts:
@@ -112,7 +127,8 @@ class Ratings(ports.AbstractRatings):
         statement = statement.on_conflict_do_update(
             index_elements=["campaign_id", "home_id", "rater_kind", "rater_id"],
             set_={c: statement.excluded[c] for c in ("score_sum", "scores", "submitted_at", "command_id")},
-            where=orm.ratings.c.submitted_at <= statement.excluded.submitted_at)
+            where=orm.ratings.c.submitted_at <= statement.excluded.submitted_at,
+        )
         await self._session.execute(statement, rows)
 
 
@@ -127,9 +143,16 @@ async def rating_values(session: AsyncSession, campaign_id: str) -> dict[str, di
 
 
 def _rating_row(rating: commands.SubmitRating) -> dict[str, Any]:
-    return {"campaign_id": rating.campaign_id, "home_id": rating.home_id, "rater_kind": rating.rater_kind,
-            "rater_id": rating.rater_id, "score_sum": sum(rating.scores[c] for c in CRITERIA),
-            "scores": rating.scores, "submitted_at": rating.submitted_at, "command_id": rating.command_id}
+    return {
+        "campaign_id": rating.campaign_id,
+        "home_id": rating.home_id,
+        "rater_kind": rating.rater_kind,
+        "rater_id": rating.rater_id,
+        "score_sum": sum(rating.scores[c] for c in CRITERIA),
+        "scores": rating.scores,
+        "submitted_at": rating.submitted_at,
+        "command_id": rating.command_id,
+    }
 
 
 class Membership(ports.AbstractMembership):
@@ -146,13 +169,15 @@ class Membership(ports.AbstractMembership):
         for chunk in chunks(sorted(set(member_ids) - set(self._stays))):
             for member_id in chunk:
                 self._stays[member_id] = []
-            rows = await self._session.execute(select(h.member_id, h.union_id, h.from_on, h.to_on)
-                                               .where(h.member_id.in_(chunk)))
+            rows = await self._session.execute(
+                select(h.member_id, h.union_id, h.from_on, h.to_on).where(h.member_id.in_(chunk))
+            )
             for member_id, union_id, from_on, to_on in rows:
                 self._stays[member_id].append((union_id, from_on, to_on))
         for chunk in chunks(sorted(set(home_ids) - set(self._homes))):
-            homes = await self._session.execute(select(view.homes.c.home_id, view.homes.c.union_id)
-                                                .where(view.homes.c.home_id.in_(chunk)))
+            homes = await self._session.execute(
+                select(view.homes.c.home_id, view.homes.c.union_id).where(view.homes.c.home_id.in_(chunk))
+            )
             found: dict[str, str] = {home_id: union_id for home_id, union_id in homes}
             for home_id in chunk:
                 self._homes[home_id] = found.get(home_id)
@@ -174,7 +199,9 @@ class Results(ports.AbstractResults):
 
     async def save(self, campaign_id: str, results: Sequence[HomeResult]) -> None:
         if results:
-            await self._session.execute(insert(orm.results), [{"campaign_id": campaign_id, **asdict(r)} for r in results])
+            await self._session.execute(
+                insert(orm.results), [{"campaign_id": campaign_id, **asdict(r)} for r in results]
+            )
 
 
 class PostStars(ports.AbstractPostStars):
@@ -193,8 +220,11 @@ class PostStars(ports.AbstractPostStars):
         return set((await self._session.execute(select(s.post_id).where(s.month == month))).scalars())
 
     async def award(self, month: str, star: PostStar) -> None:
-        await self._session.execute(insert(orm.post_stars).values(
-            month=month, post_id=star.post_id, worker_id=star.worker_id, average=star.average, item_count=star.items))
+        await self._session.execute(
+            insert(orm.post_stars).values(
+                month=month, post_id=star.post_id, worker_id=star.worker_id, average=star.average, item_count=star.items
+            )
+        )
 
 
 class Studios(ports.AbstractStudios):

@@ -39,8 +39,9 @@ class SqlAlchemyUnitOfWork(SessionUnitOfWork, UnitOfWork):
 
     async def preload(self, batch: Sequence[Any]) -> None:
         ratings = [c for c in batch if isinstance(c, commands.SubmitRating)]
-        await self._membership.preload((r.rater_id for r in ratings if r.rater_kind == "member"),
-                                       (r.home_id for r in ratings))
+        await self._membership.preload(
+            (r.rater_id for r in ratings if r.rater_kind == "member"), (r.home_id for r in ratings)
+        )
         await self._ratings.preload(ratings)
 
     async def begin(self, command: Any) -> None:

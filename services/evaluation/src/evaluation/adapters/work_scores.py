@@ -83,8 +83,7 @@ class WorkScoreBatch:
             self._duplicates.inc()
             return ()
         self._known.add(item.item_id)
-        self._items.append((item.item_id, month_of(item.scored_at), item.post_id, item.worker_id,
-                            scaled(item.score)))
+        self._items.append((item.item_id, month_of(item.scored_at), item.post_id, item.worker_id, scaled(item.score)))
         return ()
 
     async def flush(self) -> None:
@@ -96,15 +95,24 @@ class WorkScoreBatch:
 
     async def _insert_postgres(self) -> list[Item]:
         columns = list(zip(*self._items, strict=True))
-        inserted = await self._session.execute(_PG_INSERT_ITEMS, {
-            "item_ids": columns[0], "months": columns[1], "posts": columns[2], "workers": columns[3],
-            "scores": columns[4]})
+        inserted = await self._session.execute(
+            _PG_INSERT_ITEMS,
+            {
+                "item_ids": columns[0],
+                "months": columns[1],
+                "posts": columns[2],
+                "workers": columns[3],
+                "scores": columns[4],
+            },
+        )
         new = set(inserted.scalars())
         items = [item for item in self._items if item[0] in new]
         if items:
             months, posts, workers, counts, sums = zip(*month_totals(items), strict=True)
-            await self._session.execute(_PG_ADD_TO_MONTHS, {
-                "months": months, "posts": posts, "workers": workers, "counts": counts, "sums": sums})
+            await self._session.execute(
+                _PG_ADD_TO_MONTHS,
+                {"months": months, "posts": posts, "workers": workers, "counts": counts, "sums": sums},
+            )
         return items
 
     async def _insert_sqlite(self) -> list[Item]:

@@ -52,8 +52,11 @@ class Campaign(Aggregate):
 
     def accept(self, cmd: commands.SubmitRating) -> Fraction:
         value = rating_value(cmd.scores)
-        self.events.append(events.RatingAccepted(
-            cmd.command_id, cmd.campaign_id, cmd.home_id, cmd.rater_kind, cmd.rater_id, round_half_up(value)))
+        self.events.append(
+            events.RatingAccepted(
+                cmd.command_id, cmd.campaign_id, cmd.home_id, cmd.rater_kind, cmd.rater_id, round_half_up(value)
+            )
+        )
         return value
 
     def close(self, ratings: dict[str, dict[str, list[Fraction]]]) -> list[HomeResult]:

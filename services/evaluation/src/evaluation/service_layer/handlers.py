@@ -41,10 +41,15 @@ async def _check_rater(uow: UnitOfWork, rating: commands.SubmitRating) -> None:
         return  # employer units and superior unions rate as organisations
     home_union = await uow.membership.home_union(rating.home_id)
     if home_union is None:
-        raise Missing(f"home:{rating.home_id}", RejectionCode.NOT_A_MEMBER, f"home {rating.home_id} is not known to membership")
+        raise Missing(
+            f"home:{rating.home_id}", RejectionCode.NOT_A_MEMBER, f"home {rating.home_id} is not known to membership"
+        )
     if not model.may_rate(await uow.membership.union_on(rating.rater_id, day_of(rating.submitted_at)), home_union):
-        raise Missing(f"member:{rating.rater_id}", RejectionCode.NOT_A_MEMBER,
-                      f"{rating.rater_id} was not an active member of the home's union when rating")
+        raise Missing(
+            f"member:{rating.rater_id}",
+            RejectionCode.NOT_A_MEMBER,
+            f"{rating.rater_id} was not an active member of the home's union when rating",
+        )
 
 
 async def submit_rating(cmd: commands.SubmitRating, uow: UnitOfWork, deps: Dependencies) -> None:
@@ -56,8 +61,9 @@ async def submit_rating(cmd: commands.SubmitRating, uow: UnitOfWork, deps: Depen
     await uow.ratings.audit(cmd, "accepted", None, None, deps.now())
 
 
-async def record_rejected_rating(cmd: commands.SubmitRating, rejection: Rejected, uow: UnitOfWork,
-                                 deps: Dependencies) -> None:
+async def record_rejected_rating(
+    cmd: commands.SubmitRating, rejection: Rejected, uow: UnitOfWork, deps: Dependencies
+) -> None:
     """A rating rejected by a rule is audited too (after its changes are discarded); a held
     one is not, nor one whose hold ended unapplied (`command.rejected` records that)."""
     await uow.ratings.audit(cmd, "rejected", rejection.code, rejection.reason, deps.now())
@@ -71,8 +77,7 @@ async def close_campaign(cmd: commands.CloseCampaign, uow: UnitOfWork, deps: Dep
     await uow.results.save(cmd.campaign_id, results)
 
 
-async def close_post_star_month(cmd: commands.ClosePostStarMonth, uow: UnitOfWork,
-                                deps: Dependencies) -> None:
+async def close_post_star_month(cmd: commands.ClosePostStarMonth, uow: UnitOfWork, deps: Dependencies) -> None:
     """Awards the month's post stars that are not awarded yet."""
     awarded = await uow.post_stars.awarded_posts(cmd.month)
     if cmd.post_id is not None and cmd.post_id in awarded:

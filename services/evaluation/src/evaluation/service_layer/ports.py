@@ -25,8 +25,9 @@ class AbstractRatings(ABC):
         """home -> rater kind -> rating values."""
 
     @abstractmethod
-    async def audit(self, rating: commands.SubmitRating, outcome: str, code: str | None, reason: str | None,
-                    at: datetime) -> None: ...
+    async def audit(
+        self, rating: commands.SubmitRating, outcome: str, code: str | None, reason: str | None, at: datetime
+    ) -> None: ...
 
 
 class AbstractMembership(ABC):

@@ -16,8 +16,7 @@ def to_command(event: CloudEvent[Any]) -> commands.Command:
     data = event.data.model_dump()
     match event.type:
         case "opinion.submit":
-            return commands.SubmitOpinion(events.Submission(**data, command_id=event.id,
-                                                                command_source=event.source))
+            return commands.SubmitOpinion(events.Submission(**data, command_id=event.id, command_source=event.source))
         case "opinion.respond":
             return commands.RespondOpinion(**data)
         case "opinion.rate":
@@ -42,16 +41,34 @@ def to_emit(event: events.Event) -> Emit:
     match event:
         case events.OpinionReceived(submission=sub):  # the text stays here: events carry no text
             data = contract.OpinionReceived.model_validate(
-                {k: v for k, v in asdict(sub).items() if k not in ("text", "command_id", "command_source")}, strict=False)
-            return Emit("opinion.received", data, key=sub.opinion_id, correlation_id=sub.command_id,
-                        correlation_source=sub.command_source)
+                {k: v for k, v in asdict(sub).items() if k not in ("text", "command_id", "command_source")},
+                strict=False,
+            )
+            return Emit(
+                "opinion.received",
+                data,
+                key=sub.opinion_id,
+                correlation_id=sub.command_id,
+                correlation_source=sub.command_source,
+            )
         case events.OpinionAssigned():
-            assigned = contract.OpinionAssigned(opinion_id=event.opinion_id, union_id=event.union_id,
-                                                due_at=event.due_at)
-            return Emit("opinion.assigned", assigned, key=event.opinion_id, correlation_id=event.command_id,
-                        correlation_source=event.command_source)
+            assigned = contract.OpinionAssigned(
+                opinion_id=event.opinion_id, union_id=event.union_id, due_at=event.due_at
+            )
+            return Emit(
+                "opinion.assigned",
+                assigned,
+                key=event.opinion_id,
+                correlation_id=event.command_id,
+                correlation_source=event.command_source,
+            )
         case events.OpinionOverdue():  # found by the timer, caused by the submission
             overdue = contract.OpinionOverdue(opinion_id=event.opinion_id, union_id=event.union_id, due_at=event.due_at)
-            return Emit("opinion.overdue", overdue, key=event.opinion_id, correlation_id=event.command_id,
-                        correlation_source=event.command_source)
+            return Emit(
+                "opinion.overdue",
+                overdue,
+                key=event.opinion_id,
+                correlation_id=event.command_id,
+                correlation_source=event.command_source,
+            )
     return emit_from_table(_EVENTS, event)

@@ -12,7 +12,8 @@ membership_view = add_membership_view(metadata)
 _ID = String(128)
 
 opinions = Table(
-    "opinions", metadata,
+    "opinions",
+    metadata,
     Column("opinion_id", _ID, primary_key=True),
     Column("member_id", _ID, nullable=False),
     Column("channel", String(16), nullable=False),
@@ -37,7 +38,8 @@ opinions = Table(
 )
 
 visits = Table(
-    "visits", metadata,
+    "visits",
+    metadata,
     Column("visit_id", _ID, primary_key=True),
     Column("cadre_id", _ID, nullable=False),
     Column("place", String(32), nullable=False),
@@ -48,12 +50,14 @@ visits = Table(
 )
 
 closed_visit_months = Table(
-    "closed_visit_months", metadata,
+    "closed_visit_months",
+    metadata,
     Column("month", String(7), primary_key=True),
 )
 
 stream_clock = Table(
-    "stream_clock", metadata,
+    "stream_clock",
+    metadata,
     # The latest business time seen (submitted, responded, visited): "now" for a replay.
     Column("name", String(16), primary_key=True),
     Column("at", UtcInstant(), nullable=False),

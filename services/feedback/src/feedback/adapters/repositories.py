@@ -32,8 +32,15 @@ class Opinions(ports.AbstractOpinions):
     # A command's opinion is read locked and written whole: the overdue timer, which skips
     # locked rows and re-reads rows changed meanwhile, never writes back a stale copy.
     async def _get(self, opinion_id: str) -> model.Opinion | None:
-        row = (await self._session.execute(select(orm.opinions).where(orm.opinions.c.opinion_id == opinion_id)
-                                           .with_for_update())).mappings().first()
+        row = (
+            (
+                await self._session.execute(
+                    select(orm.opinions).where(orm.opinions.c.opinion_id == opinion_id).with_for_update()
+                )
+            )
+            .mappings()
+            .first()
+        )
         return _opinion(row) if row else None
 
     def _row(self, opinion: model.Opinion) -> dict[str, Any]:
@@ -47,14 +54,18 @@ class Opinions(ports.AbstractOpinions):
         # An answer held (for its responder's appointment, say) may have come in time: the
         # opinion is not overdue while a command on it is held, only once that is settled.
         answer_held = held_on_aggregate(orm.runtime_tables, "opinion_id", o.opinion_id)
-        rows = await self._session.execute(select(orm.opinions).where(
-            o.status == model.ASSIGNED, o.overdue.is_(False), o.due_at < now, ~answer_held).order_by(o.due_at)
-            .with_for_update(of=orm.opinions, skip_locked=True))
+        rows = await self._session.execute(
+            select(orm.opinions)
+            .where(o.status == model.ASSIGNED, o.overdue.is_(False), o.due_at < now, ~answer_held)
+            .order_by(o.due_at)
+            .with_for_update(of=orm.opinions, skip_locked=True)
+        )
         return [_opinion(r) for r in rows.mappings()]
 
     async def _save(self, opinion: model.Opinion) -> None:
-        await self._session.execute(update(orm.opinions).where(orm.opinions.c.opinion_id == opinion.opinion_id)
-                                    .values(self._row(opinion)))
+        await self._session.execute(
+            update(orm.opinions).where(orm.opinions.c.opinion_id == opinion.opinion_id).values(self._row(opinion))
+        )
 
 
 class Membership(ports.AbstractMembership):
@@ -79,8 +90,13 @@ class Visits(ports.AbstractVisits):
 
     async def get(self, visit_id: str) -> model.Visit | None:
         v = orm.visits.c
-        row = (await self._session.execute(select(v.visit_id, v.cadre_id, v.place, v.visited_at,
-                                                  v.opinions_collected).where(v.visit_id == visit_id))).first()
+        row = (
+            await self._session.execute(
+                select(v.visit_id, v.cadre_id, v.place, v.visited_at, v.opinions_collected).where(
+                    v.visit_id == visit_id
+                )
+            )
+        ).first()
         return model.Visit(row[0], row[1], row[2], row[3], row[4]) if row else None
 
     async def add(self, visit: model.Visit) -> None:
@@ -88,8 +104,9 @@ class Visits(ports.AbstractVisits):
 
     async def counts(self, month: str) -> dict[str, int]:
         v = orm.visits.c
-        rows = await self._session.execute(select(v.cadre_id, func.count()).where(v.month == month)
-                                           .group_by(v.cadre_id))
+        rows = await self._session.execute(
+            select(v.cadre_id, func.count()).where(v.month == month).group_by(v.cadre_id)
+        )
         return {str(k): v for k, v in rows}
 
     async def close_month(self, month: str) -> bool:
@@ -107,9 +124,13 @@ class StreamClock(ports.AbstractStreamClock):
     async def advance(self, at: datetime) -> None:
         # One statement: concurrent writers neither collide on the first row nor move it back.
         statement = insert_on_conflict(self._session, orm.stream_clock).values(name="events", at=at)
-        await self._session.execute(statement.on_conflict_do_update(
-            index_elements=["name"], set_={"at": statement.excluded.at},
-            where=orm.stream_clock.c.at < statement.excluded.at))
+        await self._session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["name"],
+                set_={"at": statement.excluded.at},
+                where=orm.stream_clock.c.at < statement.excluded.at,
+            )
+        )
 
     async def now(self) -> datetime | None:
         c = orm.stream_clock.c

@@ -23,10 +23,13 @@ async def opinion(session: AsyncSession, opinion_id: str) -> dict[str, Any] | No
 async def stats(session: AsyncSession, union_id: str, year: int | None) -> dict[str, Any]:
     o = orm.opinions.c
     query = select(o.status, o.responded_at, o.due_at, o.response_seconds, o.satisfaction, o.overdue).where(
-        o.union_id == union_id)
+        o.union_id == union_id
+    )
     if year is not None:  # the year of submission, in Asia/Shanghai
-        query = query.where(o.submitted_at >= datetime(year, 1, 1, tzinfo=SHANGHAI),
-                            o.submitted_at < datetime(year + 1, 1, 1, tzinfo=SHANGHAI))
+        query = query.where(
+            o.submitted_at >= datetime(year, 1, 1, tzinfo=SHANGHAI),
+            o.submitted_at < datetime(year + 1, 1, 1, tzinfo=SHANGHAI),
+        )
     rows = (await session.execute(query)).all()
     answered = [r.response_seconds for r in rows if r.response_seconds is not None]
     in_time = [r for r in rows if r.response_seconds is not None and not r.overdue]
@@ -45,6 +48,10 @@ async def stats(session: AsyncSession, union_id: str, year: int | None) -> dict[
 
 async def visits(session: AsyncSession, month: str) -> list[dict[str, Any]]:
     v = orm.visits.c
-    rows = await session.execute(select(v.cadre_id, func.count().label("visits")).where(v.month == month)
-                                 .group_by(v.cadre_id).order_by(v.cadre_id))
+    rows = await session.execute(
+        select(v.cadre_id, func.count().label("visits"))
+        .where(v.month == month)
+        .group_by(v.cadre_id)
+        .order_by(v.cadre_id)
+    )
     return [dict(r) for r in rows.mappings()]

@@ -44,8 +44,12 @@ class Opinion(Aggregate):
     def assign(cls, submission: Submission, union_id: str, deadline: timedelta) -> Opinion:
         """A submitted opinion routed to the member's union, due `deadline` later."""
         opinion = cls(**vars(submission), union_id=union_id, due_at=submission.submitted_at + deadline)
-        opinion.events += [events.OpinionReceived(submission), events.OpinionAssigned(
-            submission.opinion_id, union_id, opinion.due_at, submission.command_id, submission.command_source)]
+        opinion.events += [
+            events.OpinionReceived(submission),
+            events.OpinionAssigned(
+                submission.opinion_id, union_id, opinion.due_at, submission.command_id, submission.command_source
+            ),
+        ]
         return opinion
 
     def respond(self, responder_id: str, responder_union: str | None, text: str, at: datetime) -> None:
@@ -75,8 +79,9 @@ class Opinion(Aggregate):
         """Not answered by `due_at`: said once, whether the timer or a late answer notices first."""
         if not self.overdue:
             self.overdue = True
-            self.events.append(events.OpinionOverdue(
-                self.opinion_id, self.union_id, self.due_at, self.command_id, self.command_source))
+            self.events.append(
+                events.OpinionOverdue(self.opinion_id, self.union_id, self.due_at, self.command_id, self.command_source)
+            )
 
 
 @dataclass(frozen=True)
@@ -90,5 +95,8 @@ class Visit:
 
 def quota_misses(month: str, full_time: dict[str, str], visits: dict[str, int]) -> list[events.VisitQuotaMissed]:
     """Full-time cadres (cadre -> union) with fewer than 4 visits in `month`."""
-    return [events.VisitQuotaMissed(month, cadre, union, visits.get(cadre, 0))
-            for cadre, union in sorted(full_time.items()) if visits.get(cadre, 0) < VISIT_QUOTA]
+    return [
+        events.VisitQuotaMissed(month, cadre, union, visits.get(cadre, 0))
+        for cadre, union in sorted(full_time.items())
+        if visits.get(cadre, 0) < VISIT_QUOTA
+    ]

@@ -20,14 +20,29 @@ Session = ReadSession
 # The member's words and the cadre's answer are personal: shown only with this scope.
 # Without it, only these fields (a column added later stays hidden until listed here).
 READ_TEXT = "feedback:read-text"
-STATUS_FIELDS = ("opinion_id", "member_id", "channel", "submitted_at", "campaign_id", "home_id", "category",
-                 "union_id", "due_at", "status", "responder_id", "responded_at", "response_seconds",
-                 "satisfaction", "overdue")
+STATUS_FIELDS = (
+    "opinion_id",
+    "member_id",
+    "channel",
+    "submitted_at",
+    "campaign_id",
+    "home_id",
+    "category",
+    "union_id",
+    "due_at",
+    "status",
+    "responder_id",
+    "responded_at",
+    "response_seconds",
+    "satisfaction",
+    "overdue",
+)
 
 
 @router.get("/opinions/{opinion_id}")
-async def get_opinion(opinion_id: IdPath, session: Session,
-                      scopes: Annotated[set[str], Depends(requiring("feedback:read"))]) -> dict[str, Any]:
+async def get_opinion(
+    opinion_id: IdPath, session: Session, scopes: Annotated[set[str], Depends(requiring("feedback:read"))]
+) -> dict[str, Any]:
     if (found := await views.opinion(session, opinion_id)) is None:
         raise HTTPException(status_code=404, detail="opinion not found")
     if READ_TEXT not in scopes:

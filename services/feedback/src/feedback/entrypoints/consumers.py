@@ -27,16 +27,20 @@ class Consumers:
     may run ahead of an answer still unread on another; it flags by business time only once
     no command came for `quiet_seconds` (all that was sent has been read)."""
 
-    def __init__(self, deps: Dependencies, metrics: FeedbackMetrics, overdue_clock: Literal["wall", "events"],
-                 quiet_seconds: float = 3.0) -> None:
+    def __init__(
+        self,
+        deps: Dependencies,
+        metrics: FeedbackMetrics,
+        overdue_clock: Literal["wall", "events"],
+        quiet_seconds: float = 3.0,
+    ) -> None:
         self._bus, self._metrics = messagebus.bus(deps), metrics
         self._overdue_clock, self._quiet_seconds = overdue_clock, quiet_seconds
         self._last_command = 0.0  # monotonic time of the last command handled
 
     def commands(self, session: AsyncSession) -> CommandScope[SqlAlchemyUnitOfWork]:
         self._last_command = time.monotonic()  # a batch (or a retry of it) is being read
-        return CommandScope(SqlAlchemyUnitOfWork(session), self._bus, integration.to_command, integration.to_emit,
-                            self)
+        return CommandScope(SqlAlchemyUnitOfWork(session), self._bus, integration.to_command, integration.to_emit, self)
 
     def applied(self, command: Any, emitted: Sequence[Any]) -> None:
         self._last_command = time.monotonic()
@@ -54,4 +58,3 @@ class Consumers:
         emitted = await self._bus.handle(command, uow)
         self._metrics.applied(command, emitted)
         return [integration.to_emit(e) for e in emitted]
-

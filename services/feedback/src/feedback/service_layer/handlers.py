@@ -24,13 +24,20 @@ async def submit_opinion(cmd: commands.SubmitOpinion, uow: UnitOfWork, deps: Dep
     await uow.clock.advance(sub.submitted_at)
     if earlier := await uow.opinions.get(sub.opinion_id):
         same_again(earlier, {f: getattr(sub, f) for f in _SUBMITTED}, f"opinion {sub.opinion_id}")
-        earlier.events += [events.OpinionReceived(sub), events.OpinionAssigned(  # the same again: answers again
-            sub.opinion_id, earlier.union_id, earlier.due_at, sub.command_id, sub.command_source)]
+        earlier.events += [
+            events.OpinionReceived(sub),
+            events.OpinionAssigned(  # the same again: answers again
+                sub.opinion_id, earlier.union_id, earlier.due_at, sub.command_id, sub.command_source
+            ),
+        ]
         return
     union_id = await uow.membership.union_on(sub.member_id, day_of(sub.submitted_at))
     if union_id is None:  # membership's events may be on their way: held, not rejected yet
-        raise Missing(f"member:{sub.member_id}", RejectionCode.NOT_A_MEMBER,
-                      f"{sub.member_id} was not an active member of a union when submitting")
+        raise Missing(
+            f"member:{sub.member_id}",
+            RejectionCode.NOT_A_MEMBER,
+            f"{sub.member_id} was not an active member of a union when submitting",
+        )
     await uow.opinions.add(model.Opinion.assign(sub, union_id, deps.deadline))
 
 
@@ -50,7 +57,9 @@ async def respond_opinion(cmd: commands.RespondOpinion, uow: UnitOfWork, deps: D
     opinion = await _opinion(uow, cmd.opinion_id)
     responder_union = await uow.membership.cadre_union_on(cmd.responder_id, day_of(cmd.responded_at))
     if responder_union != opinion.union_id and opinion.status == model.ASSIGNED:
-        raise Missing(f"cadre:{cmd.responder_id}", RejectionCode.FORBIDDEN, f"only a cadre of union {opinion.union_id} may answer")
+        raise Missing(
+            f"cadre:{cmd.responder_id}", RejectionCode.FORBIDDEN, f"only a cadre of union {opinion.union_id} may answer"
+        )
     opinion.respond(cmd.responder_id, responder_union, cmd.text, cmd.responded_at)
     await uow.opinions.save(opinion)
 

@@ -13,11 +13,13 @@ from .ports import UnitOfWork
 
 
 def bus(deps: Dependencies) -> MessageBus[UnitOfWork]:
-    return MessageBus({
-        commands.SubmitOpinion: partial(handlers.submit_opinion, deps=deps),
-        commands.RespondOpinion: partial(handlers.respond_opinion, deps=deps),
-        commands.RateOpinion: partial(handlers.rate_opinion, deps=deps),
-        commands.MarkOverdue: partial(handlers.mark_overdue, deps=deps),
-        commands.LogVisit: partial(handlers.log_visit, deps=deps),
-        commands.CloseVisitsMonth: partial(handlers.close_visits_month, deps=deps),
-    })
+    return MessageBus(
+        {
+            commands.SubmitOpinion: partial(handlers.submit_opinion, deps=deps),
+            commands.RespondOpinion: partial(handlers.respond_opinion, deps=deps),
+            commands.RateOpinion: partial(handlers.rate_opinion, deps=deps),
+            commands.MarkOverdue: partial(handlers.mark_overdue, deps=deps),
+            commands.LogVisit: partial(handlers.log_visit, deps=deps),
+            commands.CloseVisitsMonth: partial(handlers.close_visits_month, deps=deps),
+        }
+    )

@@ -29,8 +29,11 @@ class MembershipGauges:
         u = orm.unions.c
         rows = await session.execute(select(u.district, u.level, func.count()).group_by(u.district, u.level))
         set_bounded(self.unions, (((district or CITY, level), count) for district, level, count in rows))
-        for gauge, table in ((self.active_members, orm.members), (self.homes, orm.homes),
-                             (self.stations, orm.stations)):
+        for gauge, table in (
+            (self.active_members, orm.members),
+            (self.homes, orm.homes),
+            (self.stations, orm.stations),
+        ):
             query = (
                 select(u.district, func.count())
                 .select_from(table.join(orm.unions, orm.unions.c.union_id == table.c.union_id))

@@ -25,18 +25,22 @@ async def member(session: AsyncSession, member_id: str) -> dict[str, Any] | None
     """A member's status and dates; never personal data."""
     m = orm.members.c
     row = (
-        await session.execute(
-            select(m.member_id, m.union_id, m.status, m.joined_on, m.left_on).where(m.member_id == member_id)
+        (
+            await session.execute(
+                select(m.member_id, m.union_id, m.status, m.joined_on, m.left_on).where(m.member_id == member_id)
+            )
         )
-    ).mappings().first()
+        .mappings()
+        .first()
+    )
     if row is None:
         return None
     h = orm.member_history.c
     history = (
-        await session.execute(
-            select(h.union_id, h.kind, h.on).where(h.member_id == member_id).order_by(h.id)
-        )
-    ).mappings().all()
+        (await session.execute(select(h.union_id, h.kind, h.on).where(h.member_id == member_id).order_by(h.id)))
+        .mappings()
+        .all()
+    )
     return {**row, "history": [dict(entry) for entry in history]}
 
 
@@ -72,9 +76,7 @@ async def members_active_on(
         .where(h.on <= on, h.member_id.in_(select(h.member_id).where(h.union_id == union_id)))
         .subquery()
     )
-    query = select(ranked.c.member_id).where(
-        ranked.c.rn == 1, ranked.c.union_id == union_id, ranked.c.kind.in_(STARTS)
-    )
+    query = select(ranked.c.member_id).where(ranked.c.rn == 1, ranked.c.union_id == union_id, ranked.c.kind.in_(STARTS))
     if after is not None:
         query = query.where(ranked.c.member_id > after)
     rows = await session.execute(query.order_by(ranked.c.member_id).limit(limit))
@@ -88,9 +90,7 @@ def _in_year(column: Any, year: int) -> Any:
 def _in_district(query: Select[Any], district: str | None, union_column: Any) -> Select[Any]:
     if district is None:
         return query
-    return query.join(orm.unions, orm.unions.c.union_id == union_column).where(
-        orm.unions.c.district == district
-    )
+    return query.join(orm.unions, orm.unions.c.union_id == union_column).where(orm.unions.c.district == district)
 
 
 async def growth(session: AsyncSession, year: int, district: str | None) -> dict[str, Any]:
@@ -108,9 +108,9 @@ async def growth(session: AsyncSession, year: int, district: str | None) -> dict
     )
     big = select(func.count()).select_from(active.subquery())
     enrolments = _in_district(
-        select(func.count()).select_from(orm.member_history).where(
-            h.kind.in_(("enrolled", "reinstated")), _in_year(h.on, year)
-        ),
+        select(func.count())
+        .select_from(orm.member_history)
+        .where(h.kind.in_(("enrolled", "reinstated")), _in_year(h.on, year)),
         district,
         h.union_id,
     )

@@ -44,12 +44,14 @@ class Union(Aggregate):
     def register(cls, cmd: commands.RegisterUnion, parent: Union | None) -> Union:
         if cmd.parent_id is not None:
             if parent is None:
-                raise Missing(f"union:{cmd.parent_id}", RejectionCode.NOT_FOUND, f"parent union {cmd.parent_id} is not registered")
-            if PARENT_LEVEL.get(cmd.level) != parent.level:
-                raise Rejected(RejectionCode.HIERARCHY, f"a {cmd.level} union cannot be under a {parent.level} union"
+                raise Missing(
+                    f"union:{cmd.parent_id}", RejectionCode.NOT_FOUND, f"parent union {cmd.parent_id} is not registered"
                 )
+            if PARENT_LEVEL.get(cmd.level) != parent.level:
+                raise Rejected(RejectionCode.HIERARCHY, f"a {cmd.level} union cannot be under a {parent.level} union")
             if parent.level == "district" and parent.district != cmd.district:
-                raise Rejected(RejectionCode.HIERARCHY, f"district {cmd.district} differs from its parent's {parent.district}"
+                raise Rejected(
+                    RejectionCode.HIERARCHY, f"district {cmd.district} differs from its parent's {parent.district}"
                 )
         union = cls(**_state(cmd))
         union.events.append(events.UnionRegistered(**_state(cmd)))
@@ -123,9 +125,7 @@ class Member(Aggregate):
         self._record(source, "transferred_out", cmd.transferred_on)
         self._record(cmd.to_union_id, "transferred_in", cmd.transferred_on)
         self.union_id = cmd.to_union_id
-        self.events.append(
-            events.MemberTransferred(self.member_id, source, cmd.to_union_id, cmd.transferred_on)
-        )
+        self.events.append(events.MemberTransferred(self.member_id, source, cmd.to_union_id, cmd.transferred_on))
 
     def _require_active(self) -> None:
         if not self.active:

@@ -14,7 +14,6 @@ from ..adapters import views
 router = APIRouter(tags=["membership"])
 
 
-
 Session = ReadSession
 
 
