@@ -72,7 +72,8 @@ def main() -> None:
             (4, lambda: scenarios.footprint(ctx)),
             (5, lambda: scenarios.scale_out(ctx)),
             (6, lambda: scenarios.retention_soak(ctx)),
-        ]  # the soak runs only when asked: --only 6
+            (7, lambda: scenarios.growth_soak(ctx)),
+        ]  # the soaks run only when asked: --only 6, --only 7
         for number, run in plan:
             if number in wanted:
                 console.print(f"[bold]scenario {number}[/] …")

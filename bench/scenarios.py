@@ -270,7 +270,7 @@ async def _steady(ctx: Context, prefix: str, records: list[load.Record], rate: i
                     sent[command_id] = time.perf_counter()
                     await client.send(prefix + "membership.commands", value, key=key)
             await client.flush()
-            await watch.wait_for(len(records))
+            await watch.wait_for(len(records), accept=lambda c: c in sent)  # its own commands only
             return [watch.answered[c] - t for c, t in sent.items()]
     finally:
         await client.stop()
@@ -397,3 +397,116 @@ def retention_soak(ctx: Context) -> list[Row]:
         Row(name, "inbox rows pruned", pruned, "rows"),
         Row(name, "latency p99 while pruning", percentile(latencies, 0.99) * 1000, "ms"),
     ]
+
+
+def growth_soak(ctx: Context) -> list[Row]:
+    """Scenario 7 (`--only 7`, not in the default set): ten times the year's volume, 3,000,000
+    work items and 150,000 enrolments (the quick run: a tenth), in three equal parts, with a
+    retention short enough to prune during the run. Per part: evaluation's ingest rate, the
+    enrolments' p99 at 500 a second meanwhile, the databases' size and the services' RSS."""
+    items, commands, parts, rate = (300_000, 15_000, 3, 500) if ctx.quick else (3_000_000, 150_000, 3, 500)
+    retention = {"dedupe_keep_seconds": "30", "prune_every_seconds": "5", "outbox_retention_seconds": "30"}
+    prefix, run, unions = ctx.fresh_prefix(), "grow-", 50
+    name = f"7 growth soak ({items:,} items, {commands:,} enrolments, retention 30 s, PostgreSQL)"
+    parts_seen: list[dict[str, float]] = []
+    with database("postgresql", ctx.workdir) as ev_url, database("postgresql", ctx.workdir) as ms_url:
+        migrate("evaluation", ev_url)
+        migrate("membership", ms_url)
+        with ExitStack() as running:
+            ev = running.enter_context(
+                service(
+                    "evaluation",
+                    bootstrap=ctx.bootstrap,
+                    prefix=prefix,
+                    database_url=ev_url,
+                    workdir=ctx.workdir,
+                    **retention,
+                )
+            )
+            ms = running.enter_context(
+                service(
+                    "membership",
+                    bootstrap=ctx.bootstrap,
+                    prefix=prefix,
+                    database_url=ms_url,
+                    workdir=ctx.workdir,
+                    **retention,
+                )
+            )
+            asyncio.run(_register_unions(ctx, prefix, run, unions))
+            for part in range(parts):
+                work = load.work_scores(items // parts, seed=part + 1, run=f"{run}{part}-")
+                enrol = load.enrolments(run, commands // parts, unions, start=part * (commands // parts))
+                latencies: list[float] = []
+                steady = threading.Thread(
+                    target=lambda enrol=enrol, latencies=latencies: latencies.extend(
+                        asyncio.run(_steady(ctx, prefix, enrol, rate))
+                    )
+                )
+                target = ev.metric(INGESTED) + len(work)
+                steady.start()
+                producing = threading.Thread(
+                    target=lambda work=work: asyncio.run(
+                        load.produce(ctx.bootstrap, prefix + "evaluation.work-scores", work)
+                    )
+                )
+                producing.start()
+                seconds, counted = progress(ev, INGESTED, target)
+                producing.join()
+                steady.join()
+                sizes = [
+                    asyncio.run(pg_value(url, "SELECT pg_database_size(current_database())"))
+                    for url in (ev_url, ms_url)
+                ]
+                parts_seen.append(
+                    {
+                        "rate": counted / seconds,
+                        "p99": percentile(latencies, 0.99) * 1000,
+                        "db_mb": sum(sizes) / 2**20,
+                        "rss_mb": ev.rss_mb()[0] + ms.rss_mb()[0],
+                    }
+                )
+            pruned = sum(ev.metric("unionhub_pruned_rows_total", table=t) for t in ("inbox", "work_items", "outbox"))
+    rows = []
+    for when, seen in zip(("start", "middle", "end"), parts_seen, strict=True):
+        rows += [
+            Row(name, f"{when}: ingest rate", seen["rate"], "items/s"),
+            Row(name, f"{when}: enrolment p99 at {rate}/s", seen["p99"], "ms"),
+            Row(name, f"{when}: database size (both)", seen["db_mb"], "MB"),
+            Row(name, f"{when}: RSS (both services)", seen["rss_mb"], "MB"),
+        ]
+    start, end = parts_seen[0], parts_seen[-1]
+    rows += [
+        Row(
+            name,
+            "ingest rate, end vs start",
+            end["rate"],
+            "items/s",
+            end["rate"] / start["rate"],
+            "start",
+            ">= 0.9 x start",
+            end["rate"] >= 0.9 * start["rate"],
+        ),
+        Row(
+            name,
+            "RSS, end vs start",
+            end["rss_mb"],
+            "MB",
+            end["rss_mb"] / start["rss_mb"],
+            "start",
+            "<= 1.1 x start (flat)",
+            end["rss_mb"] <= 1.1 * start["rss_mb"],
+        ),
+        Row(
+            name,
+            "database size, end vs middle",
+            end["db_mb"],
+            "MB",
+            end["db_mb"] / parts_seen[1]["db_mb"],
+            "middle",
+            "<= 1.1 x middle (bounded by retention)",
+            end["db_mb"] <= 1.1 * parts_seen[1]["db_mb"],
+        ),
+        Row(name, "evaluation rows pruned (inbox, work items, outbox)", pruned, "rows"),
+    ]
+    return rows
