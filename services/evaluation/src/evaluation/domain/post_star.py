@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
 from functools import lru_cache
-from zoneinfo import ZoneInfo
+
+from unionhub_domain import SHANGHAI
 
 from .scoring import round_half_up
 
 MIN_ITEMS = 20
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 SCORE_SCALE = 1000  # scores are kept as integer thousandths, so sums are exact
 
 
