@@ -4,7 +4,7 @@ membership processes on it (tests/conftest.py provides Kafka)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -28,3 +28,18 @@ def fleet(kafka: KafkaSettings, pg_url: str, tmp_path: Path) -> Iterator[Fleet]:
     fleet = Fleet(kafka.bootstrap_servers, kafka.topic_prefix, pg_url, tmp_path)
     yield fleet
     fleet.stop_all()
+
+
+@pytest.fixture
+def fleet_of(kafka: KafkaSettings, pg_url: str, tmp_path: Path) -> Iterator[Callable[[str], Fleet]]:
+    """Fleets of a named service, every instance stopped when the test ends (a test that
+    fails or ends early left its service processes running after the suite)."""
+    made: list[Fleet] = []
+
+    def make(service: str) -> Fleet:
+        made.append(Fleet(kafka.bootstrap_servers, kafka.topic_prefix, pg_url, tmp_path, service=service))
+        return made[-1]
+
+    yield make
+    for fleet in made:
+        fleet.stop_all()

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -36,10 +36,10 @@ def answers_by_command(events: list[dict[str, object]], types: set[str]) -> dict
 
 
 async def test_evaluation_killed_mid_batch_during_a_rebalance_counts_every_rating_and_item_once(
-    kafka: KafkaSettings, pg_url: str, tmp_path: Path
+    kafka: KafkaSettings, pg_url: str, fleet_of: Callable[[str], Fleet]
 ) -> None:
     members, items, repeats = 1_500, 20_000, 2_000
-    fleet = Fleet(kafka.bootstrap_servers, kafka.topic_prefix, pg_url, tmp_path, service="evaluation")
+    fleet = fleet_of("evaluation")
     p, ledger = kafka.topic_prefix, Ledger(members)
     view = [
         (
@@ -167,10 +167,10 @@ async def test_evaluation_killed_mid_batch_during_a_rebalance_counts_every_ratin
 
 
 async def test_feedback_killed_inside_its_overdue_timer_answers_every_opinion_once(
-    kafka: KafkaSettings, pg_url: str, tmp_path: Path
+    kafka: KafkaSettings, pg_url: str, fleet_of: Callable[[str], Fleet]
 ) -> None:
     opinions = 1_200
-    fleet = Fleet(kafka.bootstrap_servers, kafka.topic_prefix, pg_url, tmp_path, service="feedback")
+    fleet = fleet_of("feedback")
     p, ledger = kafka.topic_prefix, Ledger(opinions)
     view = [
         (
