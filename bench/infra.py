@@ -12,8 +12,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,7 +56,8 @@ def kafka() -> Iterator[str]:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
-async def _pg(url: str, sql: str) -> None:
+@asynccontextmanager
+async def _connected(url: str) -> AsyncIterator[asyncpg.Connection]:
     parsed = make_url(url)
     connection = await asyncpg.connect(
         host=parsed.host,
@@ -66,25 +67,20 @@ async def _pg(url: str, sql: str) -> None:
         database=parsed.database,
     )
     try:
-        await connection.execute(sql)
+        yield connection
     finally:
         await connection.close()
+
+
+async def _pg(url: str, sql: str) -> None:
+    async with _connected(url) as connection:
+        await connection.execute(sql)
 
 
 async def pg_value(url: str, sql: str) -> Any:
     """The first column of the first row `sql` returns on PostgreSQL database `url`."""
-    parsed = make_url(url)
-    connection = await asyncpg.connect(
-        host=parsed.host,
-        port=parsed.port or 5432,
-        user=parsed.username,
-        password=parsed.password,
-        database=parsed.database,
-    )
-    try:
+    async with _connected(url) as connection:
         return await connection.fetchval(sql)
-    finally:
-        await connection.close()
 
 
 @contextmanager

@@ -9,6 +9,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer
@@ -49,7 +50,7 @@ def naive(
 ) -> float:
     """Messages a second of the naive baseline (bench/naive.py, a process of its own), over
     `count` messages or `seconds`, whichever ends first."""
-    result = subprocess.run(
+    outcome = json_result(
         [
             sys.executable,
             "-m",
@@ -68,15 +69,18 @@ def naive(
             "--seconds",
             str(seconds),
         ],
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=False,
+        what="the naive baseline",
     )
-    if result.returncode != 0:
-        raise RuntimeError(f"the naive baseline failed:\n{result.stderr[-2000:]}")
-    outcome = orjson.loads(result.stdout.strip().splitlines()[-1])
     return float(outcome["messages"]) / float(outcome["seconds"])
+
+
+def json_result(command: list[str], *, what: str, timeout: float = 1800) -> dict[str, Any]:
+    """Runs a measuring process of its own; its figures are the JSON of its last output line."""
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"{what} failed:\n{result.stderr[-2000:]}")
+    figures: dict[str, Any] = orjson.loads(result.stdout.strip().splitlines()[-1])
+    return figures
 
 
 def progress(

@@ -11,6 +11,7 @@ from pathlib import Path
 import orjson
 
 from .infra import ROOT
+from .measure import json_result
 
 PROJECT = ROOT / "bench" / "streams"
 GUARANTEES = {"at_least_once": "at-least-once", "exactly_once_v2": "exactly-once v2"}
@@ -58,7 +59,7 @@ def run(
     """One run from the topic's start with a fresh application id (no state, no offsets)."""
     application = f"bench-streams-{uuid.uuid4().hex[:8]}"
     state = workdir / application
-    result = subprocess.run(
+    figures = json_result(
         [
             "java",
             "-Xmx1g",
@@ -74,14 +75,9 @@ def run(
             str(expected),
             str(state),
         ],
-        capture_output=True,
-        text=True,
+        what=f"Kafka Streams peer ({guarantee}, {threads} threads)",
         timeout=1200,
-        check=False,
     )
-    if result.returncode != 0:
-        raise RuntimeError(f"Kafka Streams peer failed ({guarantee}, {threads} threads): {result.stderr[-2000:]}")
-    figures = orjson.loads(result.stdout.strip().splitlines()[-1])
     return PeerRun(guarantee, threads, **figures)
 
 
