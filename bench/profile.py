@@ -89,6 +89,11 @@ def main() -> None:
                 spy.send_signal(2)
                 spy.wait(timeout=60)
                 print(f"{counted:.0f} in {seconds:.2f}s = {counted / seconds:,.0f}/s")
+                batches = proc.metric("unionhub_batch_size_messages_count")
+                if batches:
+                    print(
+                        f"{batches:.0f} batches, {proc.metric('unionhub_batch_size_messages_sum') / batches:,.0f} records each"
+                    )
                 print(summarise(out, int(os.environ.get("TOP", "25"))))
 
 

@@ -145,7 +145,7 @@ def is_binary(headers: Headers | None) -> bool:
     return binary
 
 
-def _structured(value: bytes, headers: Headers) -> bytes:
+def as_structured(value: bytes, headers: Headers) -> bytes:
     """The structured form of a binary-mode record: its `ce_*` attributes around `data`."""
     attributes: dict[str, str] = {}
     try:
@@ -171,7 +171,7 @@ def decode(topic: str, value: bytes | None, headers: Headers | None = None) -> C
     if len(value) > MAX_MESSAGE_BYTES:
         raise DecodeError(DecodeErrorCode.TOO_LARGE, f"value of {len(value)} bytes is over 1 MiB", None, None)
     if headers and is_binary(headers):
-        value = _structured(value, headers)
+        value = as_structured(value, headers)
     try:
         event: CloudEvent[Any] = _adapter(topic).validate_json(value)
     except ValidationError as exc:

@@ -9,17 +9,19 @@ outbox. Offsets are committed only after this returns, so nothing is lost.
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, cast
 
 from aiokafka import ConsumerRecord
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from unionhub_contracts import CloudEvent, CommandRejected, DecodeError, OutgoingEvent, decode
+from unionhub_contracts import MESSAGES, CloudEvent, CommandRejected, DecodeError, OutgoingEvent, decode
+from unionhub_contracts.codec import Headers
 from unionhub_domain import Missing, Rejected, RejectionCode
 
 from . import failpoints, inbox, outbox, tracing
@@ -29,12 +31,13 @@ from .deadletters import DeadLetters
 from .holding import QUEUE, Holding
 from .logs import correlation_id, describe_error
 from .metrics import RuntimeMetrics
-from .scopes import BatchScope, Emit, ScopeFactory, encode_emit
+from .scopes import BatchScope, BulkScope, Emit, ScopeFactory, encode_emit
 from .tables import RuntimeTables
 
 log = logging.getLogger(__name__)
 
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
+Decoder: TypeAlias = Callable[[bytes | None, Headers | None], Any]  # raises DecodeError
 
 
 @dataclass
@@ -46,10 +49,10 @@ class PipelineConfig:
     rejects: bool  # commands: publish command.rejected; events: log and move on
     handler_attempts: int = 3
     max_backoff_seconds: float = 5.0
-    # False where the scope deduplicates by a key of its own (work items by item_id): the
-    # inbox row per message would be a second, redundant write.
-    inbox: bool = True
-    traced: bool = True  # a span per record; off for high-volume streams
+    # A high-volume stream: its scope (a `BulkScope`) takes the batch's values at once and
+    # deduplicates by a key of its own (work items by item_id), so no inbox row, no span and
+    # no outcome per record.
+    bulk: bool = False
 
 
 class Pipeline:
@@ -66,8 +69,10 @@ class Pipeline:
         on_health: Callable[[bool], None] = lambda ok: None,
         write_lock: AbstractAsyncContextManager[Any] | None = None,
         holding: Holding | None = None,
+        decoder: Decoder | None = None,
     ) -> None:
         self._holding = holding
+        self._decode: Decoder = decoder or functools.partial(decode, config.topic)
         self._write_lock = write_lock or nullcontext()
         self.config = config
         self._scope = scope
@@ -82,11 +87,12 @@ class Pipeline:
         """Settles every record of the batch, or raises (then nothing is committed)."""
         started = time.perf_counter()
         topic = self.config.topic
-        good: list[tuple[Record, CloudEvent[Any]]] = []
+        good: list[tuple[Record, Any]] = []  # CloudEvents, or what a bulk stream's decoder gives
         invalid: list[outbox.Pending] = []
+        decode_one = self._decode
         for record in records:
             try:
-                good.append((record, decode(topic, record.value, record.headers)))
+                good.append((record, decode_one(record.value, record.headers)))
             except DecodeError as exc:
                 await self._dead_letter(record, exc.code, exc.message)
                 self._metrics.messages_processed.labels(topic, "dead_lettered").inc()
@@ -189,20 +195,17 @@ class Pipeline:
                 )
                 await backoff.sleep()
 
-    async def _transaction(self, good: list[tuple[Record, CloudEvent[Any]]], invalid: list[outbox.Pending]) -> None:
+    async def _transaction(self, good: list[tuple[Record, Any]], invalid: list[outbox.Pending]) -> None:
+        if self.config.bulk:
+            return await self._bulk_transaction([value for _, value in good], invalid)
         started = time.perf_counter()
         outcomes: collections.Counter[tuple[str, str, str]] = collections.Counter()  # (type, outcome, code)
-        traced = self.config.traced and tracing.recording()  # once a batch: the lookup is not free
+        traced = tracing.recording()  # once a batch: the lookup is not free
         async with self._write_lock, self._sessions() as session, session.begin():
-            if self.config.inbox:
-                fresh = await inbox.claim(
-                    session, self._tables, self.config.consumer, ((e.source, e.id) for _, e in good)
-                )
-                failpoints.hit("inbox.claimed")
-            else:
-                fresh = {(e.source, e.id) for _, e in good}
+            fresh = await inbox.claim(session, self._tables, self.config.consumer, ((e.source, e.id) for _, e in good))
+            failpoints.hit("inbox.claimed")
             outgoing = list(invalid)
-            scope = self._scope(session)
+            scope = cast(BatchScope, self._scope(session))
             todo = []
             for record, event in good:
                 if (event.source, event.id) in fresh:
@@ -248,6 +251,21 @@ class Pipeline:
         self._metrics.db_seconds.labels("consume").observe(time.perf_counter() - started)
         self._count(outcomes)
 
+    async def _bulk_transaction(self, values: list[Any], invalid: list[outbox.Pending]) -> None:
+        started = time.perf_counter()
+        async with self._write_lock, self._sessions() as session, session.begin():
+            scope = cast(BulkScope, self._scope(session))
+            await scope.ingest(values)
+            await outbox.write(session, self._tables, self.config.events_topic, invalid)
+        self._metrics.db_seconds.labels("consume").observe(time.perf_counter() - started)
+        if values:
+            self._count(collections.Counter({(self._bulk_type, "applied", ""): len(values)}))
+
+    @functools.cached_property
+    def _bulk_type(self) -> str:
+        (event_type,) = MESSAGES[self.config.topic]  # a bulk stream carries one message type
+        return event_type
+
     def _count(self, outcomes: collections.Counter[tuple[str, str, str]]) -> None:
         topic = self.config.topic
         for (event_type, outcome, code), n in outcomes.items():
@@ -258,7 +276,7 @@ class Pipeline:
                 self._metrics.commands.labels(event_type, outcome, code).inc(n)
 
     def scope(self, session: AsyncSession) -> BatchScope:
-        return self._scope(session)
+        return cast(BatchScope, self._scope(session))
 
     async def apply_one(self, scope: BatchScope, event: CloudEvent[Any], *, final: bool = False) -> Outcome:
         """What one message does. A missing prerequisite holds it (`waiting_for` set) unless

@@ -77,7 +77,14 @@ class BatchScope(Protocol):
     async def flush(self) -> None: ...
 
 
-ScopeFactory = Callable[[AsyncSession], BatchScope]
+class BulkScope(Protocol):
+    """The scope of a high-volume stream (`PipelineConfig.bulk`): the batch's decoded values
+    at once, written in a few statements; it deduplicates by a key of its own."""
+
+    async def ingest(self, values: Sequence[Any]) -> None: ...
+
+
+ScopeFactory = Callable[[AsyncSession], BatchScope | BulkScope]
 
 
 class Observer(Protocol):

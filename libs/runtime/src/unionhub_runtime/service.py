@@ -30,7 +30,7 @@ from .lag import LagMonitor
 from .logs import describe_error
 from .metrics import RuntimeMetrics
 from .outbox import OutboxRelay
-from .pipeline import Pipeline, PipelineConfig
+from .pipeline import Decoder, Pipeline, PipelineConfig
 from .retention import Prunable
 from .scopes import ScopeFactory, encode_emit
 from .settings import ServiceSettings
@@ -46,9 +46,10 @@ class Subscription:
     scope: ScopeFactory
     rejects: bool  # True for command topics: rule violations publish command.rejected
     max_records: int | None = None  # records per batch, when not the service's setting
-    # A high-volume stream whose scope deduplicates by its own key: no inbox row and no
-    # span per record (see PipelineConfig).
+    # A high-volume stream whose scope (a `BulkScope`) deduplicates by its own key: no inbox
+    # row and no span per record (see PipelineConfig).
     bulk: bool = False
+    decoder: Decoder | None = None  # when not the contract's `decode` (a faster one)
     # Commands: what a held command keeps later ones from overtaking (default: its aggregate).
     lanes: LanesOf | None = None
 
@@ -149,8 +150,7 @@ class Service:
                 rejects=subscription.rejects,
                 handler_attempts=settings.handler_attempts,
                 max_backoff_seconds=settings.retry_max_backoff_seconds,
-                inbox=not subscription.bulk,
-                traced=not subscription.bulk,
+                bulk=subscription.bulk,
             ),
             scope=subscription.scope,
             sessions=self.sessions,
@@ -161,6 +161,7 @@ class Service:
             on_health=self._set_pipeline_health,
             write_lock=self.write_lock,
             holding=None if subscription.bulk else self.holding,
+            decoder=subscription.decoder,
         )
         if self.holding is not None and not subscription.bulk:
             lanes = subscription.lanes or (
@@ -187,6 +188,9 @@ class Service:
             ack_policy=AckPolicy.NACK_ON_ERROR,
             decoder=_no_decoding,
             parser=_tolerant_headers,
+            # A bulk stream's batches aggregate more the larger they are (one write per worker
+            # month, not per item): let a partition's fetch hold several thousand records.
+            max_partition_fetch_bytes=(4 if subscription.bulk else 1) * 1024 * 1024,
         )(consume)
         return pipeline
 

@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry
 
 from unionhub_contracts import CloudEvent, asyncapi
 from unionhub_contracts.catalogue import EVALUATION_COMMANDS, EVALUATION_EVENTS, MEMBERSHIP_EVENTS, WORK_SCORES
+from unionhub_contracts.fast import decode_work_scored
 from unionhub_contracts.membership import prerequisites
 from unionhub_membership_view import view_router
 from unionhub_runtime.holding import Lanes, aggregate_lanes
@@ -51,6 +52,7 @@ def build(settings: EvaluationSettings | None = None, clock: Clock = utc_now) ->
                     rejects=True,
                     max_records=settings.work_batch_max_records,
                     bulk=True,
+                    decoder=decode_work_scored,
                 ),
             ],
             asyncapi=asyncapi.document(

@@ -72,11 +72,8 @@ results = Table(
 work_items = Table(
     "work_items",
     metadata,
-    Column("item_id", _ID, primary_key=True),  # an item counts once, whatever the redelivery
-    Column("month", String(7), nullable=False),
-    Column("post_id", _ID, nullable=False),
-    Column("worker_id", _ID, nullable=False),
-    Column("score_milli", Integer, nullable=False),
+    # An item counts once, whatever the redelivery; what it adds goes to its worker month.
+    Column("item_id", _ID, primary_key=True),
     # Stamped by the database; pruned once no redelivery can bring the item back.
     Column("received_at", UtcInstant(), nullable=False, server_default=func.now()),
     Index("ix_work_items_received_at", "received_at", postgresql_using="brin"),
