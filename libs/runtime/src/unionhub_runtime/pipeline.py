@@ -86,6 +86,16 @@ class Pipeline:
     async def process(self, records: Sequence[Record]) -> None:
         """Settles every record of the batch, or raises (then nothing is committed)."""
         started = time.perf_counter()
+        await self.apply(*await self.decode(records))
+        self.observe_batch(len(records), time.perf_counter() - started)
+
+    def observe_batch(self, size: int, seconds: float) -> None:
+        self._metrics.batch_size.labels(self.config.topic).observe(size)
+        self._metrics.batch_seconds.labels(self.config.topic).observe(seconds)
+
+    async def decode(self, records: Sequence[Record]) -> tuple[list[tuple[Record, Any]], list[outbox.Pending]]:
+        """The batch's decoded records, and the answers to those that cannot be (each is
+        dead-lettered here)."""
         topic = self.config.topic
         good: list[tuple[Record, Any]] = []  # CloudEvents, or what a bulk stream's decoder gives
         invalid: list[outbox.Pending] = []
@@ -101,11 +111,9 @@ class Pipeline:
                         exc.event_id, exc.event_source, exc.event_type, RejectionCode.INVALID, exc.message
                     )
                     invalid.append(outbox.Pending(rejection, tracing.traceparent_of(record.headers)))
-        await self._apply(good, invalid)
-        self._metrics.batch_size.labels(topic).observe(len(records))
-        self._metrics.batch_seconds.labels(topic).observe(time.perf_counter() - started)
+        return good, invalid
 
-    async def _apply(self, good: list[tuple[Record, CloudEvent[Any]]], invalid: list[outbox.Pending]) -> None:
+    async def apply(self, good: list[tuple[Record, Any]], invalid: list[outbox.Pending]) -> None:
         """Applies the batch in one transaction; isolates a failing record when that fails."""
         if not good and not invalid:
             return
@@ -117,7 +125,7 @@ class Pipeline:
                 await self._with_retries(lambda: self._transaction([], invalid))
             for item in good:
 
-                def alone(item: tuple[Record, CloudEvent[Any]] = item) -> Awaitable[None]:
+                def alone(item: tuple[Record, Any] = item) -> Awaitable[None]:
                     return self._transaction([item], [])
 
                 try:

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from . import database, kafka, outbox, retention
 from .auth import Verifier, requiring
 from .backoff import Backoff
+from .bulk import BulkConsumer
 from .deadletters import DeadLetters
 from .holding import NO_LANES, Holding, LanesOf, Provides, aggregate_lanes, count_held
 from .lag import LagMonitor
@@ -130,6 +131,7 @@ class Service:
         self._pipelines_healthy = True
         self._tasks: list[asyncio.Task[None]] = []  # the periodic jobs: pruning, gauges, held commands
         self._traced = KafkaRouter(middlewares=[KafkaTelemetryMiddleware()])
+        self._bulk: list[BulkConsumer] = []  # bulk streams, consumed outside FastStream
         self.pipelines = [self._subscribe(s) for s in definition.subscriptions]
         self.broker.include_router(self._traced)
         self.lag = LagMonitor(
@@ -169,18 +171,30 @@ class Service:
             )
             self.holding.register(pipeline, lanes)
 
+        max_records = subscription.max_records or settings.batch_max_records
+        if subscription.bulk:
+            self._bulk.append(
+                BulkConsumer(
+                    settings,
+                    topic=self.physical(subscription.topic),
+                    group=self._group(subscription),
+                    client_id=self._client_id,
+                    pipeline=pipeline,
+                    max_records=max_records,
+                    retry=lambda start: _retry_until_started(start, what=f"Kafka consumer of {subscription.topic}"),
+                )
+            )
+            return pipeline
+
         async def consume(_: Any, message: KafkaMessage) -> None:
             records = message.raw_message
             await pipeline.process(records if isinstance(records, tuple) else (records,))
 
-        # FastStream's span per batch (linked to the records' traces) is not worth its
-        # per-record header work on a bulk stream: traced subscribers live on a router with it.
-        registrar = self.broker if subscription.bulk else self._traced
-        registrar.subscriber(
+        self._traced.subscriber(
             self.physical(subscription.topic),
             group_id=self._group(subscription),
             batch=True,
-            max_records=subscription.max_records or settings.batch_max_records,
+            max_records=max_records,
             batch_timeout_ms=settings.batch_timeout_ms,
             auto_offset_reset=settings.auto_offset_reset,
             # Offsets are committed after the batch is applied: at-least-once, deduplicated
@@ -188,9 +202,6 @@ class Service:
             ack_policy=AckPolicy.NACK_ON_ERROR,
             decoder=_no_decoding,
             parser=_tolerant_headers,
-            # A bulk stream's batches aggregate more the larger they are (one write per worker
-            # month, not per item): let a partition's fetch hold several thousand records.
-            max_partition_fetch_bytes=(4 if subscription.bulk else 1) * 1024 * 1024,
         )(consume)
         return pipeline
 
@@ -276,6 +287,8 @@ class Service:
         await _retry_until_started(self._producer.start, what="Kafka producer")
         self.relay.start(self._producer)
         await self.broker.start()
+        for bulk in self._bulk:
+            await bulk.start()
         self.timers.start()
         self.lag.start()
         settings = self.definition.settings
@@ -306,6 +319,8 @@ class Service:
             with suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        for bulk in self._bulk:
+            await bulk.stop()
         await self.broker.stop()
         await self.relay.stop()
         if self._producer is not None:

@@ -23,10 +23,10 @@ from ..domain.post_star import month_of, scaled
 
 Item = tuple[str, str, str, str, int]  # item_id, month, post_id, worker_id, score (thousandths)
 
-_PG_INSERT_ITEMS = text("""
-    INSERT INTO work_items (item_id) SELECT unnest(CAST(:item_ids AS varchar[]))
+_PG_INSERT_ITEMS = """
+    INSERT INTO work_items (item_id) SELECT unnest(CAST($1 AS varchar[]))
     ON CONFLICT (item_id) DO NOTHING
-    RETURNING item_id""")
+    RETURNING item_id"""
 _PG_ADD_TO_MONTHS = text("""
     INSERT INTO worker_months (month, post_id, worker_id, item_count, score_sum)
     SELECT * FROM unnest(CAST(:months AS varchar[]), CAST(:posts AS varchar[]), CAST(:workers AS varchar[]),
@@ -80,8 +80,11 @@ class WorkScoreBatch:
         self._ingested.inc(len(items))
 
     async def _insert_postgres(self, batch: dict[str, Item]) -> list[Item]:
-        inserted = await self._session.execute(_PG_INSERT_ITEMS, {"item_ids": list(batch)})
-        items = [batch[item_id] for item_id in inserted.scalars()]
+        # asyncpg's own fetch: SQLAlchemy's result processing cost more than the statement.
+        asyncpg = (await (await self._session.connection()).get_raw_connection()).driver_connection
+        assert asyncpg is not None, "a connection in a transaction has its driver's"
+        inserted = await asyncpg.fetch(_PG_INSERT_ITEMS, list(batch))
+        items = list(batch.values()) if len(inserted) == len(batch) else [batch[row[0]] for row in inserted]
         if items:
             months, posts, workers, counts, sums = zip(*month_totals(items), strict=True)
             await self._session.execute(
