@@ -95,6 +95,8 @@ def main() -> None:
                         f"{batches:.0f} batches, {proc.metric('unionhub_batch_size_messages_sum') / batches:,.0f} records each"
                     )
                 print(summarise(out, int(os.environ.get("TOP", "25"))))
+                if keep := os.environ.get("PROFILE_RAW"):  # the samples, for a closer look
+                    shutil.copy(out, keep)
 
 
 if __name__ == "__main__":

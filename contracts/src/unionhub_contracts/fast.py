@@ -4,12 +4,25 @@ The pydantic models stay the source of the schemas; this decoder is a copy of
 `CloudEvent[WorkScored]` in msgspec, several times faster, and it only ever *accepts*: any
 value it does not take goes to `codec.decode`, which accepts it or says why not (the dead
 letter's code and message come from there). So `decode_work_scored` accepts and rejects
-exactly what `codec.decode` does, provided the copy accepts nothing the models reject, which
-`tests/contract/test_fast_decoder.py` checks with hypothesis.
+exactly what `codec.decode` does, provided the copy accepts nothing the models reject and
+reads what it accepts as they do, which `tests/contract/test_fast_decoder.py` checks with
+hypothesis.
 
-Where the two libraries read a constraint differently the copy is the stricter: Python's
-`$` also matches before a final newline, so the patterns end in `\\Z`; an id's "no `/`" rule
-(an `AfterValidator` in `common.Id`) is folded into its pattern.
+Where the two libraries read a value differently the copy is the stricter:
+
+- Python's `$` also matches before a final newline, so the patterns are full matches; an id's
+  "no `/`" rule (an `AfterValidator` in `common.Id`) is folded into its pattern. Ids and
+  sources seen valid are remembered apart: a valid source ("hr/ft") is no valid id.
+- msgspec does not look inside what it skips (unknown fields; `scored_at`, kept as JSON text)
+  as closely as pydantic's JSON parser, which refuses the whole value for invalid UTF-8
+  anywhere, nesting over 200 deep or a number of over 4300 characters (its big-integer
+  limit). So the copy takes only UTF-8 values of at most 4300 bytes with at most 200 `{`
+  and `[` (counted only where the value is long enough to nest that deep).
+- msgspec rounds a fraction of a second to the microsecond, pydantic truncates it
+  (`.1234567` is `.123457` and `.123456`): `scored_at` is taken with at most 6 digits of it.
+  (`time` is checked, not kept: both take the same texts there.)
+- For invalid UTF-8 in a string it reads, msgspec raises `UnicodeDecodeError`, not its own
+  `DecodeError` (both are `ValueError`s).
 """
 
 from __future__ import annotations
@@ -23,9 +36,8 @@ import msgspec
 
 from .catalogue import WORK_SCORES
 from .codec import FUTURE_MARGIN_SECONDS, DecodeError, Headers, as_structured, decode, is_binary
-from .common import MAX_MESSAGE_BYTES
 
-# Lengths here, patterns in `_plausible` (msgspec calls Python's `re` per value; most ids and
+# Lengths here, patterns in `_accept` (msgspec calls Python's `re` per value; most ids and
 # sources repeat, so their checks are remembered).
 _Id = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 _Instant = Annotated[datetime, msgspec.Meta(tz=True)]
@@ -36,7 +48,7 @@ class _WorkScored(msgspec.Struct, frozen=True):
     worker_id: _Id
     post_id: _Id
     score: Annotated[float, msgspec.Meta(ge=0, le=100)]
-    scored_at: _Instant
+    scored_at: msgspec.Raw  # the JSON text: read by `_accept`
 
 
 class _Envelope(msgspec.Struct, frozen=True):
@@ -67,41 +79,98 @@ class WorkScoredData(Protocol):
     def scored_at(self) -> datetime: ...
 
 
+class _Scored(msgspec.Struct, frozen=True, gc=False):
+    item_id: str
+    worker_id: str
+    post_id: str
+    score: float
+    scored_at: datetime
+
+
 _decoder = msgspec.json.Decoder(_Envelope)
+_instant = msgspec.json.Decoder(_Instant).decode
+_text = msgspec.json.Decoder(str).decode
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]*").fullmatch
 _SOURCE = re.compile(r"[\x21-\x7e]+").fullmatch
-_valid: set[str] = set()  # worker and post ids and sources seen valid (bounded: see _remember)
+_ids: set[str] = set()  # worker and post ids seen valid (bounded: see _remember)
+_sources: set[str] = set()  # sources seen valid
 _REMEMBERED = 100_000
+_MAX_BYTES = 4_300  # pydantic's JSON parser refuses a number of more characters
+_MAX_DEPTH = 200  # ... and nesting deeper than this (201 for arrays)
+_SHALLOW = 2 * _MAX_DEPTH  # a value this short cannot nest deeper
+_SHALLOW_OBJECTS = 5 * _MAX_DEPTH  # ... nor one without arrays this short (`{"":` and `}` a level)
+_SHORT_INSTANT = 29  # an instant's JSON text this long (quotes, escapes) has at most 6 digits of fraction
 
 
-def _plausible(event: _Envelope) -> bool:
-    """The rules the struct does not check: patterns, and no instant more than a day ahead
+def _accept(value: bytes) -> WorkScoredData | None:
+    """The work item of a structured value if the fast path takes it, or None: then
+    `codec.decode` decides. Beyond the struct: the limits above, the patterns (most ids and
+    sources repeat, so their checks are remembered) and no instant more than a day ahead
     (`codec.implausible`; the score's range already excludes non-finite numbers)."""
-    data = event.data
-    if not (data.worker_id in _valid and data.post_id in _valid and event.source in _valid):
+    if not (len(value) <= _SHALLOW and value.isascii()) and not _parseable(value):
+        return None
+    try:
+        event = _decoder.decode(value)
+        data = event.data
+        raw = data.scored_at
+        # 19 characters, a fraction of a second, a zone of 1 ("Z"), 5 ("+0800") or 6
+        # ("+08:00"): this short, or at most 32 long with a 6-character zone, an instant
+        # has at most 6 digits of fraction.
+        if len(raw) > _SHORT_INSTANT:
+            text = _text(raw)
+            if len(text) > 32 or text[-6:-5] not in ("+", "-"):
+                return None
+        scored_at = _instant(raw)
+    except ValueError:  # msgspec's errors, UnicodeDecodeError among them
+        return None
+    if not (data.worker_id in _ids and data.post_id in _ids and event.source in _sources):
         if not (_ID(data.worker_id) and _ID(data.post_id) and _SOURCE(event.source)):
-            return False
-        _remember(data.worker_id, data.post_id, event.source)
-    return _ID(data.item_id) is not None and data.scored_at.timestamp() <= time.time() + FUTURE_MARGIN_SECONDS
+            return None
+        _remember(_ids, data.worker_id, data.post_id)
+        _remember(_sources, event.source)
+    if _ID(data.item_id) is None or scored_at.timestamp() > time.time() + FUTURE_MARGIN_SECONDS:
+        return None
+    return _Scored(data.item_id, data.worker_id, data.post_id, data.score, scored_at)
 
 
-def _remember(*values: str) -> None:
-    if len(_valid) >= _REMEMBERED:
-        _valid.clear()
-    _valid.update(values)
+def _parseable(value: bytes) -> bool:
+    """Whether pydantic's JSON parser reads all of `value`, as far as msgspec may not look:
+    UTF-8, no number too long, not too deep (counting is slow: a value without arrays, too
+    short to nest objects that deep, is not counted)."""
+    size = len(value)
+    if size > _MAX_BYTES:
+        return False
+    if (
+        size > _SHALLOW
+        and (size >= _SHALLOW_OBJECTS or value.find(b"[") >= 0)
+        and value.count(b"{") + value.count(b"[") > _MAX_DEPTH
+    ):
+        return False
+    if value.isascii():
+        return True
+    try:
+        value.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _remember(seen: set[str], *values: str) -> None:
+    if len(seen) >= _REMEMBERED:
+        seen.clear()
+    seen.update(values)
 
 
 def decode_work_scored(value: bytes | None, headers: Headers | None = None) -> WorkScoredData:
     """The work item in a record of `evaluation.work-scores`, in either mode; raises
     `DecodeError` as `codec.decode` does, for the same values."""
-    if value is not None and len(value) <= MAX_MESSAGE_BYTES:
+    if value is not None and len(value) <= _MAX_BYTES:
         try:
             structured = as_structured(value, headers) if headers and is_binary(headers) else value
-            event = _decoder.decode(structured)
-        except (msgspec.DecodeError, DecodeError):
+        except DecodeError:
             pass
         else:
-            if _plausible(event):
-                return event.data
+            if (data := _accept(structured)) is not None:
+                return data
     slow: WorkScoredData = decode(WORK_SCORES.name, value, headers).data
     return slow
