@@ -112,8 +112,20 @@ def work_score_ingestion(ctx: Context, databases: list[str]) -> list[Row]:
                 "items/s",
                 rate / raw_rate,
                 "raw",
-                ">= 100,000 items/s and >= 0.4 x raw",
-                rate >= 100_000 and rate / raw_rate >= 0.4,
+                ">= 100,000 items/s",
+                rate >= 100_000,
+            )
+        )
+        rows.append(
+            Row(
+                "1 work-score ingestion",
+                f"project ({kind}) vs raw ceiling",
+                rate,
+                "items/s",
+                rate / raw_rate,
+                "raw",
+                ">= 0.4 x raw",
+                rate / raw_rate >= 0.4,
             )
         )
         rows.append(

@@ -30,6 +30,7 @@ from .settings import ServiceSettings
 log = logging.getLogger(__name__)
 
 Offsets = dict[TopicPartition, int]
+BULK_FETCH_BYTES = 2 * 1024 * 1024  # per partition and fetch: 6 partitions hold about 40,000 records
 
 
 class BulkConsumer:
@@ -54,11 +55,18 @@ class BulkConsumer:
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self._writing: asyncio.Task[None] | None = None
-        self._written: Offsets = {}  # what the batch being written will have settled
+        self._writing_from: Offsets = {}  # first offset per partition of the batch being written
+        self._written: Offsets = {}  # what that batch settles once written (the next to read)
         # The loop and a rebalance both settle: one at a time, so no offset is committed
         # while an earlier batch is still being written.
         self._settling = asyncio.Lock()
+        self._revocations = 0  # a batch fetched before a revocation is read again, not written
         self._stopping = asyncio.Event()
+
+    @property
+    def healthy(self) -> bool:
+        """Running (readiness: a consumer that died is not ready)."""
+        return self._task is not None and not self._task.done()
 
     async def start(self) -> None:
         self._consumer = AIOKafkaConsumer(
@@ -67,97 +75,133 @@ class BulkConsumer:
             enable_auto_commit=False,
             auto_offset_reset=self._settings.auto_offset_reset,
             # Larger batches aggregate more (one write per worker month, not per item).
-            max_partition_fetch_bytes=4 * 1024 * 1024,
+            max_partition_fetch_bytes=BULK_FETCH_BYTES,
+            # A revocation waits for the batch being written: give it time before the
+            # coordinator gives up on this member.
+            rebalance_timeout_ms=60_000,
             **client_kwargs(self._settings.kafka),
         )
         self._consumer.subscribe([self._topic], listener=_SettleOnRevoke(self))
         await self._retry(self._consumer.start)
         self._stopping.clear()
         self._task = asyncio.create_task(self._run(), name=f"bulk-{self._topic}")
+        self._task.add_done_callback(self._ended)
 
-    async def stop(self, timeout: float = 10.0) -> None:
-        """Finishes the batch being written (within `timeout`) and commits it, then leaves."""
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("bulk consumer of %s stopped: %s", self._topic, describe_error(exc), exc_info=exc)
+
+    async def stop(self, timeout: float = 8.0) -> None:
+        """Finishes the batch being written (within `timeout`) and commits it, then leaves.
+        Never raises: the rest of the service must stop too."""
         self._stopping.set()
         if self._task is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), timeout)
             except TimeoutError:  # a write stuck on its database: rolled back, read again later
                 self._task.cancel()
-                with suppress(asyncio.CancelledError):
+                with suppress(BaseException):
                     await self._task
+            except Exception as exc:
+                log.error("bulk consumer of %s failed while stopping: %s", self._topic, describe_error(exc))
             self._task = None
         if self._consumer is not None:
-            await self._consumer.stop()
+            try:
+                await asyncio.wait_for(self._consumer.stop(), 5.0)
+            except Exception as exc:
+                log.warning("bulk consumer of %s left its group uncleanly: %s", self._topic, describe_error(exc))
             self._consumer = None
 
     async def _run(self) -> None:
         assert self._consumer is not None
         backoff = Backoff(0.5, self._settings.retry_max_backoff_seconds)
+        fetched_from: Offsets = {}
         while not self._stopping.is_set():
             try:
+                revocations = self._revocations
                 fetched = await self._consumer.getmany(
                     timeout_ms=self._settings.batch_timeout_ms, max_records=self._max_records
                 )
                 if not fetched:
-                    await self._settle()
-                    if not self._stopping.is_set():
-                        await asyncio.sleep(0)
+                    await self.settle()
                     continue
+                fetched_from = {tp: batch[0].offset for tp, batch in fetched.items()}
                 records = [record for batch in fetched.values() for record in batch]
-                offsets = {tp: batch[-1].offset + 1 for tp, batch in fetched.items()}
                 decoded = await self._pipeline.decode(records)
-                await self._settle()
-                self._written = offsets
+                if not await self.settle() or revocations != self._revocations:
+                    # The batch before failed, or partitions moved meanwhile: read this one
+                    # again too (everything before it was written).
+                    self._rewind(fetched_from)
+                    fetched_from = {}
+                    continue
+                self._writing_from, fetched_from = fetched_from, {}
+                self._written = {tp: batch[-1].offset + 1 for tp, batch in fetched.items()}
                 self._writing = asyncio.create_task(self._write(records, decoded))
                 backoff.reset()
             except Exception as exc:
-                # Nothing past the last written batch was committed: read it all again.
                 log.error(
-                    "bulk consumer of %s failed, reading again from the committed offsets: %s",
+                    "bulk consumer of %s failed, reading again from what was not written: %s",
                     self._topic,
                     describe_error(exc),
+                    exc_info=exc,
                 )
-                await self._abandon()
+                await self.settle()  # a healthy write under way is finished, not thrown away
+                self._rewind(fetched_from)
+                fetched_from = {}
                 await backoff.sleep()
-        await self._settle()
+        await self.settle()
 
     async def _write(self, records: list[Any], decoded: Any) -> None:
         started = time.perf_counter()
         await self._pipeline.apply(*decoded)
         self._pipeline.observe_batch(len(records), time.perf_counter() - started)
 
-    async def _settle(self) -> None:
+    async def settle(self, *, revoking: bool = False) -> bool:
         """Waits for the batch being written, then commits its offsets (those of partitions
-        still assigned: a revoked one's new owner reads from the last commit, harmlessly)."""
+        still assigned: a revoked one's new owner reads from the last commit, harmlessly).
+        False when the write failed: then its partitions are rewound to it."""
         async with self._settling:
-            if self._writing is None:
-                return
-            try:
-                await self._writing  # raises what the write raised: the caller reads again
-            finally:
-                self._writing = None
+            if revoking:
+                self._revocations += 1
+            writing = self._writing
+            if writing is None:
+                return True
+            # Not `await writing`: a cancellation of the waiter must not cancel the write, nor
+            # one of the write reach the waiter (the group coordinator runs a revocation).
+            await asyncio.wait({writing})
+            self._writing = None
+            failure = asyncio.CancelledError() if writing.cancelled() else writing.exception()
+            if failure is not None:
+                log.error("bulk write on %s failed, reading it again: %s", self._topic, describe_error(failure))
+                self._rewind(self._writing_from)
+                return False
             await self._commit()
+            return True
+
+    def _rewind(self, offsets: Offsets) -> None:
+        """Positions the consumer back on `offsets` (and on the batch being written, if any):
+        local, it cannot fail on the network."""
+        if self._consumer is None:
+            return
+        back = dict(offsets)
+        for tp, offset in self._writing_from.items():
+            back[tp] = min(offset, back.get(tp, offset))
+        assigned = self._consumer.assignment()
+        for tp, offset in back.items():
+            if tp in assigned:
+                self._consumer.seek(tp, offset)
+        self._writing_from = {}
 
     async def _commit(self) -> None:
         assert self._consumer is not None
         assigned = self._consumer.assignment()
         offsets = {tp: offset for tp, offset in self._written.items() if tp in assigned}
+        self._writing_from = {}
         if offsets:
             try:
                 await self._consumer.commit(offsets)
             except KafkaError as exc:  # a rebalance between: the next owner reads them again
                 log.warning("commit of %s offsets failed (read again later): %s", self._topic, describe_error(exc))
-
-    async def _abandon(self) -> None:
-        if self._writing is not None:
-            self._writing.cancel()
-            with suppress(BaseException):
-                await self._writing
-            self._writing = None
-        if self._consumer is not None:
-            for tp in self._consumer.assignment():
-                with suppress(Exception):
-                    await self._consumer.seek_to_committed(tp)
 
 
 class _SettleOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -165,8 +209,7 @@ class _SettleOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
         self._consumer = consumer
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
-        with suppress(Exception):  # a failed write is read again by whoever owns it next
-            await self._consumer._settle()
+        await self._consumer.settle(revoking=True)
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         return None

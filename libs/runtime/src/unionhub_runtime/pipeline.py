@@ -73,6 +73,8 @@ class Pipeline:
     ) -> None:
         self._holding = holding
         self._decode: Decoder = decoder or functools.partial(decode, config.topic)
+        if config.bulk:
+            (self._bulk_type,) = MESSAGES[config.topic]  # a bulk stream carries one message type
         self._write_lock = write_lock or nullcontext()
         self.config = config
         self._scope = scope
@@ -268,11 +270,6 @@ class Pipeline:
         self._metrics.db_seconds.labels("consume").observe(time.perf_counter() - started)
         if values:
             self._count(collections.Counter({(self._bulk_type, "applied", ""): len(values)}))
-
-    @functools.cached_property
-    def _bulk_type(self) -> str:
-        (event_type,) = MESSAGES[self.config.topic]  # a bulk stream carries one message type
-        return event_type
 
     def _count(self, outcomes: collections.Counter[tuple[str, str, str]]) -> None:
         topic = self.config.topic

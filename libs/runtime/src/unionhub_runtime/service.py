@@ -319,9 +319,7 @@ class Service:
             with suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
-        for bulk in self._bulk:
-            await bulk.stop()
-        await self.broker.stop()
+        await asyncio.gather(*(bulk.stop() for bulk in self._bulk), self.broker.stop())
         await self.relay.stop()
         if self._producer is not None:
             await self._producer.stop()
@@ -331,7 +329,8 @@ class Service:
     async def ready(self) -> dict[str, bool]:
         """What `/readyz` checks: the database answers, Kafka answers, consumers are not stuck."""
         db_ok, kafka_ok = await asyncio.gather(database.ping(self.engine), self.broker.ping(timeout=2.0))
-        checks = {"database": db_ok, "kafka": bool(kafka_ok), "consumers": self._pipelines_healthy}
+        consumers_ok = self._pipelines_healthy and all(bulk.healthy for bulk in self._bulk)
+        checks = {"database": db_ok, "kafka": bool(kafka_ok), "consumers": consumers_ok}
         self.metrics.ready.set(1 if all(checks.values()) else 0)
         return checks
 

@@ -9,7 +9,6 @@ from prometheus_client import CollectorRegistry
 
 from unionhub_contracts import CloudEvent, asyncapi
 from unionhub_contracts.catalogue import EVALUATION_COMMANDS, EVALUATION_EVENTS, MEMBERSHIP_EVENTS, WORK_SCORES
-from unionhub_contracts.fast import decode_work_scored
 from unionhub_contracts.membership import prerequisites
 from unionhub_membership_view import view_router
 from unionhub_runtime.holding import Lanes, aggregate_lanes
@@ -19,7 +18,7 @@ from unionhub_runtime.timers import Clock, utc_now
 
 from .adapters.metrics import EvaluationMetrics
 from .adapters.orm import membership_view, runtime_tables, work_items
-from .adapters.work_scores import WorkScoreBatch
+from .adapters.work_scores import WorkScoreBatch, decode_item
 from .entrypoints import api, consumers
 from .service_layer.handlers import Dependencies
 from .settings import EvaluationSettings
@@ -52,7 +51,7 @@ def build(settings: EvaluationSettings | None = None, clock: Clock = utc_now) ->
                     rejects=True,
                     max_records=settings.work_batch_max_records,
                     bulk=True,
-                    decoder=decode_work_scored,
+                    decoder=decode_item,
                 ),
             ],
             asyncapi=asyncapi.document(

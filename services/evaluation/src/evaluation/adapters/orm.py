@@ -74,6 +74,11 @@ work_items = Table(
     metadata,
     # An item counts once, whatever the redelivery; what it adds goes to its worker month.
     Column("item_id", _ID, primary_key=True),
+    # Written by versions before 0007 only; dropped by a later release (see revision 0007).
+    Column("month", String(7), nullable=True),
+    Column("post_id", _ID, nullable=True),
+    Column("worker_id", _ID, nullable=True),
+    Column("score_milli", Integer, nullable=True),
     # Stamped by the database; pruned once no redelivery can bring the item back.
     Column("received_at", UtcInstant(), nullable=False, server_default=func.now()),
     Index("ix_work_items_received_at", "received_at", postgresql_using="brin"),

@@ -3,30 +3,53 @@ post and worker, stored in a few bulk statements per batch.
 
 This is the service's high-volume path (see bench/README.md), so the statements are
 written for each database rather than through the generic Core constructs, each taking a
-whole batch in one parameter: on PostgreSQL the new ids are inserted from an array in one
-statement whose RETURNING names the ones not seen before (no separate lookup); on SQLite
-the known ids are looked up first and the new ones inserted from one JSON array.
+whole batch in one parameter: on PostgreSQL one statement inserts the new ids and adds their
+items to their worker months; on SQLite the known ids are looked up first, the new ones
+inserted from one JSON array, their sums upserted.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import orjson
 from prometheus_client import Counter
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from unionhub_contracts.fast import WorkScoredData
+from unionhub_contracts import DecodeError, DecodeErrorCode
+from unionhub_contracts.codec import Headers
+from unionhub_contracts.fast import decode_work_scored
 
 from ..domain.post_star import month_of, scaled
 
 Item = tuple[str, str, str, str, int]  # item_id, month, post_id, worker_id, score (thousandths)
 
-_PG_INSERT_ITEMS = """
-    INSERT INTO work_items (item_id) SELECT unnest(CAST($1 AS varchar[]))
-    ON CONFLICT (item_id) DO NOTHING
-    RETURNING item_id"""
+# One statement for the usual batch, all of whose items are new: it inserts the ids (in id
+# order: two instances inserting the same ones wait for each other rather than deadlock) and,
+# when every one was new, adds the batch's sums (worked out here, in key order for the same
+# reason) to their worker months. Its first row says how many ids were new; when some were
+# not, the new ones follow, and their sums go in a second statement of the same transaction.
+_PG_INGEST = text("""
+    WITH new AS (
+        INSERT INTO work_items (item_id) SELECT unnest(CAST(:item_ids AS varchar[])) ORDER BY 1
+        ON CONFLICT (item_id) DO NOTHING
+        RETURNING item_id
+    ), counted AS (
+        SELECT count(*) AS n FROM new
+    ), added AS (
+        INSERT INTO worker_months (month, post_id, worker_id, item_count, score_sum)
+        SELECT * FROM unnest(CAST(:months AS varchar[]), CAST(:posts AS varchar[]), CAST(:workers AS varchar[]),
+                             CAST(:counts AS integer[]), CAST(:sums AS bigint[]))
+        WHERE (SELECT n FROM counted) = :total
+        ON CONFLICT (month, post_id, worker_id) DO UPDATE
+        SET item_count = worker_months.item_count + excluded.item_count,
+            score_sum = worker_months.score_sum + excluded.score_sum
+    )
+    SELECT NULL AS item_id, (SELECT n FROM counted) AS n
+    UNION ALL
+    SELECT item_id, NULL FROM new WHERE (SELECT n FROM counted) < :total""")
 _PG_ADD_TO_MONTHS = text("""
     INSERT INTO worker_months (month, post_id, worker_id, item_count, score_sum)
     SELECT * FROM unnest(CAST(:months AS varchar[]), CAST(:posts AS varchar[]), CAST(:workers AS varchar[]),
@@ -42,7 +65,20 @@ _SQLITE_ADD_TO_MONTHS = """
     SET item_count = item_count + excluded.item_count, score_sum = score_sum + excluded.score_sum"""
 
 
-def month_totals(items: Sequence[Item]) -> list[tuple[str, str, str, int, int]]:
+def decode_item(value: bytes | None, headers: Headers | None) -> Item:
+    """The work item in a record, as stored (the bulk stream's decoder: it runs while the batch
+    before is written). Raises `DecodeError` for what cannot be counted, its month included."""
+    data = decode_work_scored(value, headers)
+    try:
+        month = month_of(data.scored_at)
+    except (ValueError, OverflowError):  # e.g. 0001-01-01T00:00:00+14:00: no month in Shanghai
+        raise DecodeError(
+            DecodeErrorCode.INVALID_DATA, "data.scored_at: no calendar month in Asia/Shanghai", None, None
+        ) from None
+    return (data.item_id, month, data.post_id, data.worker_id, scaled(data.score))
+
+
+def month_totals(items: Iterable[Item]) -> list[tuple[str, str, str, int, int]]:
     """(month, post, worker, items, score sum) per worker month, in a fixed order (the same
     order in every instance's transaction: no deadlock between them)."""
     totals: dict[tuple[str, str, str], list[int]] = {}
@@ -51,6 +87,11 @@ def month_totals(items: Sequence[Item]) -> list[tuple[str, str, str, int, int]]:
         total[0] += 1
         total[1] += score
     return [(*key, count, score_sum) for key, (count, score_sum) in sorted(totals.items())]
+
+
+def _columns(totals: list[tuple[str, str, str, int, int]]) -> dict[str, Sequence[Any]]:
+    months, posts, workers, counts, sums = zip(*totals, strict=True) if totals else ((),) * 5
+    return {"months": months, "posts": posts, "workers": workers, "counts": counts, "sums": sums}
 
 
 class WorkScoreBatch:
@@ -62,45 +103,35 @@ class WorkScoreBatch:
         self._duplicates = duplicates
         self._postgres = session.get_bind().dialect.name == "postgresql"
 
-    async def ingest(self, values: Sequence[WorkScoredData]) -> None:
+    async def ingest(self, values: Sequence[Item]) -> None:
         batch: dict[str, Item] = {}
         for item in values:
-            if item.item_id not in batch:  # the same item twice in a batch: the first counts
-                batch[item.item_id] = (
-                    item.item_id,
-                    month_of(item.scored_at),
-                    item.post_id,
-                    item.worker_id,
-                    scaled(item.score),
-                )
+            batch.setdefault(item[0], item)  # the same item twice in a batch: the first counts
         if not batch:
             return
-        items = await (self._insert_postgres(batch) if self._postgres else self._insert_sqlite(batch))
-        self._duplicates.inc(len(values) - len(items))
-        self._ingested.inc(len(items))
+        new = await (self._insert_postgres(batch) if self._postgres else self._insert_sqlite(batch))
+        self._duplicates.inc(len(values) - new)
+        self._ingested.inc(new)
 
-    async def _insert_postgres(self, batch: dict[str, Item]) -> list[Item]:
-        # asyncpg's own fetch: SQLAlchemy's result processing cost more than the statement.
-        asyncpg = (await (await self._session.connection()).get_raw_connection()).driver_connection
-        assert asyncpg is not None, "a connection in a transaction has its driver's"
-        inserted = await asyncpg.fetch(_PG_INSERT_ITEMS, list(batch))
-        items = list(batch.values()) if len(inserted) == len(batch) else [batch[row[0]] for row in inserted]
-        if items:
-            months, posts, workers, counts, sums = zip(*month_totals(items), strict=True)
+    async def _insert_postgres(self, batch: dict[str, Item]) -> int:
+        rows = (
             await self._session.execute(
-                _PG_ADD_TO_MONTHS,
-                {"months": months, "posts": posts, "workers": workers, "counts": counts, "sums": sums},
+                _PG_INGEST, {"item_ids": list(batch), "total": len(batch), **_columns(month_totals(batch.values()))}
             )
-        return items
+        ).all()
+        new = int(rows[0].n)
+        if new not in (0, len(batch)):  # some came before: the sums of the new ones only
+            totals = month_totals([batch[row.item_id] for row in rows[1:]])
+            await self._session.execute(_PG_ADD_TO_MONTHS, _columns(totals))
+        return new
 
-    async def _insert_sqlite(self, batch: dict[str, Item]) -> list[Item]:
+    async def _insert_sqlite(self, batch: dict[str, Item]) -> int:
         connection = await self._session.connection()
         # One JSON array parameter instead of thousands of bound ones.
         known = await connection.exec_driver_sql(_SQLITE_KNOWN_ITEMS, (orjson.dumps(list(batch)).decode(),))
         for (item_id,) in known:
             del batch[item_id]
-        items = list(batch.values())
-        if items:
+        if batch:
             await connection.exec_driver_sql(_SQLITE_INSERT_ITEMS, (orjson.dumps(list(batch)).decode(),))
-            await connection.exec_driver_sql(_SQLITE_ADD_TO_MONTHS, month_totals(items))
-        return items
+            await connection.exec_driver_sql(_SQLITE_ADD_TO_MONTHS, month_totals(list(batch.values())))
+        return len(batch)
