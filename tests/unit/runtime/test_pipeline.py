@@ -322,3 +322,56 @@ async def test_an_undecodable_event_is_dead_lettered_without_an_answer(harness: 
     await pipeline.process(harness.records(bad_date, topic=events))
     assert [(s.topic, s.headers["error.code"]) for s in harness.producer.sent] == [(f"{events}.dlq", b"invalid_data")]
     assert await harness.outbox() == []
+
+
+@dataclass
+class Counting:
+    """A fake bulk scope (`BulkScope`): stores the batch's values as enrolments; the value
+    `bug` makes the whole batch fail, as a bug would."""
+
+    session: AsyncSession
+    batches: list[int]  # sizes of the batches it was handed, committed or not
+
+    async def ingest(self, values: Sequence[str]) -> None:
+        self.batches.append(len(values))
+        await self.session.execute(insert(enrolments), [{"member_id": v, "union_id": "bj"} for v in values])
+        if "bug" in values:
+            raise RuntimeError("handler bug")
+
+
+async def test_a_bulk_batch_failing_as_a_whole_is_halved_until_its_culprit_is_dead_lettered_alone(
+    harness: Harness,
+) -> None:
+    topic = "evaluation.work-scores"  # a bulk stream: one message type
+    batches: list[int] = []
+    pipeline = Pipeline(
+        PipelineConfig(
+            consumer=topic,
+            topic=topic,
+            events_topic="evaluation.events",
+            source="evaluation",
+            rejects=True,
+            handler_attempts=ATTEMPTS,
+            max_backoff_seconds=0.01,
+            bulk=True,
+        ),
+        scope=lambda session: Counting(session, batches),
+        sessions=harness.sessions,
+        tables=runtime,
+        dead_letters=DeadLetters(lambda: harness.producer),  # type: ignore[arg-type, return-value]
+        metrics=harness.metrics,
+        on_commit=lambda: None,
+        decoder=lambda value, headers: value.decode() if value else "",
+    )
+    values = [f"m-{i:04d}" for i in range(1024)]
+    values[700] = "bug"
+    batch = harness.records(*(v.encode() for v in values), topic=topic)
+    await pipeline.process(batch)
+    assert await harness.enrolled() == [v for v in values if v != "bug"]  # every other value, in order, once
+    (letter,) = harness.producer.sent
+    assert letter.topic == f"{topic}.dlq" and letter.value == b"bug"
+    assert letter.headers["original.offset"] == str(batch[700].offset).encode()
+    # Halving: about two transactions a level (10 levels for 1,024), each failing one tried
+    # ATTEMPTS times; one by one it would have been over a thousand.
+    assert len(batches) <= ATTEMPTS * (1 + 2 * 10) + 10
+    assert harness.counted("messages_processed", topic, "applied") == 1023
