@@ -143,7 +143,7 @@ class Pipeline:
     async def _bisect(self, good: list[tuple[Record, Any]]) -> None:
         """Applies `good` (which failed as a whole) half by half, in order, down to the
         record that fails alone, which is dead-lettered: a few dozen transactions for a
-        batch of 20,000, not 20,000."""
+        batch of 10,000, not 10,000."""
         half = len(good) // 2
         for part in (good[:half], good[half:]) if half else (good,):
             try:

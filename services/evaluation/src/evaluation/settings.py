@@ -12,4 +12,4 @@ class EvaluationSettings(ServiceSettings):
     database_url: str = "sqlite+aiosqlite:///./.run/evaluation.db"
     http_port: int = 8002
     consumer_group: str = "evaluation"
-    work_batch_max_records: int = Field(default=20_000, ge=1, le=50_000)
+    work_batch_max_records: int = Field(default=10_000, ge=1, le=50_000)
