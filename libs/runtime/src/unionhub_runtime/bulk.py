@@ -99,9 +99,11 @@ class BulkConsumer:
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), timeout)
             except TimeoutError:  # a write stuck on its database: rolled back, read again later
-                self._task.cancel()
-                with suppress(BaseException):
-                    await self._task
+                for task in (self._task, self._writing):
+                    if task is not None:
+                        task.cancel()
+                        with suppress(BaseException):
+                            await task
             except Exception as exc:
                 log.error("bulk consumer of %s failed while stopping: %s", self._topic, describe_error(exc))
             self._task = None
@@ -128,11 +130,14 @@ class BulkConsumer:
                 fetched_from = {tp: batch[0].offset for tp, batch in fetched.items()}
                 records = [record for batch in fetched.values() for record in batch]
                 decoded = await self._pipeline.decode(records)
-                if not await self.settle() or revocations != self._revocations:
+                settled = await self.settle()
+                if not settled or revocations != self._revocations:
                     # The batch before failed, or partitions moved meanwhile: read this one
                     # again too (everything before it was written).
                     self._rewind(fetched_from)
                     fetched_from = {}
+                    if not settled:
+                        await backoff.sleep()  # a write failing again and again: not in a tight loop
                     continue
                 self._writing_from, fetched_from = fetched_from, {}
                 self._written = {tp: batch[-1].offset + 1 for tp, batch in fetched.items()}
