@@ -425,25 +425,13 @@ def growth_soak(ctx: Context) -> list[Row]:
         migrate("evaluation", ev_url)
         migrate("membership", ms_url)
         with ExitStack() as running:
-            ev = running.enter_context(
-                service(
-                    "evaluation",
-                    bootstrap=ctx.bootstrap,
-                    prefix=prefix,
-                    database_url=ev_url,
-                    workdir=ctx.workdir,
-                    **retention,
+            ev, ms = (
+                running.enter_context(
+                    service(
+                        name, bootstrap=ctx.bootstrap, prefix=prefix, database_url=url, workdir=ctx.workdir, **retention
+                    )
                 )
-            )
-            ms = running.enter_context(
-                service(
-                    "membership",
-                    bootstrap=ctx.bootstrap,
-                    prefix=prefix,
-                    database_url=ms_url,
-                    workdir=ctx.workdir,
-                    **retention,
-                )
+                for name, url in (("evaluation", ev_url), ("membership", ms_url))
             )
             asyncio.run(_register_unions(ctx, prefix, run, unions))
             for part in range(parts):

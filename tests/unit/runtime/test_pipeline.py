@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import itertools
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import SimpleNamespace
@@ -32,7 +32,7 @@ from unionhub_runtime.database import create_engine, session_factory
 from unionhub_runtime.deadletters import DeadLetters
 from unionhub_runtime.holding import Holding, aggregate_lanes
 from unionhub_runtime.metrics import RuntimeMetrics
-from unionhub_runtime.pipeline import Pipeline, PipelineConfig
+from unionhub_runtime.pipeline import Decoder, Pipeline, PipelineConfig
 from unionhub_runtime.scopes import Emit
 from unionhub_runtime.tables import RuntimeTables, add_runtime_tables
 
@@ -135,7 +135,15 @@ class Harness:
     tries: collections.Counter[str] = field(default_factory=collections.Counter)
     offsets: itertools.count[int] = field(default_factory=itertools.count)
 
-    def pipeline(self, *, holding: bool = False, rejects: bool = True, topic: str = TOPIC) -> Pipeline:
+    def pipeline(
+        self,
+        *,
+        holding: bool = False,
+        rejects: bool = True,
+        topic: str = TOPIC,
+        bulk: Callable[[AsyncSession], Any] | None = None,  # a bulk stream's scope
+        decoder: Decoder | None = None,
+    ) -> Pipeline:
         held = (
             Holding(runtime, hold_seconds=600, provides=provides, metrics=self.metrics, clock=lambda: datetime.now(UTC))
             if holding
@@ -150,14 +158,16 @@ class Harness:
                 rejects=rejects,
                 handler_attempts=ATTEMPTS,
                 max_backoff_seconds=0.05,
+                bulk=bulk is not None,
             ),
-            scope=lambda session: Registry(session, self.tries),
+            scope=bulk or (lambda session: Registry(session, self.tries)),
             sessions=self.sessions,
             tables=runtime,
             dead_letters=DeadLetters(lambda: self.producer),  # type: ignore[arg-type, return-value]
             metrics=self.metrics,
             on_commit=lambda: None,
             holding=held,
+            decoder=decoder,
         )
         if held is not None:
             held.register(pipeline, aggregate_lanes(TOPIC))
@@ -344,23 +354,9 @@ async def test_a_bulk_batch_failing_as_a_whole_is_halved_until_its_culprit_is_de
 ) -> None:
     topic = "evaluation.work-scores"  # a bulk stream: one message type
     batches: list[int] = []
-    pipeline = Pipeline(
-        PipelineConfig(
-            consumer=topic,
-            topic=topic,
-            events_topic="evaluation.events",
-            source="evaluation",
-            rejects=True,
-            handler_attempts=ATTEMPTS,
-            max_backoff_seconds=0.01,
-            bulk=True,
-        ),
-        scope=lambda session: Counting(session, batches),
-        sessions=harness.sessions,
-        tables=runtime,
-        dead_letters=DeadLetters(lambda: harness.producer),  # type: ignore[arg-type, return-value]
-        metrics=harness.metrics,
-        on_commit=lambda: None,
+    pipeline = harness.pipeline(
+        topic=topic,
+        bulk=lambda session: Counting(session, batches),
         decoder=lambda value, headers: value.decode() if value else "",
     )
     values = [f"m-{i:04d}" for i in range(1024)]
