@@ -113,9 +113,16 @@ class Fleet:
     def kill(self, instance: Instance, sig: int = signal.SIGKILL) -> int:
         instance.scrape()
         instance.process.send_signal(sig)
-        code = instance.process.wait(timeout=60)
-        self.instances.remove(instance)
-        self.retired.append(instance)
+        try:
+            code = instance.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            instance.process.kill()  # no process outlives its test
+            instance.process.wait()
+            tail = "".join(instance.log.read_text(errors="replace").splitlines(keepends=True)[-40:])
+            raise AssertionError(f"{self.service} ignored signal {sig} for 60 s; its log ends:\n{tail}") from None
+        finally:
+            self.instances.remove(instance)
+            self.retired.append(instance)
         return code
 
     def stop_all(self) -> None:

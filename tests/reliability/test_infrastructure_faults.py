@@ -1,6 +1,7 @@
-"""Scenarios 3, 4 and 5 of the fault-injection suite: the Kafka broker restarted under load
-(SIGTERM, then SIGKILL), one of two instances frozen past its session timeout, PostgreSQL
-stopped for 30 s. Each ends with the ledger's checks: lost 0, doubled 0, order kept."""
+"""Scenarios 3, 4, 5, 8, 11, 12 and 13 of the fault-injection suite: the Kafka broker restarted
+under load (SIGTERM, then SIGKILL), instances frozen, PostgreSQL stopped or failing, one broker
+of three killed, the service stopped while its broker is frozen. Each ends with the ledger's
+checks: lost 0, doubled 0, order kept."""
 
 from __future__ import annotations
 
@@ -103,6 +104,46 @@ async def test_the_broker_restarted_under_load_twice_loses_nothing(
             f"{fleet.evidence('unionhub_inbox_duplicates_total'):.0f} duplicates skipped, {outcome}"
         )
     finally:
+        fleet.stop_all()
+
+
+# Kubernetes' default terminationGracePeriodSeconds: SIGKILL follows SIGTERM after it.
+GRACE_SECONDS = 30
+
+
+async def test_a_service_stopped_while_the_broker_is_frozen_exits_within_its_grace_period(
+    own_broker: OwnBroker, pg_url: str, tmp_path: Path
+) -> None:
+    prefix = f"f{uuid.uuid4().hex[:8]}."
+    await ensure_topics(KafkaSettings(bootstrap_servers=own_broker.bootstrap, topic_prefix=prefix), TOPICS)
+    fleet = Fleet(own_broker.bootstrap, prefix, pg_url, tmp_path)
+    frozen = False
+    try:
+        ledger = Ledger(MEMBERS)
+        instance = fleet.start()
+        stream = await start_stream(fleet, ledger, pause=0.1)
+        await until_applied(fleet, 1_500)
+        os.kill(own_broker.pid(), signal.SIGSTOP)  # the broker answers nothing: no leave, commit or flush
+        frozen = True
+        started = time.monotonic()
+        code = await asyncio.to_thread(fleet.kill, instance, signal.SIGTERM)
+        took = time.monotonic() - started
+        assert took < GRACE_SECONDS, f"SIGTERM took {took:.0f} s, past a {GRACE_SECONDS} s grace period"
+        # uvicorn re-raises the signal it handled once it has shut down, as a process should.
+        assert code == -signal.SIGTERM, f"the service exited with {code} instead of stopping on SIGTERM"
+        os.kill(own_broker.pid(), signal.SIGCONT)
+        frozen = False
+        fleet.start()  # what the stopped instance had not committed is read again, and skipped
+        await asyncio.wait_for(stream, timeout=300)
+        await settle(fleet.database_url, ledger, timeout=240)
+        outcome = await assert_exactly_once(fleet.database_url, ledger)
+        print(
+            f"\nscenario 13: {len(ledger.acked)} commands, SIGTERM while the broker was frozen: stopped in "
+            f"{took:.1f} s (grace {GRACE_SECONDS} s), then a new instance finished the stream, {outcome}"
+        )
+    finally:
+        if frozen:
+            os.kill(own_broker.pid(), signal.SIGCONT)
         fleet.stop_all()
 
 

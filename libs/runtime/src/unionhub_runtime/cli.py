@@ -39,6 +39,8 @@ def main(
             log_level=settings.log_level.lower(),
             log_config=None,  # keep the JSON lines configured above
             access_log=False,
+            # A client holding a request open must not eat the service's own time to stop.
+            timeout_graceful_shutdown=5,
         )
 
 

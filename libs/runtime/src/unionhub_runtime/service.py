@@ -35,6 +35,7 @@ from .pipeline import Decoder, Pipeline, PipelineConfig
 from .retention import Prunable
 from .scopes import ScopeFactory, encode_emit
 from .settings import ServiceSettings
+from .shutdown import stop_in_order
 from .tables import RuntimeTables
 from .timers import Clock, Timer, TimerRunner, utc_now
 
@@ -312,19 +313,31 @@ class Service:
         log.info("%s started", self.name)
 
     async def stop(self) -> None:
-        await self.timers.stop()
-        await self.lag.stop()
+        """Stops within `shutdown_seconds`, whatever Kafka or the database answer."""
+        await stop_in_order(
+            [
+                ("timers", self.timers.stop),
+                ("lag monitor", self.lag.stop),
+                ("background tasks", self._cancel_tasks),
+                ("consumers", lambda: asyncio.gather(*(bulk.stop() for bulk in self._bulk), self.broker.stop())),
+                ("outbox relay", self.relay.stop),
+                ("producer", self._stop_producer),
+                ("database pool", self.engine.dispose),
+            ],
+            self.definition.settings.shutdown_seconds,
+        )
+
+    async def _cancel_tasks(self) -> None:
         for task in self._tasks:
             task.cancel()
             with suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
-        await asyncio.gather(*(bulk.stop() for bulk in self._bulk), self.broker.stop())
-        await self.relay.stop()
+
+    async def _stop_producer(self) -> None:
         if self._producer is not None:
-            await self._producer.stop()
-            self._producer = None
-        await self.engine.dispose()
+            producer, self._producer = self._producer, None
+            await producer.stop()
 
     async def ready(self) -> dict[str, bool]:
         """What `/readyz` checks: the database answers, Kafka answers, consumers are not stuck."""

@@ -90,6 +90,8 @@ class ServiceSettings(BaseSettings):
     handler_attempts: int = Field(default=3, ge=1)
     metrics_refresh_seconds: float = Field(default=15.0, gt=0)
     lag_refresh_seconds: float = Field(default=5.0, gt=0)
+    # Inside Kubernetes' default grace period of 30 s, with room for the parts reached late.
+    shutdown_seconds: float = Field(default=20.0, gt=0, description="SIGTERM to exit, at most")
     log_level: str = "INFO"
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     hold: HoldSettings = Field(default_factory=HoldSettings)
