@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 PACKAGES := libs/domain contracts libs/runtime libs/membership_view services/membership services/evaluation services/feedback scenario
 
-.PHONY: install up down clean test unit test-reliability lint run kafka postgres tools bench bench-quick system system-test
+.PHONY: install up down clean test unit test-reliability lint run kafka postgres tools bench bench-quick system system-test asyncapi-schema
 
 install: $(STAMP)
 
@@ -36,6 +36,11 @@ kafka: install system
 postgres: system-test
 	@deploy/postgres/local.sh ensure
 
+# The AsyncAPI 3.0 JSON Schema the contract tests check the services' documents against:
+# npm package @asyncapi/specs, pinned by version and sha512, fetched once (npm from Debian when missing).
+asyncapi-schema:
+	@deploy/asyncapi/fetch.sh
+
 up: install kafka
 	@deploy/local/stack.sh up
 
@@ -45,11 +50,11 @@ down:
 clean: down
 	rm -rf .run
 
-test: install system-test tools kafka postgres
+test: install system-test tools kafka postgres asyncapi-schema
 	$(PY) -m pytest --ignore=tests/reliability
 
-# Unit and contract tests only: no Kafka, no PostgreSQL, no system packages; seconds.
-unit: install
+# Unit and contract tests only: no Kafka, no PostgreSQL; seconds (npm once, for the AsyncAPI schema).
+unit: install asyncapi-schema
 	$(PY) -m pytest tests/unit tests/contract
 
 # The fault-injection suite (tests/reliability): real processes killed, restarted, fed poison.

@@ -2,10 +2,15 @@
 # Installs the Debian packages the project needs and a fresh machine may lack (once).
 # Used by the Makefile's targets, so `make run` and `make test` work on a new machine.
 set -euo pipefail
+# `ensure.sh npm`: npm alone, for the AsyncAPI schema's package (deploy/asyncapi/fetch.sh).
 need=()
-command -v java >/dev/null || need+=(openjdk-17-jre-headless)
-command -v mvn >/dev/null || need+=(maven)
-command -v curl >/dev/null || need+=(curl)
+if [ "${1:-}" = "npm" ]; then
+  command -v npm >/dev/null || need+=(npm)
+else
+  command -v java >/dev/null || need+=(openjdk-17-jre-headless)
+  command -v mvn >/dev/null || need+=(maven)
+  command -v curl >/dev/null || need+=(curl)
+fi
 if [ "${1:-}" = "test" ]; then
   command -v pg_ctlcluster >/dev/null || need+=(postgresql)
   command -v promtool >/dev/null || need+=(prometheus)

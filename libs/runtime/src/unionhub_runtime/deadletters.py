@@ -16,8 +16,11 @@ INSPECTION_BYTES = 64 * 1024
 
 
 class DeadLetters:
-    def __init__(self, producer: Callable[[], AIOKafkaProducer]) -> None:
+    def __init__(self, producer: Callable[[], AIOKafkaProducer], group: str | None = None) -> None:
         self._producer = producer  # the service's producer exists only once its loop runs
+        # Every service reading a topic writes its dead letters to the same `<topic>.dlq`:
+        # `error.group` says whose they are (the one to replay them, whose inbox knows them).
+        self._group = [("error.group", group.encode())] if group else []
 
     async def send(self, record: ConsumerRecord[bytes, bytes], code: str, message: str) -> None:
         """Copies `record` to its topic's DLQ and waits for the broker's acknowledgement.
@@ -31,6 +34,7 @@ class DeadLetters:
             ("original.topic", record.topic.encode()),
             ("original.partition", str(record.partition).encode()),
             ("original.offset", str(record.offset).encode()),
+            *self._group,
         ]
         try:
             await self._deliver(f"{record.topic}.dlq", record.value, record.key, kept + headers)
