@@ -13,13 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 OUT = Path(__file__).resolve().parent / "dashboards"
-DATASOURCE = {"type": "prometheus", "uid": "prometheus"}
+DATASOURCE_UID = "prometheus"  # the provisioned datasource: the datasource variable's default
+DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 RATE = "$__rate_interval"
-SERVICES = 'job=~"membership|evaluation|feedback"'
+SCOPE = 'job=~"$job", instance=~"$instance"'  # the dashboard's job and instance variables
 
 
 @dataclass(frozen=True)
 class Panel:
+    id: int  # stable: runbooks link to it (`?viewPanel=<id>`), so never renumber, never reuse
     title: str
     queries: tuple[tuple[str, str], ...]  # (PromQL, legend)
     unit: str = "short"
@@ -28,97 +30,151 @@ class Panel:
 
 
 def p(
-    title: str, *queries: tuple[str, str], unit: str = "short", kind: str = "timeseries", description: str = ""
+    id: int,
+    title: str,
+    *queries: tuple[str, str],
+    unit: str = "short",
+    kind: str = "timeseries",
+    description: str = "",
 ) -> Panel:
-    return Panel(title, queries, unit, kind, description)
+    return Panel(id, title, queries, unit, kind, description)
 
 
-def quantiles(metric: str, by: str, legend: str, where: str = "") -> tuple[tuple[str, str], ...]:
-    selector = f"{metric}_bucket{{{where}}}" if where else f"{metric}_bucket"
+def m(metric: str, matchers: str = "") -> str:
+    """The selector of `metric` within the chosen jobs and instances (and `matchers`)."""
+    return f"{metric}{{{SCOPE}{', ' + matchers if matchers else ''}}}"
+
+
+def quantiles(metric: str, by: str, legend: str) -> tuple[tuple[str, str], ...]:
     return tuple(
-        (f"histogram_quantile({q}, sum by ({by}, le) (rate({selector}[{RATE}])))", f"p{int(q * 100)} {legend}")
+        (
+            f"histogram_quantile({q}, sum by ({by}, le) (rate({m(metric + '_bucket')}[{RATE}])))",
+            f"p{int(q * 100)} {legend}",
+        )
         for q in (0.5, 0.95, 0.99)
     )
 
 
 OVERVIEW = [
     p(
+        1,
         "Service up",
-        (f"up{{{SERVICES}}}", "{{job}} {{instance}}"),
+        (m("up"), "{{job}} {{instance}}"),
         kind="stat",
         description="1 when Prometheus scrapes the service.",
     ),
     p(
+        2,
         "Ready",
-        ("min by (job) (unionhub_ready)", "{{job}}"),
+        (f"min by (job) ({m('unionhub_ready')})", "{{job}}"),
         kind="stat",
         description="1 when the service reaches Kafka and its database and no consumer is stuck.",
     ),
     p(
+        3,
         "Throughput",
-        (f"sum by (job, topic) (rate(unionhub_messages_processed_total[{RATE}]))", "{{job}} {{topic}}"),
+        (f"sum by (job, topic) (rate({m('unionhub_messages_processed_total')}[{RATE}]))", "{{job}} {{topic}}"),
         unit="ops",
         description="Messages settled per second (applied, rejected, duplicate or dead-lettered).",
     ),
     p(
+        4,
         "Batch processing latency",
         *quantiles("unionhub_batch_processing_seconds", "job", "{{job}}"),
         unit="s",
         description="Time to apply one consumed batch, commit included.",
     ),
     p(
+        5,
         "Handler latency (FastStream)",
         *quantiles("faststream_received_processed_messages_duration_seconds", "app_name", "{{app_name}}"),
         unit="s",
     ),
     p(
+        6,
         "Rejected commands",
-        (f'sum by (job, code) (rate(unionhub_commands_total{{outcome="rejected"}}[{RATE}]))', "{{job}} {{code}}"),
+        (
+            "sum by (job, code) (rate(" + m("unionhub_commands_total", 'outcome="rejected"') + f"[{RATE}]))",
+            "{{job}} {{code}}",
+        ),
         unit="ops",
     ),
     p(
+        7,
         "Handler exceptions and retries",
         (
-            f"sum by (app_name, exception_type) (rate(faststream_received_processed_messages_exceptions_total[{RATE}]))",
+            "sum by (app_name, exception_type) "
+            f"(rate({m('faststream_received_processed_messages_exceptions_total')}[{RATE}]))",
             "{{app_name}} {{exception_type}}",
         ),
-        (f"sum by (job, reason) (rate(unionhub_retries_total[{RATE}]))", "retries {{job}} {{reason}}"),
+        (f"sum by (job, reason) (rate({m('unionhub_retries_total')}[{RATE}]))", "retries {{job}} {{reason}}"),
         unit="ops",
     ),
     p(
-        "Consumer lag",
-        ("max by (topic, group) (unionhub_consumer_lag_messages)", "{{group}}"),
+        8,
+        "Consumer lag (messages)",
+        (f"max by (topic, group) ({m('unionhub_consumer_lag_messages')})", "{{group}}"),
         description="Messages the group has not committed yet, all partitions.",
     ),
     p(
-        "Dead letters (last hour)",
-        ("sum by (job, topic, code) (increase(unionhub_dead_letters_total[1h]))", "{{topic}} {{code}}"),
+        16,
+        "Consumer lag (time)",
+        (f"max by (topic, group) ({m('unionhub_consumer_lag_seconds')})", "{{group}}"),
+        unit="s",
+        description="Age of the oldest record the group has not committed, by its Kafka timestamp (the producer's "
+        "clock); 0 when all is committed. ConsumerLagGrowing fires past 2 minutes for 3.",
     ),
     p(
+        9,
+        "Dead letters by code (last hour)",
+        (f"sum by (job, topic, code) (increase({m('unionhub_dead_letters_total')}[1h]))", "{{topic}} {{code}}"),
+        description="Messages copied to <topic>.dlq, by error code: not_json, invalid_data, unknown_type, too_large "
+        "are the sender's to fix; handler_error is ours.",
+    ),
+    p(
+        17,
+        "Dead letters per minute by code",
+        (f"sum by (job, topic, code) (rate({m('unionhub_dead_letters_total')}[{RATE}])) * 60", "{{topic}} {{code}}"),
+        description="When the dead letters came, by error code.",
+    ),
+    p(
+        10,
         "Commands held",
-        ("max by (job, topic, waiting_for) (unionhub_held_commands)", "{{topic}} {{waiting_for}}"),
+        (f"max by (job, topic, waiting_for) ({m('unionhub_held_commands')})", "{{topic}} {{waiting_for}}"),
         description="Commands waiting for what they depend on (a union, a member, …) or behind such a command.",
     ),
     p(
+        18,
+        "Hold duration",
+        *quantiles("unionhub_hold_duration_seconds", "topic", "{{topic}}"),
+        unit="s",
+        description="How long held commands waited before they were applied or rejected (at most UNIONHUB_HOLD_SECONDS).",
+    ),
+    p(
+        11,
         "Holds ended (last hour)",
-        ("sum by (job, topic, code) (increase(unionhub_hold_expired_total[1h]))", "{{topic}} {{code}}"),
+        (f"sum by (job, topic, code) (increase({m('unionhub_hold_expired_total')}[1h]))", "{{topic}} {{code}}"),
         description="Held commands rejected because their prerequisite did not come within UNIONHUB_HOLD_SECONDS.",
     ),
-    p("Outbox backlog", ("max by (job) (unionhub_outbox_backlog_events)", "{{job}}")),
+    p(12, "Outbox backlog", (f"max by (job) ({m('unionhub_outbox_backlog_events')})", "{{job}}")),
     p(
+        13,
         "Oldest unpublished event",
-        ("max by (job) (unionhub_outbox_oldest_unpublished_age_seconds)", "{{job}}"),
+        (f"max by (job) ({m('unionhub_outbox_oldest_unpublished_age_seconds')})", "{{job}}"),
         unit="s",
     ),
     p(
+        14,
         "Duplicates skipped",
-        (f"sum by (job, topic) (rate(unionhub_inbox_duplicates_total[{RATE}]))", "{{job}} {{topic}}"),
+        (f"sum by (job, topic) (rate({m('unionhub_inbox_duplicates_total')}[{RATE}]))", "{{job}} {{topic}}"),
         unit="ops",
     ),
     p(
+        15,
         "Database transaction p99",
         (
-            f"histogram_quantile(0.99, sum by (job, purpose, le) (rate(unionhub_database_transaction_seconds_bucket[{RATE}])))",
+            "histogram_quantile(0.99, sum by (job, purpose, le) "
+            f"(rate({m('unionhub_database_transaction_seconds_bucket')}[{RATE}])))",
             "{{job}} {{purpose}}",
         ),
         unit="s",
@@ -126,93 +182,171 @@ OVERVIEW = [
 ]
 
 MEMBERSHIP = [
-    p("Active members", ("sum(membership_active_members)", "members"), kind="stat"),
-    p("Active members by district", ("sum by (district) (membership_active_members)", "{{district}}")),
+    p(1, "Active members", (f"sum({m('membership_active_members')})", "members"), kind="stat"),
+    p(2, "Active members by district", (f"sum by (district) ({m('membership_active_members')})", "{{district}}")),
     p(
+        3,
         "Growth by district (30 days)",
-        ("sum by (district) (delta(membership_active_members[30d]))", "{{district}}"),
+        (f"sum by (district) (delta({m('membership_active_members')}[30d]))", "{{district}}"),
         kind="bargauge",
         description="Change of active members over the last 30 days.",
     ),
-    p("Unions by level", ("sum by (level) (membership_unions)", "{{level}}"), kind="bargauge"),
+    p(4, "Unions by level", (f"sum by (level) ({m('membership_unions')})", "{{level}}"), kind="bargauge"),
     p(
+        5,
         "Workers' homes and warm stations",
-        ("sum(membership_homes)", "homes"),
-        ("sum(membership_stations)", "stations"),
+        (f"sum({m('membership_homes')})", "homes"),
+        (f"sum({m('membership_stations')})", "stations"),
         kind="stat",
     ),
     p(
+        6,
         "Commands by type and outcome",
-        (f'sum by (type, outcome) (rate(unionhub_commands_total{{job="membership"}}[{RATE}]))', "{{type}} {{outcome}}"),
+        (f"sum by (type, outcome) (rate({m('unionhub_commands_total')}[{RATE}]))", "{{type}} {{outcome}}"),
         unit="ops",
     ),
     p(
+        7,
         "Enrolments, leavings and transfers per day",
         (
-            'sum by (type) (increase(unionhub_commands_total{job="membership",outcome="applied",'
-            'type=~"member.enroll|member.leave|member.transfer"}[1d]))',
+            "sum by (type) (increase("
+            + m("unionhub_commands_total", 'outcome="applied", type=~"member.enroll|member.leave|member.transfer"')
+            + "[1d]))",
             "{{type}}",
         ),
     ),
 ]
 
 EVALUATION = [
-    p("Campaigns open", ("max(evaluation_campaigns_open)", "open"), kind="stat"),
+    p(1, "Campaigns open", (f"max({m('evaluation_campaigns_open')})", "open"), kind="stat"),
     p(
+        2,
         "Ratings by kind and outcome",
-        (f"sum by (kind, outcome) (rate(evaluation_ratings_total[{RATE}]))", "{{kind}} {{outcome}}"),
+        (f"sum by (kind, outcome) (rate({m('evaluation_ratings_total')}[{RATE}]))", "{{kind}} {{outcome}}"),
         unit="ops",
     ),
     p(
+        3,
         "Ratings received (campaign progress)",
-        ('sum by (kind) (evaluation_ratings_total{outcome="accepted"})', "{{kind}}"),
+        ("sum by (kind) (" + m("evaluation_ratings_total", 'outcome="accepted"') + ")", "{{kind}}"),
     ),
-    p("Ratings held for membership", ('max(unionhub_held_commands{topic="evaluation.commands"})', "held")),
-    p("Homes by stars", ("max by (stars) (evaluation_home_stars)", "{{stars}} stars"), kind="bargauge"),
     p(
+        4,
+        "Ratings held for membership",
+        ("max(" + m("unionhub_held_commands", 'topic="evaluation.commands"') + ")", "held"),
+    ),
+    p(5, "Homes by stars", (f"max by (stars) ({m('evaluation_home_stars')})", "{{stars}} stars"), kind="bargauge"),
+    p(
+        6,
         "Work items ingested",
-        (f"sum(rate(evaluation_work_items_ingested_total[{RATE}]))", "items/s"),
-        (f"sum(rate(evaluation_work_items_duplicates_total[{RATE}]))", "duplicates/s"),
+        (f"sum(rate({m('evaluation_work_items_ingested_total')}[{RATE}]))", "items/s"),
+        (f"sum(rate({m('evaluation_work_items_duplicates_total')}[{RATE}]))", "duplicates/s"),
         unit="ops",
     ),
 ]
 
 FEEDBACK = [
     p(
+        1,
         "Opinions received by channel",
-        (f"sum by (channel) (rate(feedback_opinions_received_total[{RATE}]))", "{{channel}}"),
+        (f"sum by (channel) (rate({m('feedback_opinions_received_total')}[{RATE}]))", "{{channel}}"),
         unit="ops",
     ),
-    p("Open opinions by district", ("max by (district) (feedback_open_opinions)", "{{district}}")),
-    p("Overdue open opinions", ("max by (district) (feedback_overdue_open_opinions)", "{{district}}")),
-    p("Opinions flagged overdue", (f"sum(increase(feedback_opinions_overdue_total[{RATE}]))", "flagged")),
+    p(2, "Open opinions by district", (f"max by (district) ({m('feedback_open_opinions')})", "{{district}}")),
+    p(3, "Overdue open opinions", (f"max by (district) ({m('feedback_overdue_open_opinions')})", "{{district}}")),
+    p(4, "Opinions flagged overdue", (f"sum(increase({m('feedback_opinions_overdue_total')}[{RATE}]))", "flagged")),
     p(
+        5,
         "Response time",
         *quantiles("feedback_response_seconds", "job", "response"),
         unit="s",
         description="Submission to answer, business time.",
     ),
     p(
+        6,
         "Satisfaction (average of 1-5)",
-        ("sum(feedback_satisfaction_sum) / sum(feedback_satisfaction_count)", "mean"),
+        (f"sum({m('feedback_satisfaction_sum')}) / sum({m('feedback_satisfaction_count')})", "mean"),
         kind="stat",
     ),
-    p("Visits logged", (f"sum by (place) (rate(feedback_visits_logged_total[{RATE}]))", "{{place}}"), unit="ops"),
+    p(
+        7,
+        "Visits logged",
+        (f"sum by (place) (rate({m('feedback_visits_logged_total')}[{RATE}]))", "{{place}}"),
+        unit="ops",
+    ),
 ]
 
-DASHBOARDS = {
-    "overview": ("Union services: overview", OVERVIEW),
-    "membership": ("Membership", MEMBERSHIP),
-    "evaluation": ("Evaluation", EVALUATION),
-    "feedback": ("Feedback", FEEDBACK),
+
+@dataclass(frozen=True)
+class Dashboard:
+    title: str
+    jobs: str  # the series whose `job` labels the job variable offers: this dashboard's services
+    panels: list[Panel]
+
+
+DASHBOARDS = {  # the key ends the stable uid: runbooks link to /d/unionhub-<key>/…
+    "overview": Dashboard("Union services: overview", "unionhub_ready", OVERVIEW),
+    "membership": Dashboard("Membership", 'unionhub_ready{job=~".*membership.*"}', MEMBERSHIP),
+    "evaluation": Dashboard("Evaluation", 'unionhub_ready{job=~".*evaluation.*"}', EVALUATION),
+    "feedback": Dashboard("Feedback", 'unionhub_ready{job=~".*feedback.*"}', FEEDBACK),
 }
+
+
+def slug(title: str) -> str:
+    """Grafana's slug of a dashboard title (the URL part after the uid)."""
+    return "-".join("".join(c if c.isalnum() else " " for c in title.lower()).split())
+
+
+def panel_url(name: str, panel_id: int) -> str:
+    """The path of one panel of dashboard `name` alone on the screen, as runbooks link it."""
+    return f"/d/unionhub-{name}/{slug(DASHBOARDS[name].title)}?viewPanel={panel_id}"
+
+
+def _variable(name: str, label: str, query: str) -> dict[str, object]:
+    return {
+        "name": name,
+        "label": label,
+        "type": "query",
+        "datasource": DATASOURCE,
+        "query": query,
+        "definition": query,
+        "refresh": 2,  # on every time range change: instances come and go
+        "includeAll": True,
+        "multi": True,
+        "current": {"text": ["All"], "value": ["$__all"]},
+        "options": [],
+        "regex": "",
+        "sort": 1,
+        "hide": 0,
+    }
+
+
+def _templating(jobs: str) -> dict[str, object]:
+    datasource = {
+        "name": "datasource",
+        "label": "Data source",
+        "type": "datasource",
+        "query": "prometheus",
+        "current": {"text": "Prometheus", "value": DATASOURCE_UID},
+        "options": [],
+        "regex": "",
+        "refresh": 1,
+        "hide": 0,
+    }
+    return {
+        "list": [
+            datasource,
+            _variable("job", "Job", f"label_values({jobs}, job)"),
+            _variable("instance", "Instance", 'label_values(unionhub_ready{job=~"$job"}, instance)'),
+        ]
+    }
 
 
 def _panel(panel: Panel, index: int) -> dict[str, object]:
     width = 8 if panel.kind == "stat" else 12
     per_row = 24 // width
     return {
-        "id": index + 1,
+        "id": panel.id,
         "type": panel.kind,
         "title": panel.title,
         "description": panel.description,
@@ -227,26 +361,28 @@ def _panel(panel: Panel, index: int) -> dict[str, object]:
     }
 
 
-def render(uid: str, title: str, panels: list[Panel]) -> dict[str, object]:
+def render(name: str, dashboard: Dashboard) -> dict[str, object]:
+    ids = [panel.id for panel in dashboard.panels]
+    assert len(ids) == len(set(ids)), f"{name}: two panels share an id"
     return {
-        "uid": f"unionhub-{uid}",
-        "title": title,
+        "uid": f"unionhub-{name}",
+        "title": dashboard.title,
         "tags": ["unionhub"],
         "timezone": "browser",
         "schemaVersion": 39,
         "version": 1,
         "refresh": "30s",
         "time": {"from": "now-6h", "to": "now"},
-        "templating": {"list": []},
-        "panels": [_panel(panel, i) for i, panel in enumerate(panels)],
+        "templating": _templating(dashboard.jobs),
+        "panels": [_panel(panel, i) for i, panel in enumerate(dashboard.panels)],
     }
 
 
 def rendered() -> dict[str, str]:
     """File name → JSON text of every dashboard."""
     return {
-        f"{uid}.json": json.dumps(render(uid, title, panels), indent=2, ensure_ascii=False) + "\n"
-        for uid, (title, panels) in DASHBOARDS.items()
+        f"{name}.json": json.dumps(render(name, dashboard), indent=2, ensure_ascii=False) + "\n"
+        for name, dashboard in DASHBOARDS.items()
     }
 
 

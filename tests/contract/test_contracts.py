@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from unionhub_contracts import MESSAGES, DecodeError, decode, encode
-from unionhub_contracts.compat import breaking_changes
+from unionhub_contracts.compat import breaking_changes, is_event_topic
 from unionhub_contracts.snapshot import schemas
 
 from .examples import EXAMPLES
@@ -55,6 +55,24 @@ def test_each_message_round_trips_through_the_wire_format(topic: str, type_: str
     # what goes out equals what came in, but for personal data and defaults filled in
     sent = {k: v for k, v in EXAMPLES[topic][type_].items() if k != "display_name"}
     assert {k: v for k, v in orjson.loads(outgoing.value)["data"].items() if k in sent} == sent
+
+
+# A federation: the one shape of union.registered with none of its optional fields (the
+# others need them by their level).
+WITHOUT_OPTIONAL = {
+    "union.registered": {"union_id": "bj", "name": "Beijing", "level": "federation", "founded_on": "1949-10-01"}
+}
+
+
+@pytest.mark.parametrize(("topic", "type_"), [(t, n) for t, n in ALL_TYPES if is_event_topic(t)])
+def test_an_event_without_its_optional_fields_decodes(topic: str, type_: str) -> None:
+    # A newer reader of an older producer's events (or of the old events still on the topic):
+    # a field added as optional is absent there, and the event must still be read.
+    model = MESSAGES[topic][type_].data
+    required = {name for name, spec in model.model_fields.items() if spec.is_required()}
+    data = WITHOUT_OPTIONAL.get(type_) or {k: v for k, v in EXAMPLES[topic][type_].items() if k in required}
+    assert set(data) == required
+    assert decode(topic, envelope(type_, data)).data.model_dump(mode="json", include=required) == data
 
 
 def test_personal_data_never_leaves_in_the_enrolled_event_model() -> None:
@@ -163,7 +181,8 @@ def test_the_committed_schema_snapshot_is_current() -> None:
     problems = [f"{name}: removed from the catalogue" for name in committed if name not in current]
     for name, schema in committed.items():
         if name in current:
-            problems += [f"{name}: {p}" for p in breaking_changes(schema, current[name])]
+            event = is_event_topic(name.split("/", 1)[0])
+            problems += [f"{name}: {p}" for p in breaking_changes(schema, current[name], event=event)]
     assert not problems, "backward-incompatible contract change (publish a new type version instead):\n" + "\n".join(
         problems
     )
@@ -180,6 +199,7 @@ BASE = {
 }
 
 
+@pytest.mark.parametrize("event", [False, True], ids=["command", "event"])
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
@@ -193,13 +213,81 @@ BASE = {
         ),
     ],
 )
-def test_the_compatibility_check_catches_breaking_changes(change: dict, expected: str) -> None:
-    assert expected in breaking_changes(BASE, {**BASE, **change})
+def test_the_compatibility_check_catches_breaking_changes(change: dict, expected: str, event: bool) -> None:
+    assert expected in breaking_changes(BASE, {**BASE, **change}, event=event)
 
 
-def test_adding_an_optional_field_or_an_enum_value_is_compatible() -> None:
-    new = {**BASE, "properties": {**BASE["properties"], "b": {"enum": ["x", "y", "z"]}, "d": {"type": "string"}}}
-    assert breaking_changes(BASE, new) == []
+def with_properties(**changed: object) -> dict:
+    return {**BASE, "properties": {**BASE["properties"], **changed}}
+
+
+@pytest.mark.parametrize("event", [False, True], ids=["command", "event"])
+def test_adding_an_optional_field_is_compatible(event: bool) -> None:
+    assert breaking_changes(BASE, with_properties(d={"type": "string"}), event=event) == []
+
+
+# What a newer producer may write and an older reader, validating strictly, refuses.
+WIDENED = [
+    (with_properties(b={"enum": ["x", "y", "z"]}), "data.b: may now be ['enum:z']"),
+    (with_properties(b={"type": "string"}), "data.b: may now be ['string']"),
+    (with_properties(c={"anyOf": [{"type": "integer"}, {"type": "null"}]}), "data.c: may now be ['null']"),
+    (with_properties(a={"type": "string", "maxLength": 20}), "data.a: maxLength raised to 20"),
+    (with_properties(a={"type": "string"}), "data.a: maxLength dropped"),
+    ({**BASE, "required": []}, "data.a: no longer required"),
+]
+
+
+@pytest.mark.parametrize(("new", "expected"), WIDENED)
+def test_a_new_enum_value_or_a_wider_value_in_an_event_is_breaking(new: dict, expected: str) -> None:
+    # Services reading another's events may be older than its producer (any upgrade order
+    # works): a value their model does not allow fails their decoding. A new type version instead.
+    problems = breaking_changes(BASE, new, event=True)
+    assert len(problems) == 1 and problems[0].startswith(expected), problems
+
+
+@pytest.mark.parametrize(("new", "expected"), WIDENED)
+def test_a_new_enum_value_or_a_wider_value_in_a_command_is_compatible(new: dict, expected: str) -> None:
+    # The service, a command's only reader, is upgraded before any sender uses the value.
+    assert breaking_changes(BASE, new, event=False) == []
+
+
+def test_a_new_enum_value_inside_a_list_or_an_optional_field_is_seen() -> None:
+    old = {
+        "type": "object",
+        "$defs": {"Service": {"enum": ["water", "rest"], "type": "string"}},
+        "properties": {
+            "services": {"type": "array", "items": {"$ref": "#/$defs/Service"}},
+            "kind": {"anyOf": [{"$ref": "#/$defs/Service"}, {"type": "null"}], "default": None},
+        },
+    }
+    new = {**old, "$defs": {"Service": {"enum": ["water", "rest", "wifi"], "type": "string"}}}
+    assert breaking_changes(old, new, event=True) == [
+        "data.services[]: may now be ['enum:wifi'], which older readers reject",
+        "data.kind: may now be ['enum:wifi'], which older readers reject",
+    ]
+    assert breaking_changes(old, new, event=False) == []
+    assert breaking_changes(new, old, event=False) == [
+        "data.services[]: no longer accepts ['enum:wifi']",
+        "data.kind: no longer accepts ['enum:wifi']",
+    ]
+
+
+def test_a_new_union_kind_breaks_union_registered_and_not_union_register() -> None:
+    # union.register (a command) and union.registered (an event) share UnionData: a new kind
+    # is compatible for the one and breaking for the other, so it needs union.registered.v2.
+    found = {}
+    for name in ("membership.commands/union.register.json", "membership.events/union.registered.json"):
+        old = schemas()[name]
+        new = json.loads(json.dumps(old))
+        new["$defs"]["UnionKind"]["enum"].append("cooperative")
+        found[name] = breaking_changes(old, new, event=is_event_topic(name.split("/")[0]))
+    assert found == {
+        "membership.commands/union.register.json": [],
+        "membership.events/union.registered.json": [
+            "data.kind: may now be ['enum:cooperative'], which older readers reject"
+        ],
+    }
+    assert not is_event_topic("evaluation.work-scores")  # read by evaluation alone, like commands
 
 
 def test_the_rejection_codes_are_the_published_ones() -> None:

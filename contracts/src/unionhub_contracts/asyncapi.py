@@ -201,7 +201,8 @@ def _purpose(service: str, item: Topic, action: Action) -> str:
     if item.name.endswith(".events"):
         return (
             f"{service} keeps its own view of these events; a type it does not know (a newer producer) "
-            f"goes to {item.dlq} and is counted, never blocking what follows."
+            "is skipped and counted (unionhub_events_skipped_total), never dead-lettered or blocking what follows; "
+            f"a record that is no event at all goes to {item.dlq}."
         )
     return (
         f"{service} applies each message once, whatever the redelivery; a command's answer (its events, "

@@ -11,15 +11,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException
+from pydantic import BaseModel, Field
 from sqlalchemy import BigInteger, Column, Date, Index, Integer, MetaData, String, Table, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unionhub_contracts import CloudEvent
 from unionhub_runtime.database import upsert
-from unionhub_runtime.http import IdPath, ReadSession
+from unionhub_runtime.http import IdPath, ReadSession, not_found
 from unionhub_runtime.scopes import BatchScope, Emit
 
 Stay = tuple[str, date, date | None]  # union, from (inclusive), to (exclusive; None: still there)
@@ -144,16 +145,24 @@ def add_membership_view(metadata: MetaData) -> MembershipView:
     )
 
 
+class KnownMember(BaseModel):
+    """A member as this service last heard of them on `membership.events`."""
+
+    member_id: str
+    union_id: str = Field(description="the union they were last active in")
+    status: Literal["active", "left"]
+
+
 def view_router(view: MembershipView) -> APIRouter:
     """`GET /membership-view/members/{id}`: what this service knows of a member (no personal data)."""
     router = APIRouter(tags=["membership view"])
 
-    @router.get("/membership-view/members/{member_id}")
-    async def known_member(member_id: IdPath, session: ReadSession) -> dict[str, str]:
+    @router.get("/membership-view/members/{member_id}", responses=not_found("member not known here (yet)"))
+    async def known_member(member_id: IdPath, session: ReadSession) -> KnownMember:
         known = await view.member(session, member_id)
         if known is None:
             raise HTTPException(status_code=404, detail="member not known here (yet)")
-        return {"member_id": member_id, "union_id": known[0], "status": known[1]}
+        return KnownMember(member_id=member_id, union_id=known[0], status=known[1])
 
     return router
 

@@ -78,6 +78,13 @@ class RuntimeMetrics:
             ["topic", "code"],
             registry=registry,
         )
+        self.events_skipped = Counter(
+            "unionhub_events_skipped_total",
+            "Events of a type this version does not know (a newer producer's), skipped: not applied,"
+            " not dead-lettered; `type` cut short, and past a few names per topic counted as '(other)'.",
+            ["topic", "type"],
+            registry=registry,
+        )
         self.retries = Counter(
             "unionhub_retries_total",
             "Batches retried after a failure.",
@@ -122,6 +129,13 @@ class RuntimeMetrics:
         self.consumer_lag = Gauge(
             "unionhub_consumer_lag_messages",
             "Messages on a topic the consumer group has not committed yet (all partitions).",
+            ["topic", "group"],
+            registry=registry,
+        )
+        self.consumer_lag_seconds = Gauge(
+            "unionhub_consumer_lag_seconds",
+            "Age of the oldest record on a topic the consumer group has not committed yet, by its Kafka"
+            " timestamp (CreateTime: the producer's clock); 0 when the group has committed everything.",
             ["topic", "group"],
             registry=registry,
         )

@@ -1,6 +1,7 @@
 """The consuming side: a batch of records becomes one transaction (group commit).
 
-Per record: decode (dead-letter what cannot be), skip ids already applied (inbox), apply it
+Per record: decode (dead-letter what cannot be; skip and count an event of a type this
+version does not know), skip ids already applied (inbox), apply it
 through the subscription's batch scope (a rejected command is taken back alone: see
 `unit_of_work`), hold what misses a prerequisite, and write every event it causes to the
 outbox. Offsets are committed only after this returns, so nothing is lost.
@@ -21,7 +22,7 @@ from aiokafka import ConsumerRecord
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from unionhub_contracts import MESSAGES, CloudEvent, CommandRejected, DecodeError, OutgoingEvent, decode
-from unionhub_contracts.codec import Headers
+from unionhub_contracts.codec import DecodeErrorCode, Headers
 from unionhub_domain import Missing, Rejected, RejectionCode
 
 from . import failpoints, inbox, outbox, tracing
@@ -30,11 +31,20 @@ from .database import is_statement_timeout, is_transient
 from .deadletters import DeadLetters
 from .holding import QUEUE, Holding
 from .logs import correlation_id, describe_error
-from .metrics import RuntimeMetrics
+from .metrics import OTHER, RuntimeMetrics
 from .scopes import BatchScope, BulkScope, Emit, ScopeFactory, encode_emit
 from .tables import RuntimeTables
 
 log = logging.getLogger(__name__)
+
+# The `type` label of `unionhub_events_skipped_total` comes from the wire (any sender may
+# write any string up to the envelope's 128 characters), and a counter's series live as long
+# as the process. So a name is cut to MAX_TYPE_LABEL characters, and past MAX_SKIPPED_TYPES
+# distinct names per topic the rest are counted under OTHER: a rollout brings one or two new
+# types, seen first, and keeps its own series; a sender writing random types adds at most
+# this many series per topic, never one per message. (The log line names each one.)
+MAX_TYPE_LABEL = 64
+MAX_SKIPPED_TYPES = 20
 
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
 Decoder: TypeAlias = Callable[[bytes | None, Headers | None], Any]  # raises DecodeError
@@ -84,6 +94,7 @@ class Pipeline:
         self._metrics = metrics
         self._on_commit = on_commit
         self._on_health = on_health
+        self._skipped_types: set[str] = set()  # `type` labels of events skipped so far
 
     async def process(self, records: Sequence[Record]) -> None:
         """Settles every record of the batch, or raises (then nothing is committed)."""
@@ -97,7 +108,7 @@ class Pipeline:
 
     async def decode(self, records: Sequence[Record]) -> tuple[list[tuple[Record, Any]], list[outbox.Pending]]:
         """The batch's decoded records, and the answers to those that cannot be (each is
-        dead-lettered here)."""
+        dead-lettered here, but for an event of a type this version does not know: skipped)."""
         topic = self.config.topic
         good: list[tuple[Record, Any]] = []  # CloudEvents, or what a bulk stream's decoder gives
         invalid: list[outbox.Pending] = []
@@ -106,6 +117,9 @@ class Pipeline:
             try:
                 good.append((record, decode_one(record.value, record.headers)))
             except DecodeError as exc:
+                if self._skips(exc):
+                    self._skip(record, exc)
+                    continue
                 await self._dead_letter(record, exc.code, exc.message)
                 self._metrics.messages_processed.labels(topic, "dead_lettered").inc()
                 if self.config.rejects and exc.event_id and exc.event_type:
@@ -114,6 +128,39 @@ class Pipeline:
                     )
                     invalid.append(outbox.Pending(rejection, tracing.traceparent_of(record.headers)))
         return good, invalid
+
+    def _skips(self, exc: DecodeError) -> bool:
+        """An event of a type this version does not know, from a producer upgraded before it:
+        skipped (the contract lets producers go first), not dead-lettered, as it is no fault
+        for anyone to fix. A commands topic dead-letters it (its sender must hear), and so
+        does a value with no readable id and type: not an event at all."""
+        return (
+            not self.config.rejects
+            and exc.code is DecodeErrorCode.UNKNOWN_TYPE
+            and exc.event_id is not None
+            and exc.event_type is not None
+        )
+
+    def _skip(self, record: Record, exc: DecodeError) -> None:
+        """Counts and logs (ids and type, never the payload) a skipped event; its offset is
+        committed with the batch's like any applied record's."""
+        log.warning(
+            "skipped event %s from %s on %s@%s:%s: type %r is unknown to this version",
+            exc.event_id,
+            exc.event_source,
+            record.topic,
+            record.partition,
+            record.offset,
+            exc.event_type,  # at most 128 characters (the envelope's limit)
+        )
+        topic, label = self.config.topic, str(exc.event_type)[:MAX_TYPE_LABEL]
+        if label not in self._skipped_types:
+            if len(self._skipped_types) < MAX_SKIPPED_TYPES:
+                self._skipped_types.add(label)
+            else:
+                label = OTHER
+        self._metrics.events_skipped.labels(topic, label).inc()
+        self._metrics.messages_processed.labels(topic, "skipped").inc()
 
     async def apply(self, good: list[tuple[Record, Any]], invalid: list[outbox.Pending]) -> None:
         """Applies the batch in one transaction; isolates a failing record when that fails."""

@@ -27,6 +27,7 @@ from .backoff import Backoff
 from .bulk import BulkConsumer
 from .deadletters import DeadLetters
 from .holding import NO_LANES, Holding, LanesOf, Provides, aggregate_lanes, count_held
+from .http import Alive, Readiness
 from .lag import LagMonitor
 from .logs import describe_error
 from .metrics import RuntimeMetrics
@@ -137,8 +138,9 @@ class Service:
         self.broker.include_router(self._traced)
         self.lag = LagMonitor(
             settings.kafka,
-            [(self.physical(s.topic), self._group(s)) for s in definition.subscriptions],
+            [(self.physical(s.topic), self.group_of(s)) for s in definition.subscriptions],
             self.metrics.consumer_lag,
+            self.metrics.consumer_lag_seconds,
             settings.lag_refresh_seconds,
         )
 
@@ -158,7 +160,7 @@ class Service:
             scope=subscription.scope,
             sessions=self.sessions,
             tables=self.definition.tables,
-            dead_letters=DeadLetters(lambda: self.producer),
+            dead_letters=DeadLetters(lambda: self.producer, self.group_of(subscription)),
             metrics=self.metrics,
             on_commit=self.relay.notify,
             on_health=self._set_pipeline_health,
@@ -178,7 +180,7 @@ class Service:
                 BulkConsumer(
                     settings,
                     topic=self.physical(subscription.topic),
-                    group=self._group(subscription),
+                    group=self.group_of(subscription),
                     client_id=self._client_id,
                     pipeline=pipeline,
                     max_records=max_records,
@@ -193,7 +195,7 @@ class Service:
 
         self._traced.subscriber(
             self.physical(subscription.topic),
-            group_id=self._group(subscription),
+            group_id=self.group_of(subscription),
             batch=True,
             max_records=max_records,
             batch_timeout_ms=settings.batch_timeout_ms,
@@ -206,7 +208,8 @@ class Service:
         )(consume)
         return pipeline
 
-    def _group(self, subscription: Subscription) -> str:
+    def group_of(self, subscription: Subscription) -> str:
+        """The consumer group reading `subscription` (prefix included)."""
         settings = self.definition.settings
         return self.physical(f"{settings.consumer_group}.{subscription.topic}")
 
@@ -370,15 +373,15 @@ class Service:
         router = APIRouter(tags=["operations"])
 
         @router.get("/healthz")
-        async def healthz() -> dict[str, str]:
-            return {"status": "alive"}
+        async def healthz() -> Alive:
+            return Alive()
 
-        @router.get("/readyz")
-        async def readyz(response: Response) -> dict[str, Any]:
+        @router.get("/readyz", responses={503: {"model": Readiness, "description": "a check fails"}})
+        async def readyz(response: Response) -> Readiness:
             checks = await self.ready()
             ok = all(checks.values())
             response.status_code = 200 if ok else 503
-            return {"status": "ready" if ok else "not ready", "checks": checks}
+            return Readiness(status="ready" if ok else "not ready", checks=checks)
 
         @router.get("/metrics")
         async def metrics() -> Response:

@@ -10,6 +10,8 @@ from unionhub_runtime.auth import requiring
 from unionhub_runtime.http import IdPath, ReadSession
 
 from ..adapters import views
+from . import responses
+from .responses import NOT_FOUND
 
 router = APIRouter(tags=["feedback"])
 
@@ -39,7 +41,10 @@ STATUS_FIELDS = (
 )
 
 
-@router.get("/opinions/{opinion_id}")
+# Unset fields are left out, not sent as null: the text fields are absent without the scope.
+@router.get(
+    "/opinions/{opinion_id}", response_model=responses.Opinion, response_model_exclude_unset=True, responses=NOT_FOUND
+)
 async def get_opinion(
     opinion_id: IdPath, session: Session, scopes: Annotated[set[str], Depends(requiring("feedback:read"))]
 ) -> dict[str, Any]:
@@ -50,7 +55,7 @@ async def get_opinion(
     return found
 
 
-@router.get("/stats")
+@router.get("/stats", response_model=responses.Stats)
 async def stats(
     session: Session,
     union_id: Annotated[str, Query(min_length=1, max_length=128)],
@@ -59,6 +64,6 @@ async def stats(
     return await views.stats(session, union_id, year)
 
 
-@router.get("/visits")
+@router.get("/visits", response_model=responses.Visits)
 async def visits(session: Session, month: Annotated[str, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]) -> dict[str, Any]:
     return {"month": month, "cadres": await views.visits(session, month)}

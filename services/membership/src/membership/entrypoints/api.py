@@ -10,6 +10,8 @@ from fastapi import APIRouter, HTTPException, Query
 from unionhub_runtime.http import IdPath, ReadSession
 
 from ..adapters import views
+from . import responses
+from .responses import NOT_FOUND, REFUSED
 
 router = APIRouter(tags=["membership"])
 
@@ -23,12 +25,12 @@ def _found(value: dict[str, Any] | None, what: str) -> dict[str, Any]:
     return value
 
 
-@router.get("/unions/{union_id}")
+@router.get("/unions/{union_id}", response_model=responses.Union, responses=NOT_FOUND)
 async def get_union(union_id: IdPath, session: Session) -> dict[str, Any]:
     return _found(await views.union(session, union_id), "union")
 
 
-@router.get("/unions/{union_id}/members")
+@router.get("/unions/{union_id}/members", response_model=responses.UnionMembers, responses=NOT_FOUND | REFUSED)
 async def list_union_members(
     union_id: IdPath,
     session: Session,
@@ -48,12 +50,12 @@ async def list_union_members(
     return {"union_id": union_id, "items": items, "next_after": next_after}
 
 
-@router.get("/members/{member_id}")
+@router.get("/members/{member_id}", response_model=responses.Member, responses=NOT_FOUND)
 async def get_member(member_id: IdPath, session: Session) -> dict[str, Any]:
     return _found(await views.member(session, member_id), "member")
 
 
-@router.get("/stats/growth")
+@router.get("/stats/growth", response_model=responses.Growth)
 async def growth(
     session: Session,
     year: Annotated[int, Query(ge=1900, le=2200)],
