@@ -43,15 +43,21 @@ up() {
     done
     curl -fs "http://127.0.0.1:$port/readyz" >/dev/null || { echo "stack: $name not ready" >&2; exit 1; }
   done
+  # Exported: `. .run/env && .venv/bin/unionhub --service membership status` sees what the
+  # services see (the operators' tool reads their settings from the environment).
   (umask 077 && cat > "$run/env" <<ENV
-KAFKA_BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP_SERVERS
-MEMBERSHIP_URL=http://127.0.0.1:8001
-EVALUATION_URL=http://127.0.0.1:8002
-FEEDBACK_URL=http://127.0.0.1:8003
-UNIONHUB_TOKEN=$("$py" -m unionhub_runtime.auth)
+export KAFKA_BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP_SERVERS
+export MEMBERSHIP_URL=http://127.0.0.1:8001
+export EVALUATION_URL=http://127.0.0.1:8002
+export FEEDBACK_URL=http://127.0.0.1:8003
+export MEMBERSHIP_DATABASE_URL=sqlite+aiosqlite:///$run/membership.db
+export EVALUATION_DATABASE_URL=sqlite+aiosqlite:///$run/evaluation.db
+export FEEDBACK_DATABASE_URL=sqlite+aiosqlite:///$run/feedback.db
+export UNIONHUB_AUTH_HS256_SECRET=$UNIONHUB_AUTH_HS256_SECRET
+export UNIONHUB_TOKEN=$("$py" -m unionhub_runtime.auth)
 ENV
 )
-  grep -v '^UNIONHUB_TOKEN=' "$run/env"
+  grep -v '^export UNIONHUB_TOKEN=\|^export UNIONHUB_AUTH' "$run/env"
   echo "UNIONHUB_TOKEN=… (a local token with every read scope, in $run/env)"
   echo "stack: up in $((SECONDS - started))s (logs in .run/*.log; stop with: make down)"
 }

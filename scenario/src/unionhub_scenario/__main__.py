@@ -23,7 +23,8 @@ def main() -> int:
     parser.add_argument("--env", type=Path, default=Path(".run/env"))
     parser.add_argument("--html", type=Path, default=Path(".run/report.html"))
     args = parser.parse_args()
-    env = dict(line.split("=", 1) for line in args.env.read_text().split()) if args.env.exists() else {}
+    lines = args.env.read_text().splitlines() if args.env.exists() else []
+    env = dict(line.removeprefix("export ").split("=", 1) for line in lines if "=" in line)
     env.update(
         {
             k: v

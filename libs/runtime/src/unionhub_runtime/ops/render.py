@@ -47,6 +47,7 @@ def detail(letter: DeadLetter, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
         f"dead letter  {letter.address}",
         f"at           {letter.at.isoformat()}",
         f"error        {letter.code}: {letter.header('error.message') or ''}",
+        f"set aside by {letter.group or '(not said: written before error.group existed)'}",
         f"key          {_text(letter.key, 200) if letter.key is not None else '(none)'}",
     ]
     if letter.truncated:
