@@ -72,3 +72,17 @@ def test_masking_hides_personal_values_at_any_depth_and_keeps_the_rest() -> None
         },
         "reason": None,
     }
+
+
+def test_a_string_in_a_field_no_contract_defines_is_masked_a_known_one_shown() -> None:
+    # A poison message is the one that does not follow the schema: a misspelt name is hidden too.
+    poison = {"type": "member.enroll", "data": {"displayName": "Li Wei", "joined_on": "someday", "level": "district"}}
+    assert masked(poison) == {
+        "type": "member.enroll",
+        "data": {"displayName": "<masked: 6 chars>", "joined_on": "someday", "level": "district"},
+    }
+    assert masked("a whole value that is a string") == "<masked: 30 chars>"
+    assert masked({"services": ["canteen"], "name": ["Wang", "Fang"]}) == {
+        "services": ["canteen"],
+        "name": ["<masked: 4 chars>", "<masked: 4 chars>"],
+    }

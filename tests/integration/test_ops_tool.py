@@ -13,10 +13,13 @@ from typing import Any
 
 import orjson
 import pytest
+from aiokafka import AIOKafkaProducer
 
 import membership.bootstrap
+from tests.conftest import _free_port
 from tests.integration.test_runtime_guarantees import Topics, build, registered_hierarchy
 from tests.support import Collector, command, eventually, produce, running
+from unionhub_runtime.migrations import upgrade_async
 from unionhub_runtime.ops.cli import parser, run
 from unionhub_runtime.ops.target import Target
 from unionhub_runtime.settings import KafkaSettings
@@ -122,7 +125,7 @@ async def test_a_dead_letter_whose_key_moved_on_is_held_back_unless_forced(
 
         async def held_back() -> bool:  # once the group has committed the second command
             code, summary = await unionhub(target, capsys, *replay, "--dry-run")
-            return code == 3 and "1 later command(s) for its key were applied" in summary
+            return code == 3 and "1 later command(s) for its key were applied or are waiting to be" in summary
 
         await eventually(held_back, "the later command seen as applied")
         assert not [r for r in collected.records if r.headers.get("unionhub.replay-of")]  # dry runs send nothing
@@ -139,6 +142,75 @@ async def test_a_dead_letter_whose_key_moved_on_is_held_back_unless_forced(
         await collected.wait_for(lambda: len(answers()) == 2, what="the forced replay answered")
         assert [a["data"]["code"] for a in answers()] == ["invalid", "already_active"]
         assert len(enrolled(collected, topics, "m-1")) == 1
+
+
+async def test_a_keys_dead_letters_replay_in_their_order_to_their_partition_unless_later_commands_wait(
+    kafka: KafkaSettings, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The tool needs the broker and the database, not the service: none runs here, so nothing
+    # is applied or committed behind the test's back.
+    target = Target.of(build(kafka, database_url))
+    await upgrade_async(membership.bootstrap.MIGRATIONS, database_url)
+    topics, group = Topics(kafka), target.subscriptions[0].group
+    partition = 4  # not where aiokafka's partitioner puts "m-2": the sender's own partitioner
+    enrol, leave = (
+        command("member.enroll", ENROL, id="e"),
+        command("member.leave", {"member_id": "m-1", "left_on": "2018-09-01", "reason": "retired"}, id="l"),
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=topics.bootstrap)
+    await producer.start()
+    try:
+        for offset, value in enumerate((enrol, leave)):
+            await producer.send_and_wait(topics.commands, value, key=b"m-2", partition=partition)
+            await producer.send_and_wait(
+                topics.dlq,
+                value,
+                key=b"m-2",
+                headers=[
+                    ("error.code", b"handler_error"),
+                    ("error.message", b"a bug, since fixed"),
+                    ("error.group", group.encode()),
+                    ("original.topic", topics.commands.encode()),
+                    ("original.partition", str(partition).encode()),
+                    ("original.offset", str(offset).encode()),
+                ],
+            )
+        # Both set aside: neither was applied, so the enrolment does not wait for the leaving.
+        code, summary = await unionhub(target, capsys, "dlq", "replay", "--dry-run")
+        assert (code, summary.splitlines()[1:]) == (
+            0,
+            [
+                f"  would send      {topics.dlq}:0:0 → {topics.commands}:{partition}",
+                f"  would send      {topics.dlq}:0:1 → {topics.commands}:{partition}",
+            ],
+        )
+        # A later command of the key not applied yet would still run before copies sent now.
+        await producer.send_and_wait(topics.commands, enrol, key=b"m-2", partition=partition)
+        code, summary = await unionhub(target, capsys, "dlq", "replay")
+        assert code == 3 and "0 sent" in summary and "2 held back" in summary
+        assert summary.count("1 later command(s) for its key were applied or are waiting to be") == 2
+
+        code, summary = await unionhub(target, capsys, "dlq", "replay", "--force")
+        assert code == 0 and "2 sent" in summary
+    finally:
+        await producer.stop()
+        await target.service.engine.dispose()
+    async with Collector(topics.bootstrap, [topics.commands]) as collected:
+        await collected.wait_for(lambda: len(collected.records) == 5, what="the two copies")
+    copies = [(r.partition, r.value) for r in collected.records if r.headers.get("unionhub.replay-of")]
+    assert copies == [(partition, enrol), (partition, leave)]
+
+
+async def test_status_with_kafka_away_still_reports_the_database_and_says_what_it_could_not_read(
+    database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    nowhere = KafkaSettings(bootstrap_servers=f"127.0.0.1:{_free_port()}")
+    target = Target.of(build(nowhere, database_url))
+    await upgrade_async(membership.bootstrap.MIGRATIONS, database_url)
+    code, report = await unionhub(target, capsys, "status", "--json")
+    status = orjson.loads(report)
+    assert code == 1 and [u.split(":")[0] for u in status["unreachable"]] == ["kafka"]
+    assert (status["outbox_unpublished"], status["inbox"], status["held"]) == (0, {}, {})
 
 
 def test_the_installed_command_names_the_service_it_needs(tmp_path: Path) -> None:

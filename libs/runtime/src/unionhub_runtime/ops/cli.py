@@ -98,7 +98,7 @@ async def run(target: Target, args: argparse.Namespace) -> int:
         if args.command == "status":
             report = await status.gather(target)
             print(orjson.dumps(report.as_json()).decode() if args.json else report.text())
-            return 0
+            return 1 if report.unreachable else 0
         if args.action == "list":
             for letter in await letters.select(target, _selection(args), args.limit):
                 print(orjson.dumps(render.as_json(letter)).decode() if args.json else render.line(letter))
@@ -115,7 +115,7 @@ async def run(target: Target, args: argparse.Namespace) -> int:
         if not args.dry_run:
             await replay.send(target, planned.send)
         print(render.summary(planned, dry_run=args.dry_run))
-        return 3 if planned.overtaken or planned.refused else 0
+        return 3 if planned.held or planned.refused else 0
     finally:
         await target.service.engine.dispose()
 

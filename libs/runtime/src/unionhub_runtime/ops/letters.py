@@ -43,7 +43,7 @@ class DeadLetter:
             datetime.fromtimestamp(record.timestamp / 1000, UTC),
             record.key,
             record.value or b"",
-            tuple(record.headers or ()),
+            tuple((k, v or b"") for k, v in record.headers or ()),  # Kafka allows null header values
         )
 
     @property

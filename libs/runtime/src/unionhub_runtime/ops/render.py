@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import orjson
 
+from unionhub_contracts import CloudEvent
 from unionhub_contracts.codec import BINARY_PREFIX
 from unionhub_contracts.personal import masked
 
 from .letters import DeadLetter
-from .replay import Plan
+from .replay import REPLAY_HEADER, Plan
 
 DEFAULT_MAX_BYTES = 4096
+# Headers whose values are ids, types, times and trace context; any other header a sender
+# added may carry anything, so only its size is shown.
+SHOWN_HEADERS = frozenset(
+    {"content-type", "traceparent", "tracestate", REPLAY_HEADER}
+    | {BINARY_PREFIX + name for name in CloudEvent.model_fields if name not in ("data", "subject")}
+)
 
 
 def line(letter: DeadLetter) -> str:
@@ -54,8 +62,10 @@ def detail(letter: DeadLetter, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
         rows.append(f"cut          the copy keeps {len(letter.value)} of {letter.header('original.size')} bytes")
     rows.append("headers")
     for name, value in letter.headers:
-        if not name.startswith("error."):
-            rows.append(f"  {name}: {_text(value, 200)}")
+        if name.startswith("error."):
+            continue
+        shown = name in SHOWN_HEADERS or name.startswith("original.")
+        rows.append(f"  {name}: {_text(value, 200) if shown else f'<{len(value)} bytes, not shown>'}")
     rows.append(_value(letter, max_bytes))
     return "\n".join(rows)
 
@@ -65,9 +75,10 @@ def _value(letter: DeadLetter, max_bytes: int) -> str:
     try:
         decoded = orjson.loads(letter.value)
     except orjson.JSONDecodeError:
-        return (
-            f"value ({len(letter.value)} bytes, not JSON, at most {max_bytes} shown)\n{_text(letter.value, max_bytes)}"
-        )
+        # No field names to tell a name from an id: nothing of it is shown (a truncated copy is
+        # never valid JSON either); --write-value saves it for whoever may read it.
+        digest = hashlib.sha256(letter.value).hexdigest()[:16]
+        return f"value ({len(letter.value)} bytes, not JSON: not shown; sha256 {digest}…, see --write-value)"
     shown = orjson.dumps(masked(decoded), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
     kind = "binary mode: the event's data" if binary else "JSON"
     return f"value ({len(letter.value)} bytes, {kind}, personal fields masked)\n{_text(shown, max_bytes)}"
@@ -82,14 +93,13 @@ def summary(plan: Plan, *, dry_run: bool) -> str:
     verb = "would send" if dry_run else "sent"
     rows = [
         f"{plan.selected} dead letters selected: {len(plan.send)} {verb}, {len(plan.applied)} already applied "
-        f"(in the service's inbox), {len(plan.overtaken)} held back, {len(plan.refused)} not replayable"
+        f"(in the service's inbox), {len(plan.held)} held back, {len(plan.refused)} not replayable"
     ]
-    rows += [f"  {verb}      {r.letter.address} → {r.subscription.physical}" for r in plan.send]
-    rows += [f"  applied   {letter.address}: the service applied this message already" for letter in plan.applied]
     rows += [
-        f"  held back {r.letter.address}: {n} later command(s) for its key were applied since it failed; "
-        "replaying it now would apply it after them (--force to replay anyway)"
-        for r, n in plan.overtaken
+        f"  {verb}      {r.letter.address} → {r.subscription.physical}:{r.letter.original[1] if r.letter.original else '?'}"
+        for r in plan.send
     ]
+    rows += [f"  applied   {letter.address}: the service applied this message already" for letter in plan.applied]
+    rows += [f"  held back {r.letter.address}: {why} (--force to replay anyway)" for r, why in plan.held]
     rows += [f"  refused   {letter.address}: {why}" for letter, why in plan.refused]
     return "\n".join(rows)

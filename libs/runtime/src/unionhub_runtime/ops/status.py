@@ -3,23 +3,28 @@ service's database (not from `/metrics`, which a sick service may not answer).""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from ..holding import count_held
 from ..kafka import client_kwargs
 from ..lag import measure_lag
-from .letters import Filters
+from ..logs import describe_error
+from .letters import DeadLetter, Filters
 from .letters import select as select_letters
 from .records import reader
 from .target import Target
 
 DEAD_LETTER_WINDOW = timedelta(hours=1)
+KAFKA_SECONDS = 30  # then Kafka counts as unreachable and the database's part is printed alone
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,8 @@ class Report:
     held: dict[str, int]  # "<consumer> waiting for <kind>" → commands
     dead_letters_last_hour: dict[str, int]  # "<topic> <code>" → dead letters
     inbox: dict[str, int]  # consumer → rows
+    # What could not be read ("kafka: …", "database: …"): the rest is still reported.
+    unreachable: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         found = asdict(self)
@@ -47,7 +54,7 @@ class Report:
 
     def text(self) -> str:
         now = datetime.now(UTC)
-        rows = [f"{self.service}", "consumer groups"]
+        rows = [f"{self.service}", *(f"UNREACHABLE {what}" for what in self.unreachable), "consumer groups"]
         rows += [f"  {g.group}  {g.messages} messages behind, oldest {g.seconds:.0f} s old" for g in self.groups]
         age = (
             f", oldest from {(now - self.oldest_unpublished).total_seconds():.0f} s ago"
@@ -68,8 +75,36 @@ class Report:
 
 
 async def gather(target: Target) -> Report:
-    groups = await _lags(target)
-    letters = await select_letters(target, Filters(since=datetime.now(UTC) - DEAD_LETTER_WINDOW))
+    """Everything it can read: Kafka down still leaves the database's part, and the reverse."""
+    unreachable = []
+    groups: list[GroupLag] = []
+    letters: list[DeadLetter] = []
+    try:
+        groups = await asyncio.wait_for(_lags(target), KAFKA_SECONDS)
+        since = datetime.now(UTC) - DEAD_LETTER_WINDOW
+        letters = await asyncio.wait_for(select_letters(target, Filters(since=since)), KAFKA_SECONDS)
+    except (KafkaError, OSError, TimeoutError, LookupError) as exc:
+        unreachable.append(f"kafka: {describe_error(exc)}")
+    unpublished, oldest = 0, None
+    held: dict[tuple[str, str], int] = {}
+    inbox_sizes: dict[str, int] = {}
+    try:
+        unpublished, oldest, held, inbox_sizes = await _database(target)
+    except (SQLAlchemyError, OSError) as exc:
+        unreachable.append(f"database: {describe_error(exc)}")
+    return Report(
+        target.name,
+        groups,
+        unpublished,
+        oldest,
+        {f"{consumer} waiting for {kind}": n for (consumer, kind), n in held.items()},
+        dict(Counter(f"{letter.original[0] if letter.original else letter.topic} {letter.code}" for letter in letters)),
+        inbox_sizes,
+        unreachable,
+    )
+
+
+async def _database(target: Target) -> tuple[int, datetime | None, dict[tuple[str, str], int], dict[str, int]]:
     tables, sessions = target.service.definition.tables, target.service.sessions
     async with sessions() as session:
         outbox = tables.outbox.c
@@ -81,16 +116,7 @@ async def gather(target: Target) -> Report:
         held = await count_held(session, tables)
         inbox = tables.inbox.c
         rows = await session.execute(select(inbox.consumer, func.count()).group_by(inbox.consumer))
-        inbox_sizes = {consumer: n for consumer, n in rows}
-    return Report(
-        target.name,
-        groups,
-        unpublished,
-        oldest,
-        {f"{consumer} waiting for {kind}": n for (consumer, kind), n in held.items()},
-        dict(Counter(f"{letter.original[0] if letter.original else letter.topic} {letter.code}" for letter in letters)),
-        inbox_sizes,
-    )
+        return unpublished, oldest, held, {consumer: n for consumer, n in rows}
 
 
 async def _lags(target: Target) -> list[GroupLag]:
