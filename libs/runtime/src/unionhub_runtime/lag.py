@@ -37,6 +37,7 @@ class Lag:
 
     messages: int
     seconds: float
+    complete: bool = True  # False: out of time before every lagging partition was read
 
 
 class LagMonitor:
@@ -54,6 +55,7 @@ class LagMonitor:
         self._seconds = seconds
         self._interval = interval_seconds
         self._task: asyncio.Task[None] | None = None
+        self._last_age: dict[tuple[str, str], float] = {}
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="consumer-lag")
@@ -75,6 +77,14 @@ class LagMonitor:
                 log.warning("measuring consumer lag failed: %s", describe_error(exc))
             await asyncio.sleep(self._interval)
 
+    def _age(self, topic: str, group: str, lag: Lag) -> float:
+        """The age to show. A reading cut short is only a lower bound, and it is cut short
+        when the broker or this process is slow, which is when lag grows: it never lowers the
+        figure (the alert would stop firing), it can only raise it."""
+        age = lag.seconds if lag.complete else max(lag.seconds, self._last_age.get((topic, group), 0.0))
+        self._last_age[topic, group] = age
+        return age
+
     async def _measure_until_failure(self) -> None:
         admin = AIOKafkaAdminClient(**client_kwargs(self._settings))
         # A consumer without a group: it reads watermarks and one record per lagging partition,
@@ -94,7 +104,7 @@ class LagMonitor:
                     for topic, group in self._watched:
                         lag = await measure_lag(admin, consumer, topic, group)
                         self._messages.labels(topic, group).set(lag.messages)
-                        self._seconds.labels(topic, group).set(lag.seconds)
+                        self._seconds.labels(topic, group).set(self._age(topic, group, lag))
                     await asyncio.sleep(self._interval)
             finally:
                 await consumer.stop()
@@ -128,16 +138,18 @@ async def measure_lag(
     partitions = await _uncommitted(admin, consumer, topic, group)
     messages = sum(max(0, end - first) for first, _, end in partitions.values())
     stamps: list[float] = []
+    complete = True
     try:
         async with asyncio.timeout(read_seconds):
             for tp, (first, start, end) in partitions.items():
                 if max(first, start) < end:  # else fully committed: no age
                     stamps += await _first_timestamp(consumer, tp, max(first, start), end)
     except TimeoutError:
+        complete = False
         log.debug("consumer lag of %s on %s: out of time after %.1f s, a lower bound", group, topic, read_seconds)
     finally:
         consumer.unsubscribe()  # no fetching in the background until the next measurement
-    return Lag(messages, max(0.0, time.time() - min(stamps)) if stamps else 0.0)
+    return Lag(messages, max(0.0, time.time() - min(stamps)) if stamps else 0.0, complete)
 
 
 async def _uncommitted(
