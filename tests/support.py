@@ -122,6 +122,7 @@ class Collector:
 async def running(service: Service, migrations: Path) -> AsyncIterator[Service]:
     """Migrates the service's database, starts the service, and stops it afterwards."""
     await upgrade_async(migrations, service.definition.settings.database_url)
+    service.requires_schema(migrations)
     await service.start()
     try:
         yield service

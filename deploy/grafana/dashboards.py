@@ -181,22 +181,37 @@ OVERVIEW = [
     ),
 ]
 
+# The business gauges are counted in the service's database and every replica reports the same
+# figures: `max` across instances (by the gauge's own labels) first, then sum over districts.
 MEMBERSHIP = [
-    p(1, "Active members", (f"sum({m('membership_active_members')})", "members"), kind="stat"),
-    p(2, "Active members by district", (f"sum by (district) ({m('membership_active_members')})", "{{district}}")),
+    p(1, "Active members", (f"sum(max by (district) ({m('membership_active_members')}))", "members"), kind="stat"),
+    p(2, "Active members by district", (f"max by (district) ({m('membership_active_members')})", "{{district}}")),
     p(
         3,
         "Growth by district (30 days)",
-        (f"sum by (district) (delta({m('membership_active_members')}[30d]))", "{{district}}"),
+        (
+            # Now against 30 days ago, across instances: pods come and go (a delta per pod would
+            # cover its own life only). Without 30 days of history yet: the longest-lived pod's delta.
+            f"(max by (district) ({m('membership_active_members')})"
+            f" - max by (district) ({m('membership_active_members')} offset 30d))"
+            f" or max by (district) (delta({m('membership_active_members')}[30d]))",
+            "{{district}}",
+        ),
         kind="bargauge",
-        description="Change of active members over the last 30 days.",
+        description="Change of active members over the last 30 days (while Prometheus holds less history: since "
+        "the oldest running instance started).",
     ),
-    p(4, "Unions by level", (f"sum by (level) ({m('membership_unions')})", "{{level}}"), kind="bargauge"),
+    p(
+        4,
+        "Unions by level",
+        (f"sum by (level) (max by (district, level) ({m('membership_unions')}))", "{{level}}"),
+        kind="bargauge",
+    ),
     p(
         5,
         "Workers' homes and warm stations",
-        (f"sum({m('membership_homes')})", "homes"),
-        (f"sum({m('membership_stations')})", "stations"),
+        (f"sum(max by (district) ({m('membership_homes')}))", "homes"),
+        (f"sum(max by (district) ({m('membership_stations')}))", "stations"),
         kind="stat",
     ),
     p(
@@ -233,7 +248,10 @@ EVALUATION = [
     p(
         4,
         "Ratings held for membership",
-        ("max(" + m("unionhub_held_commands", 'topic="evaluation.commands"') + ")", "held"),
+        (
+            "sum(max by (topic, waiting_for) (" + m("unionhub_held_commands", 'topic="evaluation.commands"') + "))",
+            "held",
+        ),
     ),
     p(5, "Homes by stars", (f"max by (stars) ({m('evaluation_home_stars')})", "{{stars}} stars"), kind="bargauge"),
     p(
@@ -302,8 +320,9 @@ def panel_url(name: str, panel_id: int) -> str:
     return f"/d/unionhub-{name}/{slug(DASHBOARDS[name].title)}?viewPanel={panel_id}"
 
 
-def _variable(name: str, label: str, query: str) -> dict[str, object]:
-    return {
+def _variable(name: str, label: str, query: str, all_value: str | None = None) -> dict[str, object]:
+    found: dict[str, object] = {"allValue": all_value} if all_value else {}
+    return found | {
         "name": name,
         "label": label,
         "type": "query",
@@ -337,7 +356,9 @@ def _templating(jobs: str) -> dict[str, object]:
         "list": [
             datasource,
             _variable("job", "Job", f"label_values({jobs}, job)"),
-            _variable("instance", "Instance", 'label_values(unionhub_ready{job=~"$job"}, instance)'),
+            # "All" as a regex, not the list Grafana knew at its last refresh: a pod KEDA adds
+            # mid-incident shows in every panel at once. (Jobs do not come and go like that.)
+            _variable("instance", "Instance", 'label_values(unionhub_ready{job=~"$job"}, instance)', ".*"),
         ]
     }
 

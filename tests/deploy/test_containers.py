@@ -64,9 +64,21 @@ def stages(text: str) -> list[list[tuple[str, str]]]:
     return result
 
 
+def named(text: str, name: str) -> list[tuple[str, str]]:
+    """The stage `FROM … AS <name>`."""
+    (stage,) = [s for s in stages(text) if s[0][1].endswith(f" AS {name}")]
+    return stage
+
+
+def service_stages(text: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """What a service's build goes through: its `build` stage and the last one (the default
+    target); the topics tool's stages come before them (tests/deploy/test_topics_image.py)."""
+    return named(text, "build"), stages(text)[-1]
+
+
 def installed(service: str) -> list[Path]:
     """The directories the image's `pip install` installs, its globs expanded in this tree."""
-    build = stages(rendered(service))[0]
+    build = service_stages(rendered(service))[0]
     (install,) = [rest for keyword, rest in build if keyword == "RUN" and "pip install" in rest]
     words = shlex.split(install)
     targets = words[words.index("constraints.txt") + 1 :]
@@ -88,7 +100,7 @@ def test_one_dockerfile_builds_every_service() -> None:
 
 @pytest.mark.parametrize("service", sorted(SETTINGS))
 def test_the_image_holds_one_service_and_runs_it_as_a_non_root_user(service: str) -> None:
-    build, final = stages(rendered(service))
+    build, final = service_stages(rendered(service))
     assert ("ARG", "SERVICE") in build and ("ARG", "SERVICE") in final  # an ARG is seen only in its stage
     copied = {rest.split()[0] for keyword, rest in build if keyword == "COPY"}
     assert copied == {"constraints.txt", "contracts/", "libs/", f"services/{service}/"}

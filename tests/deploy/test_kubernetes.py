@@ -1,13 +1,25 @@
 """The Kubernetes manifests, rendered by kustomize and checked offline: every object against
-the Kubernetes schemas (kubernetes-validate, strict), the KEDA ScaledObjects against the
-partitions and consumer groups they scale on, and the promises of each Deployment."""
+the Kubernetes schemas (kubernetes-validate, strict) or, for the operators' kinds (KEDA,
+External Secrets), the part of their CRDs these manifests use; the project's own rules across
+objects (deploy/k8s/render.py: probes, resources, a PodDisruptionBudget and a NetworkPolicy per
+service, no placeholder Secret, no spec.replicas beside a ScaledObject, Kafka auth, the stop
+inside the grace period) on every kustomization; the KEDA ScaledObjects against the partitions
+and consumer groups they scale on, and the promises of each Deployment. No cluster runs here:
+what an API server, KEDA or a CNI would do with them is not exercised."""
 
 from __future__ import annotations
 
+import base64
 import copy
-import shutil
+import importlib.util
+import inspect
+import os
+import re
 import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import jsonschema
@@ -18,8 +30,11 @@ import yaml
 from evaluation.settings import EvaluationSettings
 from feedback.settings import FeedbackSettings
 from membership.settings import MembershipSettings
+from tests.deploy.test_monitoring_files import MONITORING_CRDS
 from unionhub_contracts import TOPICS
+from unionhub_runtime import cli, shutdown
 from unionhub_runtime.auth import AuthSettings
+from unionhub_runtime.service import Service
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -32,37 +47,126 @@ RENDERED = [
     "platform",
     "overlays/staging",
     "overlays/production",
+    "examples/external-secrets",
 ]
 PARTITIONS = {t.name: t.partitions for t in TOPICS}
 
-# The part of KEDA's ScaledObject CRD (keda.sh/v1alpha1) these manifests use.
-SCALED_OBJECT = {
-    "type": "object",
-    "required": ["apiVersion", "kind", "metadata", "spec"],
-    "properties": {
-        "apiVersion": {"const": "keda.sh/v1alpha1"},
-        "spec": {
-            "type": "object",
-            "required": ["scaleTargetRef", "triggers"],
-            "additionalProperties": False,
-            "properties": {
-                "scaleTargetRef": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}},
-                "minReplicaCount": {"type": "integer", "minimum": 0},
-                "maxReplicaCount": {"type": "integer", "minimum": 1},
-                "pollingInterval": {"type": "integer"},
-                "cooldownPeriod": {"type": "integer"},
-                "triggers": {
-                    "type": "array",
-                    "minItems": 1,
-                    "items": {
+REF = {"type": "object", "required": ["parameter", "name", "key"], "additionalProperties": False}
+REF["properties"] = {k: {"type": "string"} for k in REF["required"]}
+# The parts of the operators' CRDs these manifests use: KEDA (keda.sh/v1alpha1) and the
+# External Secrets Operator (external-secrets.io/v1). A misspelt field fails here, as it
+# would be ignored (or refused) by the operator.
+CRDS: dict[str, dict[str, Any]] = {
+    "ScaledObject": {
+        "type": "object",
+        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "properties": {
+            "apiVersion": {"const": "keda.sh/v1alpha1"},
+            "spec": {
+                "type": "object",
+                "required": ["scaleTargetRef", "triggers", "fallback"],
+                "additionalProperties": False,
+                "properties": {
+                    "scaleTargetRef": {
                         "type": "object",
-                        "required": ["type", "metadata"],
+                        "required": ["name"],
+                        "properties": {"name": {"type": "string"}},
+                    },
+                    "minReplicaCount": {"type": "integer", "minimum": 0},
+                    "maxReplicaCount": {"type": "integer", "minimum": 1},
+                    "pollingInterval": {"type": "integer"},
+                    "cooldownPeriod": {"type": "integer"},
+                    "fallback": {
+                        "type": "object",
+                        "required": ["failureThreshold", "replicas"],
+                        "additionalProperties": False,
                         "properties": {
-                            "type": {"const": "kafka"},
-                            "metadata": {
-                                "type": "object",
-                                "required": ["bootstrapServers", "consumerGroup", "topic", "lagThreshold"],
-                                "additionalProperties": {"type": "string"},
+                            "failureThreshold": {"type": "integer", "minimum": 1},
+                            "replicas": {"type": "integer", "minimum": 1},
+                        },
+                    },
+                    "triggers": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {
+                            "type": "object",
+                            "required": ["type", "metadata"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "type": {"const": "kafka"},
+                                "metadata": {
+                                    "type": "object",
+                                    "required": ["bootstrapServers", "consumerGroup", "topic", "lagThreshold"],
+                                    "additionalProperties": {"type": "string"},
+                                },
+                                "authenticationRef": {
+                                    "type": "object",
+                                    "required": ["name"],
+                                    "additionalProperties": False,
+                                    "properties": {"name": {"type": "string"}},
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    },
+    "TriggerAuthentication": {
+        "type": "object",
+        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "properties": {
+            "apiVersion": {"const": "keda.sh/v1alpha1"},
+            "spec": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "secretTargetRef": {"type": "array", "items": REF},
+                    "configMapTargetRef": {"type": "array", "items": REF},
+                },
+            },
+        },
+    },
+    "ExternalSecret": {
+        "type": "object",
+        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "properties": {
+            "apiVersion": {"const": "external-secrets.io/v1"},
+            "spec": {
+                "type": "object",
+                "required": ["secretStoreRef", "target", "data"],
+                "additionalProperties": False,
+                "properties": {
+                    "refreshInterval": {"type": "string"},
+                    "secretStoreRef": {
+                        "type": "object",
+                        "required": ["kind", "name"],
+                        "properties": {"kind": {"enum": ["SecretStore", "ClusterSecretStore"]}},
+                    },
+                    "target": {
+                        "type": "object",
+                        "required": ["name"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "name": {"type": "string"},
+                            "creationPolicy": {"enum": ["Owner", "Orphan", "Merge", "None"]},
+                            "deletionPolicy": {"enum": ["Retain", "Delete", "Merge"]},
+                        },
+                    },
+                    "data": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["secretKey", "remoteRef"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "secretKey": {"type": "string"},
+                                "remoteRef": {
+                                    "type": "object",
+                                    "required": ["key"],
+                                    "additionalProperties": False,
+                                    "properties": {"key": {"type": "string"}, "property": {"type": "string"}},
+                                },
                             },
                         },
                     },
@@ -71,19 +175,25 @@ SCALED_OBJECT = {
         },
     },
 }
+CRDS.update(MONITORING_CRDS)  # ServiceMonitor, PrometheusRule (deploy/k8s/monitoring)
+KEDA_SASL = {"PLAIN": "plaintext", "SCRAM-SHA-256": "scram_sha256", "SCRAM-SHA-512": "scram_sha512"}
 
 
-def kustomize_binary() -> str:
-    for candidate in (ROOT / ".venv" / "bin" / "kustomize", shutil.which("kustomize")):
-        if candidate and Path(candidate).exists():
-            return str(candidate)
-    pytest.fail("kustomize is missing: `make tools` installs it (go install sigs.k8s.io/kustomize/kustomize/v5)")
+def load_render() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("unionhub_k8s_render", K8S / "render.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+RULES = load_render()
 
 
 def render(path: str) -> list[dict[str, Any]]:
-    result = subprocess.run([kustomize_binary(), "build", str(K8S / path)], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    if not (ROOT / ".venv" / "bin" / "kustomize").exists():
+        pytest.fail("kustomize is missing: `make tools` installs it (go install sigs.k8s.io/kustomize/kustomize/v5)")
+    return RULES.render(K8S / path)
 
 
 @pytest.fixture(scope="module")
@@ -95,11 +205,16 @@ def of_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [d for d in docs if d["kind"] == kind]
 
 
+def named(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    (found,) = [d for d in of_kind(docs, kind) if d["metadata"]["name"] == name]
+    return found
+
+
 @pytest.mark.parametrize("path", RENDERED)
 def test_every_object_is_valid_against_the_kubernetes_schema(rendered: dict, path: str) -> None:
     for doc in rendered[path]:
-        if doc["kind"] == "ScaledObject":
-            jsonschema.validate(doc, SCALED_OBJECT)
+        if doc["kind"] in CRDS:
+            jsonschema.validate(doc, CRDS[doc["kind"]])
         else:
             kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
 
@@ -112,15 +227,163 @@ def test_the_schema_check_rejects_a_broken_object(rendered: dict) -> None:
     scaled = copy.deepcopy(of_kind(rendered["services/membership"], "ScaledObject")[0])
     scaled["spec"]["maxReplicas"] = 3  # misspelt: KEDA would ignore it
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate(scaled, SCALED_OBJECT)
+        jsonschema.validate(scaled, CRDS["ScaledObject"])
+    auth = copy.deepcopy(of_kind(rendered["overlays/production"], "TriggerAuthentication")[0])
+    auth["spec"]["secretTargetRef"][0]["secret"] = auth["spec"]["secretTargetRef"][0].pop("name")
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(auth, CRDS["TriggerAuthentication"])
+
+
+@pytest.mark.parametrize("path", RENDERED)
+def test_every_kustomization_keeps_the_projects_rules_across_objects(rendered: dict, path: str) -> None:
+    assert RULES.problems(rendered[path]) == []
+
+
+def deployment_of(docs: list[dict[str, Any]], service: str) -> dict[str, Any]:
+    return named(docs, "Deployment", f"{service}-app")
+
+
+def env_of(container: dict[str, Any]) -> dict[str, Any]:
+    return {
+        item["name"]: item.get("valueFrom", {}).get("secretKeyRef") or item.get("value") for item in container["env"]
+    }
+
+
+def with_secret(docs: list[dict[str, Any]], value: str) -> list[dict[str, Any]]:
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "membership-extra"}}
+    return [*docs, {**secret, "data": {"PASSWORD": base64.b64encode(value.encode()).decode()}}]
+
+
+def set_replicas(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    deployment_of(docs, "membership")["spec"]["replicas"] = 2
+    return docs
+
+
+def drop(kind: str, name: str) -> Callable[[list[dict[str, Any]]], list[dict[str, Any]]]:
+    return lambda docs: [d for d in docs if (d["kind"], d["metadata"]["name"]) != (kind, name)]
+
+
+def edit(change: Callable[[list[dict[str, Any]]], object]) -> Callable[[list[dict[str, Any]]], list[dict[str, Any]]]:
+    def apply(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        change(docs)
+        return docs
+
+    return apply
+
+
+def container(docs: list[dict[str, Any]], service: str = "membership") -> dict[str, Any]:
+    return deployment_of(docs, service)["spec"]["template"]["spec"]["containers"][0]
+
+
+def topics_job(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    (job,) = [j for j in of_kind(docs, "Job") if j["metadata"]["name"].startswith("kafka-topics-")]
+    return job
+
+
+BREAKAGES = {
+    "a placeholder Secret": (lambda d: with_secret(d, "CHANGE_ME"), "placeholder"),
+    "a placeholder in angle brackets": (lambda d: with_secret(d, "<your password>"), "placeholder"),
+    "spec.replicas beside a ScaledObject": (set_replicas, "spec.replicas"),
+    "no PodDisruptionBudget": (drop("PodDisruptionBudget", "membership-app"), "PodDisruptionBudgets"),
+    "no NetworkPolicy for a service": (drop("NetworkPolicy", "membership-app"), "NetworkPolicy"),
+    "no NetworkPolicy for the topics Job": (drop("NetworkPolicy", "kafka-topics"), "NetworkPolicy"),
+    "no readiness probe": (edit(lambda d: container(d).pop("readinessProbe")), "readinessProbe"),
+    "no memory limit": (edit(lambda d: container(d)["resources"].pop("limits")), "memory limit"),
+    "no topology spread": (
+        edit(lambda d: deployment_of(d, "membership")["spec"]["template"]["spec"].pop("topologySpreadConstraints")),
+        "topology spread",
+    ),
+    "a PodDisruptionBudget selecting the migration Job": (
+        edit(
+            lambda d: named(d, "PodDisruptionBudget", "membership-app")["spec"]["selector"]["matchLabels"].pop(
+                "app.kubernetes.io/component"
+            )
+        ),
+        "selects a Job",
+    ),
+    "no SASL password for a service": (
+        edit(lambda d: container(d).update(env=[e for e in container(d)["env"] if e["name"] != "KAFKA_SASL_PASSWORD"])),
+        "KAFKA_SASL_PASSWORD",
+    ),
+    "KEDA reading the lag without SASL": (
+        edit(lambda d: named(d, "ScaledObject", "evaluation-app")["spec"]["triggers"][2].pop("authenticationRef")),
+        "without it",
+    ),
+    "a Secret nobody makes": (
+        edit(lambda d: container(d)["env"][0]["valueFrom"]["secretKeyRef"].update(name="membership-secret")),
+        "neither rendered nor made out of band",
+    ),
+    "a TriggerAuthentication on a ConfigMap key that is not there": (
+        edit(
+            lambda d: named(d, "TriggerAuthentication", "feedback-kafka")["spec"]["configMapTargetRef"][3].update(
+                key="KAFKA_SASL_USER"
+            )
+        ),
+        "has no key",
+    ),
+    "no fallback": (edit(lambda d: named(d, "ScaledObject", "feedback-app")["spec"].pop("fallback")), "fallback"),
+    "a grace period shorter than the stop": (
+        edit(
+            lambda d: deployment_of(d, "feedback")["spec"]["template"]["spec"].update(terminationGracePeriodSeconds=30)
+        ),
+        "terminationGracePeriodSeconds",
+    ),
+    "no preStop": (edit(lambda d: container(d, "evaluation").pop("lifecycle")), "preStop"),
+    "a new topics image in the old Job": (
+        edit(
+            lambda d: topics_job(d)["spec"]["template"]["spec"]["containers"][0].update(
+                image="ghcr.io/unionhub/topics:1.1.0"
+            )
+        ),
+        "kafka-topics-1-1-0",
+    ),
+}
+
+
+@pytest.mark.parametrize("breakage", sorted(BREAKAGES))
+def test_each_rule_refuses_what_it_is_for(rendered: dict, breakage: str) -> None:
+    break_it, said = BREAKAGES[breakage]
+    found = RULES.problems(break_it(copy.deepcopy(rendered["overlays/production"])))
+    assert found and any(said in line for line in found), found
+
+
+def test_a_production_build_fails_while_a_placeholder_secret_remains(tmp_path: Path) -> None:
+    """What an operator might add to the overlay: the build prints nothing and fails."""
+
+    def build(path: Path) -> subprocess.CompletedProcess[str]:
+        script = [sys.executable, str(K8S / "render.py"), str(path)]
+        return subprocess.run(script, capture_output=True, text=True, timeout=120)
+
+    clean = build(K8S / "overlays" / "production")
+    assert clean.returncode == 0, clean.stderr
+    assert {d["kind"] for d in yaml.safe_load_all(clean.stdout)} >= {"Deployment", "TriggerAuthentication"}
+    (tmp_path / "secret.yaml").write_text(
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: membership-secrets}\n"
+        "stringData: {KAFKA_SASL_PASSWORD: CHANGE_ME}\n"
+    )
+    (tmp_path / "kustomization.yaml").write_text(
+        f"resources: [{os.path.relpath(K8S / 'overlays' / 'production', tmp_path)}, secret.yaml]\n"
+    )
+    refused = build(tmp_path)
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert "Secret/membership-secrets: KAFKA_SASL_PASSWORD is a placeholder" in refused.stderr
 
 
 @pytest.mark.parametrize("service", sorted(SETTINGS))
 def test_each_service_deploys_alone_with_everything_it_needs(rendered: dict, service: str) -> None:
     docs = rendered[f"services/{service}"]
     # No Secret is rendered: no password has a default (the operator creates <service>-secrets).
-    assert sorted(d["kind"] for d in docs) == ["ConfigMap", "Deployment", "Job", "ScaledObject", "Service"]
-    (deployment,) = of_kind(docs, "Deployment")
+    assert sorted(d["kind"] for d in docs) == [
+        "ConfigMap",
+        "Deployment",
+        "Job",
+        "NetworkPolicy",
+        "PodDisruptionBudget",
+        "ScaledObject",
+        "Service",
+    ]
+    deployment = deployment_of(docs, service)
+    assert "replicas" not in deployment["spec"]  # KEDA's
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     assert container["image"] == f"ghcr.io/unionhub/{service}:1.0.0"
@@ -132,10 +395,7 @@ def test_each_service_deploys_alone_with_everything_it_needs(rendered: dict, ser
     assert {"cpu", "memory"} <= set(container["resources"]["requests"]) and container["resources"]["limits"]
     # Settings reach the container under names the service reads, on the port the probes use.
     (config,) = of_kind(docs, "ConfigMap")
-    assert container["envFrom"] == [
-        {"configMapRef": {"name": config["metadata"]["name"]}},
-        {"secretRef": {"name": f"{service}-secrets", "optional": False}},
-    ]
+    assert container["envFrom"] == [{"configMapRef": {"name": config["metadata"]["name"]}}]
     prefix = SETTINGS[service].model_config["env_prefix"]
     for name in config["data"]:
         assert name.startswith((prefix, "KAFKA_", "UNIONHUB_AUTH_")), name
@@ -143,13 +403,25 @@ def test_each_service_deploys_alone_with_everything_it_needs(rendered: dict, ser
             assert name.removeprefix(prefix).lower() in SETTINGS[service].model_fields, name
         if name.startswith("UNIONHUB_AUTH_"):
             assert name.removeprefix("UNIONHUB_AUTH_").lower() in AuthSettings.model_fields, name
-    assert config["data"]["UNIONHUB_AUTH_JWKS_URL"].startswith("https://")  # keys only over TLS
     assert int(config["data"][f"{prefix}HTTP_PORT"]) == container["ports"][0]["containerPort"]
     assert config["data"][f"{prefix}HTTP_HOST"] == "0.0.0.0"  # reachable from the kubelet and the Service
+    # What is secret comes by key from the fixed-name Secret (no generator's hash in its name),
+    # the read API's token keys included; the migration needs the database only.
+    secrets = f"{service}-secrets"
+    assert env_of(container) == {
+        f"{prefix}DATABASE_URL": {"name": secrets, "key": f"{prefix}DATABASE_URL"},
+        "UNIONHUB_AUTH_JWKS_URL": {"name": secrets, "key": "UNIONHUB_AUTH_JWKS_URL"},
+    }
+    assert {"database_url"} <= set(SETTINGS[service].model_fields) and "jwks_url" in AuthSettings.model_fields
     (job,) = of_kind(docs, "Job")
-    assert job["spec"]["template"]["spec"]["containers"][0]["args"] == ["migrate"]
+    (migrate,) = job["spec"]["template"]["spec"]["containers"]
+    assert migrate["args"] == ["migrate"]
+    assert env_of(migrate) == {f"{prefix}DATABASE_URL": {"name": secrets, "key": f"{prefix}DATABASE_URL"}}
+    # The Service sends traffic to the serving pods, never to the migration's.
     (svc,) = of_kind(docs, "Service")
-    assert svc["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert svc["spec"]["selector"].items() <= labels.items()
+    assert not svc["spec"]["selector"].items() <= job["spec"]["template"]["metadata"]["labels"].items()
     assert svc["spec"]["selector"]["app.kubernetes.io/name"] == service
 
 
@@ -171,15 +443,117 @@ def test_keda_scales_on_the_groups_the_service_consumes_and_never_past_the_parti
     assert scaled["spec"]["maxReplicaCount"] <= min(PARTITIONS[t] for t in topics)
     for overlay in ("overlays/staging", "overlays/production"):
         for other in of_kind(rendered[overlay], "ScaledObject"):
-            assert other["spec"]["minReplicaCount"] <= other["spec"]["maxReplicaCount"] <= 6
+            spec = other["spec"]
+            assert spec["minReplicaCount"] <= spec["fallback"]["replicas"] <= spec["maxReplicaCount"] <= 6
+        assert not [d for d in of_kind(rendered[overlay], "Deployment") if "replicas" in d["spec"]]
 
 
-def test_the_overlays_put_everything_in_one_namespace_and_production_uses_sasl_ssl(rendered: dict) -> None:
+def test_the_overlays_put_everything_in_one_namespace_behind_a_default_deny(rendered: dict) -> None:
     for overlay, namespace in (("overlays/staging", "unionhub-staging"), ("overlays/production", "unionhub")):
         docs = rendered[overlay]
         assert {d["metadata"].get("namespace") for d in docs} == {namespace}
         assert len(of_kind(docs, "Deployment")) == 3 and len(of_kind(docs, "ScaledObject")) == 3
-    for config in of_kind(rendered["overlays/production"], "ConfigMap"):
-        if config["metadata"]["name"].startswith(tuple(SETTINGS)):
-            assert config["data"]["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
-            assert config["data"]["KAFKA_SASL_USERNAME"] == config["metadata"]["name"].split("-")[0]
+        assert len(of_kind(docs, "PodDisruptionBudget")) == 3
+        deny = named(docs, "NetworkPolicy", "default-deny")["spec"]
+        assert deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+
+
+@pytest.mark.parametrize("service", sorted(SETTINGS))
+def test_a_service_may_reach_dns_kafka_its_database_and_its_key_provider_and_be_scraped(
+    rendered: dict, service: str
+) -> None:
+    docs = rendered["overlays/production"]
+    deployment = deployment_of(docs, service)
+    config = named(
+        docs, "ConfigMap", deployment["spec"]["template"]["spec"]["containers"][0]["envFrom"][0]["configMapRef"]["name"]
+    )
+    (policy,) = [
+        p
+        for p in of_kind(docs, "NetworkPolicy")
+        if p["spec"]["podSelector"]
+        and RULES.selects(p["spec"]["podSelector"], deployment["spec"]["template"]["metadata"]["labels"])
+    ]
+    egress = {
+        (port["port"], port.get("protocol", "TCP")) for rule in policy["spec"]["egress"] for port in rule["ports"]
+    }
+    kafka_ports = {int(server.rsplit(":", 1)[1]) for server in config["data"]["KAFKA_BOOTSTRAP_SERVERS"].split(",")}
+    assert {(53, "UDP"), (53, "TCP"), (5432, "TCP"), (443, "TCP")} | {(p, "TCP") for p in kafka_ports} <= egress
+    (ingress,) = policy["spec"]["ingress"]
+    assert ingress["ports"] == [{"port": "http", "protocol": "TCP"}]
+    sources = {peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for peer in ingress["from"]}
+    assert sources == {"monitoring", "ingress-nginx"}
+    # The migration Job's pod is the service's too: it reaches its database under default-deny.
+    (job,) = [j for j in of_kind(docs, "Job") if j["metadata"]["name"] == f"{service}-app-migrate"]
+    assert RULES.selects(policy["spec"]["podSelector"], job["spec"]["template"]["metadata"]["labels"])
+
+
+@pytest.mark.parametrize("service", sorted(SETTINGS))
+def test_production_reaches_kafka_over_sasl_ssl_from_the_pods_and_from_keda_alike(rendered: dict, service: str) -> None:
+    docs = rendered["overlays/production"]
+    (container,) = deployment_of(docs, service)["spec"]["template"]["spec"]["containers"]
+    config = named(docs, "ConfigMap", container["envFrom"][0]["configMapRef"]["name"])["data"]
+    assert config["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL" and config["KAFKA_SASL_USERNAME"] == service
+    password = {"name": f"{service}-secrets", "key": "KAFKA_SASL_PASSWORD"}
+    assert env_of(container)["KAFKA_SASL_PASSWORD"] == password
+    scaled = named(docs, "ScaledObject", f"{service}-app")
+    assert {t["authenticationRef"]["name"] for t in scaled["spec"]["triggers"]} == {f"{service}-kafka"}
+    auth = named(docs, "TriggerAuthentication", f"{service}-kafka")["spec"]
+    refs = {r["parameter"]: r for r in auth["configMapTargetRef"] + auth["secretTargetRef"]}
+    assert {k: refs["password"][k] for k in ("name", "key")} == password  # the service's own user
+    assert refs["username"]["name"] == container["envFrom"][0]["configMapRef"]["name"]
+    assert refs["username"]["key"] == "KAFKA_SASL_USERNAME"
+    assert (refs["ca"]["name"], refs["ca"]["key"]) == ("kafka-ca", "ca.crt")  # the CA the pods mount
+    keda = named(docs, "ConfigMap", refs["sasl"]["name"])["data"]
+    assert keda[refs["sasl"]["key"]] == KEDA_SASL[config["KAFKA_SASL_MECHANISM"]]
+    assert keda[refs["tls"]["key"]] == "enable"
+
+
+def test_the_topics_job_runs_the_topics_image_and_authenticates_in_production(rendered: dict) -> None:
+    for path in ("platform", "overlays/staging", "overlays/production"):
+        job = topics_job(rendered[path])
+        (container,) = job["spec"]["template"]["spec"]["containers"]
+        image, tag = container["image"].rsplit(":", 1)
+        assert image == "ghcr.io/unionhub/topics" and job["metadata"]["name"] == f"kafka-topics-{tag.replace('.', '-')}"
+        assert "command" not in container and "args" not in container  # the image's own entrypoint
+    docs = rendered["overlays/production"]
+    (container,) = topics_job(docs)["spec"]["template"]["spec"]["containers"]
+    config = named(docs, "ConfigMap", container["envFrom"][0]["configMapRef"]["name"])["data"]
+    assert config["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL" and config["KAFKA_SASL_USERNAME"] == "unionhub-topics"
+    assert env_of(container)["KAFKA_SASL_PASSWORD"] == {"name": "kafka-topics-secrets", "key": "KAFKA_SASL_PASSWORD"}
+    assert config["KAFKA_REPLICATION_FACTOR"] == "3"
+    staging = topics_job(rendered["overlays/staging"])["spec"]["template"]["spec"]["containers"][0]
+    assert (
+        named(rendered["overlays/staging"], "ConfigMap", staging["envFrom"][0]["configMapRef"]["name"])["data"][
+            "KAFKA_REPLICATION_FACTOR"
+        ]
+        == "1"
+    )
+
+
+def test_the_external_secrets_example_makes_every_secret_key_production_reads(rendered: dict) -> None:
+    read = set()
+    for doc in rendered["overlays/production"]:
+        for ref in doc.get("spec", {}).get("secretTargetRef", []):  # TriggerAuthentications
+            read.add((ref["name"], ref["key"]))
+        template = doc.get("spec", {}).get("template", {}).get("spec", {})
+        for c in template.get("containers", []):
+            refs = [item.get("valueFrom", {}).get("secretKeyRef") for item in c.get("env", [])]
+            read |= {(r["name"], r["key"]) for r in refs if r}
+    made = {
+        (es["spec"]["target"]["name"], item["secretKey"])
+        for es in of_kind(rendered["examples/external-secrets"], "ExternalSecret")
+        for item in es["spec"]["data"]
+    }
+    assert read == made
+    assert {name for name, _ in made} == RULES.OUT_OF_BAND["Secret"]
+    assert {d["metadata"]["namespace"] for d in rendered["examples/external-secrets"]} == {"unionhub"}
+
+
+def test_the_grace_period_budget_matches_how_the_service_stops() -> None:
+    """render.py sizes terminationGracePeriodSeconds on these: change one, check the other."""
+    parts = re.findall(r'^\s+\("([^"]+)", ', inspect.getsource(Service.stop), re.M)
+    assert len(parts) == RULES.STOP_PARTS, parts
+    assert shutdown.LAST_CHANCE_SECONDS == 1
+    assert f"timeout_graceful_shutdown={RULES.HTTP_DRAIN_SECONDS}," in inspect.getsource(cli.main)
+    for service, settings in SETTINGS.items():
+        assert settings.model_fields["shutdown_seconds"].default == 20, service

@@ -1,6 +1,7 @@
 """The main job end to end, black box: the three services as processes of their own, the
 scenario publisher playing a small year through Kafka and checking every reported figure,
-and a real Prometheus scraping the services with the shipped config, rules and dashboards."""
+and a real Prometheus scraping the services with the shipped config and dashboards, and the
+alert rules as a cluster gets them (taken out of the rendered PrometheusRule)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ import asyncio
 import json
 import os
 import re
+import shutil
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +26,9 @@ from unionhub_scenario import growth
 from unionhub_scenario.play import Outcome, Urls, play
 from unionhub_scenario.report import write_html
 
-from tests.e2e.stack import ROOT, Processes, prometheus, services
+from tests.conftest import _free_port as free_port
+from tests.e2e.stack import ROOT, Processes, prometheus_config, services
+from tests.support import wait_until_ok
 from unionhub_contracts import TOPICS
 from unionhub_runtime.auth import all_scopes, local_token
 from unionhub_runtime.kafka import ensure_topics
@@ -35,6 +41,8 @@ VARIABLE = re.compile(r"\$(\w+)|\$\{(\w+)\}")
 LABEL_VALUES = re.compile(r"label_values\((.+),\s*(\w+)\)")
 SCOPED = re.compile(r'\b(job|instance)=~"\([^"]*\)",?\s*')
 OUR_METRICS = re.compile(r"^(up|unionhub_\w+|faststream_\w+|membership_\w+|evaluation_\w+|feedback_\w+)$")
+# What ships to a cluster (generated from deploy/prometheus/alerts.yml by deploy/prometheus/rules.py).
+PROMETHEUS_RULE = ROOT / "deploy" / "k8s" / "monitoring" / "prometheusrule.yaml"
 
 
 @dataclass
@@ -53,7 +61,7 @@ def played(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> It
     asyncio.run(ensure_topics(kafka, TOPICS))
     with services(kafka.bootstrap_servers, kafka.topic_prefix, workdir) as stack:
         targets = {name: url.removeprefix("http://") for name, url in stack.urls.items()}
-        with prometheus(targets, workdir) as prometheus_url:
+        with prometheus_with_shipped_rules(targets, workdir) as prometheus_url:
             services_ = ["membership", "evaluation", "feedback"]
             token = local_token(os.environ["UNIONHUB_AUTH_HS256_SECRET"], services_, all_scopes(services_))
             urls = Urls(
@@ -123,9 +131,46 @@ def unscoped(selector: str) -> str:
     return SCOPED.sub("", selector).replace("{}", "")
 
 
+def shipped_rule_groups() -> list[dict]:
+    """The rule groups of the PrometheusRule the Prometheus Operator would load."""
+    rule = yaml.safe_load(PROMETHEUS_RULE.read_text())
+    assert rule["kind"] == "PrometheusRule"
+    return rule["spec"]["groups"]
+
+
+@contextmanager
+def prometheus_with_shipped_rules(targets: dict[str, str], workdir: Path) -> Iterator[str]:
+    """A real Prometheus scraping `targets` with the shipped scrape config (compose's jobs and
+    their `service` relabeling), evaluating the rules taken out of the PrometheusRule."""
+    binary = shutil.which("prometheus")
+    assert binary, "Prometheus is not installed: `apt-get install prometheus` (`make test` does it)"
+    rules = workdir / "rules.yml"
+    rules.write_text(yaml.safe_dump({"groups": shipped_rule_groups()}, sort_keys=False))
+    config_file = workdir / "prometheus.yml"
+    config_file.write_text(yaml.safe_dump(prometheus_config(targets, rules)))
+    port, log = free_port(), workdir / "prometheus.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={config_file}",
+                f"--storage.tsdb.path={workdir / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_ok(f"{url}/-/ready", log, process=process)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
 def alert_rules() -> list[tuple[str, str]]:
-    groups = yaml.safe_load((ROOT / "deploy" / "prometheus" / "alerts.yml").read_text())["groups"]
-    return [(rule["alert"], rule["expr"]) for group in groups for rule in group["rules"]]
+    return [(rule["alert"], rule["expr"]) for group in shipped_rule_groups() for rule in group["rules"]]
 
 
 def selectors(expr: str) -> list[str]:
@@ -203,9 +248,16 @@ def test_every_dashboard_query_and_alert_works_against_a_real_prometheus(played:
     for _, expr in rules:
         query(played.prometheus, expr)  # parses and evaluates
     loaded = httpx.get(f"{played.prometheus}/api/v1/rules", timeout=10).json()["data"]["groups"]
-    health = {r["name"]: (r["health"], r.get("lastError", "")) for g in loaded for r in g["rules"]}
-    assert set(health) == {name for name, _ in rules}
+    assert len([r for g in loaded for r in g["rules"]]) == len(rules)
+    health = {(r["name"], r["query"]): (r["health"], r.get("lastError", "")) for g in loaded for r in g["rules"]}
+    assert {name for name, _ in health} == {name for name, _ in rules}
     assert all(h == "ok" for h, _ in health.values()), health
+    # Every service is scraped under the `service` label the rules select on, so neither
+    # UnionServiceDown rule (an instance down; a service with no instance answering) has a result.
+    for service in ("membership", "evaluation", "feedback"):
+        assert query(played.prometheus, f'up{{service="{service}"}} == 1')["result"], service
+    down = [expr for name, expr in rules if name == "UnionServiceDown"]
+    assert len(down) == 4 and not [e for e in down if query(played.prometheus, e)["result"]]
     firing = httpx.get(f"{played.prometheus}/api/v1/alerts", timeout=10).json()["data"]["alerts"]
     assert not [a for a in firing if a["labels"]["alertname"] == "UnionServiceDown"]
 

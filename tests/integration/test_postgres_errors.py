@@ -132,3 +132,26 @@ async def test_a_statement_past_the_services_limit_is_transient_and_known_as_a_t
     assert error.orig.sqlstate == "57014"  # type: ignore[union-attr]
     # Retried like an outage, but the pipeline counts it: a batch always past it is split.
     assert is_transient(error) and is_statement_timeout(error)
+
+
+async def test_a_table_or_column_not_migrated_yet_is_transient(scratch: str) -> None:
+    """A new version's instance may read a command before its migration ran: the command
+    waits for the migration (issue 18.2) instead of going to the DLQ as a handler error."""
+    engine = create_engine(scratch)
+    try:
+        no_table = await failure(engine, "SELECT 1 FROM members")
+        no_column = await failure(engine, "SELECT left_reason FROM t")
+    finally:
+        await engine.dispose()
+    assert no_table.orig.sqlstate == "42P01"  # type: ignore[union-attr]
+    assert no_column.orig.sqlstate == "42703"  # type: ignore[union-attr]
+    assert is_transient(no_table) and is_transient(no_column)
+    assert not is_transient(await _syntax_error(scratch)), "a mistake in a statement stays a handler error"
+
+
+async def _syntax_error(url: str) -> DBAPIError:
+    engine = create_engine(url)
+    try:
+        return await failure(engine, "SELEC 1")
+    finally:
+        await engine.dispose()

@@ -14,12 +14,28 @@ from .rejections import CommandHeld, CommandRejected
 
 CONTRACT_VERSION = 1
 
+DAY_MS = 86_400_000
+
 
 @dataclass(frozen=True)
 class Topic:
+    """A topic as the cluster must hold it; `python -m unionhub_runtime.topics` creates it, or
+    brings an existing one to these settings (partitions are only ever added)."""
+
     name: str
     partitions: int
     description: str
+    # Three copies, two of them acknowledged before a producer's `acks=all` returns: one broker
+    # may be lost without losing a write or refusing one. A cluster with fewer brokers
+    # (`KAFKA_REPLICATION_FACTOR`) gets what it can hold (unionhub_runtime.kafka.topic_settings).
+    replication_factor: int = 3
+    min_insync_replicas: int = 2
+    # Consumers' inbox rows outlive what a redelivery may bring back: see the services'
+    # `dedupe_keep_seconds` (15 days) before raising this.
+    retention_ms: int = 7 * DAY_MS
+    # Dead letters wait for a person to read, fix and replay them (one partition: no order to keep).
+    dlq_partitions: int = 1
+    dlq_retention_ms: int = 30 * DAY_MS
 
     @property
     def dlq(self) -> str:

@@ -88,6 +88,7 @@ async def ping(engine: AsyncEngine, timeout: float = 2.0) -> bool:
     try:
         async with asyncio.timeout(timeout):
             async with engine.connect() as connection:
+                await connection.execution_options(readonly=True)  # SQLite: no write lock for a probe
                 await connection.execute(text("SELECT 1"))
         return True
     except Exception:
@@ -99,6 +100,12 @@ async def ping(engine: AsyncEngine, timeout: float = 2.0) -> bool:
 # shutting down), a failover (read-only transaction on what became a standby), a limit of
 # `DatabaseTimeouts` reached (lock wait, statement, this session idle in a transaction).
 _TRANSIENT_STATES = {"40P01", "40001", "53300", "57P01", "57P02", "57P03", "25006", "55P03", "57014", "25P03"}
+# A schema not migrated yet: an undefined table (42P01) or column (42703). An instance of a
+# new version may run before its migration is done (the rollout waits for readiness, which
+# waits for the schema, but a pod restarted mid-migration does not); the migration comes, so
+# the command waits for it instead of going to the DLQ. SQLite says "no such table/column"
+# with an OperationalError, retried already.
+_NOT_MIGRATED_STATES = {"42P01", "42703"}
 _TRANSIENT_CLASSES = {"08"}  # connection exceptions
 _SERVER_GONE = {"57P01", "57P02", "57P03", "25006", "25P03"}
 
@@ -118,13 +125,25 @@ def is_transient(exc: BaseException) -> bool:
         return True
     # SQLAlchemy wraps most of asyncpg's errors as a plain DBAPIError, and asyncpg raises its
     # own unwrapped while a connection is being made: either way the SQLSTATE tells.
-    state = _sqlstate(exc.orig if isinstance(exc, DBAPIError) else exc)
-    return state is not None and (state in _TRANSIENT_STATES or state[:2] in _TRANSIENT_CLASSES)
+    state = sqlstate(exc)
+    return state is not None and (
+        state in _TRANSIENT_STATES or state in _NOT_MIGRATED_STATES or state[:2] in _TRANSIENT_CLASSES
+    )
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    """PostgreSQL's SQLSTATE of `exc` (as SQLAlchemy wraps it, or as asyncpg raises it)."""
+    return _sqlstate(exc.orig if isinstance(exc, DBAPIError) else exc)
 
 
 def is_statement_timeout(exc: BaseException) -> bool:
     """PostgreSQL cancelled a statement that ran past `statement_timeout` (57014)."""
-    return _sqlstate(exc.orig if isinstance(exc, DBAPIError) else exc) == "57014"
+    return sqlstate(exc) == "57014"
+
+
+def is_lock_timeout(exc: BaseException) -> bool:
+    """PostgreSQL gave up waiting for a lock past `lock_timeout` (55P03)."""
+    return sqlstate(exc) == "55P03"
 
 
 def insert_on_conflict(session: AsyncSession, table: Any) -> Any:

@@ -1,4 +1,5 @@
-"""Kafka clients built from settings: the FastStream broker, the idempotent producer, topics."""
+"""Kafka clients built from settings: the FastStream broker, the idempotent producer, and the
+catalogue's topics brought to what it declares (`ensure_topics`)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import logging
 import ssl
 from collections.abc import Iterable, Sequence
 from contextlib import suppress
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 from faststream import security as fs_security
 from faststream.kafka import KafkaBroker
@@ -94,44 +97,156 @@ def create_producer(settings: KafkaSettings, *, client_id: str) -> AIOKafkaProdu
     )
 
 
-async def ensure_topics(settings: KafkaSettings, topics: Iterable[Topic]) -> list[str]:
-    """Creates each topic (with the prefix) and its dead-letter topic where missing."""
-    wanted: list[NewTopic] = []
-    prefix = settings.topic_prefix
+@dataclass(frozen=True)
+class TopicSpec:
+    """A topic as this cluster must hold it (prefix included)."""
+
+    name: str
+    partitions: int
+    replication_factor: int
+    configs: dict[str, str]
+    min_insync_replicas: int  # the catalogue's wish, held to the replicas the topic has
+
+
+def topic_specs(settings: KafkaSettings, topics: Iterable[Topic]) -> list[TopicSpec]:
+    """Each catalogue topic and its DLQ: never more replicas than the cluster has brokers for
+    (`KAFKA_REPLICATION_FACTOR`)."""
+    specs = []
     for item in topics:
-        wanted.append(NewTopic(prefix + item.name, item.partitions, settings.replication_factor))
+        replicas = min(item.replication_factor, settings.replication_factor)
+        retention = {"retention.ms": str(item.retention_ms)}
+        specs.append(
+            TopicSpec(settings.topic_prefix + item.name, item.partitions, replicas, retention, item.min_insync_replicas)
+        )
         # A dead letter is the record unchanged plus headers saying why: its topic takes records
         # as large as the producers send, whatever the brokers' default (so a copy of a record
         # that just fitted its own topic is never refused by the broker).
-        wanted.append(
-            NewTopic(
-                prefix + item.dlq,
-                1,
-                settings.replication_factor,
-                topic_configs={"max.message.bytes": str(settings.max_request_bytes)},
-            )
+        dlq = {"retention.ms": str(item.dlq_retention_ms), "max.message.bytes": str(settings.max_request_bytes)}
+        specs.append(
+            TopicSpec(settings.topic_prefix + item.dlq, item.dlq_partitions, replicas, dlq, item.min_insync_replicas)
         )
+    return specs
+
+
+def _configs(spec: TopicSpec, replicas: int) -> dict[str, str]:
+    # One replica may be lost without refusing writes: never ask for all of them in sync.
+    in_sync = max(1, min(spec.min_insync_replicas, replicas - 1))
+    return {**spec.configs, "min.insync.replicas": str(in_sync)}
+
+
+@dataclass
+class TopicChanges:
+    """What `ensure_topics` did, and what it left as it found it (`kept`)."""
+
+    created: list[str] = field(default_factory=list)
+    altered: dict[str, dict[str, tuple[str | None, str]]] = field(default_factory=dict)  # config: (was, now)
+    partitions: dict[str, tuple[int, int]] = field(default_factory=dict)  # (was, now)
+    kept: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created or self.altered or self.partitions)
+
+
+async def ensure_topics(settings: KafkaSettings, topics: Iterable[Topic]) -> TopicChanges:
+    """Brings the cluster to the catalogue: creates each topic (with the prefix) and its DLQ
+    where missing; on existing ones sets the configs the catalogue declares and adds the
+    partitions it has more of. Never removes partitions or changes a replication factor."""
+    specs = topic_specs(settings, topics)
+    changes = TopicChanges()
     admin = AIOKafkaAdminClient(**client_kwargs(settings))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [t for t in wanted if t.name not in existing]
+        missing = [s for s in specs if s.name not in existing]
         if missing:
-            with suppress(TopicAlreadyExistsError):  # another process was first: goal met
-                response = await admin.create_topics(missing)
-                failed = [
-                    (name, code, message)
-                    for name, code, message in response.topic_errors
-                    if code not in (0, TopicAlreadyExistsError.errno)
-                ]
-                if failed:  # e.g. a replication factor above the brokers registered so far
-                    raise RuntimeError(f"creating topics failed: {failed}")
-            # A consumer that subscribes before the leaders are elected may sit on an
-            # empty assignment until its next metadata refresh: wait for them here.
-            await _wait_for_leaders(admin, [t.name for t in missing])
-        return [t.name for t in missing]
+            await _create(admin, missing)
+            changes.created = [s.name for s in missing]
+        present = [s for s in specs if s.name in existing]
+        if present:
+            await _reconcile(admin, present, changes)
+        # A consumer that subscribes before the leaders are elected may sit on an
+        # empty assignment until its next metadata refresh: wait for them here.
+        if changes.created or changes.partitions:
+            await _wait_for_leaders(admin, [*changes.created, *changes.partitions])
+        return changes
     finally:
         await admin.close()
+
+
+async def _create(admin: AIOKafkaAdminClient, specs: list[TopicSpec]) -> None:
+    new = [
+        NewTopic(s.name, s.partitions, s.replication_factor, topic_configs=_configs(s, s.replication_factor))
+        for s in specs
+    ]
+    with suppress(TopicAlreadyExistsError):  # another process was first: goal met
+        response = await admin.create_topics(new)
+        failed = [
+            (name, code, message)
+            for name, code, message in response.topic_errors
+            if code not in (0, TopicAlreadyExistsError.errno)
+        ]
+        if failed:  # e.g. a replication factor above the brokers registered so far
+            raise RuntimeError(f"creating topics failed: {failed}")
+
+
+async def _reconcile(admin: AIOKafkaAdminClient, specs: list[TopicSpec], changes: TopicChanges) -> None:
+    described = {}
+    for topic in await admin.describe_topics([s.name for s in specs]):
+        if topic["error_code"]:  # e.g. a principal without Describe on it
+            raise RuntimeError(f"describing {topic['topic']} failed: error {topic['error_code']}")
+        described[topic["topic"]] = topic["partitions"]
+    dynamic = await _topic_overrides(admin, [s.name for s in specs])
+    alter = []
+    for spec in specs:
+        partitions = described[spec.name]
+        replicas = len(partitions[0]["replicas"]) if partitions else spec.replication_factor
+        if replicas < spec.replication_factor:
+            changes.kept.append(
+                f"{spec.name}: {replicas} replicas, {spec.replication_factor} wanted "
+                "(a reassignment changes it: kafka-reassign-partitions.sh)"
+            )
+        if len(partitions) > spec.partitions:
+            changes.kept.append(f"{spec.name}: {len(partitions)} partitions, the catalogue asks {spec.partitions}")
+        elif len(partitions) < spec.partitions:
+            changes.partitions[spec.name] = (len(partitions), spec.partitions)
+        current = dynamic[spec.name]
+        wanted = _configs(spec, replicas)
+        differ = {k: (current.get(k), v) for k, v in wanted.items() if current.get(k) != v}
+        if differ:
+            changes.altered[spec.name] = differ
+            # AlterConfigs (aiokafka has no incremental variant) replaces every override of the
+            # topic: send the ones set by hand too, or they would be reset to the defaults.
+            alter.append(ConfigResource(ConfigResourceType.TOPIC, spec.name, {**current, **wanted}))
+    if alter:
+        for response in await admin.alter_configs(alter):
+            failed = [(name, code, message) for code, message, _, name in response.resources if code]
+            if failed:  # e.g. a principal without AlterConfigs on the topic
+                raise RuntimeError(f"altering topic configs failed: {failed}")
+    if changes.partitions:
+        await admin.create_partitions({name: NewPartitions(now) for name, (_, now) in changes.partitions.items()})
+
+
+# DescribeConfigs' config_source: a value set on the topic itself.
+DYNAMIC_TOPIC_CONFIG = 1
+
+
+async def _topic_overrides(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, dict[str, str]]:
+    """Each topic's configs set on the topic (not inherited from the brokers)."""
+    overrides: dict[str, dict[str, str]] = {}
+    for response in await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, n) for n in names]):
+        if response.API_VERSION < 1:  # v0 has no config_source: Kafka 4 brokers answer v1 and later
+            raise RuntimeError("the brokers do not say where a topic's configs come from (DescribeConfigs v0)")
+        for code, message, _, name, entries in response.resources:
+            if code:
+                raise RuntimeError(f"describing the configs of {name} failed: {code} {message}")
+            overrides[name] = {}
+            for key, value, _, source, sensitive, *_ in entries:
+                if source == DYNAMIC_TOPIC_CONFIG:
+                    if sensitive or value is None:  # not readable, so not preserved by a full alter
+                        raise RuntimeError(f"{name} has the sensitive override {key}: set its configs by hand")
+                    overrides[name][key] = value
+    return overrides
 
 
 async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str], timeout: float = 30) -> None:

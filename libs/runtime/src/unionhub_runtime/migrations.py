@@ -1,44 +1,146 @@
 """Alembic, driven from code: each service keeps its own migration history, and the
 runtime's tables (inbox, outbox, held commands) one of their own (`schema/`), applied to
-every service's database after the service's, with its own version table."""
+every service's database after the service's, with its own version table.
+
+Instances started together (`serve --migrate` in each pod, or a Job beside them) migrate
+once: on PostgreSQL the whole upgrade runs under an advisory lock, one key per service; the
+first instance to take it applies what is missing, the next find the schema at head and do
+nothing. Waiting has limits, so a blocked migration fails clearly instead of hanging (see
+`upgrade`). SQLite is one process's file: no lock."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
+import zlib
+from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from alembic import command, context
 from alembic.config import Config
-from sqlalchemy import MetaData
-from sqlalchemy.engine import Connection
+from sqlalchemy import MetaData, text
+from sqlalchemy.engine import Connection, make_url
 
-from .database import create_engine
+from .database import create_engine, is_lock_timeout
+from .settings import DatabaseTimeouts
+
+log = logging.getLogger(__name__)
 
 RUNTIME_HISTORY = Path(__file__).parent / "schema"
 RUNTIME_VERSION_TABLE = "alembic_version_runtime"
 
 
-def config(script_location: Path, url: str, version_table: str = "alembic_version") -> Config:
+class MigrationBlocked(RuntimeError):
+    """A migration waited past its limit: for another instance's migration, or for a table
+    lock held by running transactions. Nothing was changed by the statement that waited."""
+
+
+def config(
+    script_location: Path, url: str, version_table: str = "alembic_version", timeouts: DatabaseTimeouts | None = None
+) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(script_location))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     cfg.set_main_option("version_table", version_table)
+    cfg.attributes["timeouts"] = timeouts  # the PostgreSQL sessions' limits (`run_env`)
     return cfg
 
 
-def upgrade(script_location: Path, url: str, revision: str = "head") -> None:
+def lock_key(name: str) -> int:
+    """The advisory lock key of service `name`'s migrations: fixed, and apart from the outbox
+    relay's and the timers' keys (the high half spells "migr")."""
+    return (0x6D696772 << 32) | zlib.crc32(name.encode())
+
+
+def upgrade(
+    script_location: Path,
+    url: str,
+    revision: str = "head",
+    *,
+    timeouts: DatabaseTimeouts | None = None,
+    lock_name: str | None = None,
+) -> None:
     """Migrates the database at `url` (blocking; runs its own event loop): the service's
-    history to `revision`, then, at head, the runtime's."""
-    command.upgrade(config(script_location, url), revision)
-    if revision in ("head", "heads"):
-        command.upgrade(config(RUNTIME_HISTORY, url, RUNTIME_VERSION_TABLE), "head")
+    history to `revision`, then, at head, the runtime's.
+
+    On PostgreSQL under the advisory lock `lock_key(lock_name)` (by default the name of the
+    directory holding `script_location`: the service's package). Raises `MigrationBlocked`
+    after waiting `timeouts.migration_lock_timeout_ms` for that lock (another instance still
+    migrating), or when one of the migration's statements waited `timeouts.lock_timeout_ms`
+    for a table lock: an ALTER TABLE queued behind a long transaction would otherwise stall
+    every query on that table behind it. Statements themselves have no time limit (a data
+    migration may take long)."""
+    timeouts = timeouts or DatabaseTimeouts()
+    if make_url(url).get_backend_name() != "postgresql":
+        _apply(script_location, url, revision, None)
+        return
+    ddl = DatabaseTimeouts(
+        lock_timeout_ms=timeouts.lock_timeout_ms, statement_timeout_ms=0, idle_in_transaction_timeout_ms=0
+    )
+    wait = DatabaseTimeouts(
+        lock_timeout_ms=timeouts.migration_lock_timeout_ms, statement_timeout_ms=0, idle_in_transaction_timeout_ms=0
+    )
+    name = lock_name or script_location.parent.name
+    asyncio.run(_locked(lambda: _apply(script_location, url, revision, ddl), url, name, wait))
 
 
-async def upgrade_async(script_location: Path, url: str, revision: str = "head") -> None:
+async def upgrade_async(
+    script_location: Path,
+    url: str,
+    revision: str = "head",
+    *,
+    timeouts: DatabaseTimeouts | None = None,
+    lock_name: str | None = None,
+) -> None:
     """`upgrade` from inside a running event loop."""
-    await asyncio.to_thread(upgrade, script_location, url, revision)
+    await asyncio.to_thread(upgrade, script_location, url, revision, timeouts=timeouts, lock_name=lock_name)
+
+
+def _apply(script_location: Path, url: str, revision: str, timeouts: DatabaseTimeouts | None) -> None:
+    try:
+        command.upgrade(config(script_location, url, timeouts=timeouts), revision)
+        if revision in ("head", "heads"):
+            command.upgrade(config(RUNTIME_HISTORY, url, RUNTIME_VERSION_TABLE, timeouts), "head")
+    except Exception as exc:
+        if timeouts is not None and is_lock_timeout(exc):
+            raise MigrationBlocked(
+                f"a migration statement waited over {timeouts.lock_timeout_ms} ms for a table lock held by "
+                f"running transactions, and was cancelled (UNIONHUB_DB_LOCK_TIMEOUT_MS); run it again"
+            ) from exc
+        raise
+
+
+async def _locked(apply: Any, url: str, name: str, wait: DatabaseTimeouts) -> None:
+    """Runs `apply` (in a thread: alembic runs an event loop of its own) holding the
+    session-level advisory lock of `name`'s migrations on a connection of its own."""
+    key = lock_key(name)
+    engine = create_engine(url, timeouts=wait, pool_size=1)
+    try:
+        async with engine.connect() as connection:
+            began = time.monotonic()
+            try:
+                await connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+            except Exception as exc:
+                if is_lock_timeout(exc):
+                    raise MigrationBlocked(
+                        f"another instance has been migrating {name}'s database for over "
+                        f"{wait.lock_timeout_ms} ms (advisory lock {key}; UNIONHUB_DB_MIGRATION_LOCK_TIMEOUT_MS)"
+                    ) from exc
+                raise
+            await connection.commit()  # the lock is the session's: it outlives this transaction
+            if (waited := time.monotonic() - began) > 1:
+                log.info("waited %.1f s for another instance's migration of %s", waited, name)
+            try:
+                await asyncio.to_thread(apply)
+            finally:
+                with suppress(Exception):  # else it ends with the session, closed below
+                    await connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                    await connection.commit()
+    finally:
+        await engine.dispose()
 
 
 def run_env(metadata: MetaData, *, its_tables_only: bool = False) -> None:
@@ -69,7 +171,7 @@ def run_env(metadata: MetaData, *, its_tables_only: bool = False) -> None:
             context.run_migrations()
 
     async def run() -> None:
-        engine = create_engine(url)
+        engine = create_engine(url, timeouts=context.config.attributes.get("timeouts"))
         try:
             async with engine.connect() as connection:
                 await connection.run_sync(migrate)

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -21,7 +22,7 @@ from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from . import database, kafka, outbox, retention
+from . import database, kafka, outbox, readiness, retention
 from .auth import Verifier, requiring
 from .backoff import Backoff
 from .bulk import BulkConsumer
@@ -31,6 +32,7 @@ from .http import Alive, Readiness
 from .lag import LagMonitor
 from .logs import describe_error
 from .metrics import RuntimeMetrics
+from .migrations import RUNTIME_HISTORY, RUNTIME_VERSION_TABLE
 from .outbox import OutboxRelay
 from .pipeline import Decoder, Pipeline, PipelineConfig
 from .retention import Prunable
@@ -74,6 +76,9 @@ class ServiceDefinition:
     provides: Provides | None = None
     # Deduplication sets of the service's own, pruned like the inbox (`unionhub_runtime.retention`).
     prunable: Sequence[Prunable] = ()
+    # The service's migration history: not ready until the database is at its head (the
+    # runtime's history is always required). The CLI sets it when a definition does not.
+    migrations: Path | None = None
 
 
 class Service:
@@ -131,7 +136,15 @@ class Service:
             )
         )
         self._pipelines_healthy = True
-        self._tasks: list[asyncio.Task[None]] = []  # the periodic jobs: pruning, gauges, held commands
+        self._tasks: list[asyncio.Task[None]] = []  # the periodic jobs: pruning, gauges, held commands, probes
+        self._starting: asyncio.Task[None] | None = None  # `start` run in the background (`asgi`)
+        self._started = False
+        self.start_failure: BaseException | None = None
+        self.schema = readiness.SchemaCheck(self.engine)
+        self.schema.require(RUNTIME_HISTORY, RUNTIME_VERSION_TABLE)
+        if definition.migrations is not None:
+            self.requires_schema(definition.migrations)
+        self.kafka_outage = readiness.Outage(readiness.KAFKA_GRACE_SECONDS)
         self._traced = KafkaRouter(middlewares=[KafkaTelemetryMiddleware()])
         self._bulk: list[BulkConsumer] = []  # bulk streams, consumed outside FastStream
         self.pipelines = [self._subscribe(s) for s in definition.subscriptions]
@@ -207,6 +220,10 @@ class Service:
             parser=_tolerant_headers,
         )(consume)
         return pipeline
+
+    def requires_schema(self, migrations: Path) -> None:
+        """Not ready until the database is at the head of the history at `migrations`."""
+        self.schema.require(migrations, "alembic_version")
 
     def group_of(self, subscription: Subscription) -> str:
         """The consumer group reading `subscription` (prefix included)."""
@@ -313,12 +330,42 @@ class Service:
                     name="held-commands",
                 )
             )
+        self.kafka_outage.observe(True)
+        self._tasks.append(
+            asyncio.create_task(
+                readiness.watch(
+                    lambda: self.broker.ping(timeout=readiness.KAFKA_PROBE_TIMEOUT_SECONDS),
+                    self.kafka_outage,
+                    readiness.KAFKA_PROBE_EVERY_SECONDS,
+                ),
+                name="kafka-probe",
+            )
+        )
+        self._started = True
         log.info("%s started", self.name)
 
+    def start_in_background(self, on_failure: Callable[[], None] = lambda: None) -> None:
+        """Runs `start` as a task, so HTTP answers while Kafka connects (`/readyz` says not
+        ready until it is done). A start that fails is logged and kept in `start_failure`,
+        then `on_failure` is called (the CLI ends the process with an error)."""
+
+        async def start() -> None:
+            try:
+                await self.start()
+            except Exception as exc:
+                self.start_failure = exc
+                log.critical("%s failed to start: %s", self.name, describe_error(exc), exc_info=exc)
+                on_failure()
+
+        self._starting = asyncio.create_task(start(), name="start")
+
     async def stop(self) -> None:
-        """Stops within `shutdown_seconds`, whatever Kafka or the database answer."""
+        """Stops within `shutdown_seconds`, whatever Kafka or the database answer, started
+        or not: a start still under way is cancelled first."""
+        self._started = False
         await stop_in_order(
             [
+                ("start", self._cancel_start),
                 ("timers", self.timers.stop),
                 ("lag monitor", self.lag.stop),
                 ("background tasks", self._cancel_tasks),
@@ -329,6 +376,13 @@ class Service:
             ],
             self.definition.settings.shutdown_seconds,
         )
+
+    async def _cancel_start(self) -> None:
+        if self._starting is not None:
+            self._starting.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._starting
+            self._starting = None
 
     async def _cancel_tasks(self) -> None:
         for task in self._tasks:
@@ -343,19 +397,27 @@ class Service:
             await producer.stop()
 
     async def ready(self) -> dict[str, bool]:
-        """What `/readyz` checks: the database answers, Kafka answers, consumers are not stuck."""
-        db_ok, kafka_ok = await asyncio.gather(database.ping(self.engine), self.broker.ping(timeout=2.0))
-        consumers_ok = self._pipelines_healthy and all(bulk.healthy for bulk in self._bulk)
-        checks = {"database": db_ok, "kafka": bool(kafka_ok), "consumers": consumers_ok}
+        """What `/readyz` checks (`unionhub_runtime.readiness`): the database answers, its
+        schema is at head, the service started (its consumers connected to Kafka) and Kafka
+        has not been failing for `KAFKA_GRACE_SECONDS`, the consumers are not stuck."""
+        db_ok = await database.ping(self.engine)
+        started = self._started
+        checks = {
+            "database": db_ok,
+            "schema": await self.schema.at_head() if db_ok else self.schema.reached,
+            "kafka": started and not self.kafka_outage.failing,
+            "consumers": started and self._pipelines_healthy and all(bulk.healthy for bulk in self._bulk),
+        }
         self.metrics.ready.set(1 if all(checks.values()) else 0)
         return checks
 
-    def asgi(self) -> FastAPI:
-        """The HTTP side: health, readiness, metrics, AsyncAPI and the service's read API."""
+    def asgi(self, *, on_start_failure: Callable[[], None] = lambda: None) -> FastAPI:
+        """The HTTP side: health, readiness, metrics, AsyncAPI and the service's read API.
+        It serves at once; the service starts in the background (`start_in_background`)."""
 
         @asynccontextmanager
         async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-            await self.start()
+            self.start_in_background(on_start_failure)
             try:
                 yield
             finally:

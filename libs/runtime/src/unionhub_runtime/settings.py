@@ -57,6 +57,12 @@ class DatabaseTimeouts(BaseSettings):
     idle_in_transaction_timeout_ms: int = Field(
         default=20_000, ge=0, description="a session idle inside a transaction is ended (its locks released)"
     )
+    # `migrate` (and `serve --migrate`) only: instances started together migrate one at a
+    # time under an advisory lock; one waiting longer than this fails instead of hanging
+    # (a migration's own statements wait at most `lock_timeout_ms` for a table lock).
+    migration_lock_timeout_ms: int = Field(
+        default=300_000, ge=0, description="wait for another instance's migration of the same database"
+    )
 
     def server_settings(self) -> dict[str, str]:
         return {

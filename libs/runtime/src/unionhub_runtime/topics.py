@@ -1,17 +1,37 @@
-"""`python -m unionhub_runtime.topics`: creates every catalogue topic and its DLQ (idempotent)."""
+"""`python -m unionhub_runtime.topics`: brings every catalogue topic and its DLQ to what the
+catalogue declares (partitions, replication, `min.insync.replicas`, retention), creating the
+missing ones; prints each change. Running it again changes nothing.
+
+Its principal needs, on the topics (with `KAFKA_TOPIC_PREFIX`): Create, Describe,
+DescribeConfigs, AlterConfigs and Alter (to add partitions)."""
 
 import asyncio
 
 from unionhub_contracts import TOPICS
 
-from .kafka import ensure_topics
+from .kafka import TopicChanges, ensure_topics
 from .settings import KafkaSettings
+
+
+def report(changes: TopicChanges, total: int) -> list[str]:
+    """One line per change, one per thing left as found, and a summary."""
+    lines = [f"created {name}" for name in changes.created]
+    for name, configs in changes.altered.items():
+        lines += [f"altered {name}: {key} {was or '(not set)'} -> {now}" for key, (was, now) in configs.items()]
+    lines += [f"partitions {name}: {was} -> {now}" for name, (was, now) in changes.partitions.items()]
+    lines += [f"kept {line}" for line in changes.kept]
+    touched = len({*changes.created, *changes.altered, *changes.partitions})
+    lines.append(
+        f"topics: {len(changes.created)} created, {touched - len(changes.created)} changed, {total - touched} as declared"
+    )
+    return lines
 
 
 def main() -> None:
     settings = KafkaSettings()
-    created = asyncio.run(ensure_topics(settings, TOPICS))
-    print(f"topics: {len(created)} created, {2 * len(TOPICS) - len(created)} already there")
+    changes = asyncio.run(ensure_topics(settings, TOPICS))
+    for line in report(changes, 2 * len(TOPICS)):
+        print(line)
 
 
 if __name__ == "__main__":
