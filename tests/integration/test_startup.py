@@ -23,6 +23,7 @@ from tests.conftest import _free_port
 from tests.support import eventually, running, wait_until_ok
 from unionhub_runtime import readiness
 from unionhub_runtime import service as service_module
+from unionhub_runtime.migrations import upgrade_async
 from unionhub_runtime.readiness import KAFKA_GRACE_SECONDS, Outage
 from unionhub_runtime.settings import KafkaSettings
 
@@ -87,6 +88,7 @@ async def test_a_start_that_never_reaches_kafka_fails_once_and_still_stops_clean
             database_url=f"sqlite+aiosqlite:///{tmp_path / 'm.db'}", kafka=KafkaSettings(bootstrap_servers=nowhere())
         )
     )
+    await upgrade_async(membership.bootstrap.MIGRATIONS, service.definition.settings.database_url)
     failed = asyncio.Event()
     service.start_in_background(on_failure=failed.set)  # the CLI: ends the process, exit code 1
     await asyncio.wait_for(failed.wait(), 30)

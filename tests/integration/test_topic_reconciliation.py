@@ -66,13 +66,20 @@ async def test_a_topic_of_an_older_release_is_brought_to_the_catalogue_and_a_sec
     changes = await ensure_topics(settings, [ORDERS])
 
     assert changes.created == []
-    assert changes.partitions == {main: (3, 6)}
+    assert changes.partitions == {}  # keys would move to other partitions: only when asked
+    assert await partition_count(admin, main) == 3
+    grown = await ensure_topics(settings, [ORDERS], add_partitions=True)
+    assert grown.partitions == {main: (3, 6)} and not grown.altered
     assert changes.altered[main] == {
         "retention.ms": (str(HOUR_MS), str(7 * DAY_MS)),
         "min.insync.replicas": (None, in_sync),
     }
     assert changes.altered[dlq]["retention.ms"] == (None, str(30 * DAY_MS))
-    assert changes.kept == [f"{dlq}: 3 partitions, the catalogue asks 1"]  # never reduced
+    assert changes.kept == [
+        f"{main}: 3 partitions, the catalogue asks 6: not added (keys would move); add them with "
+        "--add-partitions once every group's lag is 0",
+        f"{dlq}: 3 partitions, the catalogue asks 1",  # never reduced
+    ]
     assert await partition_count(admin, main) == 6
     assert await partition_count(admin, dlq) == 3
     assert await overrides(admin, main) == {
@@ -87,7 +94,20 @@ async def test_a_topic_of_an_older_release_is_brought_to_the_catalogue_and_a_sec
     }
 
     again = await ensure_topics(settings, [ORDERS])
-    assert not again.changed and again.kept == changes.kept
+    assert not again.changed and again.kept == [f"{dlq}: 3 partitions, the catalogue asks 1"]
+
+
+async def test_a_retention_set_longer_by_hand_is_kept_not_shortened(
+    kafka_bootstrap: str, admin: AIOKafkaAdminClient
+) -> None:
+    settings = KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=f"k{uuid.uuid4().hex[:10]}.")
+    main = settings.topic_prefix + ORDERS.name
+    await admin.create_topics([NewTopic(main, 6, settings.replication_factor, topic_configs={"retention.ms": "-1"})])
+    changes = await ensure_topics(settings, [ORDERS])
+    assert f"{main}: retention.ms -1 kept, longer than the catalogue's {7 * DAY_MS} (shortening it deletes data)" in (
+        changes.kept
+    )
+    assert (await overrides(admin, main))["retention.ms"] == "-1"
 
 
 async def test_a_missing_topic_is_created_with_the_catalogues_configs(

@@ -148,10 +148,13 @@ class TopicChanges:
         return bool(self.created or self.altered or self.partitions)
 
 
-async def ensure_topics(settings: KafkaSettings, topics: Iterable[Topic]) -> TopicChanges:
+async def ensure_topics(
+    settings: KafkaSettings, topics: Iterable[Topic], *, add_partitions: bool = False
+) -> TopicChanges:
     """Brings the cluster to the catalogue: creates each topic (with the prefix) and its DLQ
-    where missing; on existing ones sets the configs the catalogue declares and adds the
-    partitions it has more of. Never removes partitions or changes a replication factor."""
+    where missing; on existing ones sets the configs the catalogue declares. Never removes
+    partitions, changes a replication factor or shortens a retention (that deletes data);
+    adds the partitions the catalogue has more of only when `add_partitions` (keys move)."""
     specs = topic_specs(settings, topics)
     changes = TopicChanges()
     admin = AIOKafkaAdminClient(**client_kwargs(settings))
@@ -164,7 +167,7 @@ async def ensure_topics(settings: KafkaSettings, topics: Iterable[Topic]) -> Top
             changes.created = [s.name for s in missing]
         present = [s for s in specs if s.name in existing]
         if present:
-            await _reconcile(admin, present, changes)
+            await _reconcile(admin, present, changes, add_partitions)
         # A consumer that subscribes before the leaders are elected may sit on an
         # empty assignment until its next metadata refresh: wait for them here.
         if changes.created or changes.partitions:
@@ -190,7 +193,9 @@ async def _create(admin: AIOKafkaAdminClient, specs: list[TopicSpec]) -> None:
             raise RuntimeError(f"creating topics failed: {failed}")
 
 
-async def _reconcile(admin: AIOKafkaAdminClient, specs: list[TopicSpec], changes: TopicChanges) -> None:
+async def _reconcile(
+    admin: AIOKafkaAdminClient, specs: list[TopicSpec], changes: TopicChanges, add_partitions: bool
+) -> None:
     described = {}
     for topic in await admin.describe_topics([s.name for s in specs]):
         if topic["error_code"]:  # e.g. a principal without Describe on it
@@ -208,10 +213,23 @@ async def _reconcile(admin: AIOKafkaAdminClient, specs: list[TopicSpec], changes
             )
         if len(partitions) > spec.partitions:
             changes.kept.append(f"{spec.name}: {len(partitions)} partitions, the catalogue asks {spec.partitions}")
-        elif len(partitions) < spec.partitions:
+        elif len(partitions) < spec.partitions and add_partitions:
             changes.partitions[spec.name] = (len(partitions), spec.partitions)
+        elif len(partitions) < spec.partitions:
+            # A key hashes to another partition once there are more, while its older records
+            # are still read on the old one, by another consumer: per-key order breaks.
+            changes.kept.append(
+                f"{spec.name}: {len(partitions)} partitions, the catalogue asks {spec.partitions}: not added "
+                "(keys would move); add them with --add-partitions once every group's lag is 0"
+            )
         current = dynamic[spec.name]
         wanted = _configs(spec, replicas)
+        if _longer(current.get("retention.ms"), wanted.get("retention.ms")):
+            changes.kept.append(
+                f"{spec.name}: retention.ms {current['retention.ms']} kept, longer than the catalogue's "
+                f"{wanted['retention.ms']} (shortening it deletes data)"
+            )
+            wanted["retention.ms"] = current["retention.ms"]
         differ = {k: (current.get(k), v) for k, v in wanted.items() if current.get(k) != v}
         if differ:
             changes.altered[spec.name] = differ
@@ -225,6 +243,13 @@ async def _reconcile(admin: AIOKafkaAdminClient, specs: list[TopicSpec], changes
                 raise RuntimeError(f"altering topic configs failed: {failed}")
     if changes.partitions:
         await admin.create_partitions({name: NewPartitions(now) for name, (_, now) in changes.partitions.items()})
+
+
+def _longer(current: str | None, wanted: str | None) -> bool:
+    """Whether retention `current` keeps records longer than `wanted` (-1: for ever)."""
+    if current is None or wanted is None:
+        return False
+    return int(current) < 0 <= int(wanted) or int(current) > int(wanted) >= 0
 
 
 # DescribeConfigs' config_source: a value set on the topic itself.

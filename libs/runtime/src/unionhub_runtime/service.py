@@ -303,6 +303,7 @@ class Service:
         return self._producer
 
     async def start(self) -> None:
+        await self._wait_for_schema()
         # aiokafka binds its clients to the running loop: create the producer here.
         self._producer = kafka.create_producer(self.definition.settings.kafka, client_id=self._client_id)
         await _retry_until_started(self._producer.start, what="Kafka producer")
@@ -343,6 +344,16 @@ class Service:
         )
         self._started = True
         log.info("%s started", self.name)
+
+    async def _wait_for_schema(self) -> None:
+        """Consumers, relay and timers write tables a migration may still be adding or
+        relaxing (old code on a new schema works; new code on the old one may fail as no
+        transient error does, a NOT NULL column not yet relaxed): none starts before the
+        database is at the head this image knows. Commands wait in Kafka meanwhile."""
+        backoff = Backoff(0.5, 10.0)
+        while not await self.schema.at_head():
+            log.warning("%s waits for its database schema to reach head (run `migrate`)", self.name)
+            await backoff.sleep()
 
     def start_in_background(self, on_failure: Callable[[], None] = lambda: None) -> None:
         """Runs `start` as a task, so HTTP answers while Kafka connects (`/readyz` says not

@@ -3,8 +3,11 @@ catalogue declares (partitions, replication, `min.insync.replicas`, retention), 
 missing ones; prints each change. Running it again changes nothing.
 
 Its principal needs, on the topics (with `KAFKA_TOPIC_PREFIX`): Create, Describe,
-DescribeConfigs, AlterConfigs and Alter (to add partitions)."""
+DescribeConfigs, AlterConfigs and, with `--add-partitions`, Alter. It never shortens a
+retention set longer by hand, and adds partitions only when asked: a key then hashes to
+another partition while its older records are still read on the old one."""
 
+import argparse
 import asyncio
 
 from unionhub_contracts import TOPICS
@@ -28,8 +31,15 @@ def report(changes: TopicChanges, total: int) -> list[str]:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m unionhub_runtime.topics", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--add-partitions",
+        action="store_true",
+        help="add the partitions the catalogue has more of (keys move: only once every group's lag is 0)",
+    )
+    args = parser.parse_args()
     settings = KafkaSettings()
-    changes = asyncio.run(ensure_topics(settings, TOPICS))
+    changes = asyncio.run(ensure_topics(settings, TOPICS, add_partitions=args.add_partitions))
     for line in report(changes, 2 * len(TOPICS)):
         print(line)
 
