@@ -455,7 +455,13 @@ def test_the_overlays_put_everything_in_one_namespace_behind_a_default_deny(rend
         assert len(of_kind(docs, "Deployment")) == 3 and len(of_kind(docs, "ScaledObject")) == 3
         assert len(of_kind(docs, "PodDisruptionBudget")) == 3
         deny = named(docs, "NetworkPolicy", "default-deny")["spec"]
-        assert deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+        # This system's pods only: a broker or database in the same namespace keeps its traffic.
+        assert deny == {
+            "podSelector": {"matchLabels": {"app.kubernetes.io/part-of": "unionhub"}},
+            "policyTypes": ["Ingress", "Egress"],
+        }
+        for workload in of_kind(docs, "Deployment"):
+            assert RULES.selects(deny["podSelector"], workload["spec"]["template"]["metadata"]["labels"])
 
 
 @pytest.mark.parametrize("service", sorted(SETTINGS))
@@ -470,7 +476,7 @@ def test_a_service_may_reach_dns_kafka_its_database_and_its_key_provider_and_be_
     (policy,) = [
         p
         for p in of_kind(docs, "NetworkPolicy")
-        if p["spec"]["podSelector"]
+        if p["metadata"]["name"] != "default-deny"
         and RULES.selects(p["spec"]["podSelector"], deployment["spec"]["template"]["metadata"]["labels"])
     ]
     egress = {
