@@ -76,11 +76,14 @@ def prometheus_config(targets: dict[str, str], rules: Path) -> dict[str, object]
 
 
 @contextmanager
-def prometheus(targets: dict[str, str], workdir: Path) -> Iterator[str]:
+def prometheus(targets: dict[str, str], workdir: Path, rules: Path | None = None) -> Iterator[str]:
+    """A real Prometheus scraping `targets` with the shipped scrape config, evaluating `rules`
+    (default: deploy/prometheus/alerts.yml)."""
     binary = shutil.which("prometheus")
     assert binary, "Prometheus is not installed: `apt-get install prometheus` (`make test` does it)"
     config_file = workdir / "prometheus.yml"
-    config_file.write_text(yaml.safe_dump(prometheus_config(targets, ROOT / "deploy" / "prometheus" / "alerts.yml")))
+    rules = rules or ROOT / "deploy" / "prometheus" / "alerts.yml"
+    config_file.write_text(yaml.safe_dump(prometheus_config(targets, rules)))
     port = free_port()
     log = workdir / "prometheus.log"
     with log.open("w") as out:

@@ -9,8 +9,6 @@ import asyncio
 import json
 import os
 import re
-import shutil
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,9 +24,7 @@ from unionhub_scenario import growth
 from unionhub_scenario.play import Outcome, Urls, play
 from unionhub_scenario.report import write_html
 
-from tests.conftest import _free_port as free_port
-from tests.e2e.stack import ROOT, Processes, prometheus_config, services
-from tests.support import wait_until_ok
+from tests.e2e.stack import ROOT, Processes, prometheus, services
 from unionhub_contracts import TOPICS
 from unionhub_runtime.auth import all_scopes, local_token
 from unionhub_runtime.kafka import ensure_topics
@@ -142,31 +138,10 @@ def shipped_rule_groups() -> list[dict]:
 def prometheus_with_shipped_rules(targets: dict[str, str], workdir: Path) -> Iterator[str]:
     """A real Prometheus scraping `targets` with the shipped scrape config (compose's jobs and
     their `service` relabeling), evaluating the rules taken out of the PrometheusRule."""
-    binary = shutil.which("prometheus")
-    assert binary, "Prometheus is not installed: `apt-get install prometheus` (`make test` does it)"
     rules = workdir / "rules.yml"
     rules.write_text(yaml.safe_dump({"groups": shipped_rule_groups()}, sort_keys=False))
-    config_file = workdir / "prometheus.yml"
-    config_file.write_text(yaml.safe_dump(prometheus_config(targets, rules)))
-    port, log = free_port(), workdir / "prometheus.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={config_file}",
-                f"--storage.tsdb.path={workdir / 'tsdb'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_ok(f"{url}/-/ready", log, process=process)
+    with prometheus(targets, workdir, rules) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def alert_rules() -> list[tuple[str, str]]:
