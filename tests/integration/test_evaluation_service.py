@@ -157,6 +157,12 @@ async def test_a_wait_that_outlasts_the_grace_period_is_rejected(kafka: KafkaSet
         held, rejected = pub.answers[ghost.id].events
         assert held["data"]["waiting_for"].startswith(("home:", "member:"))  # membership is not running
         assert (rejected["data"]["code"], rejected["data"]["command_type"]) == ("not_a_member", "rating.submit")
+        # The campaign's audit records the rating whose hold ended as it records any rejection.
+        async with http_client(ev) as client:
+            audit = (
+                await client.get(f"/campaigns/{campaign.campaign_id}/audit", params={"command_id": ghost.id})
+            ).json()["items"]
+        assert [(a["outcome"], a["code"]) for a in audit] == [("rejected", "not_a_member")]
 
 
 async def test_a_month_of_work_items_with_duplicates_and_a_restart_gives_the_true_post_stars(

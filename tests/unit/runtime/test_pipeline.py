@@ -73,7 +73,7 @@ class Registry:
     async def prefetch(self, events: Sequence[CloudEvent[Any]]) -> None:
         return None
 
-    async def handle(self, event: CloudEvent[Any]) -> Sequence[Emit]:
+    async def handle(self, event: CloudEvent[Any], *, final: bool = False) -> Sequence[Emit]:
         self.tries[event.id] += 1
         data = event.data
         if event.type == "union.register":
@@ -371,3 +371,21 @@ async def test_a_bulk_batch_failing_as_a_whole_is_halved_until_its_culprit_is_de
     # ATTEMPTS times; one by one it would have been over a thousand.
     assert len(batches) <= ATTEMPTS * (1 + 2 * 10) + 10
     assert harness.counted("messages_processed", topic, "applied") == 1023
+
+
+async def test_a_released_command_is_counted_once_when_its_transaction_commits(harness: Harness) -> None:
+    """The releasing batch fails (a bug beside the prerequisite) and is tried again, then
+    split: the release is counted for the attempt that committed only, and as a command's
+    outcome, not as a second message taken from the topic."""
+    pipeline = harness.pipeline(holding=True)
+    await pipeline.process(harness.records(enroll("m-1", id="early")))
+    await pipeline.process(harness.records(command("union.register", UNION), enroll("bug", id="the-bug")))
+    assert await harness.enrolled() == ["m-1"] and await harness.held() == []
+    assert harness.counted("commands", "member.enroll", "held", "") == 1
+    assert harness.counted("commands", "member.enroll", "applied", "") == 1
+    assert harness.counted("commands", "union.register", "applied", "") == 1
+    # Messages taken from the topic: the enrolment once (held), the registration once.
+    assert harness.counted("messages_processed", TOPIC, "held") == 1
+    assert harness.counted("messages_processed", TOPIC, "applied") == 1
+    hold = harness.metrics.hold_seconds.labels(TOPIC)
+    assert sum(bucket.get() for bucket in hold._buckets) == 1

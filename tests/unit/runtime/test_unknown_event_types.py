@@ -48,7 +48,7 @@ class Applied:
     async def prefetch(self, events: Sequence[CloudEvent[Any]]) -> None:
         return None
 
-    async def handle(self, event: CloudEvent[Any]) -> Sequence[Emit]:
+    async def handle(self, event: CloudEvent[Any], *, final: bool = False) -> Sequence[Emit]:
         self.seen.append((event.type, event.id))
         return ()
 

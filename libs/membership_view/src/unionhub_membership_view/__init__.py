@@ -174,7 +174,7 @@ class _ViewScope:
     async def prefetch(self, events: Sequence[CloudEvent[Any]]) -> None:
         return None
 
-    async def handle(self, event: CloudEvent[Any]) -> Sequence[Emit]:
+    async def handle(self, event: CloudEvent[Any], *, final: bool = False) -> Sequence[Emit]:
         await self._view.apply(self._session, event)
         return ()
 

@@ -190,6 +190,18 @@ class RetrySchedule:
         self._next = {k: v for k, v in self._next.items() if k in still}  # settled or moved on: forgotten
 
 
+@dataclass(frozen=True)
+class Settled:
+    """A held command applied or rejected: what the metrics record once its transaction commits."""
+
+    topic: str
+    type: str
+    kind: str  # applied or rejected
+    code: str
+    held_seconds: float
+    expired: bool
+
+
 @dataclass
 class HoldContext:
     holding: Holding
@@ -198,7 +210,20 @@ class HoldContext:
     anything_waits: bool  # some held command waits for a prerequisite (else none to release)
     scopes: dict[str, BatchScope] = field(default_factory=dict)
     skip_locked: bool = False  # the timer's rounds skip rows locked by others
+    settled: list[Settled] = field(default_factory=list)  # counted by `committed`
     _applied_in_own_scope: bool = False  # the retry being made changed the batch's scope
+
+    def committed(self) -> None:
+        """Counts what this transaction settled; called once it committed (a transaction
+        rolled back and tried again counts nothing). A released command counts as a command's
+        outcome only: it was counted as a message taken from its topic when it was held."""
+        metrics = self.holding.metrics
+        for s in self.settled:
+            metrics.hold_seconds.labels(s.topic).observe(s.held_seconds)
+            if s.expired and s.kind == "rejected":
+                metrics.hold_expired.labels(s.topic, s.code).inc()
+            metrics.commands.labels(s.type, s.kind, s.code).inc()
+        self.settled.clear()
 
     def use_scope(self, consumer: str, scope: BatchScope) -> None:
         self.scopes[consumer] = scope
@@ -409,10 +434,10 @@ class HoldContext:
                 self.anything_waits = True
             return None
         held_since = row.expires_at - h.hold  # held_at moves when the command waits for something new
-        h.metrics.hold_seconds.labels(pipeline.config.topic).observe((h.clock() - held_since).total_seconds())
-        if expired and outcome.kind == "rejected":
-            h.metrics.hold_expired.labels(pipeline.config.topic, outcome.code).inc()
-        pipeline.count(event.type, outcome.kind, outcome.code)
+        held_seconds = (h.clock() - held_since).total_seconds()
+        self.settled.append(
+            Settled(pipeline.config.topic, event.type, outcome.kind, outcome.code, held_seconds, expired)
+        )
         out.extend(outbox.Pending(pipeline.encode(e, event), row.traceparent) for e in outcome.emitted)
         return outcome.emitted if outcome.kind == "applied" else ()
 

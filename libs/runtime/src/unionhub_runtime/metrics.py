@@ -62,7 +62,7 @@ class RuntimeMetrics:
         )
         self.commands = Counter(
             "unionhub_commands_total",
-            "Messages applied or rejected, by contract type, outcome and rejection code.",
+            "Commands and events by contract type, outcome and rejection code (a held command counts as held, then as applied or rejected once its hold is settled).",
             ["type", "outcome", "code"],
             registry=registry,
         )

@@ -322,6 +322,8 @@ class Pipeline:
             await outbox.write(session, self._tables, self.config.events_topic, outgoing)
         self._metrics.db_seconds.labels("consume").observe(time.perf_counter() - started)
         self._count(outcomes)
+        if holds is not None:
+            holds.committed()
 
     async def _bulk_transaction(self, values: list[Any], invalid: list[outbox.Pending]) -> None:
         started = time.perf_counter()
@@ -349,7 +351,8 @@ class Pipeline:
         """What one message does. A missing prerequisite holds it (`waiting_for` set) unless
         the pipeline does not hold or `final` (its hold ended): then it is a rejection."""
         try:
-            return Outcome("applied", "", await scope.handle(event))
+            # Without holding, a missing prerequisite is a rejection at once: the scope records it as one.
+            return Outcome("applied", "", await scope.handle(event, final=final or self._holding is None))
         except Rejected as rejection:
             if isinstance(rejection, Missing) and not final and self._holding is not None:
                 return Outcome("held", "", (), rejection.waiting_for)
@@ -360,9 +363,6 @@ class Pipeline:
                 command_id=event.id, command_type=event.type, code=rejection.code, reason=rejection.reason
             )
             return Outcome("rejected", rejection.code, (Emit("command.rejected", data, key=event.id),))
-
-    def count(self, event_type: str, outcome: str, code: str) -> None:
-        self._count(collections.Counter({(event_type, outcome, code): 1}))
 
     def encode(self, emit: Emit, answering: CloudEvent[Any]) -> OutgoingEvent:
         """`emit` as an answer to the message `answering`."""

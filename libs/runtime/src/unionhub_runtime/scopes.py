@@ -72,7 +72,11 @@ def encode_emit(
 class BatchScope(Protocol):
     async def prefetch(self, events: Sequence[CloudEvent[Any]]) -> None: ...
 
-    async def handle(self, event: CloudEvent[Any]) -> Sequence[Emit]: ...
+    async def handle(self, event: CloudEvent[Any], *, final: bool = False) -> Sequence[Emit]:
+        """What `event` caused; raises `Rejected` (`Missing` for a prerequisite not known
+        yet). `final`: a held command's last try (its hold ended), so a `Missing` is its
+        rejection and is recorded as one."""
+        ...
 
     async def flush(self) -> None: ...
 
@@ -115,14 +119,14 @@ class CommandScope(Generic[U]):
         self._commands = {(e.source, e.id): self._translate(e) for e in events}
         await self._uow.preload(list(self._commands.values()))
 
-    async def handle(self, event: CloudEvent[Any]) -> Sequence[Emit]:
+    async def handle(self, event: CloudEvent[Any], *, final: bool = False) -> Sequence[Emit]:
         command = self._commands.pop((event.source, event.id), None) or self._translate(event)
         await self._uow.begin(command)
         try:
             domain_events = await self._bus.handle(command, self._uow)
         except Rejected as rejection:
             await self._uow.discard()
-            if not isinstance(rejection, Missing):  # held: no trace until applied or rejected
+            if final or not isinstance(rejection, Missing):  # held: no trace until applied or rejected
                 await self._bus.rejected(command, rejection, self._uow)
             if self._observer is not None:
                 self._observer.refused(command, rejection)

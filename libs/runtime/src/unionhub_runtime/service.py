@@ -282,6 +282,7 @@ class Service:
                 await outbox.write(
                     session, self.definition.tables, self.physical(self.definition.events_topic), outgoing
                 )
+            holds.committed()
             schedule.tried(tried, began)  # committed: those retries happened
             published += len(outgoing)
             if outgoing:

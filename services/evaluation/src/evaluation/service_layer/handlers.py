@@ -64,8 +64,8 @@ async def submit_rating(cmd: commands.SubmitRating, uow: UnitOfWork, deps: Depen
 async def record_rejected_rating(
     cmd: commands.SubmitRating, rejection: Rejected, uow: UnitOfWork, deps: Dependencies
 ) -> None:
-    """A rating rejected by a rule is audited too (after its changes are discarded); a held
-    one is not, nor one whose hold ended unapplied (`command.rejected` records that)."""
+    """A rating rejected by a rule is audited too (after its changes are discarded), and one
+    whose hold ended unapplied; a rating still held is not (it has no outcome yet)."""
     await uow.ratings.audit(cmd, "rejected", rejection.code, rejection.reason, deps.now())
 
 
