@@ -16,6 +16,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from unionhub_contracts import TOPICS, Topic
 from unionhub_contracts.catalogue import DAY_MS
+from unionhub_runtime import kafka
 from unionhub_runtime.kafka import ensure_topics
 from unionhub_runtime.settings import KafkaSettings
 
@@ -85,7 +86,7 @@ async def test_a_topic_of_an_older_release_is_brought_to_the_catalogue_and_a_sec
     assert await overrides(admin, main) == {
         "retention.ms": str(7 * DAY_MS),
         "min.insync.replicas": in_sync,
-        "segment.ms": str(HOUR_MS),  # AlterConfigs replaces every override: this one was sent again
+        "segment.ms": str(HOUR_MS),  # set by hand: kept
     }
     assert await overrides(admin, dlq) == {
         "retention.ms": str(30 * DAY_MS),
@@ -138,3 +139,24 @@ def test_the_topics_command_reports_what_it_changed_then_nothing(kafka_bootstrap
     assert first[-1] == f"topics: {2 * len(TOPICS)} created, 0 changed, 0 as declared"
     assert f"created {prefix}membership.commands.dlq" in first
     assert run() == [f"topics: 0 created, 0 changed, {2 * len(TOPICS)} as declared"]
+
+
+async def test_an_override_set_by_hand_while_the_tool_runs_is_kept(
+    kafka_bootstrap: str, admin: AIOKafkaAdminClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tool changes only the configs it declares (IncrementalAlterConfigs): an operator's
+    override made after the tool read the topic, before it wrote, is not reset."""
+    settings = KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=f"h{uuid.uuid4().hex[:10]}.")
+    main = settings.topic_prefix + ORDERS.name
+    await admin.create_topics([NewTopic(main, 6, settings.replication_factor)])
+    read = kafka._topic_overrides
+
+    async def read_then_an_operator_writes(*args: object) -> dict[str, dict[str, str]]:
+        overrides_read = await read(*args)
+        await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, main, {"segment.ms": str(HOUR_MS)})])
+        return overrides_read
+
+    monkeypatch.setattr(kafka, "_topic_overrides", read_then_an_operator_writes)
+    changes = await ensure_topics(settings, [ORDERS])
+    assert main in changes.altered
+    assert (await overrides(admin, main))["segment.ms"] == str(HOUR_MS)

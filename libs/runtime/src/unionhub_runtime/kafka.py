@@ -21,6 +21,7 @@ from faststream.kafka import KafkaBroker
 from unionhub_contracts import Topic
 
 from .settings import KafkaSettings
+from .topic_configs import set_topic_configs
 
 
 def _ssl_context(settings: KafkaSettings) -> ssl.SSLContext | None:
@@ -202,7 +203,7 @@ async def _reconcile(
             raise RuntimeError(f"describing {topic['topic']} failed: error {topic['error_code']}")
         described[topic["topic"]] = topic["partitions"]
     dynamic = await _topic_overrides(admin, [s.name for s in specs])
-    alter = []
+    alter: dict[str, dict[str, str]] = {}
     for spec in specs:
         partitions = described[spec.name]
         replicas = len(partitions[0]["replicas"]) if partitions else spec.replication_factor
@@ -233,14 +234,9 @@ async def _reconcile(
         differ = {k: (current.get(k), v) for k, v in wanted.items() if current.get(k) != v}
         if differ:
             changes.altered[spec.name] = differ
-            # AlterConfigs (aiokafka has no incremental variant) replaces every override of the
-            # topic: send the ones set by hand too, or they would be reset to the defaults.
-            alter.append(ConfigResource(ConfigResourceType.TOPIC, spec.name, {**current, **wanted}))
-    if alter:
-        for response in await admin.alter_configs(alter):
-            failed = [(name, code, message) for code, message, _, name in response.resources if code]
-            if failed:  # e.g. a principal without AlterConfigs on the topic
-                raise RuntimeError(f"altering topic configs failed: {failed}")
+            alter[spec.name] = {k: v for k, (_, v) in differ.items()}
+    if alter:  # only these keys: the topics' other overrides (set by hand) stay as they are
+        await set_topic_configs(admin, alter)
     if changes.partitions:
         await admin.create_partitions({name: NewPartitions(now) for name, (_, now) in changes.partitions.items()})
 
@@ -267,10 +263,8 @@ async def _topic_overrides(admin: AIOKafkaAdminClient, names: list[str]) -> dict
                 raise RuntimeError(f"describing the configs of {name} failed: {code} {message}")
             overrides[name] = {}
             for key, value, _, source, sensitive, *_ in entries:
-                if source == DYNAMIC_TOPIC_CONFIG:
-                    if sensitive or value is None:  # not readable, so not preserved by a full alter
-                        raise RuntimeError(f"{name} has the sensitive override {key}: set its configs by hand")
-                    overrides[name][key] = value
+                if source == DYNAMIC_TOPIC_CONFIG and not sensitive and value is not None:
+                    overrides[name][key] = value  # (a sensitive one is unreadable, and never ours)
     return overrides
 
 
