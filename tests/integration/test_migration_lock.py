@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 import time
@@ -132,3 +133,53 @@ def test_each_service_has_a_lock_of_its_own_apart_from_the_other_advisory_locks(
     keys = {lock_key(name) for name in ("membership", "evaluation", "feedback")}
     assert len(keys) == 3
     assert all(2**32 < key < 2**63 for key in keys)  # the timers' keys are crc32s (below 2**32)
+
+
+def server_keepalive_seconds(client_port: int) -> float | None:
+    """The keepalive timer of the server's socket to `client_port` (`ss -o`), in seconds."""
+    shown = subprocess.run(
+        ["ss", "-tnoH", "state", "established", f"( sport = :5432 and dport = :{client_port} )"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    found = re.search(r"timer:\(keepalive,(?:(\d+)min)?(?:(\d+)sec)?(?:(\d+)ms)?", shown)
+    if found is None:
+        return None
+    minutes, seconds, millis = (int(part or 0) for part in found.groups())
+    return minutes * 60 + seconds + millis / 1000
+
+
+async def test_the_lock_of_a_runner_whose_node_vanished_is_freed_within_a_minute(empty: str) -> None:
+    """The advisory lock lives as long as its session: a runner on a node that vanished (no
+    FIN, no RST) would keep it for the kernel's default two hours of silence, and every
+    later migration would give up. The lock's session asks the server to probe its peer
+    after 30 s of silence."""
+    await upgrade_async(MIGRATIONS, empty, "0005")
+    reader = await connect(empty)  # keeps the migration (and so the lock) waiting a while
+    observer = await connect(empty)  # outside the reader's transaction (its view of the sessions is a snapshot)
+    try:
+        transaction = reader.transaction()
+        await transaction.start()
+        await reader.execute("SELECT count(*) FROM members")
+        migrating = asyncio.create_task(
+            upgrade_async(MIGRATIONS, empty, timeouts=DatabaseTimeouts(lock_timeout_ms=20_000))
+        )
+        port = None
+        for _ in range(100):
+            port = await observer.fetchval(
+                "SELECT a.client_port FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+                "WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database()"
+            )
+            if port is not None:
+                break
+            await asyncio.sleep(0.1)
+        assert port is not None and port > 0, "no session holds the migration lock over TCP"
+        keepalive = server_keepalive_seconds(port)
+        assert keepalive is not None and keepalive <= 30, f"the server probes the lock's peer after {keepalive} s"
+        await transaction.rollback()
+        await asyncio.wait_for(migrating, 60)
+    finally:
+        await reader.close()
+        await observer.close()
+    assert await revisions(empty) == ("0006", "r0001")

@@ -33,6 +33,14 @@ RUNTIME_HISTORY = Path(__file__).parent / "schema"
 RUNTIME_VERSION_TABLE = "alembic_version_runtime"
 
 
+LOCK_SESSION_KEEPALIVES = {
+    "tcp_keepalives_idle": 30,
+    "tcp_keepalives_interval": 10,
+    "tcp_keepalives_count": 3,
+    "tcp_user_timeout": 60_000,  # ms: also when what the server sent is never acknowledged
+}
+
+
 class MigrationBlocked(RuntimeError):
     """A migration waited past its limit: for another instance's migration, or for a table
     lock held by running transactions. Nothing was changed by the statement that waited."""
@@ -120,6 +128,11 @@ async def _locked(apply: Any, url: str, name: str, wait: DatabaseTimeouts) -> No
     engine = create_engine(url, timeouts=wait, pool_size=1)
     try:
         async with engine.connect() as connection:
+            # The lock lives as long as this session: should this runner's node vanish (no FIN,
+            # no RST), the server would keep it for the kernel's two hours of silence, and every
+            # later migration would give up. Probe the peer after 30 s, give up after ~60 s.
+            for setting, value in LOCK_SESSION_KEEPALIVES.items():
+                await connection.execute(text(f"SET {setting} = {value}"))
             began = time.monotonic()
             try:
                 await connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
