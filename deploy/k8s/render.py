@@ -6,8 +6,10 @@ ScaledObject, ConfigMap and Secrets).
 
 On a broken rule it prints one line per problem on stderr, nothing on stdout, and exits 1: a
 production build fails while a placeholder Secret remains, a Deployment that KEDA scales sets
-`spec.replicas`, a pod would start without a password it needs... tests/deploy/test_kubernetes.py
-runs the same `problems` on every overlay. Needs kustomize (`make tools`) and PyYAML.
+`spec.replicas`, a pod would start without a password it needs, a Job keeps its name under a
+new image tag, a pod's NetworkPolicies would not let it reach the Kafka port its config
+names... tests/deploy/test_kubernetes.py runs the same `problems` on every overlay. Needs
+kustomize (`make tools`) and PyYAML.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -231,11 +234,78 @@ def kafka_auth(docs: list[Doc]) -> Iterator[str]:
                     str(env.get("KAFKA_SSL_CAFILE", "")).startswith(m["mountPath"]) for m in c.get("volumeMounts") or []
                 ):
                     yield f"{where}: KAFKA_SSL_CAFILE is not on a mounted volume"
-            image = c["image"]
-            if re.search(r"/topics:", image):
-                tag = image.rsplit(":", 1)[1]
-                if not where.endswith(f"/kafka-topics-{tag.replace('.', '-')}"):
-                    yield f"{where}: runs topics:{tag}; name it kafka-topics-{tag.replace('.', '-')} (a new Job per tag)"
+
+
+def versioned_jobs(docs: list[Doc]) -> Iterator[str]:
+    """A Job's pod template cannot change: applying the next version's Job under the same name
+    fails while the last one is kept (ttlSecondsAfterFinished). So the topics and migration Jobs
+    carry their image's tag in their name: a new tag is a new Job."""
+    for where, d, template in workloads(docs):
+        for c in template["spec"]["containers"] if d["kind"] == "Job" else []:
+            image, tag = c["image"].rsplit(":", 1)
+            dashed, app = tag.replace(".", "-"), image.rsplit("/", 1)[-1]
+            if app == "topics" and not where.endswith(f"/kafka-topics-{dashed}"):
+                yield f"{where}: runs topics:{tag}; name it kafka-topics-{dashed} (a new Job per tag)"
+            if c.get("args") == ["migrate"] and not where.endswith(f"-migrate-{dashed}"):
+                yield f"{where}: runs {app}:{tag}; name it {app}-migrate-{dashed} (a new Job per tag)"
+
+
+def opens(rule: Doc, port: int) -> bool:
+    """Whether an egress rule lets TCP `port` out: a rule listing no ports opens them all, a
+    port entry without a number every port of its protocol; a named port is the destination
+    pod's, unknown here."""
+    if not rule.get("ports"):
+        return True
+    for entry in rule["ports"]:
+        first = entry.get("port", port)
+        if (
+            entry.get("protocol", "TCP") == "TCP"
+            and isinstance(first, int)
+            and first <= port <= entry.get("endPort", first)
+        ):
+            return True
+    return False
+
+
+def egress_allows(docs: list[Doc], labels: dict[str, str], port: int) -> bool:
+    """Whether the NetworkPolicies selecting a pod with these labels let it out on TCP `port`
+    (none restricting its egress: yes). By port only: where a host lives (a namespace, an
+    address) is not known offline."""
+    restricting = [
+        p["spec"]
+        for p in of_kind(docs, "NetworkPolicy")
+        if selects(p["spec"]["podSelector"], labels)
+        # Without policyTypes a policy restricts egress when it has egress rules.
+        and "Egress" in p["spec"].get("policyTypes", ["Egress"] if "egress" in p["spec"] else [])
+    ]
+    return not restricting or any(opens(rule, port) for spec in restricting for rule in spec.get("egress") or [])
+
+
+def egress_to_configured_ports(docs: list[Doc]) -> Iterator[str]:
+    """Each port the config names (Kafka's bootstrap servers; a database URL given in the clear,
+    not from a Secret, which render.py cannot read) is one the pod's NetworkPolicies let out:
+    else, under default-deny, the pod times out connecting."""
+    for where, _, template in workloads(docs):
+        for c in template["spec"]["containers"]:
+            env = environment(c, docs)
+            wanted: dict[int, tuple[str, str]] = {}  # port: (what, the setting naming it)
+            servers = env.get("KAFKA_BOOTSTRAP_SERVERS")
+            # A migration reaches its database only (it shares the service's ConfigMap).
+            if isinstance(servers, str) and c.get("args") != ["migrate"]:
+                for server in filter(None, (s.strip() for s in servers.split(","))):
+                    port = int(server.rsplit(":", 1)[1]) if ":" in server else 9092  # the clients' default
+                    wanted[port] = "Kafka", "KAFKA_BOOTSTRAP_SERVERS"
+            for name, value in env.items():
+                if name.endswith("_DATABASE_URL") and isinstance(value, str):
+                    url = urlsplit(value)
+                    if url.scheme.startswith("postgresql") and url.hostname:  # not SQLite's file
+                        wanted[url.port or 5432] = "its database", name
+            for port, (what, setting) in sorted(wanted.items()):
+                if not egress_allows(docs, pod_labels(template), port):
+                    yield (
+                        f"{where}: reaches {what} on port {port} ({setting}),"
+                        " which no NetworkPolicy selecting its pods lets out"
+                    )
 
 
 def stopping(docs: list[Doc]) -> Iterator[str]:
@@ -258,7 +328,17 @@ def stopping(docs: list[Doc]) -> Iterator[str]:
                 yield f"{where}: terminationGracePeriodSeconds under {needed:.0f} (preStop + stop + margin)"
 
 
-RULES = (probes_and_resources, disruption_and_spread, network, secrets_and_references, scaling, kafka_auth, stopping)
+RULES = (
+    probes_and_resources,
+    disruption_and_spread,
+    network,
+    egress_to_configured_ports,
+    secrets_and_references,
+    scaling,
+    kafka_auth,
+    versioned_jobs,
+    stopping,
+)
 
 
 def problems(docs: list[Doc]) -> list[str]:

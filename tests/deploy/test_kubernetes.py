@@ -2,8 +2,9 @@
 the Kubernetes schemas (kubernetes-validate, strict) or, for the operators' kinds (KEDA,
 External Secrets), the part of their CRDs these manifests use; the project's own rules across
 objects (deploy/k8s/render.py: probes, resources, a PodDisruptionBudget and a NetworkPolicy per
-service, no placeholder Secret, no spec.replicas beside a ScaledObject, Kafka auth, the stop
-inside the grace period) on every kustomization; the KEDA ScaledObjects against the partitions
+service, egress to the ports the config names, no placeholder Secret, no spec.replicas beside a
+ScaledObject, Kafka auth, Job names carrying their image tag, the stop inside the grace period)
+on every kustomization; the KEDA ScaledObjects against the partitions
 and consumer groups they scale on, and the promises of each Deployment. No cluster runs here:
 what an API server, KEDA or a CNI would do with them is not exercised."""
 
@@ -280,6 +281,15 @@ def topics_job(docs: list[dict[str, Any]]) -> dict[str, Any]:
     return job
 
 
+def config_of_job(docs: list[dict[str, Any]], workload: dict[str, Any]) -> dict[str, Any]:
+    ref = workload["spec"]["template"]["spec"]["containers"][0]["envFrom"][0]["configMapRef"]["name"]
+    return named(docs, "ConfigMap", ref)
+
+
+def config_of(docs: list[dict[str, Any]], service: str) -> dict[str, Any]:
+    return config_of_job(docs, deployment_of(docs, service))
+
+
 BREAKAGES = {
     "a placeholder Secret": (lambda d: with_secret(d, "CHANGE_ME"), "placeholder"),
     "a placeholder in angle brackets": (lambda d: with_secret(d, "<your password>"), "placeholder"),
@@ -329,6 +339,34 @@ BREAKAGES = {
         "terminationGracePeriodSeconds",
     ),
     "no preStop": (edit(lambda d: container(d, "evaluation").pop("lifecycle")), "preStop"),
+    "a new service image in the old migration Job": (
+        edit(
+            lambda d: named(d, "Job", "membership-migrate-1-0-0")["spec"]["template"]["spec"]["containers"][0].update(
+                image="ghcr.io/unionhub/membership:1.1.0"
+            )
+        ),
+        "name it membership-migrate-1-1-0",
+    ),
+    "Kafka on a port no NetworkPolicy lets out": (
+        edit(lambda d: config_of(d, "evaluation")["data"].update(KAFKA_BOOTSTRAP_SERVERS="kafka:9092,kafka-2:9094")),
+        "Deployment/evaluation-app: reaches Kafka on port 9094",
+    ),
+    "the topics Job's Kafka on a port no NetworkPolicy lets out": (
+        edit(
+            lambda d: config_of_job(d, topics_job(d))["data"].update(KAFKA_BOOTSTRAP_SERVERS="kafka.example.net:19092")
+        ),
+        "reaches Kafka on port 19092",
+    ),
+    "a database port from config that no NetworkPolicy lets out": (
+        edit(
+            lambda d: container(d, "feedback").update(
+                env=[
+                    {"name": "FEEDBACK_DATABASE_URL", "value": "postgresql+asyncpg://feedback@pgbouncer:6432/feedback"}
+                ]
+            )
+        ),
+        "Deployment/feedback-app: reaches its database on port 6432",
+    ),
     "a new topics image in the old Job": (
         edit(
             lambda d: topics_job(d)["spec"]["template"]["spec"]["containers"][0].update(
@@ -347,13 +385,20 @@ def test_each_rule_refuses_what_it_is_for(rendered: dict, breakage: str) -> None
     assert found and any(said in line for line in found), found
 
 
+def build(path: Path) -> subprocess.CompletedProcess[str]:
+    """`python deploy/k8s/render.py <path>`, as an operator runs it."""
+    script = [sys.executable, str(K8S / "render.py"), str(path)]
+    return subprocess.run(script, capture_output=True, text=True, timeout=120)
+
+
+def overlay(tmp_path: Path, base: str, body: str) -> Path:
+    """A kustomization in tmp_path taking deploy/k8s/<base>, with `body` added."""
+    (tmp_path / "kustomization.yaml").write_text(f"resources: [{os.path.relpath(K8S / base, tmp_path)}]\n{body}")
+    return tmp_path
+
+
 def test_a_production_build_fails_while_a_placeholder_secret_remains(tmp_path: Path) -> None:
     """What an operator might add to the overlay: the build prints nothing and fails."""
-
-    def build(path: Path) -> subprocess.CompletedProcess[str]:
-        script = [sys.executable, str(K8S / "render.py"), str(path)]
-        return subprocess.run(script, capture_output=True, text=True, timeout=120)
-
     clean = build(K8S / "overlays" / "production")
     assert clean.returncode == 0, clean.stderr
     assert {d["kind"] for d in yaml.safe_load_all(clean.stdout)} >= {"Deployment", "TriggerAuthentication"}
@@ -367,6 +412,72 @@ def test_a_production_build_fails_while_a_placeholder_secret_remains(tmp_path: P
     refused = build(tmp_path)
     assert refused.returncode == 1 and refused.stdout == ""
     assert "Secret/membership-secrets: KAFKA_SASL_PASSWORD is a placeholder" in refused.stderr
+
+
+def test_a_new_image_tag_needs_a_new_migration_job_name(tmp_path: Path) -> None:
+    """A Job's pod template cannot change: applying 1.1.0's Job under 1.0.0's name would fail."""
+    tag = "images: [{name: ghcr.io/unionhub/membership, newTag: '1.1.0'}]\n"
+    refused = build(overlay(tmp_path, "services/membership", tag))
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert "Job/membership-migrate-1-0-0: runs membership:1.1.0; name it membership-migrate-1-1-0" in refused.stderr, (
+        refused.stderr
+    )
+    # The fix the message asks for, as an overlay writes it (docs/operations.md, "Migrations").
+    rename = (
+        "patches:\n"
+        "  - target: {kind: Job, name: membership-migrate-1-0-0}\n"
+        "    patch: |-\n"
+        "      - {op: replace, path: /metadata/name, value: membership-migrate-1-1-0}\n"
+    )
+    renamed = build(overlay(tmp_path, "services/membership", tag + rename))
+    assert renamed.returncode == 0, renamed.stderr
+    (job,) = [d for d in yaml.safe_load_all(renamed.stdout) if d["kind"] == "Job"]
+    assert job["metadata"]["name"] == "membership-migrate-1-1-0"
+    assert job["spec"]["template"]["spec"]["containers"][0]["image"] == "ghcr.io/unionhub/membership:1.1.0"
+
+
+@pytest.mark.parametrize("path", RENDERED)
+def test_every_migration_job_is_named_after_its_service_and_image_tag(rendered: dict, path: str) -> None:
+    for job in of_kind(rendered[path], "Job"):
+        (c,) = job["spec"]["template"]["spec"]["containers"]
+        if c.get("args") == ["migrate"]:
+            image, tag = c["image"].rsplit(":", 1)
+            assert job["metadata"]["name"] == f"{image.rsplit('/', 1)[1]}-migrate-{tag.replace('.', '-')}"
+
+
+def selected(docs: list[dict[str, Any]], key: str, value: str, equal: bool) -> set[str]:
+    """What `kubectl apply -l key=value` (or `key!=value`) takes out of docs: by metadata labels."""
+    return {
+        f"{d['kind']}/{d['metadata']['name']}"
+        for d in docs
+        if (d["metadata"].get("labels", {}).get(key) == value) == equal
+    }
+
+
+@pytest.mark.parametrize("service", sorted(SETTINGS))
+def test_the_migration_is_applied_apart_from_the_deployment_it_must_precede(rendered: dict, service: str) -> None:
+    """docs/operations.md's walk: `kubectl apply -l 'app.kubernetes.io/component!=server'` (the
+    migration Job with the ConfigMap it reads), wait for the Job, then apply the rest."""
+    docs = rendered[f"services/{service}"]
+    job = named(docs, "Job", f"{service}-migrate-1-0-0")
+    config = config_of_job(docs, job)["metadata"]["name"]
+    first = selected(docs, "app.kubernetes.io/component", "server", equal=False)
+    assert {f"Job/{service}-migrate-1-0-0", f"ConfigMap/{config}"} <= first
+    assert selected(docs, "app.kubernetes.io/component", "server", equal=True) == {f"Deployment/{service}-app"}
+    assert selected(docs, "app.kubernetes.io/component", "migration", equal=True) == {f"Job/{service}-migrate-1-0-0"}
+
+
+def test_a_kafka_port_no_network_policy_lets_out_fails_to_render(tmp_path: Path) -> None:
+    port = (
+        "configMapGenerator: [{name: membership-app-config, behavior: merge,"
+        " literals: [KAFKA_BOOTSTRAP_SERVERS=kafka-bootstrap.kafka.svc.cluster.local:9094]}]\n"
+    )
+    refused = build(overlay(tmp_path, "services/membership", port))
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert refused.stderr.splitlines() == [
+        "Deployment/membership-app: reaches Kafka on port 9094 (KAFKA_BOOTSTRAP_SERVERS),"
+        " which no NetworkPolicy selecting its pods lets out"
+    ]  # not the migration Job: it reaches its database only
 
 
 @pytest.mark.parametrize("service", sorted(SETTINGS))
@@ -414,6 +525,7 @@ def test_each_service_deploys_alone_with_everything_it_needs(rendered: dict, ser
     }
     assert {"database_url"} <= set(SETTINGS[service].model_fields) and "jwks_url" in AuthSettings.model_fields
     (job,) = of_kind(docs, "Job")
+    assert job["metadata"]["name"] == f"{service}-migrate-1-0-0"  # a new Job per image tag
     (migrate,) = job["spec"]["template"]["spec"]["containers"]
     assert migrate["args"] == ["migrate"]
     assert env_of(migrate) == {f"{prefix}DATABASE_URL": {"name": secrets, "key": f"{prefix}DATABASE_URL"}}
@@ -489,8 +601,30 @@ def test_a_service_may_reach_dns_kafka_its_database_and_its_key_provider_and_be_
     sources = {peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for peer in ingress["from"]}
     assert sources == {"monitoring", "ingress-nginx"}
     # The migration Job's pod is the service's too: it reaches its database under default-deny.
-    (job,) = [j for j in of_kind(docs, "Job") if j["metadata"]["name"] == f"{service}-app-migrate"]
+    (job,) = [j for j in of_kind(docs, "Job") if j["metadata"]["name"] == f"{service}-migrate-1-0-0"]
     assert RULES.selects(policy["spec"]["podSelector"], job["spec"]["template"]["metadata"]["labels"])
+
+
+KUBE_DNS = {
+    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+    "podSelector": {"matchExpressions": [{"key": "k8s-app", "operator": "In", "values": ["kube-dns"]}]},
+}
+NODE_LOCAL_DNS = {"ipBlock": {"cidr": "169.254.20.10/32"}}  # NodeLocal DNSCache's link-local address
+
+
+@pytest.mark.parametrize("overlay", ["overlays/staging", "overlays/production"])
+def test_every_pod_resolves_names_through_kube_dns_or_the_node_local_cache(rendered: dict, overlay: str) -> None:
+    docs = rendered[overlay]
+    for where, _, template in RULES.workloads(docs):
+        dns = [
+            rule
+            for p in of_kind(docs, "NetworkPolicy")
+            if RULES.selects(p["spec"]["podSelector"], RULES.pod_labels(template))
+            for rule in p["spec"].get("egress", [])
+            if {"port": 53, "protocol": "UDP"} in rule.get("ports", [])
+        ]
+        assert [r["ports"] for r in dns] == [[{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]], where
+        assert dns[0]["to"] == [KUBE_DNS, NODE_LOCAL_DNS], where
 
 
 @pytest.mark.parametrize("service", sorted(SETTINGS))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -103,7 +104,24 @@ def test_the_prometheusrule_is_what_its_generator_writes_from_alerts_yml() -> No
         "alerts.yml changed: run `python deploy/prometheus/rules.py`"
     )
     rule = yaml.safe_load(generator.rendered())
-    assert rule["spec"]["groups"] == yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())["groups"]
+    source = yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())["groups"]
+    assert [g["name"] for g in rule["spec"]["groups"]] == [g["name"] for g in source]
+    shipped, written = [r for g in rule["spec"]["groups"] for r in g["rules"]], alert_rules()
+    assert [{**r, "expr": ""} for r in shipped] == [{**r, "expr": ""} for r in written]
+    # The same rules, but absent(): per namespace on Kubernetes (prometheusrule.test.yml).
+    changed = [(w["expr"], s["expr"]) for w, s in zip(written, shipped, strict=True) if w["expr"] != s["expr"]]
+    assert [w for w, _ in changed] == [r["expr"] for r in written if "absent(" in r["expr"]]
+    assert not [s for _, s in changed if "absent(" in s]
+
+
+def test_on_kubernetes_a_service_with_no_instance_answering_alerts_in_its_own_namespace(tmp_path: Path) -> None:
+    """One Prometheus watching staging and production: staging's pods must not hide that
+    production has none answering (absent() would). promtool runs prometheusrule.test.yml on
+    the rules taken out of the PrometheusRule."""
+    rule = yaml.safe_load((K8S / "monitoring" / "prometheusrule.yaml").read_text())
+    (tmp_path / "prometheusrule.rules.yml").write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
+    shutil.copy(PROMETHEUS / "prometheusrule.test.yml", tmp_path)
+    promtool("test", "rules", str(tmp_path / "prometheusrule.test.yml"))
 
 
 def test_the_rules_in_the_prometheusrule_pass_promtool(tmp_path: Path) -> None:
@@ -429,6 +447,44 @@ def with_monitoring(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[
 
 def kinds(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [d for d in docs if d["kind"] == kind]
+
+
+def test_the_kubernetes_rules_name_the_deployments_the_overlays_render(with_monitoring: dict) -> None:
+    """The per-namespace form reads kube-state-metrics' series of each service's Deployment by
+    name: a renamed Deployment would leave its rule silent."""
+    for overlay, docs in with_monitoring.items():
+        (rule,) = kinds(docs, "PrometheusRule")
+        exprs = " ".join(r["expr"] for g in rule["spec"]["groups"] for r in g["rules"])
+        named = set(re.findall(r'kube_deployment_spec_replicas\{deployment="([^"]+)"\}', exprs))
+        assert named == {d["metadata"]["name"] for d in kinds(docs, "Deployment")}, overlay
+
+
+def test_kube_prometheus_stack_selects_every_servicemonitor_and_prometheusrule(tmp_path: Path) -> None:
+    """Its Prometheus selects them by `release: <its Helm release>` (the chart's
+    serviceMonitorSelectorNilUsesHelmValues and ruleSelectorNilUsesHelmValues, both true by
+    default); kube-prometheus's selects every one."""
+    production = k8s_rules().render(K8S / "overlays" / "production")
+    picked = kinds(production, "ServiceMonitor") + kinds(production, "PrometheusRule")
+    assert len(picked) == 4
+    assert {d["metadata"]["name"]: d["metadata"]["labels"].get("release") for d in picked} == {
+        "membership": "kube-prometheus-stack",
+        "evaluation": "kube-prometheus-stack",
+        "feedback": "kube-prometheus-stack",
+        "unionhub": "kube-prometheus-stack",
+    }
+    # Another release name: the overlay's patch docs/operations.md gives.
+    (tmp_path / "kustomization.yaml").write_text(
+        f"resources: [{os.path.relpath(K8S / 'overlays' / 'production', tmp_path)}]\n"
+        "patches:\n"
+        "  - target: {group: monitoring.coreos.com}\n"
+        "    patch: |-\n"
+        "      - {op: replace, path: /metadata/labels/release, value: monitoring}\n"
+    )
+    renamed = k8s_rules().render(tmp_path)
+    assert {
+        d["metadata"]["labels"]["release"] for d in kinds(renamed, "ServiceMonitor") + kinds(renamed, "PrometheusRule")
+    } == {"monitoring"}
+    assert k8s_rules().problems(renamed) == []
 
 
 @pytest.mark.parametrize("overlay", ["staging", "production"])

@@ -2,7 +2,7 @@
 
 The service is configured from the environment exactly as when it serves (`KAFKA_*`,
 `<SERVICE>_DATABASE_URL`, `UNIONHUB_AUTH_*`): run it where the service runs, e.g.
-`kubectl exec deploy/membership -- unionhub status`. Exit status: 0 done, 1 an error (said on stderr), 2 bad usage,
+`kubectl exec deploy/membership-app -- unionhub status`. Exit status: 0 done, 1 an error (said on stderr), 2 bad usage,
 3 a replay left some dead letters where they are (held back or refused; said why)."""
 
 from __future__ import annotations
