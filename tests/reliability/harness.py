@@ -149,10 +149,70 @@ class Fleet:
             await reader.stop()
             await admin.close()
 
+    async def handover(self) -> Handover:
+        """The commands topic as the group's last instance left it, read before another starts:
+        the committed offsets (where a new owner starts reading) against the inbox (what was
+        applied), and the outbox rows not yet published."""
+        from aiokafka import TopicPartition
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        topic, group = self.prefix + "membership.commands", self.prefix + "membership.membership.commands"
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False, group_id=None)
+        await admin.start()
+        await reader.start()
+        try:
+            (described,) = await admin.describe_topics([topic])
+            partitions = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
+            ends = await reader.end_offsets(partitions)  # the stream goes on: records past these came later
+            done = await admin.list_consumer_group_offsets(group, partitions=partitions)
+            committed = {tp.partition: max(done[tp].offset, 0) if tp in done else 0 for tp in partitions}
+            at: dict[str, tuple[int, int]] = {}  # command id → (partition, offset)
+            reader.assign(partitions)
+            await reader.seek_to_beginning(*partitions)
+            while [tp for tp in partitions if await reader.position(tp) < ends[tp]]:
+                for tp, records in (await reader.getmany(timeout_ms=500, max_records=5_000)).items():
+                    for r in records:
+                        if r.offset < ends[tp]:
+                            at[orjson.loads(r.value)["id"]] = (tp.partition, r.offset)
+        finally:
+            await reader.stop()
+            await admin.close()
+        applied = {
+            r["message_id"]
+            for r in await fetch(
+                self.database_url, "SELECT message_id FROM inbox WHERE consumer = 'membership.commands'"
+            )
+        }
+        (row,) = await fetch(self.database_url, "SELECT count(*) AS n FROM outbox WHERE published_at IS NULL")
+        unread = {i for i, (p, offset) in at.items() if offset >= committed[p]}
+        return Handover(
+            committed=committed,
+            records=len(at),
+            applied=len(applied),
+            applied_uncommitted=sorted(applied & unread),
+            committed_unapplied=sorted(set(at) - unread - applied),
+            left=len(unread),
+            unpublished=int(row["n"]),
+        )
+
     def evidence(self, name: str) -> float:
         for instance in self.instances:
             instance.scrape()
         return sum(i.scraped.get(name, 0.0) for i in [*self.retired, *self.instances])
+
+
+@dataclass(frozen=True)
+class Handover:
+    """What a stopped instance left its group's next owner (`Fleet.handover`)."""
+
+    committed: dict[int, int]  # partition → the group's committed offset: a new owner reads from there
+    records: int  # records on the commands topic when read
+    applied: int  # inbox rows of the commands consumer
+    applied_uncommitted: list[str]  # applied at or past its partition's committed offset: read twice
+    committed_unapplied: list[str]  # under its partition's committed offset, not in the inbox: lost
+    left: int  # records at or past the committed offsets: what the next owner reads
+    unpublished: int  # outbox rows not marked published
 
 
 @dataclass

@@ -172,7 +172,9 @@ class OutboxRelay:
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
     async def stop(self, grace_seconds: float = SEND_SECONDS + 5) -> None:
-        """Lets a publish under way finish (so it is marked), then stops."""
+        """Lets a publish under way finish (so it is marked), publishes what is committed by
+        then (`_flush`), then stops; cancelled past `grace_seconds`, when what it has not
+        marked is published again by the next relay."""
         if self._task is None:
             return
         self._stopping = True
@@ -203,6 +205,19 @@ class OutboxRelay:
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
+        await self._flush()
+
+    async def _flush(self) -> None:
+        """On stop: publishes what was committed before it. The service stops its consumers
+        and timers first, so that is all this instance wrote, committed after the round under
+        way began (the last batch's events): left, they would wait for another instance.
+        Rounds until one publishes less than a full batch (everything up to what it saw
+        committed, but for refused lanes); a failure leaves the rest to the next relay."""
+        try:
+            while await self.publish_pending() == self._batch_size:
+                pass
+        except Exception as exc:
+            log.warning("outbox relay: publishing on stop failed, left to the next relay: %s", describe_error(exc))
 
     async def publish_pending(self) -> int:
         """Publishes one batch of pending events; returns how many."""
