@@ -180,6 +180,18 @@ def run_env(metadata: MetaData, *, its_tables_only: bool = False) -> None:
             version_table=version_table,
             include_name=include_name,
         )
+        newer = set(context.get_context().get_current_heads()) - {r.revision for r in context.script.walk_revisions()}
+        if newer:
+            # A newer version migrated this database (rolled out, or rolled back from): its
+            # migrations only add what this code ignores, so there is nothing to do here (the
+            # readiness check agrees: `readiness._History.reached`). Failing would fail the
+            # older version's Job and `serve --migrate` on every rollback.
+            log.warning(
+                "schema is ahead of this version (%s at %s, unknown here): nothing to migrate",
+                version_table,
+                ", ".join(sorted(newer)),
+            )
+            return
         with context.begin_transaction():
             context.run_migrations()
 
