@@ -163,6 +163,14 @@ async def test_a_wait_that_outlasts_the_grace_period_is_rejected(kafka: KafkaSet
                 await client.get(f"/campaigns/{campaign.campaign_id}/audit", params={"command_id": ghost.id})
             ).json()["items"]
         assert [(a["outcome"], a["code"]) for a in audit] == [("rejected", "not_a_member")]
+        # Counted once, as rejected, when its hold ended (never as held: it had no outcome yet).
+        ratings = {
+            (s.labels["outcome"], s.labels["code"]): s.value
+            for metric in ev.definition.registry.collect()
+            for s in metric.samples
+            if s.name == "evaluation_ratings_total"
+        }
+        assert ratings == {("rejected", "not_a_member"): 1}
 
 
 async def test_a_month_of_work_items_with_duplicates_and_a_restart_gives_the_true_post_stars(

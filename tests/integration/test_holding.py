@@ -105,3 +105,19 @@ async def test_a_hold_that_ends_rejects_as_in_order_and_releases_what_queued(
         ("command.rejected", "not_found"),
     ]
     assert [sum(e["type"] == "command.held" for e in a.events) for a in answers] == [1, 1]  # said once
+    # Settled by the hold timer: counted once each, after its transaction committed.
+    registry = service.definition.registry
+
+    def total(name: str, **labels: str) -> float:
+        return sum(
+            sample.value
+            for metric in registry.collect()
+            for sample in metric.samples
+            if sample.name == name and labels.items() <= sample.labels.items()
+        )
+
+    assert total("unionhub_hold_expired_total", code="not_found") == 2
+    assert total("unionhub_hold_duration_seconds_count") == 2
+    for command_type in ("member.enroll", "member.leave"):
+        assert total("unionhub_commands_total", type=command_type, outcome="held") == 1
+        assert total("unionhub_commands_total", type=command_type, outcome="rejected", code="not_found") == 1

@@ -154,3 +154,20 @@ async def test_an_event_over_the_size_bound_is_refused_when_written(database_url
                 )
     finally:
         await engine.dispose()
+
+
+async def test_a_round_on_stop_publishes_no_row_past_the_ceiling_it_was_given(
+    kafka: KafkaSettings, database_url: str
+) -> None:
+    """On stop the relay publishes what was committed before it, not what other instances
+    keep writing meanwhile (their relays' work): a round takes a ceiling."""
+    async with relaying(kafka, database_url) as relayed:
+        await relayed.relay.stop()  # publishes nothing more by itself from here
+        before, after = event(1, "k"), event(2, "k")
+        await relayed.write(before)
+        o = runtime_tables.outbox.c
+        async with relayed.sessions() as session:
+            ceiling = await session.scalar(select(o.id).where(o.event_id == before.id))
+        await relayed.write(after)
+        assert await relayed.relay.publish_pending(ceiling) == 1
+        assert await relayed.unpublished() == [after.id]

@@ -90,6 +90,9 @@ class Registry:
     async def flush(self) -> None:
         return None
 
+    def committed(self) -> None:
+        return None
+
 
 @dataclass
 class Sent:

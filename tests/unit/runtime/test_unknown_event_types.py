@@ -55,6 +55,9 @@ class Applied:
     async def flush(self) -> None:
         return None
 
+    def committed(self) -> None:
+        return None
+
 
 @dataclass
 class Reader:

@@ -180,3 +180,6 @@ class _ViewScope:
 
     async def flush(self) -> None:
         return None
+
+    def committed(self) -> None:
+        return None

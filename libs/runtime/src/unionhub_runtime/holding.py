@@ -211,6 +211,7 @@ class HoldContext:
     scopes: dict[str, BatchScope] = field(default_factory=dict)
     skip_locked: bool = False  # the timer's rounds skip rows locked by others
     settled: list[Settled] = field(default_factory=list)  # counted by `committed`
+    fresh_scopes: list[BatchScope] = field(default_factory=list)  # other consumers' scopes that applied
     _applied_in_own_scope: bool = False  # the retry being made changed the batch's scope
 
     def committed(self) -> None:
@@ -223,7 +224,10 @@ class HoldContext:
             if s.expired and s.kind == "rejected":
                 metrics.hold_expired.labels(s.topic, s.code).inc()
             metrics.commands.labels(s.type, s.kind, s.code).inc()
+        for scope in self.fresh_scopes:
+            scope.committed()
         self.settled.clear()
+        self.fresh_scopes.clear()
 
     def use_scope(self, consumer: str, scope: BatchScope) -> None:
         self.scopes[consumer] = scope
@@ -402,14 +406,22 @@ class HoldContext:
         self._applied_in_own_scope = False
         try:
             async with self.session.begin_nested():
-                return await self._apply(row, event, out)
+                retried = await self._apply(row, event)
         except Exception:
             if self._applied_in_own_scope:
                 raise
             log.exception("held command %s of %s could not be retried; it stays held", row.seq, row.consumer)
             return None
+        # Recorded once the savepoint is released: what it took back is neither answered nor counted.
+        if retried.settled is None:
+            return None
+        self.settled.append(retried.settled)
+        out.extend(retried.answers)
+        if retried.fresh_scope is not None:
+            self.fresh_scopes.append(retried.fresh_scope)
+        return retried.provided
 
-    async def _apply(self, row: Held, event: CloudEvent[Any], out: list[outbox.Pending]) -> Sequence[Emit] | None:
+    async def _apply(self, row: Held, event: CloudEvent[Any]) -> _Retried:
         h = self.holding
         pipeline = h.pipelines[row.consumer]
         own = self.scopes.get(row.consumer)  # the batch's scope, when the command is of the batch's consumer
@@ -432,14 +444,26 @@ class HoldContext:
                     .values(waiting_for=outcome.waiting_for, held_at=h.clock())
                 )
                 self.anything_waits = True
-            return None
+            return _Retried()
         held_since = row.expires_at - h.hold  # held_at moves when the command waits for something new
         held_seconds = (h.clock() - held_since).total_seconds()
-        self.settled.append(
-            Settled(pipeline.config.topic, event.type, outcome.kind, outcome.code, held_seconds, expired)
+        return _Retried(
+            settled=Settled(pipeline.config.topic, event.type, outcome.kind, outcome.code, held_seconds, expired),
+            answers=[outbox.Pending(pipeline.encode(e, event), row.traceparent) for e in outcome.emitted],
+            provided=outcome.emitted if outcome.kind == "applied" else (),
+            fresh_scope=scope if own is None else None,
         )
-        out.extend(outbox.Pending(pipeline.encode(e, event), row.traceparent) for e in outcome.emitted)
-        return outcome.emitted if outcome.kind == "applied" else ()
+
+
+@dataclass
+class _Retried:
+    """What one retry of a held command did: nothing (still held: `settled` None), or its
+    settlement, its answers, what it provided and the scope of its own it ran in."""
+
+    settled: Settled | None = None
+    answers: list[outbox.Pending] = field(default_factory=list)
+    provided: Sequence[Emit] = ()
+    fresh_scope: BatchScope | None = None
 
 
 async def count_held(session: AsyncSession, tables: RuntimeTables) -> dict[tuple[str, str], int]:

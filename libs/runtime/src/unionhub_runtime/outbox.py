@@ -179,13 +179,16 @@ class OutboxRelay:
             return
         self._stopping = True
         self._wake.set()
+        task, self._task = self._task, None
         try:
-            await asyncio.wait_for(asyncio.shield(self._task), grace_seconds)
+            await asyncio.wait_for(asyncio.shield(task), grace_seconds)
         except TimeoutError:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        self._task = None
+            await _cancelled(task)
+        except asyncio.CancelledError:
+            # The caller's own budget ran out: the relay must not go on sending while the
+            # producer it uses is being closed.
+            await _cancelled(task)
+            raise
 
     async def _run(self) -> None:
         backoff = Backoff(0.1, 5.0)
@@ -208,25 +211,28 @@ class OutboxRelay:
         await self._flush()
 
     async def _flush(self) -> None:
-        """On stop: publishes what was committed before it. The service stops its consumers
-        and timers first, so that is all this instance wrote, committed after the round under
-        way began (the last batch's events): left, they would wait for another instance.
-        Rounds until one publishes less than a full batch (everything up to what it saw
-        committed, but for refused lanes); a failure leaves the rest to the next relay."""
+        """On stop: publishes what was committed before it (the service stopped its consumers
+        and timers first): this instance's last batches, committed after the round under way
+        began, which would otherwise wait for another instance. Only up to the highest id
+        there is now: other instances keep writing, and their rows are their relays' work.
+        Rounds until one publishes less than a full batch; a failure leaves the rest to the
+        next relay."""
         try:
-            while await self.publish_pending() == self._batch_size:
+            ceiling = await self._highest_id()
+            while await self.publish_pending(ceiling) == self._batch_size:
                 pass
         except Exception as exc:
             log.warning("outbox relay: publishing on stop failed, left to the next relay: %s", describe_error(exc))
 
-    async def publish_pending(self) -> int:
-        """Publishes one batch of pending events; returns how many."""
+    async def publish_pending(self, ceiling: int | None = None) -> int:
+        """Publishes one batch of pending events (of ids up to `ceiling`, when given); returns how many."""
         started = time.perf_counter()
         async with self._sessions() as session:
             if session.get_bind().dialect.name == "postgresql":
                 upto = await self._committed_up_to()
                 if upto is None:
                     return 0
+                upto = upto if ceiling is None else min(upto, ceiling)
                 async with session.begin():
                     # Held until commit: no other relay publishes between our send and mark.
                     locked = await session.scalar(
@@ -244,7 +250,7 @@ class OutboxRelay:
             else:
                 # SQLite has one relay (one process); keep its write lock off the Kafka round trip.
                 await session.connection(execution_options={"readonly": True})  # begins
-                rows = await self._pending(session, None)
+                rows = await self._pending(session, ceiling)
                 await session.commit()
                 sent = await self._send(rows)
                 async with self._write_lock, session.begin():
@@ -254,6 +260,11 @@ class OutboxRelay:
             for topic, count in collections.Counter(row.topic for row in sent).items():
                 self._metrics.outbox_published.labels(topic).inc(count)
         return len(sent)
+
+    async def _highest_id(self) -> int:
+        outbox = self._tables.outbox
+        async with self._sessions() as session:
+            return int(await session.scalar(select(func.coalesce(func.max(outbox.c.id), 0))) or 0)
 
     async def _committed_up_to(self) -> int | None:
         """The highest outbox id below which every row is committed (or rolled back).
@@ -420,3 +431,9 @@ class OutboxRelay:
         """Events not yet published."""
         async with self._sessions() as session:
             return await self._count_pending(session)
+
+
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

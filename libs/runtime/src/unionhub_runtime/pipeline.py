@@ -322,6 +322,7 @@ class Pipeline:
             await outbox.write(session, self._tables, self.config.events_topic, outgoing)
         self._metrics.db_seconds.labels("consume").observe(time.perf_counter() - started)
         self._count(outcomes)
+        scope.committed()
         if holds is not None:
             holds.committed()
 

@@ -80,6 +80,10 @@ class BatchScope(Protocol):
 
     async def flush(self) -> None: ...
 
+    def committed(self) -> None:
+        """The transaction that ran this scope committed: count what it did (business metrics)."""
+        ...
+
 
 class BulkScope(Protocol):
     """The scope of a high-volume stream (`PipelineConfig.bulk`): the batch's decoded values
@@ -92,7 +96,8 @@ ScopeFactory = Callable[[AsyncSession], BatchScope | BulkScope]
 
 
 class Observer(Protocol):
-    """Counts what commands did (a service's business metrics)."""
+    """Counts what commands did (a service's business metrics), once their transaction
+    committed; a command still held is not counted (it has no outcome yet)."""
 
     def applied(self, command: Any, events: Sequence[Any]) -> None: ...
 
@@ -114,6 +119,7 @@ class CommandScope(Generic[U]):
     ) -> None:
         self._uow, self._bus, self._translate, self._to_emit, self._observer = uow, bus, translate, to_emit, observer
         self._commands: dict[tuple[str, str], Any] = {}  # by (source, id): translated once, in prefetch
+        self._observed: list[tuple[Any, Sequence[Any] | Rejected]] = []  # counted by `committed`
 
     async def prefetch(self, events: Sequence[CloudEvent[Any]]) -> None:
         self._commands = {(e.source, e.id): self._translate(e) for e in events}
@@ -128,16 +134,24 @@ class CommandScope(Generic[U]):
             await self._uow.discard()
             if final or not isinstance(rejection, Missing):  # held: no trace until applied or rejected
                 await self._bus.rejected(command, rejection, self._uow)
-            if self._observer is not None:
-                self._observer.refused(command, rejection)
+                self._observed.append((command, rejection))
             raise
         except BaseException:
             await self._uow.discard()
             raise
         await self._uow.keep()
-        if self._observer is not None:
-            self._observer.applied(command, domain_events)
+        self._observed.append((command, domain_events))
         return [self._to_emit(e) for e in domain_events]
 
     async def flush(self) -> None:
         await self._uow.flush()
+
+    def committed(self) -> None:
+        observed, self._observed = self._observed, []
+        if self._observer is None:
+            return
+        for command, outcome in observed:
+            if isinstance(outcome, Rejected):
+                self._observer.refused(command, outcome)
+            else:
+                self._observer.applied(command, outcome)

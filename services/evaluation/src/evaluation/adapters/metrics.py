@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from unionhub_domain import Missing, Rejected
+from unionhub_domain import Rejected
 
 from ..domain import commands, events
 from . import orm
@@ -19,7 +19,8 @@ class EvaluationMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.ratings = Counter(
             "evaluation_ratings_total",
-            "Ratings by rater kind and outcome (accepted, rejected, held) and rejection code.",
+            "Ratings by rater kind, outcome (accepted, rejected) and rejection code, once committed; a rating held"
+            " for membership counts when its hold is settled (held now: unionhub_held_commands).",
             ["kind", "outcome", "code"],
             registry=registry,
         )
@@ -39,10 +40,7 @@ class EvaluationMetrics:
 
     def refused(self, command: Any, rejection: Rejected) -> None:
         if isinstance(command, commands.SubmitRating):
-            held = isinstance(rejection, Missing)
-            self.ratings.labels(
-                command.rater_kind, "held" if held else "rejected", "" if held else rejection.code
-            ).inc()
+            self.ratings.labels(command.rater_kind, "rejected", rejection.code).inc()
 
     async def refresh(self, session: AsyncSession) -> None:
         self.campaigns_open.set(
