@@ -116,7 +116,10 @@ async def test_a_graceful_stop_under_load_commits_what_it_applied_and_publishes_
     stopping = fleet.start()
     stream = await start_stream(fleet, ledger, pause=0.1)
     await until_applied(fleet, 2_000)
-    assert not stream.done(), "the stream was sent before the stop: not under load"
+    # Under load: commands still coming, or still waiting in Kafka (on a slow machine the
+    # sender may finish first; the consumer is then busy with the backlog).
+    applied_then = stopping.metric("unionhub_commands_total")
+    assert not stream.done() or applied_then < 3 * MEMBERS, "everything was applied before the stop: no load"
     sent = len(ledger.acked)
     started = time.monotonic()
     code = await asyncio.to_thread(fleet.kill, stopping, signal.SIGTERM)
