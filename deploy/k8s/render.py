@@ -4,24 +4,28 @@ ScaledObject, ConfigMap and Secrets).
 
     python deploy/k8s/render.py deploy/k8s/overlays/production | kubectl apply -f -
 
+Rendering names each service's migration Job after the image it runs, whichever layer set
+the tag: kustomize's `<service>-migrate` becomes `<service>-migrate-<version>` (`job_version`).
 On a broken rule it prints one line per problem on stderr, nothing on stdout, and exits 1: a
 production build fails while a placeholder Secret remains, a Deployment that KEDA scales sets
 `spec.replicas`, a pod would start without a password it needs, a Job keeps its name under a
-new image tag, a pod's NetworkPolicies would not let it reach the Kafka port its config
-names... tests/deploy/test_kubernetes.py runs the same `problems` on every overlay. Needs
-kustomize (`make tools`) and PyYAML.
+new image version or runs an image pinned by neither tag nor digest, a pod's NetworkPolicies
+would not let it reach the Kafka port its config names... tests/deploy/test_kubernetes.py
+runs the same `problems` on every overlay. Needs kustomize (`make tools`) and PyYAML.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
+import hashlib
 import re
 import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import yaml
@@ -38,6 +42,93 @@ PLACEHOLDER = re.compile(r"change[-_ ]?me|replace[-_ ]?me|\btodo\b|\bfixme\b|<[^
 # (unionhub_runtime.cli, timeout_graceful_shutdown), then 1 s (shutdown.LAST_CHANCE_SECONDS) for
 # each of Service.stop's 8 parts reached after the deadline; and a margin before SIGKILL.
 HTTP_DRAIN_SECONDS, STOP_PARTS, MARGIN_SECONDS = 5, 8, 3
+# The base's migration Job (deploy/k8s/base/migration-job.yaml), `<service>-migrate` once
+# prefixed: render() appends the version of the image it runs.
+MIGRATE = "migrate"
+# A Job's name is also the value of its pods' `job-name` label: 63 characters at most.
+NAME_LIMIT = 63
+DIGEST = re.compile(r"[a-z0-9]+(?:[+._-][a-z0-9]+)*:[0-9a-fA-F]{32,}")
+
+
+class ImageError(ValueError):
+    """An image reference render.py cannot read, or cannot name a Job after."""
+
+
+class Image(NamedTuple):
+    """An image reference, `[registry[:port]/]path[:tag][@algorithm:hex]`, in its parts."""
+
+    name: str
+    tag: str | None
+    digest: str | None
+
+
+def parse_image(reference: str) -> Image:
+    """The digest follows `@`; the tag follows a `:` after the last `/` (before it, a `:` is
+    a registry's port). Lenient about the tag's characters (job_version makes a name of any),
+    strict about its place."""
+    rest, at, digest = reference.partition("@")
+    if at and not DIGEST.fullmatch(digest):
+        raise ImageError(f"image {reference!r}: what follows @ is not a digest (<algorithm>:<hex>)")
+    path, _, last = rest.rpartition("/")
+    last, colon, tag = last.partition(":")
+    name = f"{path}/{last}" if path else last
+    if not last or not name.strip() or any(ch.isspace() for ch in reference):
+        raise ImageError(f"image {reference!r}: no image name")
+    if colon and (not tag or ":" in tag):
+        raise ImageError(f"image {reference!r}: an empty or malformed tag")
+    return Image(name, tag if colon else None, digest if at else None)
+
+
+def short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def job_version(reference: str, room: int = NAME_LIMIT) -> str:
+    """The part of a Job's name that says which image it runs, at most `room` characters: the
+    tag in lower case, every character outside [a-z0-9-] a `-`, trimmed of `-` (`1.0.0` ->
+    `1-0-0`); without a tag, the digest's first 12 hex digits. Longer than `room` (a long git
+    tag), it is cut and ends in a hash of the whole tag, so two long tags never share a name.
+    An image with neither tag nor digest is refused: a Job must run the same image every time."""
+    image = parse_image(reference)
+    if image.tag is not None:
+        version = re.sub(r"[^a-z0-9-]", "-", image.tag.lower()).strip("-") or short_hash(image.tag)
+    elif image.digest is not None:
+        version = image.digest.split(":", 1)[1][:12].lower()
+    else:
+        raise ImageError(
+            f"image {reference!r} has neither a tag nor a digest: a Job must run a pinned image"
+            " (`images:` in the kustomization: newTag or digest)"
+        )
+    if len(version) <= room:
+        return version
+    whole = short_hash(image.tag or image.digest or "")
+    if room < len(whole):
+        raise ImageError(f"image {reference!r}: its Job's name leaves no room for its version ({NAME_LIMIT} at most)")
+    return "-".join(filter(None, (version[: max(room - len(whole) - 1, 0)].rstrip("-"), whole)))
+
+
+def versioned_name(base: str, reference: str) -> str:
+    """`<base>-<job_version>`, at most NAME_LIMIT characters."""
+    return f"{base}-{job_version(reference, NAME_LIMIT - len(base) - 1)}"
+
+
+def migration_image(job: Doc) -> str | None:
+    """The image of a Job's container that runs `migrate`, if one does."""
+    containers = job["spec"]["template"]["spec"]["containers"]
+    return next((c["image"] for c in containers if c.get("args") == [MIGRATE]), None)
+
+
+def name_migration_jobs(docs: list[Doc]) -> list[Doc]:
+    """Each migration Job kustomize left named `migrate` (`<service>-migrate`, any prefix) gets
+    its image's version appended: the image is the one source of the name, so an overlay that
+    pins another tag (`images:`) renames the Job with no patch. A name set by hand is left for
+    `versioned_jobs` to judge; so is an image it cannot name the Job after."""
+    for d in docs:
+        name = d["metadata"]["name"]
+        if d["kind"] == "Job" and (image := migration_image(d)) and (name == MIGRATE or name.endswith(f"-{MIGRATE}")):
+            with contextlib.suppress(ImageError):  # versioned_jobs says why
+                d["metadata"]["name"] = versioned_name(name, image)
+    return docs
 
 
 def render(path: str | Path) -> list[Doc]:
@@ -48,7 +139,7 @@ def render(path: str | Path) -> list[Doc]:
     done = subprocess.run([kustomize, "build", str(path)], capture_output=True, text=True, timeout=120)
     if done.returncode:
         raise SystemExit(done.stderr)
-    return [d for d in yaml.safe_load_all(done.stdout) if d]
+    return name_migration_jobs([d for d in yaml.safe_load_all(done.stdout) if d])
 
 
 def of_kind(docs: list[Doc], kind: str) -> list[Doc]:
@@ -239,15 +330,37 @@ def kafka_auth(docs: list[Doc]) -> Iterator[str]:
 def versioned_jobs(docs: list[Doc]) -> Iterator[str]:
     """A Job's pod template cannot change: applying the next version's Job under the same name
     fails while the last one is kept (ttlSecondsAfterFinished). So the topics and migration Jobs
-    carry their image's tag in their name: a new tag is a new Job."""
+    carry their image's version (`job_version`) in their name: a new image is a new Job.
+
+    render() derives each migration Job's name from its image, so a render cannot get it wrong;
+    the rule stays for what derivation leaves alone: a name set by hand (a patch renaming the
+    Job, a nameSuffix), an image it cannot name the Job after, and objects that did not come
+    through render(). The topics Job is named by hand (deploy/k8s/platform/topics-job.yaml)."""
     for where, d, template in workloads(docs):
-        for c in template["spec"]["containers"] if d["kind"] == "Job" else []:
-            image, tag = c["image"].rsplit(":", 1)
-            dashed, app = tag.replace(".", "-"), image.rsplit("/", 1)[-1]
-            if app == "topics" and not where.endswith(f"/kafka-topics-{dashed}"):
-                yield f"{where}: runs topics:{tag}; name it kafka-topics-{dashed} (a new Job per tag)"
-            if c.get("args") == ["migrate"] and not where.endswith(f"-migrate-{dashed}"):
-                yield f"{where}: runs {app}:{tag}; name it {app}-migrate-{dashed} (a new Job per tag)"
+        if d["kind"] != "Job":
+            continue
+        name = d["metadata"]["name"]
+        for c in template["spec"]["containers"]:
+            try:
+                image = parse_image(c["image"])
+            except ImageError as error:
+                yield f"{where}: {error}"
+                continue
+            app = image.name.rsplit("/", 1)[-1]
+            if app == "topics":
+                stem, hint = "kafka-topics", ""
+            elif c.get("args") == [MIGRATE]:
+                stem = name[: name.rindex(MIGRATE) + len(MIGRATE)] if MIGRATE in name else f"{app}-{MIGRATE}"
+                hint = f"; or leave it `{MIGRATE}` in the base, and render.py names it"
+            else:
+                continue
+            try:
+                expected = versioned_name(stem, c["image"])
+            except ImageError as error:
+                yield f"{where}: {error}"
+                continue
+            if name != expected:
+                yield f"{where}: runs {c['image']}; name it {expected} (a new Job per image version{hint})"
 
 
 def opens(rule: Doc, port: int) -> bool:
@@ -281,6 +394,17 @@ def egress_allows(docs: list[Doc], labels: dict[str, str], port: int) -> bool:
     return not restricting or any(opens(rule, port) for spec in restricting for rule in spec.get("egress") or [])
 
 
+def bootstrap_port(server: str) -> int:
+    """The port of one of KAFKA_BOOTSTRAP_SERVERS (`host:port`, `[v6]:port`; without a port,
+    the clients' default 9092)."""
+    host, colon, port = server.rpartition(":")
+    if not colon or host.endswith(":") or (server.startswith("[") and server.endswith("]")):
+        return 9092  # no port, or an IPv6 address in brackets without one
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{server!r} has no port from 1 to 65535")
+    return int(port)
+
+
 def egress_to_configured_ports(docs: list[Doc]) -> Iterator[str]:
     """Each port the config names (Kafka's bootstrap servers; a database URL given in the clear,
     not from a Secret, which render.py cannot read) is one the pod's NetworkPolicies let out:
@@ -293,13 +417,21 @@ def egress_to_configured_ports(docs: list[Doc]) -> Iterator[str]:
             # A migration reaches its database only (it shares the service's ConfigMap).
             if isinstance(servers, str) and c.get("args") != ["migrate"]:
                 for server in filter(None, (s.strip() for s in servers.split(","))):
-                    port = int(server.rsplit(":", 1)[1]) if ":" in server else 9092  # the clients' default
-                    wanted[port] = "Kafka", "KAFKA_BOOTSTRAP_SERVERS"
+                    try:
+                        wanted[bootstrap_port(server)] = "Kafka", "KAFKA_BOOTSTRAP_SERVERS"
+                    except ValueError as error:
+                        yield f"{where}: KAFKA_BOOTSTRAP_SERVERS: {error}"
             for name, value in env.items():
                 if name.endswith("_DATABASE_URL") and isinstance(value, str):
                     url = urlsplit(value)
                     if url.scheme.startswith("postgresql") and url.hostname:  # not SQLite's file
-                        wanted[url.port or 5432] = "its database", name
+                        try:
+                            port = url.port  # ValueError on a port that is no number or past 65535
+                        except ValueError:
+                            # Not the URL itself: a password may be in it.
+                            yield f"{where}: {name} has a port that is not a number from 1 to 65535"
+                            continue
+                        wanted[port or 5432] = "its database", name
             for port, (what, setting) in sorted(wanted.items()):
                 if not egress_allows(docs, pod_labels(template), port):
                     yield (

@@ -3,8 +3,9 @@ the Kubernetes schemas (kubernetes-validate, strict) or, for the operators' kind
 External Secrets), the part of their CRDs these manifests use; the project's own rules across
 objects (deploy/k8s/render.py: probes, resources, a PodDisruptionBudget and a NetworkPolicy per
 service, egress to the ports the config names, no placeholder Secret, no spec.replicas beside a
-ScaledObject, Kafka auth, Job names carrying their image tag, the stop inside the grace period)
-on every kustomization; the KEDA ScaledObjects against the partitions
+ScaledObject, Kafka auth, Job names carrying their image's version, the stop inside the grace
+period) on every kustomization, and the image references it reads (tag, digest) and names the
+migration Jobs after; the KEDA ScaledObjects against the partitions
 and consumer groups they scale on, and the promises of each Deployment. No cluster runs here:
 what an API server, KEDA or a CNI would do with them is not exercised."""
 
@@ -16,6 +17,7 @@ import importlib.util
 import inspect
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -367,6 +369,48 @@ BREAKAGES = {
         ),
         "Deployment/feedback-app: reaches its database on port 6432",
     ),
+    "a migration Job renamed by hand": (
+        edit(
+            lambda d: named(d, "Job", "membership-migrate-1-0-0")["metadata"].update(name="membership-migrate-latest")
+        ),
+        "Job/membership-migrate-latest: runs ghcr.io/unionhub/membership:1.0.0; name it membership-migrate-1-0-0",
+    ),
+    "a migration Job on an image pinned by neither tag nor digest": (
+        edit(
+            lambda d: named(d, "Job", "evaluation-migrate-1-0-0")["spec"]["template"]["spec"]["containers"][0].update(
+                image="registry:5000/unionhub/evaluation"
+            )
+        ),
+        "Job/evaluation-migrate-1-0-0: image 'registry:5000/unionhub/evaluation' has neither a tag nor a digest",
+    ),
+    "a migration Job on an image that is no reference": (
+        edit(
+            lambda d: named(d, "Job", "feedback-migrate-1-0-0")["spec"]["template"]["spec"]["containers"][0].update(
+                image="ghcr.io/unionhub/feedback@1.0.0"
+            )
+        ),
+        "Job/feedback-migrate-1-0-0: image 'ghcr.io/unionhub/feedback@1.0.0': what follows @ is not a digest",
+    ),
+    "a Kafka port that is no number": (
+        edit(lambda d: config_of(d, "evaluation")["data"].update(KAFKA_BOOTSTRAP_SERVERS="kafka:9092,kafka-2:ninety")),
+        "Deployment/evaluation-app: KAFKA_BOOTSTRAP_SERVERS: 'kafka-2:ninety' has no port from 1 to 65535",
+    ),
+    "a database URL whose port is no number": (
+        edit(
+            lambda d: container(d, "feedback").update(
+                env=[{"name": "FEEDBACK_DATABASE_URL", "value": "postgresql+asyncpg://feedback@db:5432x/feedback"}]
+            )
+        ),
+        "Deployment/feedback-app: FEEDBACK_DATABASE_URL has a port that is not a number from 1 to 65535",
+    ),
+    "a digest-pinned topics image in the old Job": (
+        edit(
+            lambda d: topics_job(d)["spec"]["template"]["spec"]["containers"][0].update(
+                image=f"ghcr.io/unionhub/topics@sha256:{'ab12' * 16}"
+            )
+        ),
+        "name it kafka-topics-ab12ab12ab12 ",
+    ),
     "a new topics image in the old Job": (
         edit(
             lambda d: topics_job(d)["spec"]["template"]["spec"]["containers"][0].update(
@@ -414,26 +458,79 @@ def test_a_production_build_fails_while_a_placeholder_secret_remains(tmp_path: P
     assert "Secret/membership-secrets: KAFKA_SASL_PASSWORD is a placeholder" in refused.stderr
 
 
-def test_a_new_image_tag_needs_a_new_migration_job_name(tmp_path: Path) -> None:
-    """A Job's pod template cannot change: applying 1.1.0's Job under 1.0.0's name would fail."""
+def test_a_new_image_tag_in_an_overlay_gives_a_new_migration_job_without_a_patch(tmp_path: Path) -> None:
+    """A Job's pod template cannot change: 1.1.0's Job under 1.0.0's name would be refused. The
+    tag is the one source of the name: whichever layer sets it, render.py names the Job after it."""
     tag = "images: [{name: ghcr.io/unionhub/membership, newTag: '1.1.0'}]\n"
-    refused = build(overlay(tmp_path, "services/membership", tag))
-    assert refused.returncode == 1 and refused.stdout == ""
-    assert "Job/membership-migrate-1-0-0: runs membership:1.1.0; name it membership-migrate-1-1-0" in refused.stderr, (
-        refused.stderr
-    )
-    # The fix the message asks for, as an overlay writes it (docs/operations.md, "Migrations").
-    rename = (
-        "patches:\n"
-        "  - target: {kind: Job, name: membership-migrate-1-0-0}\n"
-        "    patch: |-\n"
-        "      - {op: replace, path: /metadata/name, value: membership-migrate-1-1-0}\n"
-    )
-    renamed = build(overlay(tmp_path, "services/membership", tag + rename))
-    assert renamed.returncode == 0, renamed.stderr
-    (job,) = [d for d in yaml.safe_load_all(renamed.stdout) if d["kind"] == "Job"]
+    built = build(overlay(tmp_path, "services/membership", tag))
+    assert built.returncode == 0, built.stderr
+    (job,) = [d for d in yaml.safe_load_all(built.stdout) if d["kind"] == "Job"]
     assert job["metadata"]["name"] == "membership-migrate-1-1-0"
     assert job["spec"]["template"]["spec"]["containers"][0]["image"] == "ghcr.io/unionhub/membership:1.1.0"
+    # The production overlay pins tags again: a digest set there names the Job too.
+    digest = "sha256:" + "0123456789abcdef" * 4
+    pinned = overlay(
+        tmp_path, "overlays/production", f"images: [{{name: ghcr.io/unionhub/evaluation, digest: '{digest}'}}]\n"
+    )
+    built = build(pinned)
+    assert built.returncode == 0, built.stderr
+    jobs = {d["metadata"]["name"]: d for d in yaml.safe_load_all(built.stdout) if d["kind"] == "Job"}
+    assert set(jobs) == {
+        "membership-migrate-1-0-0",
+        "evaluation-migrate-0123456789ab",
+        "feedback-migrate-1-0-0",
+        "kafka-topics-1-0-0",
+    }
+    image = jobs["evaluation-migrate-0123456789ab"]["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image == f"ghcr.io/unionhub/evaluation@{digest}"
+    # docs/operations.md's walk waits for that name, and renames no Job by hand.
+    operations = (ROOT / "docs" / "operations.md").read_text()
+    assert "job/membership-migrate-1-1-0" in operations and "/metadata/name" not in operations
+
+
+def test_a_tag_bumped_in_the_service_layer_still_renders_in_the_production_overlay(tmp_path: Path) -> None:
+    """The walk's step 1 bumps the service's own tag; production pins its own (`images:`), which
+    wins: each renders, its Job named after the image it runs."""
+    copied = tmp_path / "k8s"
+    shutil.copytree(K8S, copied)
+    service = copied / "services" / "membership" / "kustomization.yaml"
+    service.write_text(service.read_text().replace('newTag: "1.0.0"', 'newTag: "1.1.0"'))
+    for path, version in (("services/membership", "1.1.0"), ("overlays/production", "1.0.0")):
+        built = build(copied / path)
+        assert built.returncode == 0, built.stderr
+        (job,) = [d for d in yaml.safe_load_all(built.stdout) if d["metadata"]["name"].startswith("membership-migrate")]
+        assert job["metadata"]["name"] == f"membership-migrate-{version.replace('.', '-')}"
+        assert job["spec"]["template"]["spec"]["containers"][0]["image"] == f"ghcr.io/unionhub/membership:{version}"
+
+
+def test_a_migration_job_named_by_hand_after_another_tag_or_unpinned_is_refused(tmp_path: Path) -> None:
+    """Derivation leaves a name set by hand alone; the rule still refuses it. An image pinned by
+    neither tag nor digest gets a message, not a traceback."""
+    tag = "images: [{name: ghcr.io/unionhub/membership, newTag: '1.1.0'}]\n"
+    rename = (
+        "patches:\n"
+        "  - target: {kind: Job}\n"
+        "    patch: |-\n"
+        "      - {op: replace, path: /metadata/name, value: membership-migrate-1-0-0}\n"
+    )
+    refused = build(overlay(tmp_path, "services/membership", tag + rename))
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert refused.stderr.splitlines() == [
+        "Job/membership-migrate-1-0-0: runs ghcr.io/unionhub/membership:1.1.0; name it membership-migrate-1-1-0"
+        " (a new Job per image version; or leave it `migrate` in the base, and render.py names it)"
+    ]
+    untagged = (
+        "patches:\n"
+        "  - target: {kind: Job}\n"
+        "    patch: |-\n"
+        "      - {op: replace, path: /spec/template/spec/containers/0/image, value: 'registry:5000/unionhub/membership'}\n"
+    )
+    refused = build(overlay(tmp_path, "services/membership", untagged))
+    assert refused.returncode == 1 and refused.stdout == "" and "Traceback" not in refused.stderr
+    assert refused.stderr.splitlines() == [
+        "Job/membership-migrate: image 'registry:5000/unionhub/membership' has neither a tag nor a digest:"
+        " a Job must run a pinned image (`images:` in the kustomization: newTag or digest)"
+    ]
 
 
 @pytest.mark.parametrize("path", RENDERED)
@@ -441,8 +538,118 @@ def test_every_migration_job_is_named_after_its_service_and_image_tag(rendered: 
     for job in of_kind(rendered[path], "Job"):
         (c,) = job["spec"]["template"]["spec"]["containers"]
         if c.get("args") == ["migrate"]:
-            image, tag = c["image"].rsplit(":", 1)
-            assert job["metadata"]["name"] == f"{image.rsplit('/', 1)[1]}-migrate-{tag.replace('.', '-')}"
+            image = RULES.parse_image(c["image"])
+            assert image.tag == "1.0.0" and job["metadata"]["name"] == f"{image.name.rsplit('/', 1)[1]}-migrate-1-0-0"
+
+
+def test_no_layer_names_the_migration_job_but_render_py() -> None:
+    """The base Job is `migrate`, and no kustomization patches a Job's name: the image's tag,
+    wherever it is set, is the one source of it."""
+    base = yaml.safe_load((K8S / "base" / "migration-job.yaml").read_text())
+    assert base["metadata"]["name"] == "migrate"
+    for path in K8S.rglob("kustomization.yaml"):
+        kustomization = yaml.safe_load(path.read_text())
+        for patch in kustomization.get("patches") or []:
+            ops = yaml.safe_load(patch.get("patch", "")) or []
+            if (patch.get("target") or {}).get("kind") == "Job" and isinstance(ops, list):
+                assert not [op for op in ops if op["path"] == "/metadata/name"], path
+
+
+DIGEST = "sha256:" + "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+IMAGES = [
+    # reference, (name, tag, digest), version part of the Job name
+    ("ghcr.io/unionhub/membership:1.0.0", ("ghcr.io/unionhub/membership", "1.0.0", None), "1-0-0"),
+    (f"ghcr.io/unionhub/membership@{DIGEST}", ("ghcr.io/unionhub/membership", None, DIGEST), "9f86d081884c"),
+    (f"ghcr.io/unionhub/membership:1.0.0@{DIGEST}", ("ghcr.io/unionhub/membership", "1.0.0", DIGEST), "1-0-0"),
+    ("registry:5000/unionhub/membership:1.1.0", ("registry:5000/unionhub/membership", "1.1.0", None), "1-1-0"),
+    (
+        f"registry:5000/unionhub/membership@{DIGEST}",
+        ("registry:5000/unionhub/membership", None, DIGEST),
+        "9f86d081884c",
+    ),
+    ("membership:1.0.0-rc.1+build.7", ("membership", "1.0.0-rc.1+build.7", None), "1-0-0-rc-1-build-7"),
+    ("membership:1.0.0_hotfix", ("membership", "1.0.0_hotfix", None), "1-0-0-hotfix"),
+    ("membership:V1.2.0-RC1", ("membership", "V1.2.0-RC1", None), "v1-2-0-rc1"),
+    ("membership:.v1.", ("membership", ".v1.", None), "v1"),
+]
+
+
+@pytest.mark.parametrize(("reference", "parts", "version"), IMAGES)
+def test_an_image_reference_is_read_as_name_tag_and_digest(reference: str, parts: tuple, version: str) -> None:
+    assert tuple(RULES.parse_image(reference)) == parts
+    assert RULES.job_version(reference) == version
+    assert RULES.versioned_name("membership-migrate", reference) == f"membership-migrate-{version}"
+
+
+LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")  # a Job's name is its pods' job-name label
+
+
+def test_a_job_name_stays_a_label_of_at_most_63_characters_whatever_the_tag() -> None:
+    sha = "3f786850e387550fdab836ed7e6dc881de23001b"
+    long_tag, other = (
+        f"ghcr.io/unionhub/evaluation:main-{sha}-20250101T120000Z",
+        f"ghcr.io/unionhub/evaluation:main-{sha}-2",
+    )
+    name = RULES.versioned_name("evaluation-migrate", long_tag)
+    assert len(name) == 63 and LABEL.fullmatch(name)
+    assert name.startswith(f"evaluation-migrate-main-{sha[:20]}")
+    assert name.endswith("-" + RULES.short_hash(f"main-{sha}-20250101T120000Z"))
+    assert RULES.versioned_name("evaluation-migrate", other) != name  # cut alike, named apart
+    for reference in [r for r, _, _ in IMAGES] + ["membership:_", "membership:___", long_tag]:
+        for base in (
+            "membership-migrate",
+            "kafka-topics",
+            "staging-cell-7-membership-migrate",
+        ):
+            name = RULES.versioned_name(base, reference)
+            assert len(name) <= 63 and LABEL.fullmatch(name), name
+    assert re.fullmatch(r"membership-migrate-[0-9a-f]{8}", RULES.versioned_name("membership-migrate", "membership:_"))
+    with pytest.raises(RULES.ImageError, match="leaves no room for its version"):
+        RULES.versioned_name("a-" * 27 + "migrate", long_tag)  # 61 characters before the version
+
+
+@pytest.mark.parametrize(
+    ("reference", "said"),
+    [
+        ("registry:5000/unionhub/membership", "has neither a tag nor a digest: a Job must run a pinned image"),
+        ("membership", "has neither a tag nor a digest"),
+        ("membership:", "an empty or malformed tag"),
+        ("membership:1.0:0", "an empty or malformed tag"),
+        ("membership@sha256:1234", "what follows @ is not a digest"),
+        ("membership@1.0.0", "what follows @ is not a digest"),
+        ("", "no image name"),
+        ("ghcr.io/unionhub/:1.0.0", "no image name"),
+    ],
+)
+def test_an_image_no_job_can_be_named_after_is_refused_with_a_message(reference: str, said: str) -> None:
+    with pytest.raises(RULES.ImageError, match=re.escape(said)):
+        RULES.job_version(reference)
+
+
+def test_a_port_that_is_no_number_is_named_not_a_traceback(tmp_path: Path) -> None:
+    """A bootstrap server's or a configured database URL's port: a message, the URL (a password
+    may be in it) not repeated."""
+    url = "{name: MEMBERSHIP_DATABASE_URL, value: 'postgresql://membership:hunter2@db:99999/membership'}"
+    config = (
+        "configMapGenerator: [{name: membership-app-config, behavior: merge,"
+        " literals: [KAFKA_BOOTSTRAP_SERVERS=kafka-bootstrap.kafka.svc.cluster.local:nine]}]\n"
+        "patches:\n"
+        "  - target: {kind: Deployment}\n"
+        f"    patch: |-\n      - {{op: replace, path: /spec/template/spec/containers/0/env/0, value: {url}}}\n"
+        "  - target: {kind: Job}\n"
+        f"    patch: |-\n      - {{op: replace, path: /spec/template/spec/containers/0/env/0, value: {url}}}\n"
+    )
+    refused = build(overlay(tmp_path, "services/membership", config))
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert "Traceback" not in refused.stderr and "hunter2" not in refused.stderr
+    assert refused.stderr.splitlines() == [
+        "Deployment/membership-app: KAFKA_BOOTSTRAP_SERVERS:"
+        " 'kafka-bootstrap.kafka.svc.cluster.local:nine' has no port from 1 to 65535",
+        "Deployment/membership-app: MEMBERSHIP_DATABASE_URL has a port that is not a number from 1 to 65535",
+        "Job/membership-migrate-1-0-0: MEMBERSHIP_DATABASE_URL has a port that is not a number from 1 to 65535",
+    ]
+    assert RULES.bootstrap_port("kafka") == 9092 and RULES.bootstrap_port("[::1]") == 9092
+    assert RULES.bootstrap_port("[::1]:9093") == 9093 and RULES.bootstrap_port("kafka:9094") == 9094
 
 
 def selected(docs: list[dict[str, Any]], key: str, value: str, equal: bool) -> set[str]:
@@ -465,6 +672,9 @@ def test_the_migration_is_applied_apart_from_the_deployment_it_must_precede(rend
     assert {f"Job/{service}-migrate-1-0-0", f"ConfigMap/{config}"} <= first
     assert selected(docs, "app.kubernetes.io/component", "server", equal=True) == {f"Deployment/{service}-app"}
     assert selected(docs, "app.kubernetes.io/component", "migration", equal=True) == {f"Job/{service}-migrate-1-0-0"}
+    # The walk's rollback (step 6): everything of the older render but its migration Job.
+    back = selected(docs, "app.kubernetes.io/component", "migration", equal=False)
+    assert {f"Deployment/{service}-app", f"ConfigMap/{config}"} <= back and not [o for o in back if "Job/" in o]
 
 
 def test_a_kafka_port_no_network_policy_lets_out_fails_to_render(tmp_path: Path) -> None:

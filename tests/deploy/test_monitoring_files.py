@@ -106,7 +106,11 @@ def test_the_prometheusrule_is_what_its_generator_writes_from_alerts_yml() -> No
     rule = yaml.safe_load(generator.rendered())
     source = yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())["groups"]
     assert [g["name"] for g in rule["spec"]["groups"]] == [g["name"] for g in source]
-    shipped, written = [r for g in rule["spec"]["groups"] for r in g["rules"]], alert_rules()
+    everything, written = [r for g in rule["spec"]["groups"] for r in g["rules"]], alert_rules()
+    # Plus, after each service's per-namespace rule, the two that speak when it cannot.
+    added = [r for s in SERVICES for r in generator.unwatched(s)]
+    shipped = [r for r in everything if r not in added]
+    assert [r for r in everything if r in added] == added and len(everything) == len(written) + len(added)
     assert [{**r, "expr": ""} for r in shipped] == [{**r, "expr": ""} for r in written]
     # The same rules, but absent(): per namespace on Kubernetes (prometheusrule.test.yml).
     changed = [(w["expr"], s["expr"]) for w, s in zip(written, shipped, strict=True) if w["expr"] != s["expr"]]
@@ -128,7 +132,37 @@ def test_the_rules_in_the_prometheusrule_pass_promtool(tmp_path: Path) -> None:
     rule = yaml.safe_load((K8S / "monitoring" / "prometheusrule.yaml").read_text())
     extracted = tmp_path / "rules.yml"
     extracted.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
-    assert f"SUCCESS: {len(alert_rules())} rules found" in promtool("check", "rules", str(extracted))
+    shipped = len(alert_rules()) + len(SERVICES) * 2  # + each service's UnionDeploymentNotReported and fallback
+    assert f"SUCCESS: {shipped} rules found" in promtool("check", "rules", str(extracted))
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_on_kubernetes_a_service_warns_when_its_per_namespace_down_alert_is_blind(service: str) -> None:
+    """The per-namespace form reads kube-state-metrics: without it, or with the Deployment
+    renamed, it never fires. A warning says so, and absent()'s check stays at a lower severity
+    for a service with no target anywhere (promtool: prometheusrule.test.yml)."""
+    rule = yaml.safe_load((K8S / "monitoring" / "prometheusrule.yaml").read_text())
+    rules = [r for g in rule["spec"]["groups"] for r in g["rules"] if r.get("labels", {}).get("service") == service]
+    deployment = f'kube_deployment_spec_replicas{{deployment="{service}-app"}}'
+    (guard,) = [r for r in rules if r["alert"] == "UnionDeploymentNotReported"]
+    assert guard["expr"] == f"absent({deployment})" and guard["for"] == "10m"
+    assert guard["labels"] == {"severity": "warning", "service": service}
+    assert guard["annotations"]["summary"] == (
+        f"kube-state-metrics does not report {service}-app: UnionServiceDown cannot fire per namespace"
+    )
+    down = {r["labels"]["severity"]: r["expr"] for r in rules if r["alert"] == "UnionServiceDown"}
+    assert down == {
+        "critical": f'(max by (namespace) ({deployment}) > 0) unless on (namespace) (up{{service="{service}"}} == 1)',
+        "warning": f'absent(up{{service="{service}"}}) and on () absent({deployment})',
+    }
+    # Each links its section of the docs, which says what to do.
+    operations = (ROOT / "docs" / "operations.md").read_text()
+    base = rules_generator().RUNBOOK_BASE_URL
+    for r in rules:
+        assert set(r["annotations"]) == {"summary", "description", "runbook_url"}
+        assert len(r["annotations"]["description"]) > 40
+        assert r["annotations"]["runbook_url"] == f"{base}#{r['alert'].lower()}"
+        assert f"\n### {r['alert']}\n" in operations
 
 
 def test_the_generator_puts_the_runbooks_under_another_base_when_asked() -> None:
