@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import event, text
+from sqlalchemy import String, Table, TextClause, event, insert, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.types import TypeDecorator
 
 from .settings import DatabaseTimeouts
 
@@ -152,6 +153,55 @@ def insert_on_conflict(session: AsyncSession, table: Any) -> Any:
     if session.get_bind().dialect.name == "postgresql":
         return postgresql_insert(table)
     return sqlite_insert(table)
+
+
+async def insert_rows(session: AsyncSession, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Inserts `rows` (mappings with the same keys, in order: ids are drawn in it) in the
+    caller's transaction. On PostgreSQL one statement fed one array a column (`unnest`): a
+    few parameters to process instead of one a value, as an executemany has; elsewhere an
+    executemany."""
+    if not rows:
+        return
+    dialect = session.get_bind().dialect
+    if dialect.name != "postgresql":
+        await session.execute(insert(table), rows)
+        return
+    names = tuple(rows[0])
+    statement, processors = _unnest_insert(table, names, dialect)
+    params: dict[str, list[Any]] = {}
+    for i, (name, process) in enumerate(zip(names, processors, strict=True)):
+        values = [row[name] for row in rows]
+        params[f"c{i}"] = values if process is None else [process(v) for v in values]
+    await session.execute(statement, params)
+
+
+_UNNEST_INSERTS: dict[tuple[Table, tuple[str, ...], str], tuple[TextClause, list[Callable[[Any], Any] | None]]] = {}
+
+
+def _unnest_insert(
+    table: Table, names: tuple[str, ...], dialect: Dialect
+) -> tuple[TextClause, list[Callable[[Any], Any] | None]]:
+    """`INSERT … SELECT … FROM unnest(…) WITH ORDINALITY … ORDER BY` the arrays' order, and
+    each column's bind processor (what SQLAlchemy would apply to a value of it)."""
+    key = (table, names, dialect.name)
+    if (found := _UNNEST_INSERTS.get(key)) is None:
+        quote = dialect.identifier_preparer.quote
+        columns = [table.c[name] for name in names]
+        casts = []
+        for i, column in enumerate(columns):
+            kind = column.type
+            impl = kind.impl_instance if isinstance(kind, TypeDecorator) else kind
+            # No length: a cast to varchar(n) would cut a longer value, where the insert refuses it.
+            name = "VARCHAR" if isinstance(impl, String) else kind.compile(dialect=dialect)
+            casts.append(f"CAST(:c{i} AS {name}[])")
+        listed = ", ".join(quote(name) for name in names)
+        statement = text(
+            f"INSERT INTO {dialect.identifier_preparer.format_table(table)} ({listed}) "
+            f"SELECT {listed} FROM unnest({', '.join(casts)}) WITH ORDINALITY AS r({listed}, unnest_ordinal) "
+            "ORDER BY unnest_ordinal"
+        )
+        found = _UNNEST_INSERTS[key] = (statement, [column.type.bind_processor(dialect) for column in columns])
+    return found
 
 
 def chunks(values: Sequence[T], size: int = 500) -> Iterator[Sequence[T]]:

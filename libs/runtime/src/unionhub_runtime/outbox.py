@@ -16,13 +16,13 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaTimeoutError
 from aiokafka.producer.message_accumulator import BatchBuilder
-from sqlalchemy import func, insert, or_, select, text, tuple_, update
+from sqlalchemy import func, or_, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from unionhub_contracts import CONTENT_TYPE, OutgoingEvent
 
 from .backoff import Backoff
-from .database import is_transient
+from .database import insert_rows, is_transient
 from .logs import describe_error
 from .metrics import RuntimeMetrics
 from .tables import RuntimeTables
@@ -85,8 +85,9 @@ async def write(session: AsyncSession, tables: RuntimeTables, topic: str, pendin
         if size > MAX_EVENT_BYTES:
             raise EventTooLarge(f"event {p.event.type} {p.event.id} is {size} bytes, over {MAX_EVENT_BYTES}")
     now = datetime.now(UTC)
-    await session.execute(
-        insert(tables.outbox),
+    await insert_rows(
+        session,
+        tables.outbox,
         [
             {
                 "event_id": p.event.id,
