@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaTimeoutError
 from aiokafka.producer.message_accumulator import BatchBuilder
 from sqlalchemy import func, or_, select, text, tuple_, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from unionhub_contracts import CONTENT_TYPE, OutgoingEvent
 
@@ -43,10 +43,11 @@ METADATA_SECONDS = 5.0
 SEND_SECONDS = 10.0
 # How long a round waits for the outbox's open writers to end before trying again.
 WRITERS_WAIT_SECONDS = 1.0
-_OUTBOX_WRITERS = text(
+_OUTBOX_WRITERS = (
     "SELECT virtualtransaction FROM pg_locks WHERE locktype = 'relation' AND mode = 'RowExclusiveLock' "
     "AND granted AND relation = CAST(:table AS regclass) AND pid IS DISTINCT FROM pg_backend_pid()"
 )
+_LOCK_ROUND = text("SELECT pg_try_advisory_xact_lock(:key), set_config('synchronous_commit', 'off', true)")
 _OUTBOX_WRITERS_LEFT = text(
     "SELECT virtualtransaction FROM pg_locks WHERE locktype = 'relation' AND mode = 'RowExclusiveLock' "
     "AND granted AND relation = CAST(:table AS regclass) AND virtualtransaction = ANY(:writers)"
@@ -171,6 +172,11 @@ class OutboxRelay:
         self._blocked: dict[Lane, _Blocked] = {}
         self._blocked_topics: dict[str, _Blocked] = {}
         self._lane_backoff = Backoff(0.5, 5.0)
+        outbox = tables.outbox
+        self._up_to_and_writers = select(
+            select(func.coalesce(func.max(outbox.c.id), 0)).scalar_subquery(),
+            func.array(text(_OUTBOX_WRITERS)),
+        )
 
     def notify(self) -> None:
         """Something was committed to the outbox: publish it now."""
@@ -217,26 +223,11 @@ class OutboxRelay:
     async def publish_pending(self) -> int:
         """Publishes one batch of pending events; returns how many."""
         started = time.perf_counter()
-        async with self._sessions() as session:
-            if session.get_bind().dialect.name == "postgresql":
-                upto = await self._committed_up_to()
-                if upto is None:
-                    return 0
-                async with session.begin():
-                    # Held until commit: no other relay publishes between our send and mark.
-                    locked = await session.scalar(
-                        text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": _RELAY_LOCK_KEY}
-                    )
-                    if not locked:
-                        return 0
-                    rows = await self._pending(session, upto)
-                    sent = await self._send(rows)
-                    if sent:
-                        # Losing this mark in a crash only publishes again (consumers
-                        # deduplicate): no need to wait for the WAL flush on commit.
-                        await session.execute(text("SET LOCAL synchronous_commit = off"))
-                    await self._mark_published(session, sent)
-            else:
+        engine: AsyncEngine = self._sessions.kw["bind"]
+        if engine.dialect.name == "postgresql":
+            sent = await self._publish_postgresql(engine)
+        else:
+            async with self._sessions() as session:
                 # SQLite has one relay (one process); keep its write lock off the Kafka round trip.
                 await session.connection(execution_options={"readonly": True})  # begins
                 rows = await self._pending(session, None)
@@ -250,19 +241,40 @@ class OutboxRelay:
                 self._metrics.outbox_published.labels(topic).inc(count)
         return len(sent)
 
-    async def _committed_up_to(self) -> int | None:
+    async def _publish_postgresql(self, engine: AsyncEngine) -> list[Any]:
+        # One connection for the round (one check-out from the pool, one liveness probe):
+        # the wait for the outbox's writers, then the locked transaction.
+        async with engine.connect() as connection:
+            upto = await self._committed_up_to(connection)
+            if upto is None:
+                return []
+            async with connection.begin():
+                # Held until commit: no other relay publishes between our send and mark. And
+                # losing the mark in a crash only publishes again (consumers deduplicate): no
+                # need to wait for the WAL flush on commit (nothing else is written).
+                locked, _ = (await connection.execute(_LOCK_ROUND, {"key": _RELAY_LOCK_KEY})).one()
+                if not locked:
+                    return []
+                rows = await self._pending(connection, upto)
+                sent = await self._send(rows)
+                await self._mark_published(connection, sent)
+        return sent
+
+    async def _committed_up_to(self, connection: AsyncConnection) -> int | None:
         """The highest outbox id below which every row is committed (or rolled back).
 
         Ids are drawn at insert, but transactions commit in any order: a relay reading while
         id 100 is in flight and 101 committed would publish 101 first. A transaction that may
         still commit an outbox row holds ROW EXCLUSIVE on the outbox from before its insert
         draws an id: read the highest id, then wait (blocking no one) until the transactions
-        holding that lock then have ended; ids drawn later are higher. None when one of them
-        runs past `WRITERS_WAIT_SECONDS` (a frozen peer, until the server ends its session)."""
+        holding that lock then have ended; ids drawn later are higher. (One statement reads
+        both: its snapshot, which the highest id comes from, is taken before it reads the
+        locks.) None when one of them runs past `WRITERS_WAIT_SECONDS` (a frozen peer, until
+        the server ends its session). Ends the transaction it reads in."""
         outbox = self._tables.outbox
-        async with self._sessions() as session:
-            upto = int(await session.scalar(select(func.coalesce(func.max(outbox.c.id), 0))) or 0)
-            writers = list((await session.execute(_OUTBOX_WRITERS, {"table": outbox.name})).scalars())
+        try:
+            found, writers = (await connection.execute(self._up_to_and_writers, {"table": outbox.name})).one()
+            upto = int(found or 0)
             deadline = time.monotonic() + WRITERS_WAIT_SECONDS
             pause = 0.002
             while writers:
@@ -275,11 +287,15 @@ class OutboxRelay:
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 0.05)  # pg_locks takes every lock-manager partition: not too often
                 writers = list(
-                    (await session.execute(_OUTBOX_WRITERS_LEFT, {"table": outbox.name, "writers": writers})).scalars()
+                    (
+                        await connection.execute(_OUTBOX_WRITERS_LEFT, {"table": outbox.name, "writers": writers})
+                    ).scalars()
                 )
             return upto
+        finally:
+            await connection.rollback()
 
-    async def _pending(self, session: AsyncSession, upto: int | None) -> Sequence[Any]:
+    async def _pending(self, session: AsyncSession | AsyncConnection, upto: int | None) -> Sequence[Any]:
         outbox = self._tables.outbox
         query = (
             select(outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.value, outbox.c.traceparent, outbox.c.created_at)
@@ -424,14 +440,14 @@ class OutboxRelay:
         blocked[what] = _Blocked(time.monotonic() + backoff, backoff)
         self._metrics.outbox_send_errors.labels(row.topic).inc()
 
-    async def _mark_published(self, session: AsyncSession, rows: Sequence[Any]) -> None:
+    async def _mark_published(self, session: AsyncSession | AsyncConnection, rows: Sequence[Any]) -> None:
         if rows:
             outbox = self._tables.outbox
             await session.execute(
                 update(outbox).where(outbox.c.id.in_([row.id for row in rows])).values(published_at=datetime.now(UTC))
             )
 
-    async def _update_backlog_gauges(self, session: AsyncSession, rows: Sequence[Any]) -> None:
+    async def _update_backlog_gauges(self, session: AsyncSession | AsyncConnection, rows: Sequence[Any]) -> None:
         holding_back = bool(self._blocked or self._blocked_topics)
         if holding_back:  # lanes left out of `rows` may hold older events
             outbox = self._tables.outbox
@@ -449,7 +465,7 @@ class OutboxRelay:
             backlog = await self._count_pending(session)
         self._metrics.outbox_backlog.set(backlog)
 
-    async def _count_pending(self, session: AsyncSession) -> int:
+    async def _count_pending(self, session: AsyncSession | AsyncConnection) -> int:
         outbox = self._tables.outbox
         count = await session.scalar(select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None)))
         return int(count or 0)
