@@ -15,6 +15,7 @@ from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.types import TypeDecorator
+from sqlalchemy.util.concurrency import await_
 
 from .settings import DatabaseTimeouts
 
@@ -35,6 +36,8 @@ def create_engine(url: str, *, timeouts: DatabaseTimeouts | None = None, **kwarg
         kwargs.setdefault("pool_pre_ping", True)
         kwargs.setdefault("pool_size", 5)
         engine = create_async_engine(url, **kwargs)
+        if engine.dialect.driver == "asyncpg":
+            engine.sync_engine.dialect.do_ping = _ping_asyncpg  # type: ignore[method-assign]
 
         @event.listens_for(engine.sync_engine, "handle_error")
         def _on_error(context: Any) -> None:
@@ -78,6 +81,19 @@ def write_lock(engine: AsyncEngine) -> AbstractAsyncContextManager[Any]:
     if engine.dialect.name != "sqlite":
         return nullcontext()
     return asyncio.Lock()
+
+
+def _ping_asyncpg(dbapi_connection: Any) -> bool:
+    """The pool's check of a connection before each check-out, in one round trip (`;`).
+    SQLAlchemy's asyncpg dialect wraps it in a transaction (BEGIN, `;`, ROLLBACK: three round
+    trips) for pgbouncer's transaction mode, which this system does not use; every batch and
+    every relay round checks a connection out. A failure is translated as the dialect's own
+    ping does, so a dead connection is replaced."""
+    try:
+        await_(dbapi_connection._connection.fetchrow(";"))
+    except Exception as error:
+        dbapi_connection._handle_exception(error)
+    return True
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
