@@ -16,7 +16,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaTimeoutError
 from aiokafka.producer.message_accumulator import BatchBuilder
-from sqlalchemy import func, or_, select, text, tuple_, update
+from sqlalchemy import bindparam, func, or_, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from unionhub_contracts import CONTENT_TYPE, OutgoingEvent
@@ -47,7 +47,6 @@ _OUTBOX_WRITERS = (
     "SELECT virtualtransaction FROM pg_locks WHERE locktype = 'relation' AND mode = 'RowExclusiveLock' "
     "AND granted AND relation = CAST(:table AS regclass) AND pid IS DISTINCT FROM pg_backend_pid()"
 )
-_LOCK_ROUND = text("SELECT pg_try_advisory_xact_lock(:key), set_config('synchronous_commit', 'off', true)")
 _OUTBOX_WRITERS_LEFT = text(
     "SELECT virtualtransaction FROM pg_locks WHERE locktype = 'relation' AND mode = 'RowExclusiveLock' "
     "AND granted AND relation = CAST(:table AS regclass) AND virtualtransaction = ANY(:writers)"
@@ -173,7 +172,9 @@ class OutboxRelay:
         self._blocked_topics: dict[str, _Blocked] = {}
         self._lane_backoff = Backoff(0.5, 5.0)
         outbox = tables.outbox
-        self._up_to_and_writers = select(
+        self._round_start = select(
+            func.pg_try_advisory_xact_lock(bindparam("key")),
+            func.set_config("synchronous_commit", "off", True),
             select(func.coalesce(func.max(outbox.c.id), 0)).scalar_subquery(),
             func.array(text(_OUTBOX_WRITERS)),
         )
@@ -242,26 +243,30 @@ class OutboxRelay:
         return len(sent)
 
     async def _publish_postgresql(self, engine: AsyncEngine) -> list[Any]:
-        # One connection for the round (one check-out from the pool, one liveness probe):
-        # the wait for the outbox's writers, then the locked transaction.
-        async with engine.connect() as connection:
-            upto = await self._committed_up_to(connection)
+        # One connection and one transaction for the round (one check-out from the pool, one
+        # liveness probe), which its first statement begins: the lock, the highest id and
+        # the outbox's open writers together.
+        async with engine.connect() as connection, connection.begin():
+            # The lock is held until commit: no other relay publishes between our send and
+            # mark. And losing the mark in a crash only publishes again (consumers
+            # deduplicate): no need to wait for the WAL flush on commit (nothing else is written).
+            locked, _, highest, writers = (
+                await connection.execute(self._round_start, {"key": _RELAY_LOCK_KEY, "table": self._tables.outbox.name})
+            ).one()
+            if not locked:
+                return []
+            upto = await self._committed_up_to(connection, int(highest or 0), list(writers))
             if upto is None:
                 return []
-            async with connection.begin():
-                # Held until commit: no other relay publishes between our send and mark. And
-                # losing the mark in a crash only publishes again (consumers deduplicate): no
-                # need to wait for the WAL flush on commit (nothing else is written).
-                locked, _ = (await connection.execute(_LOCK_ROUND, {"key": _RELAY_LOCK_KEY})).one()
-                if not locked:
-                    return []
-                rows = await self._pending(connection, upto)
-                sent = await self._send(rows)
-                await self._mark_published(connection, sent)
+            rows = await self._pending(connection, upto)
+            sent = await self._send(rows)
+            await self._mark_published(connection, sent)
         return sent
 
-    async def _committed_up_to(self, connection: AsyncConnection) -> int | None:
-        """The highest outbox id below which every row is committed (or rolled back).
+    async def _committed_up_to(self, connection: AsyncConnection, highest: int, writers: list[str]) -> int | None:
+        """The highest outbox id below which every row is committed (or rolled back), from
+        the highest id (`highest`) and the transactions then holding ROW EXCLUSIVE on the
+        outbox (`writers`), read in that order.
 
         Ids are drawn at insert, but transactions commit in any order: a relay reading while
         id 100 is in flight and 101 committed would publish 101 first. A transaction that may
@@ -270,30 +275,23 @@ class OutboxRelay:
         holding that lock then have ended; ids drawn later are higher. (One statement reads
         both: its snapshot, which the highest id comes from, is taken before it reads the
         locks.) None when one of them runs past `WRITERS_WAIT_SECONDS` (a frozen peer, until
-        the server ends its session). Ends the transaction it reads in."""
+        the server ends its session)."""
         outbox = self._tables.outbox
-        try:
-            found, writers = (await connection.execute(self._up_to_and_writers, {"table": outbox.name})).one()
-            upto = int(found or 0)
-            deadline = time.monotonic() + WRITERS_WAIT_SECONDS
-            pause = 0.002
-            while writers:
-                if time.monotonic() > deadline:
-                    log.warning(
-                        "outbox relay: a writer of the outbox is still open after %.0fs; next round",
-                        WRITERS_WAIT_SECONDS,
-                    )
-                    return None
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 0.05)  # pg_locks takes every lock-manager partition: not too often
-                writers = list(
-                    (
-                        await connection.execute(_OUTBOX_WRITERS_LEFT, {"table": outbox.name, "writers": writers})
-                    ).scalars()
+        deadline = time.monotonic() + WRITERS_WAIT_SECONDS
+        pause = 0.002
+        while writers:
+            if time.monotonic() > deadline:
+                log.warning(
+                    "outbox relay: a writer of the outbox is still open after %.0fs; next round",
+                    WRITERS_WAIT_SECONDS,
                 )
-            return upto
-        finally:
-            await connection.rollback()
+                return None
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.05)  # pg_locks takes every lock-manager partition: not too often
+            writers = list(
+                (await connection.execute(_OUTBOX_WRITERS_LEFT, {"table": outbox.name, "writers": writers})).scalars()
+            )
+        return highest
 
     async def _pending(self, session: AsyncSession | AsyncConnection, upto: int | None) -> Sequence[Any]:
         outbox = self._tables.outbox
