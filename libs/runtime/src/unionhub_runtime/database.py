@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import event, text
+from sqlalchemy import String, Table, TextClause, event, insert, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.types import TypeDecorator
+from sqlalchemy.util.concurrency import await_
 
 from .settings import DatabaseTimeouts
 
@@ -34,6 +36,8 @@ def create_engine(url: str, *, timeouts: DatabaseTimeouts | None = None, **kwarg
         kwargs.setdefault("pool_pre_ping", True)
         kwargs.setdefault("pool_size", 5)
         engine = create_async_engine(url, **kwargs)
+        if engine.dialect.driver == "asyncpg":
+            engine.sync_engine.dialect.do_ping = _ping_asyncpg  # type: ignore[method-assign]
 
         @event.listens_for(engine.sync_engine, "handle_error")
         def _on_error(context: Any) -> None:
@@ -77,6 +81,19 @@ def write_lock(engine: AsyncEngine) -> AbstractAsyncContextManager[Any]:
     if engine.dialect.name != "sqlite":
         return nullcontext()
     return asyncio.Lock()
+
+
+def _ping_asyncpg(dbapi_connection: Any) -> bool:
+    """The pool's check of a connection before each check-out, in one round trip (`;`).
+    SQLAlchemy's asyncpg dialect wraps it in a transaction (BEGIN, `;`, ROLLBACK: three round
+    trips) for pgbouncer's transaction mode, which this system does not use; every batch and
+    every relay round checks a connection out. A failure is translated as the dialect's own
+    ping does, so a dead connection is replaced."""
+    try:
+        await_(dbapi_connection._connection.fetchrow(";"))
+    except Exception as error:
+        dbapi_connection._handle_exception(error)
+    return True
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -152,6 +169,55 @@ def insert_on_conflict(session: AsyncSession, table: Any) -> Any:
     if session.get_bind().dialect.name == "postgresql":
         return postgresql_insert(table)
     return sqlite_insert(table)
+
+
+async def insert_rows(session: AsyncSession, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Inserts `rows` (mappings with the same keys, in order: ids are drawn in it) in the
+    caller's transaction. On PostgreSQL one statement fed one array a column (`unnest`): a
+    few parameters to process instead of one a value, as an executemany has; elsewhere an
+    executemany."""
+    if not rows:
+        return
+    dialect = session.get_bind().dialect
+    if dialect.name != "postgresql":
+        await session.execute(insert(table), rows)
+        return
+    names = tuple(rows[0])
+    statement, processors = _unnest_insert(table, names, dialect)
+    params: dict[str, list[Any]] = {}
+    for i, (name, process) in enumerate(zip(names, processors, strict=True)):
+        values = [row[name] for row in rows]
+        params[f"c{i}"] = values if process is None else [process(v) for v in values]
+    await session.execute(statement, params)
+
+
+_UNNEST_INSERTS: dict[tuple[Table, tuple[str, ...], str], tuple[TextClause, list[Callable[[Any], Any] | None]]] = {}
+
+
+def _unnest_insert(
+    table: Table, names: tuple[str, ...], dialect: Dialect
+) -> tuple[TextClause, list[Callable[[Any], Any] | None]]:
+    """`INSERT … SELECT … FROM unnest(…) WITH ORDINALITY … ORDER BY` the arrays' order, and
+    each column's bind processor (what SQLAlchemy would apply to a value of it)."""
+    key = (table, names, dialect.name)
+    if (found := _UNNEST_INSERTS.get(key)) is None:
+        quote = dialect.identifier_preparer.quote
+        columns = [table.c[name] for name in names]
+        casts = []
+        for i, column in enumerate(columns):
+            kind = column.type
+            impl = kind.impl_instance if isinstance(kind, TypeDecorator) else kind
+            # No length: a cast to varchar(n) would cut a longer value, where the insert refuses it.
+            name = "VARCHAR" if isinstance(impl, String) else kind.compile(dialect=dialect)
+            casts.append(f"CAST(:c{i} AS {name}[])")
+        listed = ", ".join(quote(name) for name in names)
+        statement = text(
+            f"INSERT INTO {dialect.identifier_preparer.format_table(table)} ({listed}) "
+            f"SELECT {listed} FROM unnest({', '.join(casts)}) WITH ORDINALITY AS r({listed}, unnest_ordinal) "
+            "ORDER BY unnest_ordinal"
+        )
+        found = _UNNEST_INSERTS[key] = (statement, [column.type.bind_processor(dialect) for column in columns])
+    return found
 
 
 def chunks(values: Sequence[T], size: int = 500) -> Iterator[Sequence[T]]:

@@ -234,6 +234,8 @@ class HoldContext:
 
     def queued_behind(self, consumer: str, event: CloudEvent[Any]) -> str | None:
         """The lane a newly read command must wait behind, if any."""
+        if not self.occupied:  # the usual case: nothing to compute a command's lanes for
+            return None
         lanes = self.holding.lanes[consumer](event)
         return next((lane for lane in sorted(lanes.waits_on) if lane in self.occupied), None)
 

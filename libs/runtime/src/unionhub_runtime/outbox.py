@@ -9,19 +9,20 @@ import logging
 import time
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaTimeoutError
-from sqlalchemy import func, insert, or_, select, text, tuple_, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from aiokafka.producer.message_accumulator import BatchBuilder
+from sqlalchemy import bindparam, func, or_, select, text, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from unionhub_contracts import CONTENT_TYPE, OutgoingEvent
 
 from .backoff import Backoff
-from .database import is_transient
+from .database import insert_rows, is_transient
 from .logs import describe_error
 from .metrics import RuntimeMetrics
 from .tables import RuntimeTables
@@ -42,7 +43,7 @@ METADATA_SECONDS = 5.0
 SEND_SECONDS = 10.0
 # How long a round waits for the outbox's open writers to end before trying again.
 WRITERS_WAIT_SECONDS = 1.0
-_OUTBOX_WRITERS = text(
+_OUTBOX_WRITERS = (
     "SELECT virtualtransaction FROM pg_locks WHERE locktype = 'relation' AND mode = 'RowExclusiveLock' "
     "AND granted AND relation = CAST(:table AS regclass) AND pid IS DISTINCT FROM pg_backend_pid()"
 )
@@ -84,8 +85,9 @@ async def write(session: AsyncSession, tables: RuntimeTables, topic: str, pendin
         if size > MAX_EVENT_BYTES:
             raise EventTooLarge(f"event {p.event.type} {p.event.id} is {size} bytes, over {MAX_EVENT_BYTES}")
     now = datetime.now(UTC)
-    await session.execute(
-        insert(tables.outbox),
+    await insert_rows(
+        session,
+        tables.outbox,
         [
             {
                 "event_id": p.event.id,
@@ -116,6 +118,14 @@ def _settled(future: asyncio.Future[Any]) -> None:
 
 def _lane(row: Any) -> Lane:
     return (row.topic, row.key, None) if row.key is not None else (row.topic, None, row.id)
+
+
+@dataclass
+class _Batch:
+    """A record batch being filled for one partition, and the rows in it."""
+
+    builder: BatchBuilder
+    rows: list[tuple[Any, Lane]] = field(default_factory=list)
 
 
 @dataclass
@@ -161,6 +171,13 @@ class OutboxRelay:
         self._blocked: dict[Lane, _Blocked] = {}
         self._blocked_topics: dict[str, _Blocked] = {}
         self._lane_backoff = Backoff(0.5, 5.0)
+        outbox = tables.outbox
+        self._round_start = select(
+            func.pg_try_advisory_xact_lock(bindparam("key")),
+            func.set_config("synchronous_commit", "off", True),
+            select(func.coalesce(func.max(outbox.c.id), 0)).scalar_subquery(),
+            func.array(text(_OUTBOX_WRITERS)),
+        )
 
     def notify(self) -> None:
         """Something was committed to the outbox: publish it now."""
@@ -227,27 +244,11 @@ class OutboxRelay:
     async def publish_pending(self, ceiling: int | None = None) -> int:
         """Publishes one batch of pending events (of ids up to `ceiling`, when given); returns how many."""
         started = time.perf_counter()
-        async with self._sessions() as session:
-            if session.get_bind().dialect.name == "postgresql":
-                upto = await self._committed_up_to()
-                if upto is None:
-                    return 0
-                upto = upto if ceiling is None else min(upto, ceiling)
-                async with session.begin():
-                    # Held until commit: no other relay publishes between our send and mark.
-                    locked = await session.scalar(
-                        text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": _RELAY_LOCK_KEY}
-                    )
-                    if not locked:
-                        return 0
-                    rows = await self._pending(session, upto)
-                    sent = await self._send(rows)
-                    if sent:
-                        # Losing this mark in a crash only publishes again (consumers
-                        # deduplicate): no need to wait for the WAL flush on commit.
-                        await session.execute(text("SET LOCAL synchronous_commit = off"))
-                    await self._mark_published(session, sent)
-            else:
+        engine: AsyncEngine = self._sessions.kw["bind"]
+        if engine.dialect.name == "postgresql":
+            sent = await self._publish_postgresql(engine, ceiling)
+        else:
+            async with self._sessions() as session:
                 # SQLite has one relay (one process); keep its write lock off the Kafka round trip.
                 await session.connection(execution_options={"readonly": True})  # begins
                 rows = await self._pending(session, ceiling)
@@ -266,36 +267,59 @@ class OutboxRelay:
         async with self._sessions() as session:
             return int(await session.scalar(select(func.coalesce(func.max(outbox.c.id), 0))) or 0)
 
-    async def _committed_up_to(self) -> int | None:
-        """The highest outbox id below which every row is committed (or rolled back).
+    async def _publish_postgresql(self, engine: AsyncEngine, ceiling: int | None) -> list[Any]:
+        # One connection and one transaction for the round (one check-out from the pool, one
+        # liveness probe), which its first statement begins: the lock, the highest id and
+        # the outbox's open writers together.
+        async with engine.connect() as connection, connection.begin():
+            # The lock is held until commit: no other relay publishes between our send and
+            # mark. And losing the mark in a crash only publishes again (consumers
+            # deduplicate): no need to wait for the WAL flush on commit (nothing else is written).
+            locked, _, highest, writers = (
+                await connection.execute(self._round_start, {"key": _RELAY_LOCK_KEY, "table": self._tables.outbox.name})
+            ).one()
+            if not locked:
+                return []
+            upto = await self._committed_up_to(connection, int(highest or 0), list(writers))
+            if upto is None:
+                return []
+            upto = upto if ceiling is None else min(upto, ceiling)
+            rows = await self._pending(connection, upto)
+            sent = await self._send(rows)
+            await self._mark_published(connection, sent)
+        return sent
+
+    async def _committed_up_to(self, connection: AsyncConnection, highest: int, writers: list[str]) -> int | None:
+        """The highest outbox id below which every row is committed (or rolled back), from
+        the highest id (`highest`) and the transactions then holding ROW EXCLUSIVE on the
+        outbox (`writers`), read in that order.
 
         Ids are drawn at insert, but transactions commit in any order: a relay reading while
         id 100 is in flight and 101 committed would publish 101 first. A transaction that may
         still commit an outbox row holds ROW EXCLUSIVE on the outbox from before its insert
         draws an id: read the highest id, then wait (blocking no one) until the transactions
-        holding that lock then have ended; ids drawn later are higher. None when one of them
-        runs past `WRITERS_WAIT_SECONDS` (a frozen peer, until the server ends its session)."""
+        holding that lock then have ended; ids drawn later are higher. (One statement reads
+        both: its snapshot, which the highest id comes from, is taken before it reads the
+        locks.) None when one of them runs past `WRITERS_WAIT_SECONDS` (a frozen peer, until
+        the server ends its session)."""
         outbox = self._tables.outbox
-        async with self._sessions() as session:
-            upto = int(await session.scalar(select(func.coalesce(func.max(outbox.c.id), 0))) or 0)
-            writers = list((await session.execute(_OUTBOX_WRITERS, {"table": outbox.name})).scalars())
-            deadline = time.monotonic() + WRITERS_WAIT_SECONDS
-            pause = 0.002
-            while writers:
-                if time.monotonic() > deadline:
-                    log.warning(
-                        "outbox relay: a writer of the outbox is still open after %.0fs; next round",
-                        WRITERS_WAIT_SECONDS,
-                    )
-                    return None
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 0.05)  # pg_locks takes every lock-manager partition: not too often
-                writers = list(
-                    (await session.execute(_OUTBOX_WRITERS_LEFT, {"table": outbox.name, "writers": writers})).scalars()
+        deadline = time.monotonic() + WRITERS_WAIT_SECONDS
+        pause = 0.002
+        while writers:
+            if time.monotonic() > deadline:
+                log.warning(
+                    "outbox relay: a writer of the outbox is still open after %.0fs; next round",
+                    WRITERS_WAIT_SECONDS,
                 )
-            return upto
+                return None
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.05)  # pg_locks takes every lock-manager partition: not too often
+            writers = list(
+                (await connection.execute(_OUTBOX_WRITERS_LEFT, {"table": outbox.name, "writers": writers})).scalars()
+            )
+        return highest
 
-    async def _pending(self, session: AsyncSession, upto: int | None) -> Sequence[Any]:
+    async def _pending(self, session: AsyncSession | AsyncConnection, upto: int | None) -> Sequence[Any]:
         outbox = self._tables.outbox
         query = (
             select(outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.value, outbox.c.traceparent, outbox.c.created_at)
@@ -321,12 +345,38 @@ class OutboxRelay:
     async def _send(self, rows: Sequence[Any]) -> list[Any]:
         """Sends `rows` in order; returns those Kafka took within `SEND_SECONDS`. A row it
         refuses stops its lane (the rows behind it on the same key) for this round and puts
-        the lane on backoff; a topic whose metadata does not come, the whole topic."""
-        assert self._producer is not None, "the relay publishes only once started"
+        the lane on backoff; a topic whose metadata does not come, the whole topic.
+
+        Rows of a topic the producer knows go in record batches built here, one open batch a
+        partition (the producer's own partitioner picks it, as `send` would), each queued when
+        full and the rest at the end: a few `send_batch` calls a round instead of one `send`
+        an event. A topic it does not know yet is sent event by event for this round (the
+        first send waits, bounded, for its metadata)."""
+        producer = self._producer
+        assert producer is not None, "the relay publishes only once started"
+        cluster = producer.client.cluster
         failed: dict[Lane, BaseException] = {}
         unknown_topics: set[str] = set()
-        in_flight = []
+        partitions: dict[str, tuple[list[int], list[int]] | None] = {}  # per topic, once a round
+        in_flight: list[tuple[Any, Lane, asyncio.Future[Any]]] = []
+        batches: dict[tuple[str, int], _Batch] = {}  # the open batch of each partition
         deadline = time.monotonic() + SEND_SECONDS
+
+        async def queue(topic: str, partition: int, batch: _Batch) -> None:
+            try:
+                # Queueing waits for the partition's batch before it to go (bounded).
+                async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                    future = await producer.send_batch(batch.builder, topic, partition=partition)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                for row, lane in batch.rows:
+                    if lane not in failed:
+                        failed[lane] = exc
+                        self._refused(row, self._blocked, lane)
+                return
+            in_flight.extend((row, lane, future) for row, lane in batch.rows)
+
         for row in rows:
             lane = _lane(row)
             if lane in failed or row.topic in unknown_topics:
@@ -337,17 +387,32 @@ class OutboxRelay:
                 failed[lane] = EventTooLarge(f"outbox row {row.id} is over {MAX_EVENT_BYTES} bytes")
                 self._refused(row, self._blocked, lane)
                 continue
-            known = bool(self._producer.client.cluster.partitions_for_topic(row.topic))
+            key = row.key.encode() if row.key is not None else None
+            headers = _headers(row.traceparent)
+            if row.topic not in partitions:
+                known = cluster.partitions_for_topic(row.topic)
+                partitions[row.topic] = (
+                    (list(known), list(cluster.available_partitions_for_topic(row.topic))) if known else None
+                )
+            if (topic_partitions := partitions[row.topic]) is not None:
+                partition = producer._partitioner(key, *topic_partitions)
+                batch = batches.get((row.topic, partition))
+                if batch is None:
+                    batch = batches[row.topic, partition] = _Batch(producer.create_batch())
+                if batch.builder.append(timestamp=None, key=key, value=row.value, headers=headers) is None:
+                    del batches[row.topic, partition]  # full: queued, and this row starts the next
+                    await queue(row.topic, partition, batch)
+                    if lane in failed:
+                        continue
+                    batch = batches[row.topic, partition] = _Batch(producer.create_batch())
+                    batch.builder.append(timestamp=None, key=key, value=row.value, headers=headers)  # takes a first
+                batch.rows.append((row, lane))
+                continue
+            known = bool(cluster.partitions_for_topic(row.topic))
             try:
                 # Queueing may wait too (a full batch for a partition without leader): bounded.
                 async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
-                    future = await bounded_send(
-                        self._producer,
-                        row.topic,
-                        value=row.value,
-                        key=row.key.encode() if row.key is not None else None,
-                        headers=_headers(row.traceparent),
-                    )
+                    future = await bounded_send(producer, row.topic, value=row.value, key=key, headers=headers)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -359,12 +424,14 @@ class OutboxRelay:
                     self._refused(row, self._blocked, lane)
                 continue
             in_flight.append((row, lane, future))
+        for (topic, partition), batch in batches.items():
+            await queue(topic, partition, batch)
         sent = []
         if in_flight:
             # What Kafka has not acknowledged by the deadline counts as not taken (it may still
             # arrive: sent again, it is a duplicate consumers skip). The transaction holding
             # the relay's lock must not idle past the server's limit.
-            await asyncio.wait([f for _, _, f in in_flight], timeout=max(0.0, deadline - time.monotonic()))
+            await asyncio.wait({f for _, _, f in in_flight}, timeout=max(0.0, deadline - time.monotonic()))
         for row, lane, future in in_flight:
             if not future.done():
                 error: BaseException | None = TimeoutError("no acknowledgement in time")
@@ -397,14 +464,14 @@ class OutboxRelay:
         blocked[what] = _Blocked(time.monotonic() + backoff, backoff)
         self._metrics.outbox_send_errors.labels(row.topic).inc()
 
-    async def _mark_published(self, session: AsyncSession, rows: Sequence[Any]) -> None:
+    async def _mark_published(self, session: AsyncSession | AsyncConnection, rows: Sequence[Any]) -> None:
         if rows:
             outbox = self._tables.outbox
             await session.execute(
                 update(outbox).where(outbox.c.id.in_([row.id for row in rows])).values(published_at=datetime.now(UTC))
             )
 
-    async def _update_backlog_gauges(self, session: AsyncSession, rows: Sequence[Any]) -> None:
+    async def _update_backlog_gauges(self, session: AsyncSession | AsyncConnection, rows: Sequence[Any]) -> None:
         holding_back = bool(self._blocked or self._blocked_topics)
         if holding_back:  # lanes left out of `rows` may hold older events
             outbox = self._tables.outbox
@@ -422,7 +489,7 @@ class OutboxRelay:
             backlog = await self._count_pending(session)
         self._metrics.outbox_backlog.set(backlog)
 
-    async def _count_pending(self, session: AsyncSession) -> int:
+    async def _count_pending(self, session: AsyncSession | AsyncConnection) -> int:
         outbox = self._tables.outbox
         count = await session.scalar(select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None)))
         return int(count or 0)

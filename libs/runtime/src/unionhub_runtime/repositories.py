@@ -11,10 +11,10 @@ from collections.abc import Iterable
 from dataclasses import fields
 from typing import Any, TypeVar
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .database import chunks
+from .database import chunks, insert_rows
 from .unit_of_work import AbstractRepository, Journal, snapshot
 
 A = TypeVar("A")
@@ -73,7 +73,7 @@ class TableRepository(AbstractRepository[A]):
 
     async def flush(self) -> None:
         if self._inserts:
-            await self._session.execute(insert(self._table), [self.to_row(a) for a in self._inserts.values()])
+            await insert_rows(self._session, self._table, [self.to_row(a) for a in self._inserts.values()])
         if self._updates:
             others = [name for name in self._columns if name != self._key.name]
             statement = (

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from unionhub_runtime.database import insert_rows
 from unionhub_runtime.repositories import TableRepository, dataclass_rows
 from unionhub_runtime.unit_of_work import Journal
 
@@ -47,5 +47,5 @@ class MemberRepository(TableRepository[model.Member]):
     async def flush(self) -> None:
         await super().flush()
         if self._history:
-            await self._session.execute(insert(orm.member_history), dataclass_rows(self._history))
+            await insert_rows(self._session, orm.member_history, dataclass_rows(self._history))
             self._history.clear()
