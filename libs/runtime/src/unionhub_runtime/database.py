@@ -8,7 +8,22 @@ from contextlib import AbstractAsyncContextManager, nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import String, Table, TextClause, event, insert, text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Enum,
+    Integer,
+    LargeBinary,
+    Numeric,
+    String,
+    Table,
+    TextClause,
+    event,
+    insert,
+    text,
+)
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect, make_url
@@ -183,6 +198,9 @@ async def insert_rows(session: AsyncSession, table: Table, rows: Sequence[Mappin
         await session.execute(insert(table), rows)
         return
     names = tuple(rows[0])
+    if not _unnest_fits(table, names) or any(row.keys() != rows[0].keys() for row in rows):
+        await session.execute(insert(table), rows)  # what the arrays cannot carry as written
+        return
     statement, processors = _unnest_insert(table, names, dialect)
     params: dict[str, list[Any]] = {}
     for i, (name, process) in enumerate(zip(names, processors, strict=True)):
@@ -192,6 +210,25 @@ async def insert_rows(session: AsyncSession, table: Table, rows: Sequence[Mappin
 
 
 _UNNEST_INSERTS: dict[tuple[Table, tuple[str, ...], str], tuple[TextClause, list[Callable[[Any], Any] | None]]] = {}
+
+
+_UNNEST_TYPES = (String, Integer, Numeric, Boolean, Date, DateTime, LargeBinary, JSON)
+
+
+def _unnest_fits(table: Table, names: tuple[str, ...]) -> bool:
+    """Whether an `unnest` insert writes `names` of `table` as an insert would: plain column
+    types only (an enum is a String to SQLAlchemy but not to PostgreSQL, an ARRAY column would
+    be flattened), and no Python-side default on a column left out (a text statement does
+    not apply it)."""
+    for column in table.columns:
+        if column.name not in names:
+            if column.default is not None:
+                return False
+            continue
+        kind = column.type.impl_instance if isinstance(column.type, TypeDecorator) else column.type
+        if isinstance(kind, Enum) or not isinstance(kind, _UNNEST_TYPES):
+            return False
+    return True
 
 
 def _unnest_insert(

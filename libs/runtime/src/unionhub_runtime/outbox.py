@@ -9,13 +9,12 @@ import logging
 import time
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaTimeoutError
-from aiokafka.producer.message_accumulator import BatchBuilder
 from sqlalchemy import bindparam, func, or_, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -118,14 +117,6 @@ def _settled(future: asyncio.Future[Any]) -> None:
 
 def _lane(row: Any) -> Lane:
     return (row.topic, row.key, None) if row.key is not None else (row.topic, None, row.id)
-
-
-@dataclass
-class _Batch:
-    """A record batch being filled for one partition, and the rows in it."""
-
-    builder: BatchBuilder
-    rows: list[tuple[Any, Lane]] = field(default_factory=list)
 
 
 @dataclass
@@ -345,38 +336,12 @@ class OutboxRelay:
     async def _send(self, rows: Sequence[Any]) -> list[Any]:
         """Sends `rows` in order; returns those Kafka took within `SEND_SECONDS`. A row it
         refuses stops its lane (the rows behind it on the same key) for this round and puts
-        the lane on backoff; a topic whose metadata does not come, the whole topic.
-
-        Rows of a topic the producer knows go in record batches built here, one open batch a
-        partition (the producer's own partitioner picks it, as `send` would), each queued when
-        full and the rest at the end: a few `send_batch` calls a round instead of one `send`
-        an event. A topic it does not know yet is sent event by event for this round (the
-        first send waits, bounded, for its metadata)."""
-        producer = self._producer
-        assert producer is not None, "the relay publishes only once started"
-        cluster = producer.client.cluster
+        the lane on backoff; a topic whose metadata does not come, the whole topic."""
+        assert self._producer is not None, "the relay publishes only once started"
         failed: dict[Lane, BaseException] = {}
         unknown_topics: set[str] = set()
-        partitions: dict[str, tuple[list[int], list[int]] | None] = {}  # per topic, once a round
-        in_flight: list[tuple[Any, Lane, asyncio.Future[Any]]] = []
-        batches: dict[tuple[str, int], _Batch] = {}  # the open batch of each partition
+        in_flight = []
         deadline = time.monotonic() + SEND_SECONDS
-
-        async def queue(topic: str, partition: int, batch: _Batch) -> None:
-            try:
-                # Queueing waits for the partition's batch before it to go (bounded).
-                async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
-                    future = await producer.send_batch(batch.builder, topic, partition=partition)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                for row, lane in batch.rows:
-                    if lane not in failed:
-                        failed[lane] = exc
-                        self._refused(row, self._blocked, lane)
-                return
-            in_flight.extend((row, lane, future) for row, lane in batch.rows)
-
         for row in rows:
             lane = _lane(row)
             if lane in failed or row.topic in unknown_topics:
@@ -387,32 +352,17 @@ class OutboxRelay:
                 failed[lane] = EventTooLarge(f"outbox row {row.id} is over {MAX_EVENT_BYTES} bytes")
                 self._refused(row, self._blocked, lane)
                 continue
-            key = row.key.encode() if row.key is not None else None
-            headers = _headers(row.traceparent)
-            if row.topic not in partitions:
-                known = cluster.partitions_for_topic(row.topic)
-                partitions[row.topic] = (
-                    (list(known), list(cluster.available_partitions_for_topic(row.topic))) if known else None
-                )
-            if (topic_partitions := partitions[row.topic]) is not None:
-                partition = producer._partitioner(key, *topic_partitions)
-                batch = batches.get((row.topic, partition))
-                if batch is None:
-                    batch = batches[row.topic, partition] = _Batch(producer.create_batch())
-                if batch.builder.append(timestamp=None, key=key, value=row.value, headers=headers) is None:
-                    del batches[row.topic, partition]  # full: queued, and this row starts the next
-                    await queue(row.topic, partition, batch)
-                    if lane in failed:
-                        continue
-                    batch = batches[row.topic, partition] = _Batch(producer.create_batch())
-                    batch.builder.append(timestamp=None, key=key, value=row.value, headers=headers)  # takes a first
-                batch.rows.append((row, lane))
-                continue
-            known = bool(cluster.partitions_for_topic(row.topic))
+            known = bool(self._producer.client.cluster.partitions_for_topic(row.topic))
             try:
                 # Queueing may wait too (a full batch for a partition without leader): bounded.
                 async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
-                    future = await bounded_send(producer, row.topic, value=row.value, key=key, headers=headers)
+                    future = await bounded_send(
+                        self._producer,
+                        row.topic,
+                        value=row.value,
+                        key=row.key.encode() if row.key is not None else None,
+                        headers=_headers(row.traceparent),
+                    )
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -424,14 +374,12 @@ class OutboxRelay:
                     self._refused(row, self._blocked, lane)
                 continue
             in_flight.append((row, lane, future))
-        for (topic, partition), batch in batches.items():
-            await queue(topic, partition, batch)
         sent = []
         if in_flight:
             # What Kafka has not acknowledged by the deadline counts as not taken (it may still
             # arrive: sent again, it is a duplicate consumers skip). The transaction holding
             # the relay's lock must not idle past the server's limit.
-            await asyncio.wait({f for _, _, f in in_flight}, timeout=max(0.0, deadline - time.monotonic()))
+            await asyncio.wait([f for _, _, f in in_flight], timeout=max(0.0, deadline - time.monotonic()))
         for row, lane, future in in_flight:
             if not future.done():
                 error: BaseException | None = TimeoutError("no acknowledgement in time")
