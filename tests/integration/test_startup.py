@@ -123,7 +123,22 @@ async def test_readyz_stays_green_through_a_kafka_blip_and_turns_red_after_30_s(
     service = membership.bootstrap.build(
         MembershipSettings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'm.db'}", kafka=kafka)
     )
-    service.kafka_outage = Outage(KAFKA_GRACE_SECONDS, clock=lambda: now[0])
+    service.kafka_outage = outage = Outage(KAFKA_GRACE_SECONDS, clock=lambda: now[0])
+    observed: list[bool] = []  # the probes' answers as the outage saw them, in order
+    real_observe = outage.observe
+
+    def observe(ok: bool) -> None:
+        real_observe(ok)
+        observed.append(ok)
+
+    monkeypatch.setattr(outage, "observe", observe)
+
+    async def probes_answer(ok: bool) -> None:
+        """Until the outage has seen a probe answer `ok` since now. Probes run one after
+        another: once one answered so, none started before the change is still out."""
+        observed.clear()
+        await eventually(lambda: asyncio.sleep(0, observed[-1:] == [ok]), f"a probe answering {ok}", step=0.02)
+
     answers = {"broker": True}
     real_ping = service.broker.ping
 
@@ -141,16 +156,16 @@ async def test_readyz_stays_green_through_a_kafka_blip_and_turns_red_after_30_s(
 
         assert await status() == 200
         answers["broker"] = False  # the blip begins
-        await asyncio.sleep(0.3)  # a few probes fail
+        await probes_answer(False)
         now[0] += KAFKA_GRACE_SECONDS - 1
         assert await status() == 200, "a blip shorter than 30 s flipped /readyz"
         answers["broker"] = True  # over after 29 s
-        await asyncio.sleep(0.3)
+        await probes_answer(True)
         now[0] += 5
         assert await status() == 200
 
         answers["broker"] = False  # an outage
-        await asyncio.sleep(0.3)
+        await probes_answer(False)
         now[0] += KAFKA_GRACE_SECONDS
         answer = await http.get("/readyz")
         assert answer.status_code == 503 and answer.json()["checks"]["kafka"] is False
