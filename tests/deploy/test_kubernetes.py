@@ -213,6 +213,11 @@ def named(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
     return found
 
 
+def job_image(job: str, image: str) -> Any:
+    """An edit giving the Job `job`'s container the image `image`."""
+    return edit(lambda d: named(d, "Job", job)["spec"]["template"]["spec"]["containers"][0].update(image=image))
+
+
 @pytest.mark.parametrize("path", RENDERED)
 def test_every_object_is_valid_against_the_kubernetes_schema(rendered: dict, path: str) -> None:
     for doc in rendered[path]:
@@ -342,11 +347,7 @@ BREAKAGES = {
     ),
     "no preStop": (edit(lambda d: container(d, "evaluation").pop("lifecycle")), "preStop"),
     "a new service image in the old migration Job": (
-        edit(
-            lambda d: named(d, "Job", "membership-migrate-1-0-0")["spec"]["template"]["spec"]["containers"][0].update(
-                image="ghcr.io/unionhub/membership:1.1.0"
-            )
-        ),
+        job_image("membership-migrate-1-0-0", "ghcr.io/unionhub/membership:1.1.0"),
         "name it membership-migrate-1-1-0",
     ),
     "Kafka on a port no NetworkPolicy lets out": (
@@ -376,19 +377,11 @@ BREAKAGES = {
         "Job/membership-migrate-latest: runs ghcr.io/unionhub/membership:1.0.0; name it membership-migrate-1-0-0",
     ),
     "a migration Job on an image pinned by neither tag nor digest": (
-        edit(
-            lambda d: named(d, "Job", "evaluation-migrate-1-0-0")["spec"]["template"]["spec"]["containers"][0].update(
-                image="registry:5000/unionhub/evaluation"
-            )
-        ),
+        job_image("evaluation-migrate-1-0-0", "registry:5000/unionhub/evaluation"),
         "Job/evaluation-migrate-1-0-0: image 'registry:5000/unionhub/evaluation' has neither a tag nor a digest",
     ),
     "a migration Job on an image that is no reference": (
-        edit(
-            lambda d: named(d, "Job", "feedback-migrate-1-0-0")["spec"]["template"]["spec"]["containers"][0].update(
-                image="ghcr.io/unionhub/feedback@1.0.0"
-            )
-        ),
+        job_image("feedback-migrate-1-0-0", "ghcr.io/unionhub/feedback@1.0.0"),
         "Job/feedback-migrate-1-0-0: image 'ghcr.io/unionhub/feedback@1.0.0': what follows @ is not a digest",
     ),
     "a Kafka port that is no number": (
