@@ -198,10 +198,11 @@ async def insert_rows(session: AsyncSession, table: Table, rows: Sequence[Mappin
         await session.execute(insert(table), rows)
         return
     names = tuple(rows[0])
-    if not _unnest_fits(table, names) or any(row.keys() != rows[0].keys() for row in rows):
+    unnest = _unnest_insert(table, names, dialect)
+    if unnest is None or any(row.keys() != rows[0].keys() for row in rows):
         await session.execute(insert(table), rows)  # what the arrays cannot carry as written
         return
-    statement, processors = _unnest_insert(table, names, dialect)
+    statement, processors = unnest
     params: dict[str, list[Any]] = {}
     for i, (name, process) in enumerate(zip(names, processors, strict=True)):
         values = [row[name] for row in rows]
@@ -209,7 +210,9 @@ async def insert_rows(session: AsyncSession, table: Table, rows: Sequence[Mappin
     await session.execute(statement, params)
 
 
-_UNNEST_INSERTS: dict[tuple[Table, tuple[str, ...], str], tuple[TextClause, list[Callable[[Any], Any] | None]]] = {}
+_UNNEST_INSERTS: dict[
+    tuple[Table, tuple[str, ...], str], tuple[TextClause, list[Callable[[Any], Any] | None]] | None
+] = {}
 
 
 _UNNEST_TYPES = (String, Integer, Numeric, Boolean, Date, DateTime, LargeBinary, JSON)
@@ -233,27 +236,32 @@ def _unnest_fits(table: Table, names: tuple[str, ...]) -> bool:
 
 def _unnest_insert(
     table: Table, names: tuple[str, ...], dialect: Dialect
-) -> tuple[TextClause, list[Callable[[Any], Any] | None]]:
+) -> tuple[TextClause, list[Callable[[Any], Any] | None]] | None:
     """`INSERT … SELECT … FROM unnest(…) WITH ORDINALITY … ORDER BY` the arrays' order, and
-    each column's bind processor (what SQLAlchemy would apply to a value of it)."""
+    each column's bind processor (what SQLAlchemy would apply to a value of it); None when
+    the columns do not fit (`_unnest_fits`). Decided once per table and columns."""
     key = (table, names, dialect.name)
-    if (found := _UNNEST_INSERTS.get(key)) is None:
-        quote = dialect.identifier_preparer.quote
-        columns = [table.c[name] for name in names]
-        casts = []
-        for i, column in enumerate(columns):
-            kind = column.type
-            impl = kind.impl_instance if isinstance(kind, TypeDecorator) else kind
-            # No length: a cast to varchar(n) would cut a longer value, where the insert refuses it.
-            name = "VARCHAR" if isinstance(impl, String) else kind.compile(dialect=dialect)
-            casts.append(f"CAST(:c{i} AS {name}[])")
-        listed = ", ".join(quote(name) for name in names)
-        statement = text(
-            f"INSERT INTO {dialect.identifier_preparer.format_table(table)} ({listed}) "
-            f"SELECT {listed} FROM unnest({', '.join(casts)}) WITH ORDINALITY AS r({listed}, unnest_ordinal) "
-            "ORDER BY unnest_ordinal"
-        )
-        found = _UNNEST_INSERTS[key] = (statement, [column.type.bind_processor(dialect) for column in columns])
+    if key in _UNNEST_INSERTS:
+        return _UNNEST_INSERTS[key]
+    if not _unnest_fits(table, names):
+        _UNNEST_INSERTS[key] = None
+        return None
+    quote = dialect.identifier_preparer.quote
+    columns = [table.c[name] for name in names]
+    casts = []
+    for i, column in enumerate(columns):
+        kind = column.type
+        impl = kind.impl_instance if isinstance(kind, TypeDecorator) else kind
+        # No length: a cast to varchar(n) would cut a longer value, where the insert refuses it.
+        name = "VARCHAR" if isinstance(impl, String) else kind.compile(dialect=dialect)
+        casts.append(f"CAST(:c{i} AS {name}[])")
+    listed = ", ".join(quote(name) for name in names)
+    statement = text(
+        f"INSERT INTO {dialect.identifier_preparer.format_table(table)} ({listed}) "
+        f"SELECT {listed} FROM unnest({', '.join(casts)}) WITH ORDINALITY AS r({listed}, unnest_ordinal) "
+        "ORDER BY unnest_ordinal"
+    )
+    found = _UNNEST_INSERTS[key] = (statement, [column.type.bind_processor(dialect) for column in columns])
     return found
 
 
