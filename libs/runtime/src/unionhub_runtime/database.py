@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,24 +17,31 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     Numeric,
+    Select,
     String,
     Table,
     TextClause,
+    Update,
+    bindparam,
     event,
+    func,
     insert,
     text,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeDecorator
 from sqlalchemy.util.concurrency import await_
 
 from .settings import DatabaseTimeouts
 
 T = TypeVar("T")
+Stmt = TypeVar("Stmt", Select[Any], Update)
 
 
 def create_engine(url: str, *, timeouts: DatabaseTimeouts | None = None, **kwargs: Any) -> AsyncEngine:
@@ -263,6 +270,26 @@ def _unnest_insert(
     )
     found = _UNNEST_INSERTS[key] = (statement, [column.type.bind_processor(dialect) for column in columns])
     return found
+
+
+def where_in(statement: Stmt, column: ColumnElement[Any], keys: Iterable[Any], dialect: Dialect) -> Stmt:
+    """`statement` (a select or an update) narrowed to the rows whose `column` is one of `keys`.
+
+    On PostgreSQL a join with `unnest` of one array parameter instead of `IN (…)`: one
+    statement whatever the number of keys (prepared once, where `IN` has one per list length
+    and renders every value), 2.5–4.5 × faster at a few hundred keys, and whatever plan it
+    gets looks each key up, where an `IN` list's generic plan made on a small table scans it
+    once the table has grown (bench/README.md). On SQLite `IN`, under its parameter limit
+    (see `chunks`)."""
+    wanted = list(dict.fromkeys(keys))  # a key twice would join twice
+    if dialect.name != "postgresql":
+        return statement.where(column.in_(wanted))
+    # No length on a string array: a cast to varchar(n) would cut a longer key to one that matches.
+    element = String() if isinstance(column.type, String) else column.type
+    listed = (
+        func.unnest(bindparam(None, wanted, type_=ARRAY(element), unique=True)).table_valued("key").render_derived()
+    )
+    return statement.where(column == listed.c.key)
 
 
 def chunks(values: Sequence[T], size: int = 500) -> Iterator[Sequence[T]]:

@@ -29,11 +29,13 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 from sqlalchemy import delete, exists, func, insert, literal, select, union, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import Executable
 
 from unionhub_contracts import CloudEvent, DecodeError, decode, message_type
 from unionhub_contracts.rejections import CommandHeld
 
 from . import outbox
+from .database import where_in
 from .scopes import BatchScope, Emit
 from .tables import RuntimeTables
 
@@ -134,7 +136,10 @@ class Holding:
         h, hl = self.tables.held.c, self.tables.held_lanes.c
         wanted = sorted({lane for e in events for lane in self.lanes[consumer](e).waits_on}) if consumer else []
         waits = select(literal("wait"), literal("")).where(exists().where(h.waiting_for.is_not(None)))
-        query = union(select(literal("lane"), hl.lane).where(hl.lane.in_(wanted)), waits) if wanted else waits
+        query: Executable = waits
+        if wanted:
+            occupied_lanes = select(literal("lane"), hl.lane)
+            query = union(where_in(occupied_lanes, hl.lane, wanted, session.get_bind().dialect), waits)
         occupied, anything_waits = set(), False
         for kind, lane in await session.execute(query):
             if kind == "lane":

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from unionhub_contracts import CONTENT_TYPE, OutgoingEvent
 
 from .backoff import Backoff
-from .database import insert_rows, is_transient
+from .database import insert_rows, is_transient, where_in
 from .logs import describe_error
 from .metrics import RuntimeMetrics
 from .tables import RuntimeTables
@@ -415,9 +415,9 @@ class OutboxRelay:
     async def _mark_published(self, session: AsyncSession | AsyncConnection, rows: Sequence[Any]) -> None:
         if rows:
             outbox = self._tables.outbox
-            await session.execute(
-                update(outbox).where(outbox.c.id.in_([row.id for row in rows])).values(published_at=datetime.now(UTC))
-            )
+            marked = update(outbox).values(published_at=datetime.now(UTC))
+            dialect = self._sessions.kw["bind"].dialect
+            await session.execute(where_in(marked, outbox.c.id, [row.id for row in rows], dialect))
 
     async def _update_backlog_gauges(self, session: AsyncSession | AsyncConnection, rows: Sequence[Any]) -> None:
         holding_back = bool(self._blocked or self._blocked_topics)

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .database import chunks, insert_rows
+from .database import chunks, insert_rows, where_in
 from .unit_of_work import AbstractRepository, Journal, snapshot
 
 A = TypeVar("A")
@@ -42,8 +42,9 @@ class TableRepository(AbstractRepository[A]):
     async def preload(self, keys: Iterable[str]) -> None:
         """Loads the aggregates of `keys` (and learns which do not exist) in bulk."""
         wanted = [k for k in set(keys) if k not in self._loaded]
-        for chunk in chunks(wanted):
-            result = await self._session.execute(select(self._table).where(self._key.in_(chunk)))
+        dialect = self._session.get_bind().dialect
+        for chunk in chunks(wanted) if dialect.name == "sqlite" else [wanted] if wanted else []:
+            result = await self._session.execute(where_in(select(self._table), self._key, chunk, dialect))
             found = {str(row[self._key.name]): self.from_row(dict(row)) for row in result.mappings()}
             for key in chunk:
                 self._loaded[key] = found.get(key)
