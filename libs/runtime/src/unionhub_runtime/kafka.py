@@ -91,7 +91,7 @@ def create_producer(settings: KafkaSettings, *, client_id: str) -> AIOKafkaProdu
         client_id=client_id,
         enable_idempotence=True,
         acks="all",
-        linger_ms=2,
+        linger_ms=0,
         max_batch_size=256 * 1024,
         max_request_size=settings.max_request_bytes,
         **client_kwargs(settings),

@@ -10,15 +10,16 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Depends, FastAPI, Response
 from faststream import AckPolicy
 from faststream.kafka import KafkaMessage, KafkaRouter
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from faststream.message import AckStatus
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -33,6 +34,7 @@ from .lag import LagMonitor
 from .logs import describe_error
 from .metrics import RuntimeMetrics
 from .migrations import RUNTIME_HISTORY, RUNTIME_VERSION_TABLE
+from .offsets import BackgroundCommits, after
 from .outbox import OutboxRelay
 from .pipeline import Decoder, Pipeline, PipelineConfig
 from .retention import Prunable
@@ -147,6 +149,8 @@ class Service:
         self.kafka_outage = readiness.Outage(readiness.KAFKA_GRACE_SECONDS)
         self._traced = KafkaRouter(middlewares=[KafkaTelemetryMiddleware()])
         self._bulk: list[BulkConsumer] = []  # bulk streams, consumed outside FastStream
+        self._commits: list[BackgroundCommits] = []  # one per subscription run by FastStream
+        self._stopping_consumers = False
         self.pipelines = [self._subscribe(s) for s in definition.subscriptions]
         self.broker.include_router(self._traced)
         self.lag = LagMonitor(
@@ -202,9 +206,20 @@ class Service:
             )
             return pipeline
 
+        commits = BackgroundCommits(subscription.topic)
+        self._commits.append(commits)
+
         async def consume(_: Any, message: KafkaMessage) -> None:
             records = message.raw_message
-            await pipeline.process(records if isinstance(records, tuple) else (records,))
+            batch = records if isinstance(records, tuple) else (records,)
+            await pipeline.process(batch)
+            # Its offsets are committed in the background, not by FastStream's acknowledgement,
+            # which would wait for the broker before the next batch (offsets.py). A failure
+            # still rewinds the batch (NACK_ON_ERROR). On stop, the last commit is waited for.
+            commits.submit(cast(AIOKafkaConsumer, message.consumer), after(batch))
+            message.committed = AckStatus.ACKED
+            if self._stopping_consumers:
+                await commits.flush()
 
         self._traced.subscriber(
             self.physical(subscription.topic),
@@ -213,8 +228,8 @@ class Service:
             max_records=max_records,
             batch_timeout_ms=settings.batch_timeout_ms,
             auto_offset_reset=settings.auto_offset_reset,
-            # Offsets are committed after the batch is applied: at-least-once, deduplicated
-            # by the inbox. An unexpected error rewinds to the batch instead of skipping it.
+            # Offsets are committed after the batch is applied (by `consume`): at-least-once,
+            # deduplicated by the inbox. An unexpected error rewinds to the batch instead of skipping it.
             ack_policy=AckPolicy.NACK_ON_ERROR,
             decoder=_no_decoding,
             parser=_tolerant_headers,
@@ -381,13 +396,22 @@ class Service:
                 ("timers", self.timers.stop),
                 ("lag monitor", self.lag.stop),
                 ("background tasks", self._cancel_tasks),
-                ("consumers", lambda: asyncio.gather(*(bulk.stop() for bulk in self._bulk), self.broker.stop())),
+                ("consumers", self._stop_consumers),
                 ("outbox relay", self.relay.stop),
                 ("producer", self._stop_producer),
                 ("database pool", self.engine.dispose),
             ],
             self.definition.settings.shutdown_seconds,
         )
+
+    async def _stop_consumers(self) -> None:
+        # A batch finishing from now on waits for its commit; those before are waited for here.
+        self._stopping_consumers = True
+        try:
+            await asyncio.gather(*(commits.flush() for commits in self._commits))
+            await asyncio.gather(*(bulk.stop() for bulk in self._bulk), self.broker.stop())
+        finally:
+            self._stopping_consumers = False
 
     async def _cancel_start(self) -> None:
         if self._starting is not None:

@@ -1,0 +1,87 @@
+"""Offsets of applied batches, committed to Kafka in the background.
+
+A subscription's next batch need not wait for the broker to store the offsets of the one
+before: a group coordinator takes several milliseconds per commit (Kafka 4's batches its
+appends for `group.coordinator.append.linger.ms`), as long as a small batch's whole
+transaction, and while it waits nothing is fetched for the partitions just read. A commit
+that is late or lost only brings records back, which the inbox recognises as applied; a
+commit is never of a record not yet applied (the offsets are those of a batch whose
+transaction committed). Commits go one at a time, newest offsets first, coalesced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from aiokafka import TopicPartition
+
+from .logs import describe_error
+
+log = logging.getLogger(__name__)
+
+
+class Committing(Protocol):
+    async def commit(self, offsets: dict[TopicPartition, int]) -> Any: ...
+
+    def assignment(self) -> set[TopicPartition]: ...
+
+
+RETRY_SECONDS = 0.5
+
+
+def after(records: Iterable[Any]) -> dict[TopicPartition, int]:
+    """The offset to commit per partition once `records` are applied: each one's last, plus one."""
+    offsets: dict[TopicPartition, int] = {}
+    for record in records:
+        tp = TopicPartition(record.topic, record.partition)
+        if record.offset >= offsets.get(tp, 0):
+            offsets[tp] = record.offset + 1
+    return offsets
+
+
+class BackgroundCommits:
+    """Commits the offsets it is given, without the caller waiting: one request at a time,
+    whatever came meanwhile in the next one."""
+
+    def __init__(self, topic: str) -> None:
+        self._topic = topic
+        self._pending: dict[TopicPartition, int] = {}
+        self._consumer: Committing | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def submit(self, consumer: Committing, offsets: dict[TopicPartition, int]) -> None:
+        if consumer is not self._consumer:
+            self._pending.clear()  # a consumer started again: the old one's offsets are its own
+            self._consumer = consumer
+        for tp, offset in offsets.items():
+            self._pending[tp] = max(offset, self._pending.get(tp, 0))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(consumer), name=f"offsets-{self._topic}")
+
+    async def flush(self) -> None:
+        """Waits until what was submitted has been committed (or has failed). Never raises."""
+        while self._task is not None and not self._task.done():
+            await asyncio.wait({self._task})
+
+    async def _run(self, consumer: Committing) -> None:
+        while self._pending and consumer is self._consumer:
+            offsets, self._pending = self._pending, {}
+            try:
+                await consumer.commit(offsets)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # The group coordinator moved, or a rebalance took partitions: what is still
+                # ours is committed again (else a partition that goes quiet would show its
+                # last batch as lag); a partition's new owner reads from its last commit, and
+                # what it reads again was applied.
+                log.warning("commit of %s offsets failed: %s", self._topic, describe_error(exc))
+                assigned = consumer.assignment()
+                for tp, offset in offsets.items():
+                    if tp in assigned and tp not in self._pending:
+                        self._pending[tp] = offset
+                if self._pending:
+                    await asyncio.sleep(RETRY_SECONDS)

@@ -1,0 +1,77 @@
+"""Offsets committed in the background (`unionhub_runtime.offsets`): what is committed is the
+offset after each partition's last applied record, never more; commits go one at a time,
+what arrives meanwhile coalesced into the next; a failed commit is made again for the
+partitions still assigned, and dropped for the others (their new owner reads them again)."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+from aiokafka import TopicPartition
+
+from unionhub_runtime import offsets
+from unionhub_runtime.offsets import BackgroundCommits, after
+
+P0, P1, P2 = (TopicPartition("membership.commands", p) for p in range(3))
+
+
+class FakeConsumer:
+    def __init__(self, assigned: set[TopicPartition]) -> None:
+        self.assigned = assigned
+        self.commits: list[dict[TopicPartition, int]] = []
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.failures = 0
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        await self.gate.wait()
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("coordinator moved")
+        self.commits.append(dict(offsets))
+
+    def assignment(self) -> set[TopicPartition]:
+        return self.assigned
+
+
+def record(partition: int, offset: int) -> SimpleNamespace:
+    return SimpleNamespace(topic="membership.commands", partition=partition, offset=offset)
+
+
+def test_the_offset_after_each_partitions_last_record() -> None:
+    batch = [record(0, 7), record(1, 3), record(0, 5), record(0, 9), record(1, 2)]
+    assert after(batch) == {P0: 10, P1: 4}
+
+
+async def test_commits_go_one_at_a_time_and_coalesce_what_came_meanwhile() -> None:
+    consumer, commits = FakeConsumer({P0, P1}), BackgroundCommits("membership.commands")
+    consumer.gate.clear()
+    commits.submit(consumer, {P0: 10})
+    await asyncio.sleep(0)  # the first commit is under way
+    commits.submit(consumer, {P0: 20, P1: 4})
+    commits.submit(consumer, {P0: 15, P1: 8})  # an older offset never lowers a newer one
+    consumer.gate.set()
+    await commits.flush()
+    assert consumer.commits == [{P0: 10}, {P0: 20, P1: 8}]
+
+
+async def test_a_failed_commit_is_made_again_for_the_partitions_still_assigned(monkeypatch) -> None:
+    monkeypatch.setattr(offsets, "RETRY_SECONDS", 0.01)
+    consumer, commits = FakeConsumer({P0, P1}), BackgroundCommits("membership.commands")
+    consumer.failures = 2
+    commits.submit(consumer, {P0: 10, P2: 5})  # P2 was taken by a rebalance meanwhile
+    await commits.flush()
+    assert consumer.commits == [{P0: 10}]
+
+
+async def test_flush_waits_for_the_commit_under_way() -> None:
+    consumer, commits = FakeConsumer({P0}), BackgroundCommits("membership.commands")
+    consumer.gate.clear()
+    commits.submit(consumer, {P0: 3})
+    flushed = asyncio.create_task(commits.flush())
+    await asyncio.sleep(0.01)
+    assert not flushed.done()
+    consumer.gate.set()
+    await flushed
+    assert consumer.commits == [{P0: 3}]
