@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
@@ -272,23 +272,25 @@ def _unnest_insert(
     return found
 
 
-def where_in(statement: Stmt, column: ColumnElement[Any], keys: Iterable[Any], dialect: Dialect) -> Stmt:
-    """`statement` (a select or an update) narrowed to the rows whose `column` is one of `keys`.
+KEYS = "keys"  # the bind parameter of `where_in`
+
+
+def where_in(statement: Stmt, column: ColumnElement[Any], dialect: Dialect) -> Stmt:
+    """`statement` (a select or an update) narrowed to the rows whose `column` is one of the
+    distinct keys given at execution as the parameter `KEYS`. Build it once and keep it:
+    a statement object used again skips SQLAlchemy's building and cache-key work.
 
     On PostgreSQL a join with `unnest` of one array parameter instead of `IN (…)`: one
     statement whatever the number of keys (prepared once, where `IN` has one per list length
     and renders every value), 2.5–4.5 × faster at a few hundred keys, and whatever plan it
     gets looks each key up, where an `IN` list's generic plan made on a small table scans it
-    once the table has grown (bench/README.md). On SQLite `IN`, under its parameter limit
-    (see `chunks`)."""
-    wanted = list(dict.fromkeys(keys))  # a key twice would join twice
+    once the table has grown (bench/README.md). On SQLite an expanding `IN`, under its
+    parameter limit (see `chunks`)."""
     if dialect.name != "postgresql":
-        return statement.where(column.in_(wanted))
+        return statement.where(column.in_(bindparam(KEYS, expanding=True)))
     # No length on a string array: a cast to varchar(n) would cut a longer key to one that matches.
     element = String() if isinstance(column.type, String) else column.type
-    listed = (
-        func.unnest(bindparam(None, wanted, type_=ARRAY(element), unique=True)).table_valued("key").render_derived()
-    )
+    listed = func.unnest(bindparam(KEYS, type_=ARRAY(element))).table_valued("key").render_derived()
     return statement.where(column == listed.c.key)
 
 

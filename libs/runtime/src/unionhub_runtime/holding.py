@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 from sqlalchemy import delete, exists, func, insert, literal, select, union, update
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Executable
 
@@ -35,7 +36,7 @@ from unionhub_contracts import CloudEvent, DecodeError, decode, message_type
 from unionhub_contracts.rejections import CommandHeld
 
 from . import outbox
-from .database import where_in
+from .database import KEYS, where_in
 from .scopes import BatchScope, Emit
 from .tables import RuntimeTables
 
@@ -121,6 +122,7 @@ class Holding:
         )
         self.pipelines: dict[str, Pipeline] = {}
         self.lanes: dict[str, LanesOf] = {}
+        self._begin: dict[str, tuple[Executable, Executable]] = {}
 
     def register(self, pipeline: Pipeline, lanes: LanesOf) -> None:
         self.pipelines[pipeline.config.consumer] = pipeline
@@ -133,20 +135,27 @@ class Holding:
         every holding pipeline): which of the lanes the batch's commands (of `consumer`) wait
         on are occupied, and whether any command waits for a prerequisite at all. Only that:
         loading every held lane would make each batch cost as much as everything held."""
-        h, hl = self.tables.held.c, self.tables.held_lanes.c
         wanted = sorted({lane for e in events for lane in self.lanes[consumer](e).waits_on}) if consumer else []
-        waits = select(literal("wait"), literal("")).where(exists().where(h.waiting_for.is_not(None)))
-        query: Executable = waits
-        if wanted:
-            occupied_lanes = select(literal("lane"), hl.lane)
-            query = union(where_in(occupied_lanes, hl.lane, wanted, session.get_bind().dialect), waits)
+        waits, lanes_and_waits = self._begin_queries(session.get_bind().dialect)
         occupied, anything_waits = set(), False
-        for kind, lane in await session.execute(query):
+        query, params = (lanes_and_waits, {KEYS: wanted}) if wanted else (waits, {})
+        for kind, lane in await session.execute(query, params):
             if kind == "lane":
                 occupied.add(lane)
             else:
                 anything_waits = True
         return HoldContext(self, session, occupied, anything_waits)
+
+    def _begin_queries(self, dialect: Dialect) -> tuple[Executable, Executable]:
+        """`begin`'s statements: whether anything waits, and that with the lanes occupied
+        among some (built once: `begin` runs on every batch)."""
+        found = self._begin.get(dialect.name)
+        if found is None:
+            h, hl = self.tables.held.c, self.tables.held_lanes.c
+            waits = select(literal("wait"), literal("")).where(exists().where(h.waiting_for.is_not(None)))
+            lanes = where_in(select(literal("lane"), hl.lane), hl.lane, dialect)
+            found = self._begin[dialect.name] = (waits, union(lanes, waits))
+        return found
 
     async def timer_candidates(self, session: AsyncSession, now: datetime) -> list[tuple[int, datetime]]:
         """(seq, held_at) of what the timer's round may retry, in arrival order: what started

@@ -15,13 +15,13 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaTimeoutError
-from sqlalchemy import bindparam, func, or_, select, text, tuple_, update
+from sqlalchemy import Update, bindparam, func, or_, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from unionhub_contracts import CONTENT_TYPE, OutgoingEvent
 
 from .backoff import Backoff
-from .database import insert_rows, is_transient, where_in
+from .database import KEYS, insert_rows, is_transient, where_in
 from .logs import describe_error
 from .metrics import RuntimeMetrics
 from .tables import RuntimeTables
@@ -169,6 +169,7 @@ class OutboxRelay:
             select(func.coalesce(func.max(outbox.c.id), 0)).scalar_subquery(),
             func.array(text(_OUTBOX_WRITERS)),
         )
+        self._mark: Update | None = None  # built on first use, for the engine's dialect
 
     def notify(self) -> None:
         """Something was committed to the outbox: publish it now."""
@@ -414,10 +415,11 @@ class OutboxRelay:
 
     async def _mark_published(self, session: AsyncSession | AsyncConnection, rows: Sequence[Any]) -> None:
         if rows:
-            outbox = self._tables.outbox
-            marked = update(outbox).values(published_at=datetime.now(UTC))
-            dialect = self._sessions.kw["bind"].dialect
-            await session.execute(where_in(marked, outbox.c.id, [row.id for row in rows], dialect))
+            if self._mark is None:
+                outbox = self._tables.outbox
+                marked = update(outbox).values(published_at=bindparam("marked_at"))
+                self._mark = where_in(marked, outbox.c.id, self._sessions.kw["bind"].dialect)
+            await session.execute(self._mark, {KEYS: [row.id for row in rows], "marked_at": datetime.now(UTC)})
 
     async def _update_backlog_gauges(self, session: AsyncSession | AsyncConnection, rows: Sequence[Any]) -> None:
         holding_back = bool(self._blocked or self._blocked_topics)

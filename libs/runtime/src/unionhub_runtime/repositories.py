@@ -11,13 +11,14 @@ from collections.abc import Iterable
 from dataclasses import fields
 from typing import Any, TypeVar
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Select, Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .database import chunks, insert_rows, where_in
+from .database import KEYS, chunks, insert_rows, where_in
 from .unit_of_work import AbstractRepository, Journal, snapshot
 
 A = TypeVar("A")
+_BY_KEY: dict[tuple[Table, str], Select[Any]] = {}  # a table's rows of given keys, per dialect
 
 
 class TableRepository(AbstractRepository[A]):
@@ -43,8 +44,11 @@ class TableRepository(AbstractRepository[A]):
         """Loads the aggregates of `keys` (and learns which do not exist) in bulk."""
         wanted = [k for k in set(keys) if k not in self._loaded]
         dialect = self._session.get_bind().dialect
+        query = _BY_KEY.get((self._table, dialect.name))
+        if query is None:
+            query = _BY_KEY[self._table, dialect.name] = where_in(select(self._table), self._key, dialect)
         for chunk in chunks(wanted) if dialect.name == "sqlite" else [wanted] if wanted else []:
-            result = await self._session.execute(where_in(select(self._table), self._key, chunk, dialect))
+            result = await self._session.execute(query, {KEYS: chunk})
             found = {str(row[self._key.name]): self.from_row(dict(row)) for row in result.mappings()}
             for key in chunk:
                 self._loaded[key] = found.get(key)
