@@ -63,6 +63,9 @@ async def bounded_send(producer: AIOKafkaProducer, topic: str, **record: Any) ->
     return future
 
 
+_NO_CEILING = 2**63 - 1  # above any outbox id
+
+
 class EventTooLarge(ValueError):
     """A handler produced an event larger than `MAX_EVENT_BYTES`: the command fails instead."""
 
@@ -168,6 +171,12 @@ class OutboxRelay:
             func.set_config("synchronous_commit", "off", True),
             select(func.coalesce(func.max(outbox.c.id), 0)).scalar_subquery(),
             func.array(text(_OUTBOX_WRITERS)),
+        )
+        self._pending_up_to = (
+            select(outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.value, outbox.c.traceparent, outbox.c.created_at)
+            .where(outbox.c.published_at.is_(None), outbox.c.id <= bindparam("upto"))
+            .order_by(outbox.c.id)
+            .limit(batch_size)
         )
         self._mark: Update | None = None  # built on first use, for the engine's dialect
 
@@ -313,14 +322,8 @@ class OutboxRelay:
 
     async def _pending(self, session: AsyncSession | AsyncConnection, upto: int | None) -> Sequence[Any]:
         outbox = self._tables.outbox
-        query = (
-            select(outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.value, outbox.c.traceparent, outbox.c.created_at)
-            .where(outbox.c.published_at.is_(None))
-            .order_by(outbox.c.id)
-            .limit(self._batch_size)
-        )
-        if upto is not None:
-            query = query.where(outbox.c.id <= upto)
+        # Usually no lane waits: the statement built once (and its cache key with it) serves.
+        query = self._pending_up_to
         now = time.monotonic()
         waiting = [lane for lane, blocked in self._blocked.items() if blocked.retry_at > now]
         if keyed := [(topic, key) for topic, key, _ in waiting if key is not None]:
@@ -330,7 +333,7 @@ class OutboxRelay:
             query = query.where(outbox.c.id.not_in(unkeyed))
         if topics := [topic for topic, blocked in self._blocked_topics.items() if blocked.retry_at > now]:
             query = query.where(outbox.c.topic.not_in(topics))
-        rows = (await session.execute(query)).all()
+        rows = (await session.execute(query, {"upto": _NO_CEILING if upto is None else upto})).all()
         await self._update_backlog_gauges(session, rows)
         return rows
 
