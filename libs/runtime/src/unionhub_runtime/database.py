@@ -57,6 +57,9 @@ def create_engine(url: str, *, timeouts: DatabaseTimeouts | None = None, **kwarg
             connect_args["server_settings"] = {**timeouts.server_settings(), **connect_args.get("server_settings", {})}
         kwargs.setdefault("pool_pre_ping", True)
         kwargs.setdefault("pool_size", 5)
+        # The most recently used connection first: its prepared statements are warm, and
+        # the ones a quiet period leaves idle are the ones the server may drop.
+        kwargs.setdefault("pool_use_lifo", True)
         engine = create_async_engine(url, **kwargs)
         if engine.dialect.driver == "asyncpg":
             engine.sync_engine.dialect.do_ping = _ping_asyncpg  # type: ignore[method-assign]
