@@ -71,8 +71,6 @@ class BackgroundCommits:
             offsets, self._pending = self._pending, {}
             try:
                 await consumer.commit(offsets)
-            except asyncio.CancelledError:
-                raise
             except Exception as exc:
                 # The group coordinator moved, or a rebalance took partitions: what is still
                 # ours is committed again (else a partition that goes quiet would show its
