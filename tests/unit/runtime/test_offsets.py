@@ -1,7 +1,8 @@
 """Offsets committed in the background (`unionhub_runtime.offsets`): what is committed is the
 offset after each partition's last applied record, never more; commits go one at a time,
-what arrives meanwhile coalesced into the next; a failed commit is made again for the
-partitions still assigned, and dropped for the others (their new owner reads them again)."""
+what arrives meanwhile coalesced into the next; a commit failed for a reason that passes is
+made again for the partitions still assigned, one a rebalance refused is not (their owner
+reads them again); a stop waits for a commit only so long."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import asyncio
 from types import SimpleNamespace
 
 from aiokafka import TopicPartition
+from aiokafka.errors import CommitFailedError, GroupCoordinatorNotAvailableError
 
 from unionhub_runtime import offsets
 from unionhub_runtime.offsets import BackgroundCommits, after
@@ -22,13 +24,12 @@ class FakeConsumer:
         self.commits: list[dict[TopicPartition, int]] = []
         self.gate = asyncio.Event()
         self.gate.set()
-        self.failures = 0
+        self.failures: list[Exception] = []
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
         await self.gate.wait()
         if self.failures:
-            self.failures -= 1
-            raise ConnectionError("coordinator moved")
+            raise self.failures.pop(0)
         self.commits.append(dict(offsets))
 
     def assignment(self) -> set[TopicPartition]:
@@ -59,10 +60,41 @@ async def test_commits_go_one_at_a_time_and_coalesce_what_came_meanwhile() -> No
 async def test_a_failed_commit_is_made_again_for_the_partitions_still_assigned(monkeypatch) -> None:
     monkeypatch.setattr(offsets, "RETRY_SECONDS", 0.01)
     consumer, commits = FakeConsumer({P0, P1}), BackgroundCommits("membership.commands")
-    consumer.failures = 2
+    consumer.failures = [GroupCoordinatorNotAvailableError(), GroupCoordinatorNotAvailableError()]
     commits.submit(consumer, {P0: 10, P2: 5})  # P2 was taken by a rebalance meanwhile
     await commits.flush()
     assert consumer.commits == [{P0: 10}]
+
+
+async def test_a_commit_a_rebalance_refused_is_not_tried_again() -> None:
+    consumer, commits = FakeConsumer({P0}), BackgroundCommits("membership.commands")
+    consumer.failures = [CommitFailedError()]
+    commits.submit(consumer, {P0: 10})
+    await commits.flush()
+    assert consumer.commits == []
+    commits.submit(consumer, {P0: 12})  # the next batch's commit carries the offsets on
+    await commits.flush()
+    assert consumer.commits == [{P0: 12}]
+
+
+async def test_offsets_given_for_a_new_consumer_are_committed_by_it() -> None:
+    old, new, commits = FakeConsumer({P0}), FakeConsumer({P0}), BackgroundCommits("membership.commands")
+    old.gate.clear()
+    commits.submit(old, {P0: 5})
+    await asyncio.sleep(0)
+    commits.submit(new, {P0: 9})  # the subscription's consumer started again
+    old.gate.set()
+    await commits.flush()
+    assert new.commits == [{P0: 9}]
+
+
+async def test_flush_gives_up_on_a_coordinator_that_does_not_answer() -> None:
+    consumer, commits = FakeConsumer({P0}), BackgroundCommits("membership.commands")
+    consumer.gate.clear()
+    commits.submit(consumer, {P0: 3})
+    await asyncio.wait_for(commits.flush(timeout=0.05), 1)
+    await commits.close()
+    assert consumer.commits == []
 
 
 async def test_flush_waits_for_the_commit_under_way() -> None:

@@ -14,9 +14,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
+from contextlib import suppress
 from typing import Any, Protocol
 
 from aiokafka import TopicPartition
+from aiokafka.errors import CommitFailedError
 
 from .logs import describe_error
 
@@ -30,6 +32,7 @@ class Committing(Protocol):
 
 
 RETRY_SECONDS = 0.5
+FLUSH_SECONDS = 3.0
 
 
 def after(records: Iterable[Any]) -> dict[TopicPartition, int]:
@@ -59,24 +62,41 @@ class BackgroundCommits:
         for tp, offset in offsets.items():
             self._pending[tp] = max(offset, self._pending.get(tp, 0))
         if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(consumer), name=f"offsets-{self._topic}")
+            self._task = asyncio.create_task(self._run(), name=f"offsets-{self._topic}")
 
-    async def flush(self) -> None:
-        """Waits until what was submitted has been committed (or has failed). Never raises."""
+    async def flush(self, timeout: float = FLUSH_SECONDS) -> None:
+        """Waits until what was submitted has been committed (or has failed), at most
+        `timeout`: a coordinator that does not answer must not hold up a stop. Never raises."""
+        deadline = asyncio.get_running_loop().time() + timeout
         while self._task is not None and not self._task.done():
-            await asyncio.wait({self._task})
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                return
+            await asyncio.wait({self._task}, timeout=left)
 
-    async def _run(self, consumer: Committing) -> None:
-        while self._pending and consumer is self._consumer:
+    async def close(self) -> None:
+        """Stops committing (the consumer is gone): what is left is read again by the next owner."""
+        if self._task is not None:
+            self._task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self._pending.clear()
+
+    async def _run(self) -> None:
+        while self._pending and (consumer := self._consumer) is not None:
             offsets, self._pending = self._pending, {}
             try:
                 await consumer.commit(offsets)
             except Exception as exc:
-                # The group coordinator moved, or a rebalance took partitions: what is still
-                # ours is committed again (else a partition that goes quiet would show its
-                # last batch as lag); a partition's new owner reads from its last commit, and
-                # what it reads again was applied.
                 log.warning("commit of %s offsets failed: %s", self._topic, describe_error(exc))
+                if isinstance(exc, CommitFailedError) or not getattr(exc, "retriable", False):
+                    # A rebalance took the partitions (their new owner reads from the last
+                    # commit, and what it reads again was applied), or a failure that trying
+                    # again does not mend: the next batch's commit carries these offsets.
+                    continue
+                # The group coordinator moved: what is still ours is committed again (else a
+                # partition that goes quiet would show its last batch as lag).
                 assigned = consumer.assignment()
                 for tp, offset in offsets.items():
                     if tp in assigned and tp not in self._pending:

@@ -215,7 +215,9 @@ class Service:
             await pipeline.process(batch)
             # Its offsets are committed in the background, not by FastStream's acknowledgement,
             # which would wait for the broker before the next batch (offsets.py). A failure
-            # still rewinds the batch (NACK_ON_ERROR). On stop, the last commit is waited for.
+            # still rewinds the batch (NACK_ON_ERROR). On stop, what was submitted before is
+            # waited for (for a few seconds), and so is the commit of a batch that finishes
+            # before FastStream stops its consumer; a later one is read again (the inbox knows it).
             commits.submit(cast(AIOKafkaConsumer, message.consumer), after(batch))
             message.committed = AckStatus.ACKED
             if self._stopping_consumers:
@@ -408,10 +410,13 @@ class Service:
         # A batch finishing from now on waits for its commit; those before are waited for here.
         self._stopping_consumers = True
         try:
-            await asyncio.gather(*(commits.flush() for commits in self._commits))
-            await asyncio.gather(*(bulk.stop() for bulk in self._bulk), self.broker.stop())
+            await asyncio.gather(*(commits.flush() for commits in self._commits))  # bounded
         finally:
-            self._stopping_consumers = False
+            try:
+                await asyncio.gather(*(bulk.stop() for bulk in self._bulk), self.broker.stop())
+            finally:
+                self._stopping_consumers = False
+                await asyncio.gather(*(commits.close() for commits in self._commits))
 
     async def _cancel_start(self) -> None:
         if self._starting is not None:
