@@ -13,7 +13,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from contextlib import suppress
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -23,6 +22,7 @@ from prometheus_client import Gauge
 from .kafka import client_kwargs
 from .logs import describe_error
 from .settings import KafkaSettings
+from .shutdown import cancelled
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +62,7 @@ class LagMonitor:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._task
+            await cancelled(self._task)
             self._task = None
 
     async def _run(self) -> None:

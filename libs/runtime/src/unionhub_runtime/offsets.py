@@ -14,13 +14,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
-from contextlib import suppress
 from typing import Any, Protocol
 
 from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError
 
 from .logs import describe_error
+from .shutdown import cancelled
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +77,7 @@ class BackgroundCommits:
     async def close(self) -> None:
         """Stops committing (the consumer is gone): what is left is read again by the next owner."""
         if self._task is not None:
-            self._task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._task
+            await cancelled(self._task)
             self._task = None
         self._pending.clear()
 

@@ -24,6 +24,7 @@ from .backoff import Backoff
 from .database import KEYS, insert_rows, is_transient, where_in
 from .logs import describe_error
 from .metrics import RuntimeMetrics
+from .shutdown import cancelled
 from .tables import RuntimeTables
 from .tracing import TRACEPARENT
 
@@ -201,11 +202,11 @@ class OutboxRelay:
         try:
             await asyncio.wait_for(asyncio.shield(task), grace_seconds)
         except TimeoutError:
-            await _cancelled(task)
+            await cancelled(task)
         except asyncio.CancelledError:
             # The caller's own budget ran out: the relay must not go on sending while the
             # producer it uses is being closed.
-            await _cancelled(task)
+            await cancelled(task)
             raise
 
     async def _run(self) -> None:
@@ -451,9 +452,3 @@ class OutboxRelay:
         """Events not yet published."""
         async with self._sessions() as session:
             return await self._count_pending(session)
-
-
-async def _cancelled(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task

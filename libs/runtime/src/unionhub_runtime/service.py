@@ -40,7 +40,7 @@ from .pipeline import Decoder, Pipeline, PipelineConfig
 from .retention import Prunable
 from .scopes import ScopeFactory, encode_emit
 from .settings import ServiceSettings
-from .shutdown import stop_in_order
+from .shutdown import cancelled, stop_in_order
 from .tables import RuntimeTables
 from .timers import Clock, Timer, TimerRunner, utc_now
 
@@ -420,9 +420,7 @@ class Service:
 
     async def _cancel_start(self) -> None:
         if self._starting is not None:
-            self._starting.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._starting
+            await cancelled(self._starting)
             self._starting = None
 
     async def _cancel_tasks(self) -> None:

@@ -12,6 +12,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import suppress
+from typing import Any
 
 from .logs import describe_error
 
@@ -21,6 +23,13 @@ log = logging.getLogger(__name__)
 LAST_CHANCE_SECONDS = 1.0
 
 Step = tuple[str, Callable[[], Awaitable[object]]]
+
+
+async def cancelled(task: asyncio.Task[Any]) -> None:
+    """Cancels `task` and waits until it has ended."""
+    task.cancel()
+    with suppress(asyncio.CancelledError):
+        await task
 
 
 async def stop_in_order(steps: Sequence[Step], seconds: float) -> list[str]:
