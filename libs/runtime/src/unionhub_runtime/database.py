@@ -148,6 +148,7 @@ _TRANSIENT_STATES = {"40P01", "40001", "53300", "57P01", "57P02", "57P03", "2500
 # the command waits for it instead of going to the DLQ. SQLite says "no such table/column"
 # with an OperationalError, retried already.
 _NOT_MIGRATED_STATES = {"42P01", "42703"}
+UNIQUE_VIOLATION = "23505"  # a key already there: the data's doing, never retried as such
 _TRANSIENT_CLASSES = {"08"}  # connection exceptions
 _SERVER_GONE = {"57P01", "57P02", "57P03", "25006", "25P03"}
 
