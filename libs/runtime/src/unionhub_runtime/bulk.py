@@ -1,12 +1,16 @@
 """The consumer of a bulk stream (`Subscription.bulk`): aiokafka directly, two batches in flight.
 
-A batch is decoded while the one before it is written, so the event loop's work (fetching,
-decoding) overlaps the database's (a statement running in PostgreSQL, or in aiosqlite's
-thread). Offsets are committed per partition only once the batch that read them is written,
-so a crash loses nothing; what a crash or a rebalance brings again is written again and
-counted once, since a bulk scope deduplicates by a key of its own. FastStream runs the
-other subscriptions; this one skips its per-batch and per-record work (middlewares, header
-parsing), which on this stream cost as much as the database.
+A batch is fetched and decoded while the one before it is written, so the event loop's work
+(parsing records, decoding) overlaps the database's (a statement running in PostgreSQL, or in
+aiosqlite's thread). It is fetched and decoded a chunk at a time, the loop free in between:
+the write's round trips (begin, statement, commit) are answered within a chunk's work, not
+after the whole batch's, which made the two run one after the other. Offsets are committed
+per partition only once the batch that read them is written (in the background: the next
+write need not wait for the group coordinator), so a crash loses nothing; what a crash or a
+rebalance brings again is written again and counted once, since a bulk scope deduplicates by a
+key of its own. FastStream runs the other subscriptions; this one skips its per-batch and
+per-record work (middlewares, header parsing), which on this stream cost as much as the
+database.
 """
 
 from __future__ import annotations
@@ -19,11 +23,11 @@ from contextlib import suppress
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError
 
 from .backoff import Backoff
 from .kafka import client_kwargs
 from .logs import describe_error
+from .offsets import BackgroundCommits
 from .pipeline import Pipeline
 from .settings import ServiceSettings
 
@@ -31,6 +35,7 @@ log = logging.getLogger(__name__)
 
 Offsets = dict[TopicPartition, int]
 BULK_FETCH_BYTES = 2 * 1024 * 1024  # per partition and fetch: 6 partitions hold about 40,000 records
+CHUNK_RECORDS = 500  # fetched and decoded at once: a few milliseconds of the event loop
 
 
 class BulkConsumer:
@@ -57,6 +62,7 @@ class BulkConsumer:
         self._writing: asyncio.Task[None] | None = None
         self._writing_from: Offsets = {}  # first offset per partition of the batch being written
         self._written: Offsets = {}  # what that batch settles once written (the next to read)
+        self._commits = BackgroundCommits(topic)
         # The loop and a rebalance both settle: one at a time, so no offset is committed
         # while an earlier batch is still being written.
         self._settling = asyncio.Lock()
@@ -107,12 +113,14 @@ class BulkConsumer:
             except Exception as exc:
                 log.error("bulk consumer of %s failed while stopping: %s", self._topic, describe_error(exc))
             self._task = None
+        await self._commits.flush()  # bounded: a coordinator away does not hold up the stop
         if self._consumer is not None:
             try:
                 await asyncio.wait_for(self._consumer.stop(), 5.0)
             except Exception as exc:
                 log.warning("bulk consumer of %s left its group uncleanly: %s", self._topic, describe_error(exc))
             self._consumer = None
+        await self._commits.close()
 
     async def _run(self) -> None:
         assert self._consumer is not None
@@ -121,15 +129,10 @@ class BulkConsumer:
         while not self._stopping.is_set():
             try:
                 revocations = self._revocations
-                fetched = await self._consumer.getmany(
-                    timeout_ms=self._settings.batch_timeout_ms, max_records=self._max_records
-                )
-                if not fetched:
+                count, decoded, upto = await self._fetch(fetched_from)
+                if not count:
                     await self.settle()
                     continue
-                fetched_from = {tp: batch[0].offset for tp, batch in fetched.items()}
-                records = [record for batch in fetched.values() for record in batch]
-                decoded = await self._pipeline.decode(records)
                 settled = await self.settle()
                 if not settled or revocations != self._revocations:
                     # The batch before failed, or partitions moved meanwhile: read this one
@@ -140,8 +143,8 @@ class BulkConsumer:
                         await backoff.sleep()  # a write failing again and again: not in a tight loop
                     continue
                 self._writing_from, fetched_from = fetched_from, {}
-                self._written = {tp: batch[-1].offset + 1 for tp, batch in fetched.items()}
-                self._writing = asyncio.create_task(self._write(records, decoded))
+                self._written = upto
+                self._writing = asyncio.create_task(self._write(count, decoded))
                 backoff.reset()
             except Exception as exc:
                 log.error(
@@ -156,32 +159,69 @@ class BulkConsumer:
                 await backoff.sleep()
         await self.settle()
 
-    async def _write(self, records: list[Any], decoded: Any) -> None:
+    async def _fetch(self, fetched_from: Offsets) -> tuple[int, tuple[list[Any], list[Any]], Offsets]:
+        """The next batch, up to `max_records`, decoded: (how many records, what the pipeline
+        applies, the offsets it settles). Fetched a chunk at a time and nothing waited for once the first
+        chunk is there; `fetched_from` gets each partition's first offset as it comes (what a
+        failure rewinds to)."""
+        assert self._consumer is not None
+        good: list[Any] = []
+        invalid: list[Any] = []
+        upto: Offsets = {}
+        count, timeout_ms = 0, self._settings.batch_timeout_ms
+        while count < self._max_records:
+            fetched = await self._consumer.getmany(
+                timeout_ms=timeout_ms, max_records=min(CHUNK_RECORDS, self._max_records - count)
+            )
+            if not fetched:
+                break
+            timeout_ms = 0
+            chunk = []
+            for tp, records in fetched.items():
+                fetched_from.setdefault(tp, records[0].offset)
+                upto[tp] = records[-1].offset + 1
+                chunk += records
+            chunk_good, chunk_invalid = await self._pipeline.decode(chunk)
+            good += chunk_good
+            invalid += chunk_invalid
+            count += len(chunk)
+            await asyncio.sleep(0)  # the write under way gets its answers
+        return count, (good, invalid), upto
+
+    async def _write(self, count: int, decoded: tuple[list[Any], list[Any]]) -> None:
         started = time.perf_counter()
         await self._pipeline.apply(*decoded)
-        self._pipeline.observe_batch(len(records), time.perf_counter() - started)
+        self._pipeline.observe_batch(count, time.perf_counter() - started)
 
     async def settle(self, *, revoking: bool = False) -> bool:
         """Waits for the batch being written, then commits its offsets (those of partitions
-        still assigned: a revoked one's new owner reads from the last commit, harmlessly).
-        False when the write failed: then its partitions are rewound to it."""
+        still assigned: a revoked one's new owner reads from the last commit, harmlessly), in
+        the background but for a revocation, which waits for the commit (bounded) so that the
+        next owner does not read the batch again. False when the write failed: then its
+        partitions are rewound to it."""
         async with self._settling:
             if revoking:
                 self._revocations += 1
-            writing = self._writing
-            if writing is None:
-                return True
-            # Not `await writing`: a cancellation of the waiter must not cancel the write, nor
-            # one of the write reach the waiter (the group coordinator runs a revocation).
-            await asyncio.wait({writing})
-            self._writing = None
-            failure = asyncio.CancelledError() if writing.cancelled() else writing.exception()
-            if failure is not None:
-                log.error("bulk write on %s failed, reading it again: %s", self._topic, describe_error(failure))
-                self._rewind(self._writing_from)
-                return False
-            await self._commit()
+            settled = await self._settle_write()
+            if revoking:
+                await self._commits.flush()
+            return settled
+
+    async def _settle_write(self) -> bool:
+        writing = self._writing
+        if writing is None:
             return True
+        # Not `await writing`: a cancellation of the waiter must not cancel the write, nor
+        # one of the write reach the waiter (the group coordinator runs a revocation).
+        await asyncio.wait({writing})
+        self._writing = None
+        failure = asyncio.CancelledError() if writing.cancelled() else writing.exception()
+        if failure is not None:
+            log.error("bulk write on %s failed, reading it again: %s", self._topic, describe_error(failure))
+            self._rewind(self._writing_from)
+            return False
+        self._commit()
+        return True
 
     def _rewind(self, offsets: Offsets) -> None:
         """Positions the consumer back on `offsets` (and on the batch being written, if any):
@@ -197,16 +237,13 @@ class BulkConsumer:
                 self._consumer.seek(tp, offset)
         self._writing_from = {}
 
-    async def _commit(self) -> None:
+    def _commit(self) -> None:
         assert self._consumer is not None
         assigned = self._consumer.assignment()
         offsets = {tp: offset for tp, offset in self._written.items() if tp in assigned}
         self._writing_from = {}
         if offsets:
-            try:
-                await self._consumer.commit(offsets)
-            except KafkaError as exc:  # a rebalance between: the next owner reads them again
-                log.warning("commit of %s offsets failed (read again later): %s", self._topic, describe_error(exc))
+            self._commits.submit(self._consumer, offsets)
 
 
 class _SettleOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
