@@ -114,3 +114,12 @@ async def test_instances_writing_overlapping_batches_at_once_count_each_item_onc
     counted = [item for batch in batches for item in batch]
     assert await ingestion.stored() == (len({i[0] for i in counted}), expected(counted))
     assert ingestion.ingested._value.get() == len({i[0] for i in counted})
+
+
+@pytest.mark.parametrize("databases", ["postgresql"], indirect=True)
+async def test_an_id_with_a_comma_is_refused_not_split(ingestion: Ingestion) -> None:
+    # The decoders let none through (`common.Id`); PostgreSQL gets each column as one text
+    # split at commas, which must never make two items of one.
+    with pytest.raises(ValueError, match="comma"):
+        await ingestion.batch([("item-1,item-2", "2018-06", "post-1", "w-001", 90_000)])
+    assert await ingestion.stored() == (0, {})
