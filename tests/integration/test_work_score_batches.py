@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 import evaluation.bootstrap
 from evaluation.adapters import orm
 from evaluation.adapters.work_scores import Item, WorkScoreBatch
-from unionhub_runtime.database import create_engine, is_transient
+from unionhub_runtime.database import create_engine, is_transient, sqlstate
 from unionhub_runtime.migrations import upgrade_async
 
 pytestmark = pytest.mark.integration
@@ -29,6 +29,7 @@ class Ingestion:
         registry = CollectorRegistry()
         self.ingested = Counter("ingested", "", registry=registry)
         self.duplicates = Counter("duplicates", "", registry=registry)
+        self.deadlocks = 0
 
     async def batch(self, items: list[Item]) -> None:
         """One batch in its own transaction, again after a transient error, as the pipeline does."""
@@ -40,6 +41,7 @@ class Ingestion:
             except Exception as exc:
                 if not is_transient(exc):
                     raise
+                self.deadlocks += sqlstate(exc) == "40P01"
                 await asyncio.sleep(random.uniform(0, 0.05))
         raise AssertionError("still failing after 20 attempts")
 
@@ -88,7 +90,7 @@ async def test_an_item_counts_once_whether_new_sent_again_or_twice_in_a_batch(in
     assert await ingestion.stored() == (2_000, expected(first))
 
     # Half already counted (a redelivery), half new, and one new item twice in the batch.
-    second = everything[1_000:] + [everything[2_500]]
+    second = [*everything[1_000:], everything[2_500]]
     await ingestion.batch(second)
     assert await ingestion.stored() == (3_000, expected(everything))
     assert ingestion.ingested._value.get() == 3_000
@@ -114,6 +116,7 @@ async def test_instances_writing_overlapping_batches_at_once_count_each_item_onc
     counted = [item for batch in batches for item in batch]
     assert await ingestion.stored() == (len({i[0] for i in counted}), expected(counted))
     assert ingestion.ingested._value.get() == len({i[0] for i in counted})
+    assert ingestion.deadlocks == 0  # every statement locks ids first, then worker months, in order
 
 
 @pytest.mark.parametrize("databases", ["postgresql"], indirect=True)

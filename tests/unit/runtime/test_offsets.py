@@ -2,7 +2,8 @@
 offset after each partition's last applied record, never more; commits go one at a time,
 what arrives meanwhile coalesced into the next; a commit failed for a reason that passes is
 made again for the partitions still assigned, one a rebalance refused is not (their owner
-reads them again); a stop waits for a commit only so long."""
+reads them again); a partition revoked before its commit is left out of it, not the others
+with it; a stop waits for a commit only so long."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import asyncio
 from types import SimpleNamespace
 
 from aiokafka import TopicPartition
-from aiokafka.errors import CommitFailedError, GroupCoordinatorNotAvailableError
+from aiokafka.errors import CommitFailedError, GroupCoordinatorNotAvailableError, IllegalStateError
 
 from unionhub_runtime import offsets
 from unionhub_runtime.offsets import BackgroundCommits, after
@@ -28,6 +29,8 @@ class FakeConsumer:
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
         await self.gate.wait()
+        if unassigned := set(offsets) - self.assigned:  # as aiokafka refuses the whole commit
+            raise IllegalStateError(f"Partition {unassigned} is not assigned")
         if self.failures:
             raise self.failures.pop(0)
         self.commits.append(dict(offsets))
@@ -107,3 +110,15 @@ async def test_flush_waits_for_the_commit_under_way() -> None:
     consumer.gate.set()
     await flushed
     assert consumer.commits == [{P0: 3}]
+
+
+async def test_a_partition_revoked_before_its_commit_does_not_take_the_others_with_it() -> None:
+    consumer, commits = FakeConsumer({P0, P1}), BackgroundCommits("membership.commands")
+    consumer.gate.clear()
+    commits.submit(consumer, {P0: 10})
+    await asyncio.sleep(0)  # the first commit is under way
+    commits.submit(consumer, {P0: 20, P1: 4})
+    consumer.assigned = {P0}  # a rebalance took P1 meanwhile
+    consumer.gate.set()
+    await commits.flush()
+    assert consumer.commits == [{P0: 10}, {P0: 20}]

@@ -129,18 +129,22 @@ class BulkConsumer:
         while not self._stopping.is_set():
             try:
                 revocations = self._revocations
-                count, decoded, upto = await self._fetch(fetched_from)
+                count, decoded, upto = await self._fetch(fetched_from, revocations)
                 if not count:
                     await self.settle()
                     continue
                 settled = await self.settle()
-                if not settled or revocations != self._revocations:
-                    # The batch before failed, or partitions moved meanwhile: read this one
-                    # again too (everything before it was written).
+                if revocations != self._revocations:
+                    # Partitions moved meanwhile: this batch is dropped, and not rewound to,
+                    # since a new assignment reads from the committed offsets (a rewind to
+                    # where this batch began would skip a batch before it that failed).
+                    fetched_from = {}
+                    continue
+                if not settled:
+                    # The batch before failed: read this one again too.
                     self._rewind(fetched_from)
                     fetched_from = {}
-                    if not settled:
-                        await backoff.sleep()  # a write failing again and again: not in a tight loop
+                    await backoff.sleep()  # a write failing again and again: not in a tight loop
                     continue
                 self._writing_from, fetched_from = fetched_from, {}
                 self._written = upto
@@ -159,17 +163,17 @@ class BulkConsumer:
                 await backoff.sleep()
         await self.settle()
 
-    async def _fetch(self, fetched_from: Offsets) -> tuple[int, tuple[list[Any], list[Any]], Offsets]:
+    async def _fetch(self, fetched_from: Offsets, revocations: int) -> tuple[int, tuple[list[Any], list[Any]], Offsets]:
         """The next batch, up to `max_records`, decoded: (how many records, what the pipeline
-        applies, the offsets it settles). Fetched a chunk at a time and nothing waited for once the first
-        chunk is there; `fetched_from` gets each partition's first offset as it comes (what a
-        failure rewinds to)."""
+        applies, the offsets it settles). Fetched a chunk at a time, nothing waited for once the
+        first chunk is there, and no more once partitions are revoked (the batch is dropped);
+        `fetched_from` gets each partition's first offset as it comes (what a failure rewinds to)."""
         assert self._consumer is not None
         good: list[Any] = []
         invalid: list[Any] = []
         upto: Offsets = {}
         count, timeout_ms = 0, self._settings.batch_timeout_ms
-        while count < self._max_records:
+        while count < self._max_records and revocations == self._revocations:
             fetched = await self._consumer.getmany(
                 timeout_ms=timeout_ms, max_records=min(CHUNK_RECORDS, self._max_records - count)
             )

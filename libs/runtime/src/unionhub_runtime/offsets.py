@@ -83,7 +83,14 @@ class BackgroundCommits:
 
     async def _run(self) -> None:
         while self._pending and (consumer := self._consumer) is not None:
-            offsets, self._pending = self._pending, {}
+            # Only partitions still assigned: aiokafka refuses a whole commit for one that is
+            # not (a rebalance since it was submitted), and its new owner reads from the last
+            # commit anyway.
+            assigned = consumer.assignment()
+            offsets = {tp: offset for tp, offset in self._pending.items() if tp in assigned}
+            self._pending = {}
+            if not offsets:
+                continue
             try:
                 await consumer.commit(offsets)
             except Exception as exc:
