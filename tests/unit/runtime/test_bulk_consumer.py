@@ -21,8 +21,9 @@ class RebalancingConsumer:
     `getmany` waits for the new assignment), and the new assignment reads from the committed
     offset, its first fetch not back yet."""
 
-    def __init__(self, rebalance_at: int) -> None:
+    def __init__(self, rebalance_at: int, first_fetch_back: bool = False) -> None:
         self.position = 0
+        self.first_fetch_back = first_fetch_back  # the new assignment's records come at once
         self.committed: dict[TopicPartition, int] = {}
         self.rebalance_at = rebalance_at
         self.reassigning: asyncio.Event | None = None
@@ -58,21 +59,33 @@ class RebalancingConsumer:
         self.position = records[-1].offset + 1
         return {P: records}
 
+    async def rebalance_now(self) -> None:
+        await self._rebalance(asyncio.Event())
+
     async def _rebalance(self, reassigning: asyncio.Event) -> None:
         await self.listener.on_partitions_revoked({P})
         self.position = self.committed.get(P, 0)
-        self.fresh = True
+        self.fresh = not self.first_fetch_back
         reassigning.set()
 
 
 class Pipeline:
     """Writes take a while; the first write of the batch from offset `fail_from` fails."""
 
-    def __init__(self, fail_from: int | None) -> None:
+    def __init__(
+        self, fail_from: int | None, rebalance_in_decode: tuple[RebalancingConsumer, int] | None = None
+    ) -> None:
         self.fail_from = fail_from
+        # Decoding the chunk from that offset waits for a dead letter's send, during which the
+        # group rebalances, and then fails.
+        self.rebalance_in_decode = rebalance_in_decode
         self.applied: set[int] = set()
 
     async def decode(self, chunk: list[Any]) -> tuple[list[Any], list[Any]]:
+        if self.rebalance_in_decode is not None and chunk[0].offset == self.rebalance_in_decode[1]:
+            consumer, self.rebalance_in_decode = self.rebalance_in_decode[0], None
+            await consumer.rebalance_now()
+            raise RuntimeError("the dead-letter topic is away")
         return [(r, r.value) for r in chunk], []
 
     async def apply(self, good: list[Any], invalid: list[Any]) -> None:
@@ -114,6 +127,24 @@ async def test_a_write_failing_while_the_group_rebalances_is_read_again_not_skip
     # Batch 0..999 is written while the first chunk of the next is fetched; the rebalance
     # comes then, and the write fails.
     consumer, pipeline = RebalancingConsumer(rebalance_at=1_500), Pipeline(fail_from=0)
+    await consume(consumer, pipeline)
+    assert consumer.committed[P] == END
+    assert sorted(set(range(END)) - pipeline.applied) == []
+
+
+async def test_the_new_assignments_first_records_are_put_back_not_dropped() -> None:
+    # As above, but the new assignment's first records (from the committed offset, 0) come
+    # back at once from the fetch that waited out the rebalance.
+    consumer = RebalancingConsumer(rebalance_at=1_500, first_fetch_back=True)
+    pipeline = Pipeline(fail_from=0)
+    await consume(consumer, pipeline)
+    assert consumer.committed[P] == END
+    assert sorted(set(range(END)) - pipeline.applied) == []
+
+
+async def test_a_decoding_failing_across_a_rebalance_does_not_skip_the_failed_write() -> None:
+    consumer = RebalancingConsumer(rebalance_at=-1)  # no rebalance in the fetch
+    pipeline = Pipeline(fail_from=0, rebalance_in_decode=(consumer, 1_500))
     await consume(consumer, pipeline)
     assert consumer.committed[P] == END
     assert sorted(set(range(END)) - pipeline.applied) == []

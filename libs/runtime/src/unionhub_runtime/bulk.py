@@ -127,8 +127,8 @@ class BulkConsumer:
         backoff = Backoff(0.5, self._settings.retry_max_backoff_seconds)
         fetched_from: Offsets = {}
         while not self._stopping.is_set():
+            revocations = self._revocations
             try:
-                revocations = self._revocations
                 count, decoded, upto = await self._fetch(fetched_from, revocations)
                 if not count:
                     await self.settle()
@@ -158,7 +158,8 @@ class BulkConsumer:
                     exc_info=exc,
                 )
                 await self.settle()  # a healthy write under way is finished, not thrown away
-                self._rewind(fetched_from)
+                if revocations == self._revocations:  # else a new assignment reads from the commits
+                    self._rewind(fetched_from)
                 fetched_from = {}
                 await backoff.sleep()
         await self.settle()
@@ -178,6 +179,12 @@ class BulkConsumer:
                 timeout_ms=timeout_ms, max_records=min(CHUNK_RECORDS, self._max_records - count)
             )
             if not fetched:
+                break
+            if revocations != self._revocations:
+                # A new assignment's records (`getmany` waits out a rebalance), read from the
+                # committed offsets: put back for the next batch, this one is dropped.
+                for tp, records in fetched.items():
+                    self._consumer.seek(tp, records[0].offset)
                 break
             timeout_ms = 0
             chunk = []
