@@ -250,11 +250,9 @@ class BulkConsumer:
 
     def _commit(self) -> None:
         assert self._consumer is not None
-        assigned = self._consumer.assignment()
-        offsets = {tp: offset for tp, offset in self._written.items() if tp in assigned}
         self._writing_from = {}
-        if offsets:
-            self._commits.submit(self._consumer, offsets)
+        if self._written:  # partitions revoked since are left out by the commits themselves
+            self._commits.submit(self._consumer, self._written)
 
 
 class _SettleOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -100,11 +100,8 @@ class BackgroundCommits:
                     # commit, and what it reads again was applied), or a failure that trying
                     # again does not mend: the next batch's commit carries these offsets.
                     continue
-                # The group coordinator moved: what is still ours is committed again (else a
-                # partition that goes quiet would show its last batch as lag).
-                assigned = consumer.assignment()
+                # The group coordinator moved: committed again (else a partition that goes quiet
+                # would show its last batch as lag), but for what is no longer ours by then.
                 for tp, offset in offsets.items():
-                    if tp in assigned and tp not in self._pending:
-                        self._pending[tp] = offset
-                if self._pending:
-                    await asyncio.sleep(RETRY_SECONDS)
+                    self._pending.setdefault(tp, offset)
+                await asyncio.sleep(RETRY_SECONDS)
