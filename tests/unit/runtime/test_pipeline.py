@@ -141,14 +141,18 @@ class Harness:
     def pipeline(
         self,
         *,
-        holding: bool = False,
+        holding: bool | Holding = False,  # or the holding to use
         rejects: bool = True,
         topic: str = TOPIC,
         bulk: Callable[[AsyncSession], Any] | None = None,  # a bulk stream's scope
         decoder: Decoder | None = None,
     ) -> Pipeline:
         held = (
-            Holding(runtime, hold_seconds=600, provides=provides, metrics=self.metrics, clock=lambda: datetime.now(UTC))
+            holding
+            if isinstance(holding, Holding)
+            else Holding(
+                runtime, hold_seconds=600, provides=provides, metrics=self.metrics, clock=lambda: datetime.now(UTC)
+            )
             if holding
             else None
         )

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import heapq
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -29,14 +30,14 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 from sqlalchemy import delete, exists, func, insert, literal, select, union, update
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql import Executable
 
 from unionhub_contracts import CloudEvent, DecodeError, decode, message_type
 from unionhub_contracts.rejections import CommandHeld
 
 from . import outbox
-from .database import KEYS, where_in
+from .database import KEYS, chunks, where_in
 from .scopes import BatchScope, Emit
 from .tables import RuntimeTables
 
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 QUEUE = "queue:"  # waiting_for of a command held only behind another
+RETRY_PAGE = 100  # held commands the timer retries in one transaction
 
 
 @dataclass(frozen=True)
@@ -112,17 +114,18 @@ class Holding:
         provides: Provides,
         metrics: Any,
         clock: Callable[[], datetime],
-        first_retry_seconds: float = 2,
         recheck_seconds: float = 60,
     ) -> None:
         self.tables, self.provides, self.metrics, self.clock = tables, provides, metrics, clock
         self.hold = timedelta(seconds=hold_seconds)
-        self.schedule = RetrySchedule(
-            first=timedelta(seconds=first_retry_seconds), window=timedelta(seconds=recheck_seconds)
-        )
+        self.schedule = RetrySchedule(window=timedelta(seconds=recheck_seconds))
         self.pipelines: dict[str, Pipeline] = {}
         self.lanes: dict[str, LanesOf] = {}
         self._begin: dict[str, tuple[Executable, Executable]] = {}
+        # For the timer's next round, from transactions of this instance that committed: the
+        # keys they provided and the rows they held (`HoldContext.committed`).
+        self._recheck_keys: set[str] = set()
+        self._recheck_seqs: set[int] = set()
 
     def register(self, pipeline: Pipeline, lanes: LanesOf) -> None:
         self.pipelines[pipeline.config.consumer] = pipeline
@@ -157,50 +160,111 @@ class Holding:
             found = self._begin[dialect.name] = (waits, union(lanes, waits))
         return found
 
-    async def timer_candidates(self, session: AsyncSession, now: datetime) -> list[tuple[int, datetime]]:
-        """(seq, held_at) of what the timer's round may retry, in arrival order: what started
-        waiting within the schedule's window, and what waited past the hold period."""
+    def recheck(self, provided: Iterable[str], held: Iterable[int]) -> None:
+        """A transaction committed: what it provided and what it held are looked at again
+        by the timer's next round. Two transactions running at once, one holding a command
+        for a key, the other providing the key, do not see each other's rows; whichever
+        commits last is then seen by the other's recheck, however long either took."""
+        self._recheck_keys.update(provided)
+        self._recheck_seqs.update(held)
+
+    async def retry_round(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        write_lock: AbstractAsyncContextManager[Any],
+        write: Callable[[AsyncSession, list[outbox.Pending]], Awaitable[None]],
+        notify: Callable[[], None],
+    ) -> int:
+        """One round of the held-commands timer: retries what is due (the rechecks, and what
+        the `RetrySchedule` says: applies what may now be, rejects what waited past the hold
+        period), its answers given to `write` in each transaction and `notify` called once
+        one with answers committed. Returns how many answers."""
+        began = self.clock()
+        keys, seqs = set(self._recheck_keys), set(self._recheck_seqs)
+        async with sessions() as session:
+            candidates = await self.timer_candidates(session, began)
+            recheck = await self._still_held(session, seqs, keys)
+        due = {seq for seq, _ in self.schedule.due(candidates, began)} | recheck
+        written, retried = 0, set[int]()
+        # A page a transaction, small: a consumer releasing the same rows waits for the page's
+        # locks (500 retries took longer than its lock timeout on a slow machine).
+        for page in chunks(sorted(due), RETRY_PAGE):
+            async with write_lock, sessions() as session, session.begin():
+                holds = await self.begin(session)
+                outgoing, tried = await holds.retry(page)
+                await write(session, outgoing)
+            holds.committed()
+            self.schedule.tried(tried, began)  # committed: those retries happened
+            retried.update(seq for seq, _ in tried)
+            written += len(outgoing)
+            if outgoing:
+                notify()
+        self.schedule.round_done(began, candidates)
+        self._recheck_keys -= keys  # what came meanwhile waits for the next round
+        self._recheck_seqs -= seqs
+        # A row another transaction had locked (the round skips those) is looked at again.
+        self._recheck_seqs |= recheck - retried
+        return written
+
+    async def _still_held(self, session: AsyncSession, seqs: set[int], keys: set[str]) -> set[int]:
+        """Of rows `seqs`, those still held, and the rows waiting for any of `keys`."""
         c = self.tables.held.c
-        query = select(c.seq, c.held_at).order_by(c.seq)
+        found: set[int] = set()
+        for some in chunks(sorted(seqs)):
+            found.update((await session.execute(select(c.seq).where(c.seq.in_(some)))).scalars())
+        for names in chunks(sorted(keys)):
+            found.update((await session.execute(select(c.seq).where(c.waiting_for.in_(names)))).scalars())
+        return found
+
+    async def timer_candidates(self, session: AsyncSession, now: datetime) -> list[tuple[int, datetime, datetime]]:
+        """(seq, held_at, expires_at) of what the timer's round may retry, in arrival order:
+        what started waiting within the schedule's window, and what waited past the hold period."""
+        c = self.tables.held.c
+        query = select(c.seq, c.held_at, c.expires_at).order_by(c.seq)
         if (since := self.schedule.since(now)) is not None:
             query = query.where((c.held_at >= since) | (c.expires_at <= now))
-        return [(seq, held_at) for seq, held_at in await session.execute(query)]
+        return [(seq, held_at, expires_at) for seq, held_at, expires_at in await session.execute(query)]
 
 
 class RetrySchedule:
     """When the held-commands timer retries a command that still waits (per instance, in memory).
 
     A command held while another transaction applied its prerequisite was seen by neither
-    transaction: only a retry after both committed applies it. So the timer retries what
-    started waiting lately (`held_at`, reset when it waits for something new): first at once,
-    then at doubling intervals from `first`, for as long as such a transaction could have
-    taken (`window`), counted from the last round that succeeded (a database outage or a
-    restart widens it: the first round of an instance retries everything once). After that a
-    command waits for its prerequisite's release, or the end of its hold: retrying thousands
-    of held ratings every round would cost a full apply each. Instances' clocks are assumed
-    to agree well within `window`."""
+    transaction; the rechecks of both (`Holding.recheck`) settle that while their instances
+    live. For an instance that dies between its commit and its next round, the timer retries
+    what started waiting lately (`held_at`, reset when it waits for something new) twice: at
+    once, and once more `window` later (a prerequisite committed meanwhile by an instance that
+    died before its recheck), the window counted from the last round that succeeded (a
+    database outage or a restart widens it: the first round of an instance retries everything
+    once). Otherwise a command waits for its prerequisite's release, or the end of its hold
+    (then it is due every round until settled): retrying thousands of held ratings every few
+    seconds cost a full apply each, and settled none. Instances' clocks are assumed to agree
+    well within `window`."""
 
-    def __init__(self, *, first: timedelta, window: timedelta) -> None:
-        self.first, self.window = first, window
-        self._next: dict[tuple[int, datetime], tuple[datetime, int]] = {}  # (seq, held_at) -> (when, tries)
+    def __init__(self, *, window: timedelta) -> None:
+        self.window = window
+        self._next: dict[tuple[int, datetime], datetime] = {}  # (seq, held_at) -> when next due
         self._last_round: datetime | None = None  # when the last round that succeeded began
 
     def since(self, now: datetime) -> datetime | None:
         """Rows that started waiting after this are candidates (None: every row)."""
         return None if self._last_round is None else min(now, self._last_round) - self.window
 
-    def due(self, candidates: Iterable[tuple[int, datetime]], now: datetime) -> list[tuple[int, datetime]]:
-        """Of candidate (seq, held_at) rows: those to retry now."""
-        return [(seq, held_at) for seq, held_at in candidates if self._next.get((seq, held_at), (now, 0))[0] <= now]
+    def due(self, candidates: Iterable[tuple[int, datetime, datetime]], now: datetime) -> list[tuple[int, datetime]]:
+        """Of candidate (seq, held_at, expires_at) rows: (seq, held_at) of those to retry now."""
+        return [
+            (seq, held_at)
+            for seq, held_at, expires_at in candidates
+            if expires_at <= now or self._next.get((seq, held_at), now) <= now
+        ]
 
     def tried(self, rows: Iterable[tuple[int, datetime]], now: datetime) -> None:
         for key in rows:
-            tries = self._next.get(key, (now, 0))[1] + 1
-            self._next[key] = (now + self.first * 2 ** (tries - 1), tries)
+            self._next[key] = datetime.max.replace(tzinfo=now.tzinfo) if key in self._next else now + self.window
 
-    def round_done(self, began: datetime, candidates: Iterable[tuple[int, datetime]]) -> None:
+    def round_done(self, began: datetime, candidates: Iterable[tuple[int, datetime, datetime]]) -> None:
         self._last_round = began
-        still = set(candidates)
+        still = {(seq, held_at) for seq, held_at, _ in candidates}
         self._next = {k: v for k, v in self._next.items() if k in still}  # settled or moved on: forgotten
 
 
@@ -227,6 +291,14 @@ class HoldContext:
     settled: list[Settled] = field(default_factory=list)  # counted by `committed`
     fresh_scopes: list[BatchScope] = field(default_factory=list)  # other consumers' scopes that applied
     _applied_in_own_scope: bool = False  # the retry being made changed the batch's scope
+    _provided: set[str] = field(default_factory=set)  # keys this transaction made known
+    _held: list[int] = field(default_factory=list)  # rows this transaction held
+    # During one drain: the rows it may retry (decoded once) and, per consumer without a scope
+    # in this transaction, one scope its retries share (`_shared_scope`).
+    _draining: dict[int, Held] = field(default_factory=dict)
+    _events: dict[int, CloudEvent[Any] | None] = field(default_factory=dict)
+    _shared: dict[str, BatchScope] = field(default_factory=dict)
+    _unshared: set[str] = field(default_factory=set)  # consumers whose rows' bulk prefetch failed
 
     def committed(self) -> None:
         """Counts what this transaction settled; called once it committed (a transaction
@@ -240,8 +312,11 @@ class HoldContext:
             metrics.commands.labels(s.type, s.kind, s.code).inc()
         for scope in self.fresh_scopes:
             scope.committed()
+        self.holding.recheck(self._provided, self._held)
         self.settled.clear()
         self.fresh_scopes.clear()
+        self._provided.clear()
+        self._held.clear()
 
     def use_scope(self, consumer: str, scope: BatchScope) -> None:
         self.scopes[consumer] = scope
@@ -277,6 +352,7 @@ class HoldContext:
             .returning(h.tables.held.c.seq)
         )
         seq = result.scalar_one()
+        self._held.append(seq)
         if lanes.blocks:
             await self.session.execute(
                 insert(h.tables.held_lanes), [{"lane": lane, "seq": seq} for lane in lanes.blocks]
@@ -288,13 +364,13 @@ class HoldContext:
         return outbox.Pending(pipeline.encode(Emit("command.held", data, key=event.id), event), traceparent)
 
     def provided(self, event: CloudEvent[Any], emitted: Sequence[Emit]) -> set[str]:
-        """The prerequisite keys `event` made known, while some held command waits for any."""
-        if not self.anything_waits:
-            return set()
+        """The prerequisite keys `event` made known, to release now while some held command
+        waits for any (all are rechecked once committed: one held meanwhile was not seen)."""
         keys = set(self.holding.provides(event.type, event.data))
         for emit in emitted:
             keys.update(self.holding.provides(emit.type, emit.data))
-        return keys
+        self._provided |= keys
+        return keys if self.anything_waits else set()
 
     async def release(self, keys: set[str]) -> list[outbox.Pending]:
         """Retries, in arrival order, the commands waiting for `keys` and what queued behind them."""
@@ -339,6 +415,14 @@ class HoldContext:
         pending = {row.seq: row for row in rows}  # by seq: the row as last read
         heap = list(pending)
         heapq.heapify(heap)
+        self._draining, self._events, self._shared, self._unshared = pending, {}, {}, set()
+        try:
+            await self._drain(heap, pending, out)
+        finally:
+            self._draining, self._events, self._shared, self._unshared = {}, {}, {}, set()
+        return out
+
+    async def _drain(self, heap: list[int], pending: dict[int, Held], out: list[outbox.Pending]) -> None:
         t = self.holding.tables
         while heap:
             seq = heapq.heappop(heap)
@@ -384,15 +468,38 @@ class HoldContext:
                 if later.seq not in pending:
                     heapq.heappush(heap, later.seq)
                 pending[later.seq] = later
-        return out
 
     def _decoded(self, row: Held) -> CloudEvent[Any] | None:
         """The held command, or None (logged, left held) when the contract no longer reads it."""
+        if row.seq in self._events:
+            return self._events[row.seq]
         try:
-            return decode(self.holding.pipelines[row.consumer].config.topic, row.value)
+            event = decode(self.holding.pipelines[row.consumer].config.topic, row.value)
         except DecodeError as error:
             log.error("held command %s of %s is no longer readable (%s); it stays held", row.seq, row.consumer, error)
-            return None
+            event = None
+        self._events[row.seq] = event
+        return event
+
+    async def _shared_scope(self, consumer: str, event: CloudEvent[Any]) -> BatchScope:
+        """The scope `consumer`'s retries share in this drain, prefetched for all its rows the
+        drain holds at once (a scope each, prefetched for one command, cost a release of
+        thousands of ratings half its time). It lives until something else writes: a retry
+        settled in another scope (`_retry`), or a failed one (its memory may keep what the
+        savepoint took back). If the bulk prefetch fails, each retry gets a scope of its own."""
+        scope = self._shared.get(consumer)
+        if scope is not None:
+            return scope
+        scope = self.holding.pipelines[consumer].scope(self.session)
+        if consumer in self._unshared:
+            await scope.prefetch([event])
+            return scope
+        rows = [r for r in self._draining.values() if r.consumer == consumer]
+        self._unshared.add(consumer)  # until the prefetch below succeeded
+        await scope.prefetch([event, *(e for r in rows if (e := self._decoded(r)) is not None and e is not event)])
+        self._unshared.discard(consumer)
+        self._shared[consumer] = scope
+        return scope
 
     async def _blocked(self, row: Held, event: CloudEvent[Any]) -> bool:
         """An earlier held command blocks a lane this one waits on."""
@@ -426,6 +533,7 @@ class HoldContext:
         except Exception:
             if self._applied_in_own_scope:
                 raise
+            self._shared.pop(row.consumer, None)
             log.exception("held command %s of %s could not be retried; it stays held", row.seq, row.consumer)
             return None
         # Recorded once the savepoint is released: what it took back is neither answered nor counted.
@@ -433,7 +541,10 @@ class HoldContext:
             return None
         self.settled.append(retried.settled)
         out.extend(retried.answers)
-        if retried.fresh_scope is not None:
+        writer = retried.fresh_scope if retried.fresh_scope is not None else own
+        # What other consumers' shared scopes read may have changed.
+        self._shared = {c: s for c, s in self._shared.items() if s is writer}
+        if retried.fresh_scope is not None and all(s is not retried.fresh_scope for s in self.fresh_scopes):
             self.fresh_scopes.append(retried.fresh_scope)
         return retried.provided
 
@@ -441,11 +552,9 @@ class HoldContext:
         h = self.holding
         pipeline = h.pipelines[row.consumer]
         own = self.scopes.get(row.consumer)  # the batch's scope, when the command is of the batch's consumer
-        # Another consumer's command gets a scope of its own each time: a scope caches what it
-        # read, and what the releasing transaction wrote since would be missed.
-        scope = own if own is not None else pipeline.scope(self.session)
-        if own is None:
-            await scope.prefetch([event])
+        # Another consumer's command gets a scope made in this drain: a scope caches what it
+        # read, and what the releasing transaction wrote before the drain would be missed.
+        scope = own if own is not None else await self._shared_scope(row.consumer, event)
         expired = h.clock() >= row.expires_at
         outcome = await pipeline.apply_one(scope, event, final=expired)
         if own is None:
@@ -460,6 +569,7 @@ class HoldContext:
                     .values(waiting_for=outcome.waiting_for, held_at=h.clock())
                 )
                 self.anything_waits = True
+                self._held.append(row.seq)  # held anew: rechecked like a command just held
             return _Retried()
         held_since = row.expires_at - h.hold  # held_at moves when the command waits for something new
         held_seconds = (h.clock() - held_since).total_seconds()

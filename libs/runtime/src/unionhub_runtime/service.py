@@ -133,7 +133,6 @@ class Service:
                 provides=definition.provides,
                 metrics=self.metrics,
                 clock=clock,
-                first_retry_seconds=settings.hold.hold_check_seconds,
                 recheck_seconds=max(60.0, 10 * settings.hold.hold_check_seconds),
             )
         )
@@ -284,27 +283,15 @@ class Service:
             await asyncio.sleep(every_seconds)
 
     async def retry_held(self) -> int:
-        """One round of the held-commands timer: retries what is due (`holding.RetrySchedule`:
-        applies what may now be, rejects what waited past the hold period) and counts what is
-        left. Returns how many events it published."""
+        """One round of the held-commands timer (`Holding.retry_round`), then the count of
+        what is left. Returns how many events it published."""
         assert self.holding is not None
-        schedule, began = self.holding.schedule, self.clock()
-        async with self.sessions() as session:
-            candidates = await self.holding.timer_candidates(session, began)
-        published = 0
-        for page in database.chunks(schedule.due(candidates, began)):  # a page a transaction: locks kept briefly
-            async with self.write_lock, self.sessions() as session, session.begin():
-                holds = await self.holding.begin(session)
-                outgoing, tried = await holds.retry([seq for seq, _ in page])
-                await outbox.write(
-                    session, self.definition.tables, self.physical(self.definition.events_topic), outgoing
-                )
-            holds.committed()
-            schedule.tried(tried, began)  # committed: those retries happened
-            published += len(outgoing)
-            if outgoing:
-                self.relay.notify()
-        schedule.round_done(began, candidates)
+        events_topic = self.physical(self.definition.events_topic)
+
+        async def write(session: AsyncSession, outgoing: list[outbox.Pending]) -> None:
+            await outbox.write(session, self.definition.tables, events_topic, outgoing)
+
+        published = await self.holding.retry_round(self.sessions, self.write_lock, write, self.relay.notify)
         async with self.sessions() as session:
             counts = await count_held(session, self.definition.tables)
         self.metrics.held_now.clear()
