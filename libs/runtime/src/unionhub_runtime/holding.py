@@ -114,11 +114,14 @@ class Holding:
         provides: Provides,
         metrics: Any,
         clock: Callable[[], datetime],
+        first_retry_seconds: float = 2,
         recheck_seconds: float = 60,
     ) -> None:
         self.tables, self.provides, self.metrics, self.clock = tables, provides, metrics, clock
         self.hold = timedelta(seconds=hold_seconds)
-        self.schedule = RetrySchedule(window=timedelta(seconds=recheck_seconds))
+        self.schedule = RetrySchedule(
+            first=timedelta(seconds=first_retry_seconds), window=timedelta(seconds=recheck_seconds)
+        )
         self.pipelines: dict[str, Pipeline] = {}
         self.lanes: dict[str, LanesOf] = {}
         self._begin: dict[str, tuple[Executable, Executable]] = {}
@@ -180,30 +183,37 @@ class Holding:
         period), its answers given to `write` in each transaction and `notify` called once
         one with answers committed. Returns how many answers."""
         began = self.clock()
-        keys, seqs = set(self._recheck_keys), set(self._recheck_seqs)
-        async with sessions() as session:
-            candidates = await self.timer_candidates(session, began)
-            recheck = await self._still_held(session, seqs, keys)
+        # Taken whole: what a transaction committing during the round adds is the next round's.
+        keys, self._recheck_keys = self._recheck_keys, set()
+        seqs, self._recheck_seqs = self._recheck_seqs, set()
+        try:
+            async with sessions() as session:
+                candidates = await self.timer_candidates(session, began)
+                recheck = await self._still_held(session, seqs, keys)
+        except BaseException:
+            self.recheck(keys, seqs)
+            raise
         due = {seq for seq, _ in self.schedule.due(candidates, began)} | recheck
         written, retried = 0, set[int]()
         # A page a transaction, small: a consumer releasing the same rows waits for the page's
         # locks (500 retries took longer than its lock timeout on a slow machine).
-        for page in chunks(sorted(due), RETRY_PAGE):
-            async with write_lock, sessions() as session, session.begin():
-                holds = await self.begin(session)
-                outgoing, tried = await holds.retry(page)
-                await write(session, outgoing)
-            holds.committed()
-            self.schedule.tried(tried, began)  # committed: those retries happened
-            retried.update(seq for seq, _ in tried)
-            written += len(outgoing)
-            if outgoing:
-                notify()
+        try:
+            for page in chunks(sorted(due), RETRY_PAGE):
+                async with write_lock, sessions() as session, session.begin():
+                    holds = await self.begin(session)
+                    outgoing, tried = await holds.retry(page)
+                    await write(session, outgoing)
+                holds.committed()
+                self.schedule.tried(tried, began)  # committed: those retries happened
+                retried.update(seq for seq, _ in tried)
+                written += len(outgoing)
+                if outgoing:
+                    notify()
+        finally:
+            # A row another transaction had locked (the round skips those), or one a failed
+            # page did not get to, is looked at again.
+            self._recheck_seqs |= recheck - retried
         self.schedule.round_done(began, candidates)
-        self._recheck_keys -= keys  # what came meanwhile waits for the next round
-        self._recheck_seqs -= seqs
-        # A row another transaction had locked (the round skips those) is looked at again.
-        self._recheck_seqs |= recheck - retried
         return written
 
     async def _still_held(self, session: AsyncSession, seqs: set[int], keys: set[str]) -> set[int]:
@@ -216,55 +226,52 @@ class Holding:
             found.update((await session.execute(select(c.seq).where(c.waiting_for.in_(names)))).scalars())
         return found
 
-    async def timer_candidates(self, session: AsyncSession, now: datetime) -> list[tuple[int, datetime, datetime]]:
-        """(seq, held_at, expires_at) of what the timer's round may retry, in arrival order:
-        what started waiting within the schedule's window, and what waited past the hold period."""
+    async def timer_candidates(self, session: AsyncSession, now: datetime) -> list[tuple[int, datetime]]:
+        """(seq, held_at) of what the timer's round may retry, in arrival order: what started
+        waiting within the schedule's window, and what waited past the hold period."""
         c = self.tables.held.c
-        query = select(c.seq, c.held_at, c.expires_at).order_by(c.seq)
+        query = select(c.seq, c.held_at).order_by(c.seq)
         if (since := self.schedule.since(now)) is not None:
             query = query.where((c.held_at >= since) | (c.expires_at <= now))
-        return [(seq, held_at, expires_at) for seq, held_at, expires_at in await session.execute(query)]
+        return [(seq, held_at) for seq, held_at in await session.execute(query)]
 
 
 class RetrySchedule:
     """When the held-commands timer retries a command that still waits (per instance, in memory).
 
     A command held while another transaction applied its prerequisite was seen by neither
-    transaction; the rechecks of both (`Holding.recheck`) settle that while their instances
-    live. For an instance that dies between its commit and its next round, the timer retries
-    what started waiting lately (`held_at`, reset when it waits for something new) twice: at
-    once, and once more `window` later (a prerequisite committed meanwhile by an instance that
-    died before its recheck), the window counted from the last round that succeeded (a
-    database outage or a restart widens it: the first round of an instance retries everything
-    once). Otherwise a command waits for its prerequisite's release, or the end of its hold
-    (then it is due every round until settled): retrying thousands of held ratings every few
-    seconds cost a full apply each, and settled none. Instances' clocks are assumed to agree
-    well within `window`."""
+    transaction: only a retry after both committed applies it. The rechecks of both
+    (`Holding.recheck`) make it while their instances live; for one that dies between its
+    commit and its next round (or a peer running an older version), the timer retries what
+    started waiting lately (`held_at`, reset when it waits for something new): first at once,
+    then at doubling intervals from `first`, for as long as such a transaction could have
+    taken (`window`), counted from the last round that succeeded (a database outage or a
+    restart widens it: the first round of an instance retries everything once). After that a
+    command waits for its prerequisite's release, or the end of its hold: retrying thousands
+    of held ratings every round would cost a full apply each. Instances' clocks are assumed
+    to agree well within `window`."""
 
-    def __init__(self, *, window: timedelta) -> None:
-        self.window = window
-        self._next: dict[tuple[int, datetime], datetime] = {}  # (seq, held_at) -> when next due
+    def __init__(self, *, first: timedelta, window: timedelta) -> None:
+        self.first, self.window = first, window
+        self._next: dict[tuple[int, datetime], tuple[datetime, int]] = {}  # (seq, held_at) -> (when, tries)
         self._last_round: datetime | None = None  # when the last round that succeeded began
 
     def since(self, now: datetime) -> datetime | None:
         """Rows that started waiting after this are candidates (None: every row)."""
         return None if self._last_round is None else min(now, self._last_round) - self.window
 
-    def due(self, candidates: Iterable[tuple[int, datetime, datetime]], now: datetime) -> list[tuple[int, datetime]]:
-        """Of candidate (seq, held_at, expires_at) rows: (seq, held_at) of those to retry now."""
-        return [
-            (seq, held_at)
-            for seq, held_at, expires_at in candidates
-            if expires_at <= now or self._next.get((seq, held_at), now) <= now
-        ]
+    def due(self, candidates: Iterable[tuple[int, datetime]], now: datetime) -> list[tuple[int, datetime]]:
+        """Of candidate (seq, held_at) rows: those to retry now."""
+        return [(seq, held_at) for seq, held_at in candidates if self._next.get((seq, held_at), (now, 0))[0] <= now]
 
     def tried(self, rows: Iterable[tuple[int, datetime]], now: datetime) -> None:
         for key in rows:
-            self._next[key] = datetime.max.replace(tzinfo=now.tzinfo) if key in self._next else now + self.window
+            tries = self._next.get(key, (now, 0))[1] + 1
+            self._next[key] = (now + self.first * 2 ** (tries - 1), tries)
 
-    def round_done(self, began: datetime, candidates: Iterable[tuple[int, datetime, datetime]]) -> None:
+    def round_done(self, began: datetime, candidates: Iterable[tuple[int, datetime]]) -> None:
         self._last_round = began
-        still = {(seq, held_at) for seq, held_at, _ in candidates}
+        still = set(candidates)
         self._next = {k: v for k, v in self._next.items() if k in still}  # settled or moved on: forgotten
 
 
@@ -484,9 +491,10 @@ class HoldContext:
     async def _shared_scope(self, consumer: str, event: CloudEvent[Any]) -> BatchScope:
         """The scope `consumer`'s retries share in this drain, prefetched for all its rows the
         drain holds at once (a scope each, prefetched for one command, cost a release of
-        thousands of ratings half its time). It lives until something else writes: a retry
-        settled in another scope (`_retry`), or a failed one (its memory may keep what the
-        savepoint took back). If the bulk prefetch fails, each retry gets a scope of its own."""
+        thousands of ratings half its time): shared by retries that leave their command held,
+        which change nothing. Once a retry settles one (`_retry`), or fails (the scope's memory
+        may keep what the savepoint took back), or the bulk prefetch fails, each retry gets a
+        scope of its own."""
         scope = self._shared.get(consumer)
         if scope is not None:
             return scope
@@ -534,6 +542,7 @@ class HoldContext:
             if self._applied_in_own_scope:
                 raise
             self._shared.pop(row.consumer, None)
+            self._unshared.add(row.consumer)
             log.exception("held command %s of %s could not be retried; it stays held", row.seq, row.consumer)
             return None
         # Recorded once the savepoint is released: what it took back is neither answered nor counted.
@@ -541,9 +550,11 @@ class HoldContext:
             return None
         self.settled.append(retried.settled)
         out.extend(retried.answers)
-        writer = retried.fresh_scope if retried.fresh_scope is not None else own
-        # What other consumers' shared scopes read may have changed.
-        self._shared = {c: s for c, s in self._shared.items() if s is writer}
+        # A settled command wrote, and a scope remembers what its commands settled (a later
+        # one would be judged by that memory, not as a command of its own): from here on in
+        # this drain each retry gets a scope of its own, as the next batch would.
+        self._shared = {}
+        self._unshared.update(self.holding.pipelines)
         if retried.fresh_scope is not None and all(s is not retried.fresh_scope for s in self.fresh_scopes):
             self.fresh_scopes.append(retried.fresh_scope)
         return retried.provided

@@ -133,6 +133,7 @@ class Service:
                 provides=definition.provides,
                 metrics=self.metrics,
                 clock=clock,
+                first_retry_seconds=settings.hold.hold_check_seconds,
                 recheck_seconds=max(60.0, 10 * settings.hold.hold_check_seconds),
             )
         )
