@@ -150,7 +150,11 @@ class Holding:
                 occupied.add(lane)
             else:
                 anything_waits = True
-        return HoldContext(self, session, occupied, anything_waits)
+        # On SQLite writing transactions take turns (the service's write lock): none holds a
+        # command while another provides its key, so there is nothing to recheck.
+        return HoldContext(
+            self, session, occupied, anything_waits, rechecks=session.get_bind().dialect.name != "sqlite"
+        )
 
     def _begin_queries(self, dialect: Dialect) -> tuple[Executable, Executable]:
         """`begin`'s statements: whether anything waits, and that with the lanes occupied
@@ -293,6 +297,7 @@ class HoldContext:
     session: AsyncSession
     occupied: set[str]  # lanes held commands block (those the batch's commands wait on)
     anything_waits: bool  # some held command waits for a prerequisite (else none to release)
+    rechecks: bool = True  # what it held and provided is rechecked once committed (`Holding.recheck`)
     scopes: dict[str, BatchScope] = field(default_factory=dict)
     skip_locked: bool = False  # the timer's rounds skip rows locked by others
     settled: list[Settled] = field(default_factory=list)  # counted by `committed`
@@ -300,12 +305,6 @@ class HoldContext:
     _applied_in_own_scope: bool = False  # the retry being made changed the batch's scope
     _provided: set[str] = field(default_factory=set)  # keys this transaction made known
     _held: list[int] = field(default_factory=list)  # rows this transaction held
-    # During one drain: the rows it may retry (decoded once) and, per consumer without a scope
-    # in this transaction, one scope its retries share (`_shared_scope`).
-    _draining: dict[int, Held] = field(default_factory=dict)
-    _events: dict[int, CloudEvent[Any] | None] = field(default_factory=dict)
-    _shared: dict[str, BatchScope] = field(default_factory=dict)
-    _unshared: set[str] = field(default_factory=set)  # consumers whose rows' bulk prefetch failed
 
     def committed(self) -> None:
         """Counts what this transaction settled; called once it committed (a transaction
@@ -319,7 +318,8 @@ class HoldContext:
             metrics.commands.labels(s.type, s.kind, s.code).inc()
         for scope in self.fresh_scopes:
             scope.committed()
-        self.holding.recheck(self._provided, self._held)
+        if self.rechecks:
+            self.holding.recheck(self._provided, self._held)
         self.settled.clear()
         self.fresh_scopes.clear()
         self._provided.clear()
@@ -422,14 +422,6 @@ class HoldContext:
         pending = {row.seq: row for row in rows}  # by seq: the row as last read
         heap = list(pending)
         heapq.heapify(heap)
-        self._draining, self._events, self._shared, self._unshared = pending, {}, {}, set()
-        try:
-            await self._drain(heap, pending, out)
-        finally:
-            self._draining, self._events, self._shared, self._unshared = {}, {}, {}, set()
-        return out
-
-    async def _drain(self, heap: list[int], pending: dict[int, Held], out: list[outbox.Pending]) -> None:
         t = self.holding.tables
         while heap:
             seq = heapq.heappop(heap)
@@ -475,39 +467,15 @@ class HoldContext:
                 if later.seq not in pending:
                     heapq.heappush(heap, later.seq)
                 pending[later.seq] = later
+        return out
 
     def _decoded(self, row: Held) -> CloudEvent[Any] | None:
         """The held command, or None (logged, left held) when the contract no longer reads it."""
-        if row.seq in self._events:
-            return self._events[row.seq]
         try:
-            event = decode(self.holding.pipelines[row.consumer].config.topic, row.value)
+            return decode(self.holding.pipelines[row.consumer].config.topic, row.value)
         except DecodeError as error:
             log.error("held command %s of %s is no longer readable (%s); it stays held", row.seq, row.consumer, error)
-            event = None
-        self._events[row.seq] = event
-        return event
-
-    async def _shared_scope(self, consumer: str, event: CloudEvent[Any]) -> BatchScope:
-        """The scope `consumer`'s retries share in this drain, prefetched for all its rows the
-        drain holds at once (a scope each, prefetched for one command, cost a release of
-        thousands of ratings half its time): shared by retries that leave their command held,
-        which change nothing. Once a retry settles one (`_retry`), or fails (the scope's memory
-        may keep what the savepoint took back), or the bulk prefetch fails, each retry gets a
-        scope of its own."""
-        scope = self._shared.get(consumer)
-        if scope is not None:
-            return scope
-        scope = self.holding.pipelines[consumer].scope(self.session)
-        if consumer in self._unshared:
-            await scope.prefetch([event])
-            return scope
-        rows = [r for r in self._draining.values() if r.consumer == consumer]
-        self._unshared.add(consumer)  # until the prefetch below succeeded
-        await scope.prefetch([event, *(e for r in rows if (e := self._decoded(r)) is not None and e is not event)])
-        self._unshared.discard(consumer)
-        self._shared[consumer] = scope
-        return scope
+            return None
 
     async def _blocked(self, row: Held, event: CloudEvent[Any]) -> bool:
         """An earlier held command blocks a lane this one waits on."""
@@ -541,8 +509,6 @@ class HoldContext:
         except Exception:
             if self._applied_in_own_scope:
                 raise
-            self._shared.pop(row.consumer, None)
-            self._unshared.add(row.consumer)
             log.exception("held command %s of %s could not be retried; it stays held", row.seq, row.consumer)
             return None
         # Recorded once the savepoint is released: what it took back is neither answered nor counted.
@@ -550,12 +516,7 @@ class HoldContext:
             return None
         self.settled.append(retried.settled)
         out.extend(retried.answers)
-        # A settled command wrote, and a scope remembers what its commands settled (a later
-        # one would be judged by that memory, not as a command of its own): from here on in
-        # this drain each retry gets a scope of its own, as the next batch would.
-        self._shared = {}
-        self._unshared.update(self.holding.pipelines)
-        if retried.fresh_scope is not None and all(s is not retried.fresh_scope for s in self.fresh_scopes):
+        if retried.fresh_scope is not None:
             self.fresh_scopes.append(retried.fresh_scope)
         return retried.provided
 
@@ -563,9 +524,11 @@ class HoldContext:
         h = self.holding
         pipeline = h.pipelines[row.consumer]
         own = self.scopes.get(row.consumer)  # the batch's scope, when the command is of the batch's consumer
-        # Another consumer's command gets a scope made in this drain: a scope caches what it
-        # read, and what the releasing transaction wrote before the drain would be missed.
-        scope = own if own is not None else await self._shared_scope(row.consumer, event)
+        # Another consumer's command gets a scope of its own each time: a scope caches what it
+        # read, and what the releasing transaction wrote since would be missed.
+        scope = own if own is not None else pipeline.scope(self.session)
+        if own is None:
+            await scope.prefetch([event])
         expired = h.clock() >= row.expires_at
         outcome = await pipeline.apply_one(scope, event, final=expired)
         if own is None:
