@@ -30,6 +30,7 @@ def build_evaluation(kafka: KafkaSettings, url: str, **settings: object):
     )
 
 
+@pytest.mark.timeout(900)
 async def test_a_campaign_shaped_like_the_source_gives_the_independently_computed_stars(
     kafka: KafkaSettings, database_url: str, tmp_path
 ) -> None:
@@ -42,7 +43,8 @@ async def test_a_campaign_shaped_like_the_source_gives_the_independently_compute
         Publisher(kafka.bootstrap_servers, prefix=kafka.topic_prefix) as pub,
     ):
         # HR enrols the raters while the portal sends their ratings: what comes first is held.
-        await pub.stream([campaign.hr(), campaign.portal()], timeout=300)
+        # A bound on a hang, not a speed goal (the bench has those): 310 s on a slow 2-core machine.
+        await pub.stream([campaign.hr(), campaign.portal()], timeout=720)
         assert pub.events("command.rejected") == []
         awarded = {
             e["data"]["home_id"]: e["data"]
