@@ -142,7 +142,8 @@ class Holding:
         on are occupied, and whether any command waits for a prerequisite at all. Only that:
         loading every held lane would make each batch cost as much as everything held."""
         wanted = sorted({lane for e in events for lane in self.lanes[consumer](e).waits_on}) if consumer else []
-        waits, lanes_and_waits = self._begin_queries(session.get_bind().dialect)
+        dialect = session.get_bind().dialect
+        waits, lanes_and_waits = self._begin_queries(dialect)
         occupied, anything_waits = set(), False
         query, params = (lanes_and_waits, {KEYS: wanted}) if wanted else (waits, {})
         for kind, lane in await session.execute(query, params):
@@ -152,9 +153,7 @@ class Holding:
                 anything_waits = True
         # On SQLite writing transactions take turns (the service's write lock): none holds a
         # command while another provides its key, so there is nothing to recheck.
-        return HoldContext(
-            self, session, occupied, anything_waits, rechecks=session.get_bind().dialect.name != "sqlite"
-        )
+        return HoldContext(self, session, occupied, anything_waits, rechecks=dialect.name != "sqlite")
 
     def _begin_queries(self, dialect: Dialect) -> tuple[Executable, Executable]:
         """`begin`'s statements: whether anything waits, and that with the lanes occupied
@@ -373,6 +372,8 @@ class HoldContext:
     def provided(self, event: CloudEvent[Any], emitted: Sequence[Emit]) -> set[str]:
         """The prerequisite keys `event` made known, to release now while some held command
         waits for any (all are rechecked once committed: one held meanwhile was not seen)."""
+        if not self.anything_waits and not self.rechecks:
+            return set()  # the hot path with nothing held, where no recheck is needed
         keys = set(self.holding.provides(event.type, event.data))
         for emit in emitted:
             keys.update(self.holding.provides(emit.type, emit.data))
