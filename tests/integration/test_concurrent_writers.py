@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from types import ModuleType
 
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import evaluation.bootstrap
@@ -270,3 +270,28 @@ async def test_an_older_rating_never_overwrites_a_newer_one_written_concurrently
         r = evaluation_orm.ratings.c
         kept = dict((await session.execute(select(r.score_sum, func.count()).group_by(r.score_sum))).all())
     assert kept == {25: members}, f"older ratings overwrote newer ones: {kept}"
+
+
+@PostgresOnly
+async def test_the_events_clock_holds_up_no_other_transaction_before_its_own_commits(postgresql: Migrated) -> None:
+    """Every feedback command moves the events clock, one row. Locked by the command that moved
+    it, mid-batch, it deadlocked the commands' consumer against the consumer releasing held
+    commands (each then wanted a row the other had locked). A transaction's move is written as
+    it commits; its own commands see it at once, and a rejected command's move is taken back."""
+    sessions = await postgresql(feedback.bootstrap)
+    later = NOW + timedelta(days=1)
+    async with sessions() as first, first.begin():
+        uow = FeedbackUnitOfWork(first)
+        await uow.clock.advance(NOW)
+        await uow.begin(object())
+        await uow.clock.advance(NOW + timedelta(days=9))
+        await uow.discard()  # rejected: its move goes with it
+        assert await uow.clock.now() == NOW
+        async with sessions() as second, second.begin():  # while the first is open
+            await second.execute(text("SET LOCAL lock_timeout = '2s'"))
+            await FeedbackUnitOfWork(second).clock.advance(later)
+            await FeedbackUnitOfWork(second).clock.advance(NOW)  # never back
+        async with sessions() as reader:
+            assert await FeedbackUnitOfWork(reader).clock.now() == later
+    async with sessions() as reader:
+        assert await FeedbackUnitOfWork(reader).clock.now() == later  # the first's earlier time did not move it back

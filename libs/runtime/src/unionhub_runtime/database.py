@@ -34,6 +34,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeDecorator
 from sqlalchemy.util.concurrency import await_
@@ -189,7 +190,7 @@ def is_lock_timeout(exc: BaseException) -> bool:
     return sqlstate(exc) == "55P03"
 
 
-def insert_on_conflict(session: AsyncSession, table: Any) -> Any:
+def insert_on_conflict(session: AsyncSession | Session, table: Any) -> Any:
     """An INSERT of `table` that can say what to do on conflict (`ON CONFLICT …`), in the
     dialect of the session's database."""
     if session.get_bind().dialect.name == "postgresql":

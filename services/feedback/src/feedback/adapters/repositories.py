@@ -6,12 +6,14 @@ from dataclasses import asdict
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import event, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, SessionTransaction
 
 from unionhub_domain import month_of
 from unionhub_runtime.database import insert_on_conflict
 from unionhub_runtime.holding import held_on_aggregate
+from unionhub_runtime.unit_of_work import Journal
 
 from ..domain import model
 from ..service_layer import ports
@@ -118,20 +120,55 @@ class Visits(ports.AbstractVisits):
 
 
 class StreamClock(ports.AbstractStreamClock):
-    def __init__(self, session: AsyncSession) -> None:
+    """One row every command moves forward. A transaction's move is kept in memory and written
+    as the transaction commits, so the row's lock is the last it takes: locked by the command
+    that moved it, mid-batch, it deadlocked the commands' consumer against the consumer
+    releasing held commands (each then wanted a row the other had locked). A rejected command's
+    move is taken back with the rest of it (the unit of work's journal)."""
+
+    def __init__(self, session: AsyncSession, journal: Journal) -> None:
         self._session = session
+        self._journal = journal
 
     async def advance(self, at: datetime) -> None:
-        # One statement: concurrent writers neither collide on the first row nor move it back.
-        statement = insert_on_conflict(self._session, orm.stream_clock).values(name="events", at=at)
-        await self._session.execute(
-            statement.on_conflict_do_update(
-                index_elements=["name"],
-                set_={"at": statement.excluded.at},
-                where=orm.stream_clock.c.at < statement.excluded.at,
-            )
-        )
+        info = self._session.info
+        pending = info.get(_CLOCK_MOVED)
+        if pending is not None and pending >= at:
+            return
+        if _CLOCK_WRITER not in info:
+            info[_CLOCK_WRITER] = True
+            event.listen(self._session.sync_session, "before_commit", _write_clock)
+            event.listen(self._session.sync_session, "after_transaction_end", _forget_clock)
+        self._journal.set(info, _CLOCK_MOVED, at)
 
     async def now(self) -> datetime | None:
         c = orm.stream_clock.c
-        return await self._session.scalar(select(c.at).where(c.name == "events"))
+        stored = await self._session.scalar(select(c.at).where(c.name == "events"))
+        moved = self._session.info.get(_CLOCK_MOVED)
+        return moved if stored is None or (moved is not None and moved > stored) else stored
+
+
+_CLOCK_MOVED = "feedback.clock_moved"  # in the session's info: where its transaction moved the clock
+_CLOCK_WRITER = "feedback.clock_writer"  # the session writes it as it commits
+
+
+def _write_clock(session: Session) -> None:
+    """`before_commit` of a session that moved the clock (it fires for savepoints too: those
+    are skipped). One statement: concurrent writers neither collide on the first row nor move
+    it back. Runs in SQLAlchemy's greenlet, so the sync session's `execute` awaits the driver."""
+    if session.in_nested_transaction() or (at := session.info.pop(_CLOCK_MOVED, None)) is None:
+        return
+    statement = insert_on_conflict(session, orm.stream_clock).values(name="events", at=at)
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["name"],
+            set_={"at": statement.excluded.at},
+            where=orm.stream_clock.c.at < statement.excluded.at,
+        )
+    )
+
+
+def _forget_clock(session: Session, transaction: SessionTransaction) -> None:
+    """A transaction rolled back: its move goes with it (the session may run another)."""
+    if transaction.parent is None:
+        session.info.pop(_CLOCK_MOVED, None)

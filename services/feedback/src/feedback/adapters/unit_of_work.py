@@ -19,7 +19,7 @@ class SqlAlchemyUnitOfWork(SessionUnitOfWork, UnitOfWork):
         self.opinions = Opinions(session)
         self.membership = Membership(session)
         self.visits = Visits(session)
-        self.clock = StreamClock(session)
+        self.clock = StreamClock(session, self.journal)
 
     def writes_through(self, command: Any) -> bool:
         return True
