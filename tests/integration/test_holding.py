@@ -116,7 +116,9 @@ async def test_a_hold_that_ends_rejects_as_in_order_and_releases_what_queued(
             if sample.name == name and labels.items() <= sample.labels.items()
         )
 
-    assert total("unionhub_hold_expired_total", code="not_found") == 2
+    # The enrolment's hold ended; the leave queued behind it is decided as its rejection
+    # commits, an expiry too only if its own hold (begun a moment later) had ended by then.
+    assert 1 <= total("unionhub_hold_expired_total", code="not_found") <= 2
     assert total("unionhub_hold_duration_seconds_count") == 2
     for command_type in ("member.enroll", "member.leave"):
         assert total("unionhub_commands_total", type=command_type, outcome="held") == 1
