@@ -264,7 +264,8 @@ class RetrySchedule:
 
     def __init__(self, *, first: timedelta, window: timedelta) -> None:
         self.first, self.window = first, window
-        self._next: dict[tuple[int, datetime], tuple[datetime, int]] = {}  # (seq, held_at) -> (when, tries)
+        # (seq, held_at) -> (next try, tries, last try)
+        self._next: dict[tuple[int, datetime], tuple[datetime, int, datetime]] = {}
         self._last_round: datetime | None = None  # when the last round that succeeded began
 
     def since(self, now: datetime) -> datetime | None:
@@ -272,23 +273,26 @@ class RetrySchedule:
         return None if self._last_round is None else min(now, self._last_round) - self.window
 
     def due(self, candidates: Iterable[Candidate], now: datetime) -> list[tuple[int, datetime]]:
-        """Of candidate rows: those to retry now."""
+        """Of candidate rows: those to retry now. A try made before a row's window or hold
+        ended does not stand for the one that calls for (a row tried in an instance's first
+        round still gets its try at the end of its window)."""
         first_round = self._last_round is None
         due = []
         for seq, held_at, expires_at in candidates:
             scheduled = self._next.get((seq, held_at))
-            if scheduled is not None:
-                ready = scheduled[0] <= now
-            else:
+            if scheduled is None:
                 ready = first_round or expires_at <= now or held_at + self.window <= now
+            else:
+                when, _, last = scheduled
+                ready = when <= now or any(last < mark <= now for mark in (held_at + self.window, expires_at))
             if ready:
                 due.append((seq, held_at))
         return due
 
     def tried(self, rows: Iterable[tuple[int, datetime]], now: datetime) -> None:
         for key in rows:
-            tries = self._next.get(key, (now, 0))[1] + 1
-            self._next[key] = (now + self.first * 2 ** (tries - 1), tries)
+            tries = self._next.get(key, (now, 0, now))[1] + 1
+            self._next[key] = (now + self.first * 2 ** (tries - 1), tries, now)
 
     def round_done(self, began: datetime, candidates: Iterable[Candidate]) -> None:
         self._last_round = began
