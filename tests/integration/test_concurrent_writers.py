@@ -282,7 +282,9 @@ async def test_the_events_clock_holds_up_no_other_transaction_before_its_own_com
     later = NOW + timedelta(days=1)
     async with sessions() as first, first.begin():
         uow = FeedbackUnitOfWork(first)
+        await uow.begin(object())  # a command in a savepoint of its own, as feedback runs each
         await uow.clock.advance(NOW)
+        await uow.keep()  # the savepoint's commit keeps the move for the transaction's
         await uow.begin(object())
         await uow.clock.advance(NOW + timedelta(days=9))
         await uow.discard()  # rejected: its move goes with it
@@ -295,3 +297,10 @@ async def test_the_events_clock_holds_up_no_other_transaction_before_its_own_com
             assert await FeedbackUnitOfWork(reader).clock.now() == later
     async with sessions() as reader:
         assert await FeedbackUnitOfWork(reader).clock.now() == later  # the first's earlier time did not move it back
+    async with sessions() as third, third.begin():
+        uow = FeedbackUnitOfWork(third)
+        await uow.begin(object())
+        await uow.clock.advance(later + timedelta(days=1))
+        await uow.keep()  # a savepoint committed before the transaction: the move waits for the latter
+    async with sessions() as reader:
+        assert await FeedbackUnitOfWork(reader).clock.now() == later + timedelta(days=1)
