@@ -264,8 +264,7 @@ class RetrySchedule:
 
     def __init__(self, *, first: timedelta, window: timedelta) -> None:
         self.first, self.window = first, window
-        # (seq, held_at) -> (next try, tries, last try)
-        self._next: dict[tuple[int, datetime], tuple[datetime, int, datetime]] = {}
+        self._tries: dict[tuple[int, datetime], tuple[int, datetime]] = {}  # (seq, held_at) -> (tries, last try)
         self._last_round: datetime | None = None  # when the last round that succeeded began
 
     def since(self, now: datetime) -> datetime | None:
@@ -279,25 +278,26 @@ class RetrySchedule:
         first_round = self._last_round is None
         due = []
         for seq, held_at, expires_at in candidates:
-            scheduled = self._next.get((seq, held_at))
-            if scheduled is None:
+            tried = self._tries.get((seq, held_at))
+            if tried is None:
                 ready = first_round or expires_at <= now or held_at + self.window <= now
             else:
-                when, _, last = scheduled
-                ready = when <= now or any(last < mark <= now for mark in (held_at + self.window, expires_at))
+                tries, last = tried
+                ready = last + self.first * 2 ** (tries - 1) <= now or any(
+                    last < mark <= now for mark in (held_at + self.window, expires_at)
+                )
             if ready:
                 due.append((seq, held_at))
         return due
 
     def tried(self, rows: Iterable[tuple[int, datetime]], now: datetime) -> None:
         for key in rows:
-            tries = self._next.get(key, (now, 0, now))[1] + 1
-            self._next[key] = (now + self.first * 2 ** (tries - 1), tries, now)
+            self._tries[key] = (self._tries.get(key, (0, now))[0] + 1, now)
 
     def round_done(self, began: datetime, candidates: Iterable[Candidate]) -> None:
         self._last_round = began
         still = {(seq, held_at) for seq, held_at, _ in candidates}
-        self._next = {k: v for k, v in self._next.items() if k in still}  # settled or moved on: forgotten
+        self._tries = {k: v for k, v in self._tries.items() if k in still}  # settled or moved on: forgotten
 
 
 @dataclass(frozen=True)

@@ -137,8 +137,7 @@ class StreamClock(ports.AbstractStreamClock):
         pending = info.get(_CLOCK_MOVED)
         if pending is not None and pending >= at:
             return
-        if _CLOCK_WRITER not in info:
-            info[_CLOCK_WRITER] = True
+        if not event.contains(self._session.sync_session, "before_commit", _write_clock):
             event.listen(self._session.sync_session, "before_commit", _write_clock)
             event.listen(self._session.sync_session, "after_commit", _check_clock_written)
             event.listen(self._session.sync_session, "after_transaction_end", _forget_clock)
@@ -147,12 +146,10 @@ class StreamClock(ports.AbstractStreamClock):
     async def now(self) -> datetime | None:
         c = orm.stream_clock.c
         stored = await self._session.scalar(select(c.at).where(c.name == "events"))
-        moved = self._session.info.get(_CLOCK_MOVED)
-        return moved if stored is None or (moved is not None and moved > stored) else stored
+        return max((at for at in (stored, self._session.info.get(_CLOCK_MOVED)) if at is not None), default=None)
 
 
 _CLOCK_MOVED = "feedback.clock_moved"  # in the session's info: where its transaction moved the clock
-_CLOCK_WRITER = "feedback.clock_writer"  # the session writes it as it commits
 
 
 def _write_clock(session: Session) -> None:
