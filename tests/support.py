@@ -106,6 +106,10 @@ class Collector:
         async for r in self._consumer:
             self.records.append(Collected(r.topic, r.key, r.value, dict(r.headers or ()), r.partition, r.offset))
 
+    def partitions(self, topic: str) -> set[int]:
+        """The partitions of `topic`, as the cluster's metadata says."""
+        return set(self._consumer.partitions_for_topic(topic) or ())
+
     def events(self, topic: str, type_: str | None = None) -> list[dict[str, Any]]:
         found = [c.event for c in self.records if c.topic == topic]
         return [e for e in found if type_ is None or e["type"] == type_]

@@ -12,13 +12,14 @@ from datetime import UTC, datetime
 
 import orjson
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client import CollectorRegistry
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import membership.bootstrap
 from membership.adapters.orm import runtime_tables
-from tests.support import Collector
+from tests.support import Collector, eventually
 from unionhub_contracts import OutgoingEvent
 from unionhub_runtime import outbox
 from unionhub_runtime.database import create_engine, session_factory
@@ -171,3 +172,37 @@ async def test_a_round_on_stop_publishes_no_row_past_the_ceiling_it_was_given(
         await relayed.write(after)
         assert await relayed.relay.publish_pending(ceiling) == 1
         assert await relayed.unpublished() == [after.id]
+
+
+async def test_a_round_larger_than_a_record_batch_keeps_each_keys_order_and_partition(
+    kafka: KafkaSettings, database_url: str
+) -> None:
+    """The relay hands Kafka whole record batches (256 KiB): a round of 2,000 events of 1 KiB
+    on eight keys and none fills several a partition; each key's events arrive in the order
+    written, on the partition Kafka's default partitioner gives the key, each event once,
+    with its trace context."""
+    keys = [f"k-{n}" for n in range(8)]
+    written = [event(n, keys[n % 9] if n % 9 < 8 else None, padding=1024) for n in range(2_000)]
+    async with relaying(kafka, database_url) as relayed, Collector(kafka.bootstrap_servers, [relayed.topic]) as got:
+        async with relayed.sessions() as session, session.begin():
+            traced = [outbox.Pending(e, trace_of(n)) for n, e in enumerate(written)]
+            await outbox.write(session, runtime_tables, relayed.topic, traced)
+        relayed.relay.notify()
+        await got.wait_for(lambda: len(numbers(got, relayed.topic)) >= len(written), what="every event")
+        await eventually(lambda: _none(relayed.unpublished()), "every row marked published")
+        partitions = sorted(got.partitions(relayed.topic))
+    records = [r for r in got.records if r.topic == relayed.topic]
+    assert sorted(numbers(got, relayed.topic)) == list(range(len(written))), "each event once"
+    for key in keys:
+        mine = [r for r in records if r.key == key.encode()]
+        assert [orjson.loads(r.value)["n"] for r in mine] == [n for n, e in enumerate(written) if e.key == key]
+        assert {r.partition for r in mine} == {DefaultPartitioner()(key.encode(), partitions, partitions)}
+    assert all(r.headers["traceparent"].decode() == trace_of(orjson.loads(r.value)["n"]) for r in records)
+
+
+async def _none(rows: Awaitable[list[str]]) -> bool:
+    return not await rows
+
+
+def trace_of(n: int) -> str:
+    return f"00-{n:032x}-{n + 1:016x}-01"
