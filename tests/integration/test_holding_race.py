@@ -11,6 +11,7 @@ from contextlib import nullcontext
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.support import command
@@ -109,3 +110,33 @@ async def test_a_command_held_while_its_prerequisite_commits_is_applied_when_the
     await providing_task
     await timer_round(harness, held)
     assert await harness.enrolled() == ["m-1"] and await harness.held() == []
+
+
+@pytest.mark.parametrize("databases", ["postgresql"], indirect=True)
+async def test_a_recheck_of_thousands_of_keys_and_rows_is_two_statements(harness: Harness) -> None:
+    """Every command a batch applies provides keys (a member enrolled provides the member):
+    tens of thousands a minute at full rate, all rechecked by the next timer round. One
+    statement for the keys and one for the rows, whatever their number (an `IN` list of 500
+    at a time was 60 statements, each rendering 500 parameters, for 30,000 enrolments)."""
+    held, pipeline = race(harness)
+    await pipeline.process(harness.records(enroll("m-1")))  # waits for union:bj
+    [(_, waiting_for)] = await harness.held()
+    statements: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(statement)
+
+    keys = {f"member:m-{n}" for n in range(1_700)} | {str(waiting_for)}
+    async with harness.sessions() as session:
+        seq = (await session.execute(select(runtime.held.c.seq))).scalar_one()
+        event.listen(harness.engine.sync_engine, "before_cursor_execute", count)
+        try:
+            by_key = await held._still_held(session, set(), keys)
+            by_seq = await held._still_held(session, set(range(seq + 1, seq + 1_300)) | {seq}, set())
+            neither = await held._still_held(
+                session, set(range(seq + 1, seq + 900)), {f"member:x-{n}" for n in range(900)}
+            )
+        finally:
+            event.remove(harness.engine.sync_engine, "before_cursor_execute", count)
+    assert by_key == {seq} and by_seq == {seq} and neither == set()
+    assert len(statements) == 4, statements

@@ -128,6 +128,7 @@ class Holding:
         self.pipelines: dict[str, Pipeline] = {}
         self.lanes: dict[str, LanesOf] = {}
         self._begin: dict[str, tuple[Executable, Executable]] = {}
+        self._still_held_by: dict[str, tuple[Executable, Executable]] = {}
         # For the timer's next round, from transactions of this instance that committed: the
         # keys they provided and the rows they held (`HoldContext.committed`).
         self._recheck_keys: set[str] = set()
@@ -225,13 +226,25 @@ class Holding:
         return written
 
     async def _still_held(self, session: AsyncSession, seqs: set[int], keys: set[str]) -> set[int]:
-        """Of rows `seqs`, those still held, and the rows waiting for any of `keys`."""
-        c = self.tables.held.c
+        """Of rows `seqs`, those still held, and the rows waiting for any of `keys`: on
+        PostgreSQL a statement each, whatever their number (every command a batch applies
+        provides keys: tens of thousands a round at full rate)."""
+        dialect = session.get_bind().dialect
+        by_seq, by_key = self._still_held_queries(dialect)
         found: set[int] = set()
-        for some in chunks(sorted(seqs)):
-            found.update((await session.execute(select(c.seq).where(c.seq.in_(some)))).scalars())
-        for names in chunks(sorted(keys)):
-            found.update((await session.execute(select(c.seq).where(c.waiting_for.in_(names)))).scalars())
+        for query, wanted in ((by_seq, sorted(seqs)), (by_key, sorted(keys))):
+            for some in chunks(wanted) if dialect.name == "sqlite" else [wanted] if wanted else []:
+                found.update((await session.execute(query, {KEYS: some})).scalars())
+        return found
+
+    def _still_held_queries(self, dialect: Dialect) -> tuple[Executable, Executable]:
+        found = self._still_held_by.get(dialect.name)
+        if found is None:
+            c = self.tables.held.c
+            found = self._still_held_by[dialect.name] = (
+                where_in(select(c.seq), c.seq, dialect),
+                where_in(select(c.seq), c.waiting_for, dialect),
+            )
         return found
 
     async def timer_candidates(self, session: AsyncSession, now: datetime) -> list[Candidate]:
