@@ -12,7 +12,7 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from unionhub_runtime.repositories import TableRepository
-from unionhub_runtime.unit_of_work import AbstractRepository, Journal, SessionUnitOfWork
+from unionhub_runtime.unit_of_work import AbstractRepository, Journal, SessionUnitOfWork, snapshot
 
 metadata = MetaData()
 accounts = Table(
@@ -130,3 +130,29 @@ async def test_a_discarded_command_publishes_none_of_the_events_it_recorded(sess
     assert a is not None
     a.events.append("paid again")
     assert list(bank.collect_new_events()) == ["paid again"]
+
+
+@dataclass
+class Ledger:
+    """An aggregate with a list changed in place, and a copy hook of its own."""
+
+    name: str
+    entries: list[int] = field(default_factory=list)
+    copies: list[str] = field(default_factory=list)
+
+    def __copy__(self) -> Ledger:
+        return Ledger(self.name, self.entries, [*self.copies, "hook"])
+
+
+def test_a_snapshot_is_a_new_instance_with_the_same_values_and_lists_of_its_own() -> None:
+    account = Account("a-1", 10, events=["opened"])
+    kept = snapshot(account)
+    account.balance, account.account_id = 0, "changed"
+    account.events.append("closed")
+    assert type(kept) is Account and kept == Account("a-1", 10) and kept.events == ["opened"]
+    # A class whose copy is its own business is copied its way (and its lists still apart).
+    ledger = Ledger("l", [1])
+    copied = snapshot(ledger)
+    ledger.entries.append(2)
+    assert copied.copies == ["hook"] and copied.entries == [1]
+    assert snapshot(None) is None

@@ -76,11 +76,32 @@ def snapshot(aggregate: A) -> A:
     cheaper than `copy.deepcopy` per aggregate per command)."""
     if aggregate is None:
         return aggregate
+    kind = type(aggregate)
+    plain = _PLAIN.get(kind)
+    if plain is None:
+        plain = _PLAIN[kind] = _copies_plainly(kind)
+    if plain:
+        # What `copy.copy` does for such a class, without its reduce protocol: a third of the time.
+        clone = object.__new__(kind)
+        clone.__dict__.update({k: list(v) if isinstance(v, list) else v for k, v in vars(aggregate).items()})
+        return clone
     clone = copy.copy(aggregate)
     for name, value in vars(clone).items():
         if isinstance(value, list):
             setattr(clone, name, list(value))
     return clone
+
+
+_PLAIN: dict[type, bool] = {}
+
+
+def _copies_plainly(kind: type) -> bool:
+    """Whether `copy.copy` of a `kind` is its `__dict__` in a new instance: no copy or pickle
+    hook of its own, no `__new__` or `__slots__`."""
+    inherited = ("__new__", "__reduce_ex__", "__reduce__", "__getstate__")  # object's own (3.11 has __getstate__)
+    return all(getattr(kind, hook, None) is getattr(object, hook, None) for hook in inherited) and not any(
+        hasattr(kind, hook) for hook in ("__copy__", "__setstate__", "__slots__")
+    )
 
 
 class AbstractRepository(ABC, Generic[A]):
