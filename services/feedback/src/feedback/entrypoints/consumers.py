@@ -8,7 +8,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, SessionTransaction
 
 from unionhub_domain import Rejected
 from unionhub_runtime.scopes import CommandScope, Emit
@@ -25,7 +27,9 @@ class Consumers:
     """The commands' scope and the overdue timer, over one bus. With the events clock the
     timer watches commands go by: partitions are read unevenly, so business time seen on one
     may run ahead of an answer still unread on another; it flags by business time only once
-    no command came for `quiet_seconds` (all that was sent has been read)."""
+    no transaction with commands is under way (one that read an answer, to apply or to hold
+    it, shows neither until it commits, however long it takes) and none ended for
+    `quiet_seconds` (all that was sent has been read)."""
 
     def __init__(
         self,
@@ -37,10 +41,22 @@ class Consumers:
         self._bus, self._metrics = messagebus.bus(deps), metrics
         self._overdue_clock, self._quiet_seconds = overdue_clock, quiet_seconds
         self._last_command = 0.0  # monotonic time of the last command handled
+        self._under_way = 0  # transactions running commands (a batch, held ones retried)
 
     def commands(self, session: AsyncSession) -> CommandScope[SqlAlchemyUnitOfWork]:
         self._last_command = time.monotonic()  # a batch (or a retry of it) is being read
+        sync = session.sync_session
+        if not sync.info.get(_UNDER_WAY):
+            sync.info[_UNDER_WAY] = True
+            self._under_way += 1
+            event.listen(sync, "after_transaction_end", self._transaction_ended)
         return CommandScope(SqlAlchemyUnitOfWork(session), self._bus, integration.to_command, integration.to_emit, self)
+
+    def _transaction_ended(self, session: Session, transaction: SessionTransaction) -> None:
+        """Its root transaction committed or rolled back (savepoints end inside it)."""
+        if transaction.parent is None and session.info.pop(_UNDER_WAY, False):
+            self._under_way -= 1
+            self._last_command = time.monotonic()
 
     def applied(self, command: Any, emitted: Sequence[Any]) -> None:
         self._last_command = time.monotonic()
@@ -51,10 +67,15 @@ class Consumers:
 
     async def mark_overdue(self, session: AsyncSession, now: datetime) -> Sequence[Emit]:
         """Durable timer: flag unanswered opinions past due, by wall or business time."""
-        if self._overdue_clock == "events" and time.monotonic() - self._last_command < self._quiet_seconds:
+        if self._overdue_clock == "events" and (
+            self._under_way or time.monotonic() - self._last_command < self._quiet_seconds
+        ):
             return []  # still reading: an answer may be on its way on another partition
         uow = SqlAlchemyUnitOfWork(session)
         command = commands.MarkOverdue(now if self._overdue_clock == "wall" else None)
         emitted = await self._bus.handle(command, uow)
         self._metrics.applied(command, emitted)
         return [integration.to_emit(e) for e in emitted]
+
+
+_UNDER_WAY = "feedback.commands_under_way"  # in a session's info: counted in `Consumers._under_way`

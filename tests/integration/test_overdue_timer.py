@@ -1,0 +1,68 @@
+"""Feedback's overdue timer on the events clock while a batch of commands is under way
+(test_live_feeds failed once in ~4 full runs with two opinions flagged overdue whose answers
+had come in time)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from prometheus_client import CollectorRegistry
+from sqlalchemy import insert, select
+
+from feedback.adapters import orm
+from feedback.adapters.metrics import FeedbackMetrics
+from feedback.bootstrap import MIGRATIONS
+from feedback.entrypoints.consumers import Consumers
+from feedback.service_layer.handlers import Dependencies
+from unionhub_runtime.database import create_engine, session_factory
+from unionhub_runtime.migrations import upgrade_async
+
+pytestmark = pytest.mark.integration
+
+SUBMITTED = datetime(2018, 11, 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("databases", ["postgresql"], indirect=True)
+async def test_no_opinion_is_flagged_overdue_while_a_batch_that_may_answer_it_is_under_way(databases) -> None:
+    """A batch that read an answer holds it (its responder's appointment not known yet) or
+    applies it; until it commits, neither shows. However long it takes, the timer waits for it,
+    and for the quiet period after it, before flagging by business time."""
+    url = await databases()
+    await upgrade_async(MIGRATIONS, url)
+    engine = create_engine(url)
+    sessions = session_factory(engine)
+    consumers = Consumers(
+        Dependencies(now=lambda: SUBMITTED, deadline=timedelta(days=7)),
+        FeedbackMetrics(CollectorRegistry()),
+        "events",
+        quiet_seconds=0,  # no quiet period: only the batch under way stands in the timer's way
+    )
+    try:
+        async with sessions() as session, session.begin():
+            await session.execute(insert(orm.opinions).values(**_opinion("op-1")))
+            await session.execute(insert(orm.stream_clock).values(name="events", at=SUBMITTED + timedelta(days=30)))
+        async with sessions() as batch, batch.begin():
+            consumers.commands(batch)  # a batch under way: its answer to op-1 not committed yet
+            async with sessions() as timer, timer.begin():
+                assert await consumers.mark_overdue(timer, datetime.now(UTC)) == []
+        async with sessions() as timer, timer.begin():  # the batch ended: flagged now
+            assert [e.type for e in await consumers.mark_overdue(timer, datetime.now(UTC))] == ["opinion.overdue"]
+        async with sessions() as session:
+            assert (await session.execute(select(orm.opinions.c.overdue))).scalar_one() is True
+    finally:
+        await engine.dispose()
+
+
+def _opinion(opinion_id: str) -> dict[str, object]:
+    return {
+        "opinion_id": opinion_id,
+        "member_id": "m-1",
+        "channel": "hotline",
+        "text": "The lift is broken",
+        "submitted_at": SUBMITTED,
+        "union_id": "u-1",
+        "due_at": SUBMITTED + timedelta(days=7),
+        "status": "assigned",
+        "overdue": False,
+    }
