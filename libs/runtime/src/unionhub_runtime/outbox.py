@@ -364,10 +364,14 @@ class OutboxRelay:
         deadline = time.monotonic() + SEND_SECONDS
         batches = await self._batch(rows, failed, deadline)
         in_flight: list[tuple[_Batch, asyncio.Future[Any]]] = []
-        for (topic, partition), queue in batches.items():
+
+        async def queue_partition(topic: str, partition: int, queue: list[_Batch]) -> None:
+            assert self._producer is not None
             for i, batch in enumerate(queue):
+                batch.builder.close()  # nothing else (a dead letter's `send`) joins it
                 try:
-                    # Queueing may wait (the partition's previous batch not sent yet): bounded.
+                    # Queueing waits for the partition's previous batch to be sent (forever for a
+                    # partition without leader): bounded, and no other partition waits for it.
                     async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
                         future = await self._producer.send_batch(batch.builder, topic, partition=partition)
                 except asyncio.CancelledError:
@@ -376,8 +380,10 @@ class OutboxRelay:
                     # This batch and the partition's later ones fail: their lanes keep their order.
                     for later in queue[i:]:
                         self._failed(later, exc, failed)
-                    break
+                    return
                 in_flight.append((batch, future))
+
+        await asyncio.gather(*(queue_partition(topic, partition, q) for (topic, partition), q in batches.items()))
         if in_flight:
             # What Kafka has not acknowledged by the deadline counts as not taken (it may still
             # arrive: sent again, it is a duplicate consumers skip). The transaction holding
@@ -417,6 +423,7 @@ class OutboxRelay:
         assert self._producer is not None
         batches: dict[tuple[str, int], list[_Batch]] = {}
         topics: dict[str, tuple[list[int], list[int]] | None] = {}  # (all, available) partitions
+        refused_topics: set[str] = set()
         for row in rows:
             lane = _lane(row)
             if lane in failed:
@@ -432,7 +439,9 @@ class OutboxRelay:
             partitions = topics[row.topic]
             if partitions is None:  # no metadata: the topic
                 failed[lane] = KafkaTimeoutError(f"no metadata for topic {row.topic}")
-                self._refused(row, self._blocked_topics, row.topic)
+                if row.topic not in refused_topics:  # the topic's backoff grows once a round
+                    refused_topics.add(row.topic)
+                    self._refused(row, self._blocked_topics, row.topic)
                 continue
             key = row.key.encode() if row.key is not None else None
             partition = self._partitioner(key, *partitions)
@@ -458,7 +467,8 @@ class OutboxRelay:
                 raise
             except Exception:
                 return None
-        return sorted(cluster.partitions_for_topic(topic) or ()), list(cluster.available_partitions_for_topic(topic))
+        every = sorted(cluster.partitions_for_topic(topic) or ())
+        return (every, list(cluster.available_partitions_for_topic(topic))) if every else None
 
     def _failed(self, batch: _Batch, error: BaseException, failed: dict[Lane, BaseException]) -> None:
         for row in batch.rows:
