@@ -305,6 +305,15 @@ def chunks(values: Sequence[T], size: int = 500) -> Iterator[Sequence[T]]:
         yield values[start : start + size]
 
 
+def where_in_keys(values: Sequence[T], dialect: Dialect) -> Iterator[Sequence[T]]:
+    """The key lists to run a `where_in` statement with for `values`: all at once on
+    PostgreSQL (one array), in `chunks` elsewhere; none for no values."""
+    if dialect.name != "postgresql":
+        yield from chunks(values)
+    elif values:
+        yield values
+
+
 async def upsert(session: AsyncSession, table: Any, values: dict[str, Any]) -> None:
     """Inserts `values`, or updates the row with the same primary key."""
     keys = [c.name for c in table.primary_key.columns]

@@ -37,7 +37,7 @@ from unionhub_contracts import CloudEvent, DecodeError, decode, message_type
 from unionhub_contracts.rejections import CommandHeld
 
 from . import outbox
-from .database import KEYS, chunks, where_in
+from .database import KEYS, chunks, where_in, where_in_keys
 from .scopes import BatchScope, Emit
 from .tables import RuntimeTables
 
@@ -127,8 +127,7 @@ class Holding:
         )
         self.pipelines: dict[str, Pipeline] = {}
         self.lanes: dict[str, LanesOf] = {}
-        self._begin: dict[str, tuple[Executable, Executable]] = {}
-        self._still_held_by: dict[str, tuple[Executable, Executable]] = {}
+        self._queries: dict[tuple[str, str], tuple[Executable, Executable]] = {}  # built once: (what, dialect)
         # For the timer's next round, from transactions of this instance that committed: the
         # keys they provided and the rows they held (`HoldContext.committed`).
         self._recheck_keys: set[str] = set()
@@ -162,12 +161,12 @@ class Holding:
     def _begin_queries(self, dialect: Dialect) -> tuple[Executable, Executable]:
         """`begin`'s statements: whether anything waits, and that with the lanes occupied
         among some (built once: `begin` runs on every batch)."""
-        found = self._begin.get(dialect.name)
+        found = self._queries.get(("begin", dialect.name))
         if found is None:
             h, hl = self.tables.held.c, self.tables.held_lanes.c
             waits = select(literal("wait"), literal("")).where(exists().where(h.waiting_for.is_not(None)))
             lanes = where_in(select(literal("lane"), hl.lane), hl.lane, dialect)
-            found = self._begin[dialect.name] = (waits, union(lanes, waits))
+            found = self._queries["begin", dialect.name] = (waits, union(lanes, waits))
         return found
 
     def recheck(self, provided: Iterable[str], held: Iterable[int]) -> None:
@@ -233,15 +232,15 @@ class Holding:
         by_seq, by_key = self._still_held_queries(dialect)
         found: set[int] = set()
         for query, wanted in ((by_seq, sorted(seqs)), (by_key, sorted(keys))):
-            for some in chunks(wanted) if dialect.name == "sqlite" else [wanted] if wanted else []:
+            for some in where_in_keys(wanted, dialect):
                 found.update((await session.execute(query, {KEYS: some})).scalars())
         return found
 
     def _still_held_queries(self, dialect: Dialect) -> tuple[Executable, Executable]:
-        found = self._still_held_by.get(dialect.name)
+        found = self._queries.get(("still held", dialect.name))
         if found is None:
             c = self.tables.held.c
-            found = self._still_held_by[dialect.name] = (
+            found = self._queries["still held", dialect.name] = (
                 where_in(select(c.seq), c.seq, dialect),
                 where_in(select(c.seq), c.waiting_for, dialect),
             )

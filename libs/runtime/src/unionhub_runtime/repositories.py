@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Select, Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .database import KEYS, chunks, insert_rows, where_in
+from .database import KEYS, insert_rows, where_in, where_in_keys
 from .unit_of_work import AbstractRepository, Journal, snapshot
 
 A = TypeVar("A")
@@ -47,7 +47,7 @@ class TableRepository(AbstractRepository[A]):
         query = _BY_KEY.get((self._table, dialect.name))
         if query is None:
             query = _BY_KEY[self._table, dialect.name] = where_in(select(self._table), self._key, dialect)
-        for chunk in chunks(wanted) if dialect.name == "sqlite" else [wanted] if wanted else []:
+        for chunk in where_in_keys(wanted, dialect):
             result = await self._session.execute(query, {KEYS: chunk})
             found = {str(row[self._key.name]): self.from_row(dict(row)) for row in result.mappings()}
             for key in chunk:

@@ -80,12 +80,11 @@ def snapshot(aggregate: A) -> A:
     plain = _PLAIN.get(kind)
     if plain is None:
         plain = _PLAIN[kind] = _copies_plainly(kind)
-    if plain:
-        # What `copy.copy` does for such a class, without its reduce protocol: a third of the time.
+    if plain:  # what `copy.copy` does for such a class, without its reduce protocol
         clone = object.__new__(kind)
-        clone.__dict__.update({k: list(v) if isinstance(v, list) else v for k, v in vars(aggregate).items()})
-        return clone
-    clone = copy.copy(aggregate)
+        clone.__dict__.update(vars(aggregate))
+    else:
+        clone = copy.copy(aggregate)
     for name, value in vars(clone).items():
         if isinstance(value, list):
             setattr(clone, name, list(value))

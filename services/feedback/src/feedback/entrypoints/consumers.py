@@ -40,11 +40,10 @@ class Consumers:
     ) -> None:
         self._bus, self._metrics = messagebus.bus(deps), metrics
         self._overdue_clock, self._quiet_seconds = overdue_clock, quiet_seconds
-        self._last_command = 0.0  # monotonic time of the last command handled
+        self._last_command = 0.0  # monotonic time the last transaction running commands ended
         self._under_way = 0  # transactions running commands (a batch, held ones retried)
 
     def commands(self, session: AsyncSession) -> CommandScope[SqlAlchemyUnitOfWork]:
-        self._last_command = time.monotonic()  # a batch (or a retry of it) is being read
         sync = session.sync_session
         if not sync.info.get(_UNDER_WAY):
             sync.info[_UNDER_WAY] = True
@@ -59,11 +58,10 @@ class Consumers:
             self._last_command = time.monotonic()
 
     def applied(self, command: Any, emitted: Sequence[Any]) -> None:
-        self._last_command = time.monotonic()
         self._metrics.applied(command, emitted)
 
     def refused(self, command: Any, rejection: Rejected) -> None:
-        self._last_command = time.monotonic()
+        return None  # feedback's business metrics follow what was applied
 
     async def mark_overdue(self, session: AsyncSession, now: datetime) -> Sequence[Emit]:
         """Durable timer: flag unanswered opinions past due, by wall or business time."""
