@@ -8,7 +8,9 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
+import aiosqlite
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy import func, select
@@ -100,6 +102,36 @@ async def test_an_item_counts_once_whether_new_sent_again_or_twice_in_a_batch(in
     await ingestion.batch(everything[:500])
     assert await ingestion.stored() == (3_000, expected(everything))
     assert ingestion.duplicates._value.get() == 1_000 + 1 + 500
+
+    # New items, then one counted before: what was inserted before it is undone, then counted.
+    more = items(range(3_000, 4_000), seed=4)
+    await ingestion.batch([*more, everything[0]])
+    assert await ingestion.stored() == (4_000, expected([*everything, *more]))
+    assert ingestion.ingested._value.get() == 4_000
+    assert ingestion.duplicates._value.get() == 1_000 + 1 + 500 + 1
+
+
+@pytest.mark.parametrize("databases", ["sqlite"], indirect=True)
+async def test_a_batch_of_new_items_takes_few_hand_overs_to_sqlites_thread(
+    ingestion: Ingestion, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each hand-over waits for the GIL, then for the event loop, busy decoding the next batch:
+    # 15 of them tripled a batch's time in the service (bench/README.md, round six).
+    await ingestion.batch(items(range(100)))  # the connection made, the pool warm
+    hand_overs = 0
+    queue = aiosqlite.Connection._execute
+
+    async def counted(self: aiosqlite.Connection, *args: Any, **kwargs: Any) -> Any:
+        nonlocal hand_overs
+        hand_overs += 1
+        return await queue(self, *args, **kwargs)
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    batch = items(range(100, 10_100))
+    await ingestion.batch(batch)
+    # BEGIN IMMEDIATE, the ids, the sums, COMMIT, and the pool's reset on check-in.
+    assert hand_overs <= 5
+    assert await ingestion.stored() == (10_100, expected(items(range(100)) + batch))
 
 
 @pytest.mark.parametrize("databases", ["postgresql"], indirect=True)

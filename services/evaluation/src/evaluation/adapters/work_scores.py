@@ -4,13 +4,14 @@ post and worker, stored in a few bulk statements per batch.
 This is the service's high-volume path (see bench/README.md), so the statements are
 written for each database rather than through the generic Core constructs, each taking a
 whole batch in one parameter: on PostgreSQL one statement inserts the ids and adds their
-items to their worker months; on SQLite the known ids are looked up first, the new ones
-inserted from one JSON array, their sums upserted.
+items to their worker months; on SQLite the ids are inserted from one JSON array and their
+sums added from another, the ids counted before left out when there are some.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import orjson
 from prometheus_client import Counter
@@ -21,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from unionhub_contracts import DecodeError, DecodeErrorCode
 from unionhub_contracts.codec import Headers
 from unionhub_contracts.fast import decode_work_scored
-from unionhub_runtime.database import UNIQUE_VIOLATION, sqlstate
+from unionhub_runtime.database import is_unique_violation, sqlite_fetchall
 
 from ..domain.post_star import month_of, scaled
 
@@ -74,8 +75,12 @@ _PG_INGEST = text(f"""
 _PG_ADD_TO_MONTHS = text(_ADD_TO_MONTHS + _ADDING)
 _SQLITE_KNOWN_ITEMS = "SELECT item_id FROM work_items WHERE item_id IN (SELECT value FROM json_each(?))"
 _SQLITE_INSERT_ITEMS = "INSERT INTO work_items (item_id) SELECT value FROM json_each(?)"
+# `WHERE true`: SQLite's parser would read `ON CONFLICT` as a join's otherwise.
 _SQLITE_ADD_TO_MONTHS = """
-    INSERT INTO worker_months (month, post_id, worker_id, item_count, score_sum) VALUES (?, ?, ?, ?, ?)
+    INSERT INTO worker_months (month, post_id, worker_id, item_count, score_sum)
+    SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
+           json_extract(value, '$[3]'), json_extract(value, '$[4]')
+    FROM json_each(?) WHERE true
     ON CONFLICT (month, post_id, worker_id) DO UPDATE
     SET item_count = item_count + excluded.item_count, score_sum = score_sum + excluded.score_sum"""
 
@@ -148,7 +153,7 @@ class WorkScoreBatch:
                 await self._session.execute(_PG_INGEST_NEW, parameters)
             return len(batch)
         except IntegrityError as exc:
-            if sqlstate(exc) != UNIQUE_VIOLATION:
+            if not is_unique_violation(exc):
                 raise
         rows = (await self._session.execute(_PG_INGEST, {**parameters, "total": len(batch)})).all()
         new = int(rows[0].n)
@@ -158,12 +163,24 @@ class WorkScoreBatch:
         return new
 
     async def _insert_sqlite(self, batch: dict[str, Item]) -> int:
-        connection = await self._session.connection()
-        # One JSON array parameter instead of thousands of bound ones.
-        known = await connection.exec_driver_sql(_SQLITE_KNOWN_ITEMS, (orjson.dumps(list(batch)).decode(),))
-        for (item_id,) in known:
-            del batch[item_id]
-        if batch:
-            await connection.exec_driver_sql(_SQLITE_INSERT_ITEMS, (orjson.dumps(list(batch)).decode(),))
-            await connection.exec_driver_sql(_SQLITE_ADD_TO_MONTHS, month_totals(list(batch.values())))
+        # Each statement in one hand-over to aiosqlite's thread, its parameter one JSON array.
+        # The usual batch, all of whose items are new, is inserted as it is, with no lookup
+        # first; an id counted before fails that statement alone (SQLite's default conflict
+        # resolution undoes the statement, not the transaction), and the known ids are left out.
+        ids = _json(list(batch))
+        try:
+            await sqlite_fetchall(self._session, _SQLITE_INSERT_ITEMS, (ids,))
+        except IntegrityError as exc:
+            if not is_unique_violation(exc):
+                raise
+            for (item_id,) in await sqlite_fetchall(self._session, _SQLITE_KNOWN_ITEMS, (ids,)):
+                del batch[item_id]
+            if not batch:
+                return 0
+            await sqlite_fetchall(self._session, _SQLITE_INSERT_ITEMS, (_json(list(batch)),))
+        await sqlite_fetchall(self._session, _SQLITE_ADD_TO_MONTHS, (_json(month_totals(batch.values())),))
         return len(batch)
+
+
+def _json(values: list[Any]) -> str:
+    return orjson.dumps(values).decode()

@@ -1,0 +1,55 @@
+"""Statements run on SQLite in one hand-over to aiosqlite's thread (`database.sqlite_fetchall`,
+and the transaction's BEGIN): their errors still come as SQLAlchemy's, so that a locked
+database is retried as transient and a key already there is told apart, and a statement that
+fails undoes only itself (the work scores' fast path relies on it)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from unionhub_runtime.database import create_engine, is_transient, is_unique_violation, session_factory, sqlite_fetchall
+
+pytestmark = pytest.mark.integration
+
+
+async def test_a_failing_statement_undoes_itself_not_the_transaction_and_says_why(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}")
+    try:
+        async with engine.begin() as connection:
+            await connection.exec_driver_sql("CREATE TABLE ids (id TEXT PRIMARY KEY)")
+        async with session_factory(engine)() as session, session.begin():
+            await sqlite_fetchall(session, "INSERT INTO ids SELECT value FROM json_each(?)", ('["a"]',))
+            with pytest.raises(IntegrityError) as failure:
+                await sqlite_fetchall(session, "INSERT INTO ids SELECT value FROM json_each(?)", ('["b", "a"]',))
+            assert is_unique_violation(failure.value)
+            assert "b" not in str(failure.value)  # the values are hidden, as through SQLAlchemy
+            with pytest.raises(OperationalError):
+                await sqlite_fetchall(session, "SELECT * FROM no_such_table")
+            await sqlite_fetchall(session, "INSERT INTO ids VALUES (?)", ("c",))
+        async with session_factory(engine)() as session:
+            assert await sqlite_fetchall(session, "SELECT id FROM ids ORDER BY id") == [("a",), ("c",)]
+    finally:
+        await engine.dispose()
+
+
+async def test_a_begin_on_a_locked_database_fails_as_transient(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite"
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        async with engine.connect() as connection:
+            await connection.exec_driver_sql("PRAGMA busy_timeout=50")
+            await connection.commit()
+            other.execute("BEGIN IMMEDIATE")  # another process writing
+            with pytest.raises(OperationalError) as failure:
+                await connection.exec_driver_sql("SELECT 1")
+            assert is_transient(failure.value)
+            assert "locked" in str(failure.value)
+    finally:
+        other.rollback()
+        other.close()
+        await engine.dispose()
