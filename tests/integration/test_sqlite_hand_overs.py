@@ -53,3 +53,23 @@ async def test_a_begin_on_a_locked_database_fails_as_transient(tmp_path: Path) -
         other.rollback()
         other.close()
         await engine.dispose()
+
+
+async def test_a_connection_returned_within_a_transaction_is_rolled_back(tmp_path: Path) -> None:
+    # The pool's own reset is off for SQLite (a ROLLBACK after every COMMIT, a hand-over each):
+    # a connection checked in with a transaction open (one SQLAlchemy did not begin, as a task
+    # cancelled at the wrong moment may leave it) must still be rolled back, its lock released.
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}", pool_size=1, max_overflow=0)
+    try:
+        async with engine.begin() as connection:
+            await connection.exec_driver_sql("CREATE TABLE ids (id TEXT PRIMARY KEY)")
+        async with engine.connect() as connection:
+            driver = (await connection.get_raw_connection()).driver_connection
+            await driver.execute("BEGIN IMMEDIATE")
+            await driver.execute("INSERT INTO ids VALUES ('left')")
+        async with session_factory(engine)() as session, session.begin():  # the same connection
+            await sqlite_fetchall(session, "INSERT INTO ids VALUES ('kept')")
+        async with session_factory(engine)() as session:
+            assert await sqlite_fetchall(session, "SELECT id FROM ids") == [("kept",)]
+    finally:
+        await engine.dispose()

@@ -76,7 +76,16 @@ def create_engine(url: str, *, timeouts: DatabaseTimeouts | None = None, **kwarg
         return engine
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    # The pool resets a connection checked in with a ROLLBACK even after a COMMIT (the session
+    # closes its connection once the transaction has ended): one more hand-over to aiosqlite's
+    # thread a transaction. Rolled back here only when SQLite says a transaction is open.
+    kwargs.setdefault("pool_reset_on_return", None)
     engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
+
+    @event.listens_for(engine.sync_engine.pool, "reset")
+    def _on_reset(dbapi_connection: Any, _record: Any, state: Any) -> None:
+        if state.asyncio_safe and dbapi_connection.driver_connection.in_transaction:
+            dbapi_connection.rollback()
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
