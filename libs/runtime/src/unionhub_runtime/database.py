@@ -78,13 +78,22 @@ def create_engine(url: str, *, timeouts: DatabaseTimeouts | None = None, **kwarg
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     # The pool resets a connection checked in with a ROLLBACK even after a COMMIT (the session
     # closes its connection once the transaction has ended): one more hand-over to aiosqlite's
-    # thread a transaction. Rolled back here only when SQLite says a transaction is open.
+    # thread a transaction. Rolled back here only when SQLite says a transaction is open, which
+    # holds as long as nothing is still queued for the connection on that thread at check-in:
+    # a statement SQLAlchemy runs or knows of is followed by its own ROLLBACK, and a cancelled
+    # one invalidates the connection (`_begin_sqlite` makes BEGIN one of those).
     kwargs.setdefault("pool_reset_on_return", None)
     engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
 
     @event.listens_for(engine.sync_engine.pool, "reset")
     def _on_reset(dbapi_connection: Any, _record: Any, state: Any) -> None:
-        if state.asyncio_safe and dbapi_connection.driver_connection.in_transaction:
+        if state.terminate_only or not state.asyncio_safe:
+            return
+        try:
+            open_transaction = dbapi_connection.driver_connection.in_transaction
+        except ValueError:  # aiosqlite's connection is closed: nothing to roll back
+            return
+        if open_transaction:
             dbapi_connection.rollback()
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -102,30 +111,50 @@ def create_engine(url: str, *, timeouts: DatabaseTimeouts | None = None, **kwarg
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
         readonly = connection.get_execution_options().get("readonly", False)
-        await_(_on_sqlite_thread(connection.connection.driver_connection, "BEGIN" if readonly else "BEGIN IMMEDIATE"))
+        connection.connection.info[_BEGIN] = "BEGIN" if readonly else "BEGIN IMMEDIATE"
 
+    engine.sync_engine.dialect.do_begin = _begin_sqlite  # type: ignore[method-assign]
     return engine
 
 
-async def sqlite_fetchall(session: AsyncSession, statement: str, parameters: Sequence[Any] = ()) -> list[Any]:
-    """The rows of `statement`, run on the session's SQLite connection (in its transaction)
-    in one hand-over to the driver's thread."""
-    connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    return await _on_sqlite_thread(raw.driver_connection, statement, parameters)
+_BEGIN = "unionhub.begin"  # in a pooled connection's info: the BEGIN its next transaction takes
 
 
-async def _on_sqlite_thread(driver: Any, statement: str, parameters: Sequence[Any] = ()) -> list[Any]:
-    """`statement` run and its rows fetched by aiosqlite in one hand-over to its thread. Through
-    SQLAlchemy's cursor a statement takes three or four (cursor, execute, fetch, close), and each
-    waits for the GIL and then for the event loop, which decodes the next batch meanwhile: 15
-    hand-overs made a batch of 10,000 work items take three times as long as alone (bench/README.md,
-    round six). Errors come wrapped as SQLAlchemy wraps them (`OperationalError` for a locked
-    database, retried as transient; `IntegrityError`), the statement's values hidden."""
+def _begin_sqlite(dbapi_connection: Any) -> None:
+    """The transaction's BEGIN (IMMEDIATE for a writer: the write lock taken up front) in one
+    hand-over to aiosqlite's thread (see `sqlite_fetchall`), run as the dialect's own step, so
+    that SQLAlchemy handles its failure: a cancelled BEGIN, maybe still queued, invalidates the
+    connection, and a closed connection counts as a disconnect."""
+    statement = dbapi_connection.info.pop(_BEGIN, "BEGIN IMMEDIATE")
+    adapted = dbapi_connection.dbapi_connection
     try:
-        return list(await driver.execute_fetchall(statement, parameters))
+        await_(adapted.driver_connection.execute_fetchall(statement))
+    except Exception as error:
+        adapted._handle_exception(error)  # aiosqlite's "connection closed" as sqlite3's error
+
+
+async def sqlite_fetchall(session: AsyncSession, statement: str, parameters: Sequence[Any] = ()) -> list[Any]:
+    """The rows of `statement`, run on the session's SQLite connection, in its transaction (begun
+    if need be), in one hand-over to aiosqlite's thread. Through SQLAlchemy's cursor a statement
+    takes three or four (cursor, execute, fetch, close), and each waits for the GIL and then for
+    the event loop, busy decoding the next batch: 15 of them made a batch of 10,000 work items
+    take three times as long as alone (bench/README.md, round six). For bulk statements on tables
+    the session holds no objects of: unlike `session.execute`, nothing is flushed first, and
+    SQLAlchemy's events and echo see none of it. Errors come as through SQLAlchemy: wrapped
+    (`OperationalError` for a locked or closed database, retried as transient; `IntegrityError`),
+    the statement's values hidden."""
+    connection = await session.connection()
+    if connection.dialect.name != "sqlite":
+        raise ValueError(f"sqlite_fetchall runs on SQLite, not {connection.dialect.name}")
+    adapted: Any = (await connection.get_raw_connection()).dbapi_connection
+    try:
+        try:
+            rows = await adapted.driver_connection.execute_fetchall(statement, parameters)
+        except Exception as error:
+            adapted._handle_exception(error)  # aiosqlite's "connection closed" as sqlite3's error
     except sqlite3.Error as error:
         raise DBAPIError.instance(statement, parameters, error, sqlite3.Error, hide_parameters=True) from error
+    return list(rows)
 
 
 def is_unique_violation(exc: BaseException) -> bool:
