@@ -4,6 +4,7 @@ had come in time)."""
 
 from __future__ import annotations
 
+import gc
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -50,6 +51,33 @@ async def test_no_opinion_is_flagged_overdue_while_a_batch_that_may_answer_it_is
             assert [e.type for e in await consumers.mark_overdue(timer, datetime.now(UTC))] == ["opinion.overdue"]
         async with sessions() as session:
             assert (await session.execute(select(orm.opinions.c.overdue))).scalar_one() is True
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("databases", ["sqlite"], indirect=True)
+async def test_a_batch_whose_session_is_dropped_mid_transaction_does_not_stop_the_timer(databases) -> None:
+    """A session whose transaction never reports its end (a task cancelled while its connection
+    was checked in at shutdown, a scope built outside a transaction) is no batch under way once
+    it is gone: the timer must not wait for it for good (it counted it under way forever)."""
+    url = await databases()
+    await upgrade_async(MIGRATIONS, url)
+    engine = create_engine(url)
+    sessions = session_factory(engine)
+    consumers = Consumers(
+        Dependencies(now=lambda: SUBMITTED, deadline=timedelta(days=7)),
+        FeedbackMetrics(CollectorRegistry()),
+        "events",
+        quiet_seconds=0,
+    )
+    try:
+        async with sessions() as session, session.begin():
+            await session.execute(insert(orm.opinions).values(**_opinion("op-1")))
+            await session.execute(insert(orm.stream_clock).values(name="events", at=SUBMITTED + timedelta(days=30)))
+        consumers.commands(sessions())  # a scope built outside a transaction, then dropped
+        gc.collect()
+        async with sessions() as timer, timer.begin():
+            assert [e.type for e in await consumers.mark_overdue(timer, datetime.now(UTC))] == ["opinion.overdue"]
     finally:
         await engine.dispose()
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
@@ -41,21 +42,25 @@ class Consumers:
         self._bus, self._metrics = messagebus.bus(deps), metrics
         self._overdue_clock, self._quiet_seconds = overdue_clock, quiet_seconds
         self._last_command = 0.0  # monotonic time the last transaction running commands ended
-        self._under_way = 0  # transactions running commands (a batch, held ones retried)
+        # Sessions that ran commands (a batch, held ones retried): under way while in a
+        # transaction. Asked, not counted: a session whose end is never reported (a task
+        # cancelled as its connection is checked in) drops out once it is closed or gone.
+        self._running: weakref.WeakSet[Session] = weakref.WeakSet()
 
     def commands(self, session: AsyncSession) -> CommandScope[SqlAlchemyUnitOfWork]:
         sync = session.sync_session
-        if not sync.info.get(_UNDER_WAY):
-            sync.info[_UNDER_WAY] = True
-            self._under_way += 1
+        if sync not in self._running:
+            self._running.add(sync)
             event.listen(sync, "after_transaction_end", self._transaction_ended)
         return CommandScope(SqlAlchemyUnitOfWork(session), self._bus, integration.to_command, integration.to_emit, self)
 
     def _transaction_ended(self, session: Session, transaction: SessionTransaction) -> None:
         """Its root transaction committed or rolled back (savepoints end inside it)."""
-        if transaction.parent is None and session.info.pop(_UNDER_WAY, False):
-            self._under_way -= 1
+        if transaction.parent is None:
             self._last_command = time.monotonic()
+
+    def _under_way(self) -> bool:
+        return any(session.in_transaction() for session in list(self._running))
 
     def applied(self, command: Any, emitted: Sequence[Any]) -> None:
         self._metrics.applied(command, emitted)
@@ -66,7 +71,7 @@ class Consumers:
     async def mark_overdue(self, session: AsyncSession, now: datetime) -> Sequence[Emit]:
         """Durable timer: flag unanswered opinions past due, by wall or business time."""
         if self._overdue_clock == "events" and (
-            self._under_way or time.monotonic() - self._last_command < self._quiet_seconds
+            self._under_way() or time.monotonic() - self._last_command < self._quiet_seconds
         ):
             return []  # still reading: an answer may be on its way on another partition
         uow = SqlAlchemyUnitOfWork(session)
@@ -74,6 +79,3 @@ class Consumers:
         emitted = await self._bus.handle(command, uow)
         self._metrics.applied(command, emitted)
         return [integration.to_emit(e) for e in emitted]
-
-
-_UNDER_WAY = "feedback.commands_under_way"  # in a session's info: counted in `Consumers._under_way`
