@@ -111,6 +111,19 @@ async def test_an_item_counts_once_whether_new_sent_again_or_twice_in_a_batch(in
     assert ingestion.duplicates._value.get() == 1_000 + 1 + 500 + 1
 
 
+async def test_a_batch_rolled_back_is_not_counted_in_the_metrics(ingestion: Ingestion) -> None:
+    # A batch whose transaction fails after its statements (its commit, a step after them) is
+    # written again; counted when written, its items showed in the metrics twice.
+    async with ingestion.sessions() as session:
+        await session.begin()
+        await WorkScoreBatch(session, ingestion.ingested, ingestion.duplicates).ingest(items(range(100)))
+        await session.rollback()
+    await ingestion.batch(items(range(100)))
+    assert ingestion.ingested._value.get() == 100
+    assert ingestion.duplicates._value.get() == 0
+    assert (await ingestion.stored())[0] == 100
+
+
 @pytest.mark.parametrize("databases", ["sqlite"], indirect=True)
 async def test_a_batch_of_new_items_takes_few_hand_overs_to_sqlites_thread(
     ingestion: Ingestion, monkeypatch: pytest.MonkeyPatch

@@ -15,9 +15,10 @@ from typing import Any
 
 import orjson
 from prometheus_client import Counter
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from unionhub_contracts import DecodeError, DecodeErrorCode
 from unionhub_contracts.codec import Headers
@@ -143,8 +144,13 @@ class WorkScoreBatch:
         if not batch:
             return
         new = await (self._insert_postgres(batch) if self._postgres else self._insert_sqlite(batch))
-        self._duplicates.inc(len(values) - new)
-        self._ingested.inc(new)
+
+        def counted(_session: Session) -> None:
+            self._duplicates.inc(len(values) - new)
+            self._ingested.inc(new)
+
+        # Counted once committed: a batch whose transaction fails later is written again.
+        event.listen(self._session.sync_session, "after_commit", counted, once=True)
 
     async def _insert_postgres(self, batch: dict[str, Item]) -> int:
         parameters = {"item_ids": _joined(list(batch)), **_columns(month_totals(batch.values()))}
