@@ -125,12 +125,9 @@ def _begin_sqlite(dbapi_connection: Any) -> None:
     hand-over to aiosqlite's thread (see `sqlite_fetchall`), run as the dialect's own step, so
     that SQLAlchemy handles its failure: a cancelled BEGIN, maybe still queued, invalidates the
     connection, and a closed connection counts as a disconnect."""
-    statement = dbapi_connection.info.pop(_BEGIN, "BEGIN IMMEDIATE")
-    adapted = dbapi_connection.dbapi_connection
-    try:
-        await_(adapted.driver_connection.execute_fetchall(statement))
-    except Exception as error:
-        adapted._handle_exception(error)  # aiosqlite's "connection closed" as sqlite3's error
+    await_(
+        _on_aiosqlite_thread(dbapi_connection.dbapi_connection, dbapi_connection.info.pop(_BEGIN, "BEGIN IMMEDIATE"))
+    )
 
 
 async def sqlite_fetchall(session: AsyncSession, statement: str, parameters: Sequence[Any] = ()) -> list[Any]:
@@ -146,15 +143,21 @@ async def sqlite_fetchall(session: AsyncSession, statement: str, parameters: Seq
     connection = await session.connection()
     if connection.dialect.name != "sqlite":
         raise ValueError(f"sqlite_fetchall runs on SQLite, not {connection.dialect.name}")
-    adapted: Any = (await connection.get_raw_connection()).dbapi_connection
+    adapted = (await connection.get_raw_connection()).dbapi_connection
     try:
-        try:
-            rows = await adapted.driver_connection.execute_fetchall(statement, parameters)
-        except Exception as error:
-            adapted._handle_exception(error)  # aiosqlite's "connection closed" as sqlite3's error
+        return await _on_aiosqlite_thread(adapted, statement, parameters)
     except sqlite3.Error as error:
         raise DBAPIError.instance(statement, parameters, error, sqlite3.Error, hide_parameters=True) from error
-    return list(rows)
+
+
+async def _on_aiosqlite_thread(adapted: Any, statement: str, parameters: Sequence[Any] = ()) -> list[Any]:
+    """`statement`'s rows through SQLAlchemy's adapted aiosqlite connection, in one hand-over;
+    its errors as sqlite3's (aiosqlite's "connection closed" too, as the adapter says it)."""
+    try:
+        return list(await adapted.driver_connection.execute_fetchall(statement, parameters))
+    except Exception as error:
+        adapted._handle_exception(error)  # raises: the error translated, or as it is
+        raise
 
 
 def is_unique_violation(exc: BaseException) -> bool:
