@@ -14,7 +14,7 @@ import orjson
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client import CollectorRegistry
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import membership.bootstrap
@@ -71,13 +71,13 @@ class Relayed:
 
 
 @asynccontextmanager
-async def relaying(kafka: KafkaSettings, database_url: str) -> AsyncIterator[Relayed]:
+async def relaying(kafka: KafkaSettings, database_url: str, poll_seconds: float = 0.2) -> AsyncIterator[Relayed]:
     await upgrade_async(membership.bootstrap.MIGRATIONS, database_url)
     engine = create_engine(database_url)
     sessions = session_factory(engine)
     registry = CollectorRegistry()
     relay = outbox.OutboxRelay(
-        sessions=sessions, tables=runtime_tables, metrics=RuntimeMetrics(registry, "test"), poll_seconds=0.2
+        sessions=sessions, tables=runtime_tables, metrics=RuntimeMetrics(registry, "test"), poll_seconds=poll_seconds
     )
     producer = create_producer(kafka, client_id="relay-test")
     await producer.start()
@@ -142,6 +142,67 @@ async def test_events_of_one_key_are_published_in_id_order_when_their_transactio
         await asyncio.gather(slow_commit(), quick_commit())
         await got.wait_for(lambda: len(numbers(got, relayed.topic)) == 2, what="both events")
         assert numbers(got, relayed.topic) == [1, 2]
+
+
+@pytest.mark.parametrize("databases", ["postgresql"], indirect=True)
+async def test_a_relay_that_finds_another_instances_round_under_way_publishes_when_it_ends(
+    kafka: KafkaSettings, databases: Callable[[], Awaitable[str]]
+) -> None:
+    """Instances share the outbox and one relay publishes at a time (an advisory lock). The
+    round of one whose rows come in while another's round holds the lock publishes them once
+    that round ends: not at its next poll (30 s here), and no later than the others' next round,
+    which may never come (they publish only when woken)."""
+    url = await databases()
+    async with (
+        relaying(kafka, url, poll_seconds=30) as relayed,
+        Collector(kafka.bootstrap_servers, [relayed.topic]) as got,
+    ):
+        other = create_engine(url)  # another instance, its round under way: holding the lock
+        try:
+            async with other.connect() as connection, connection.begin():
+                await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": outbox._RELAY_LOCK_KEY})
+                await relayed.write(event(1, "k"))  # committed and notified while the lock is held
+                await asyncio.sleep(0.5)
+                assert numbers(got, relayed.topic) == []
+        finally:
+            await other.dispose()
+        await got.wait_for(
+            lambda: numbers(got, relayed.topic) == [1], timeout=5, what="the event, once the lock is free"
+        )
+        assert await relayed.unpublished() == []
+
+
+@pytest.mark.parametrize("databases", ["postgresql"], indirect=True)
+async def test_a_relay_whose_wait_for_another_round_runs_out_leaves_its_rows_to_the_next_round(
+    kafka: KafkaSettings,
+    databases: Callable[[], Awaitable[str]],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A round that waited `LOCK_WAIT_SECONDS` for another's (a frozen peer, a Kafka that does
+    not answer it) says so and ends; the relay is not failed, and its next round publishes."""
+    monkeypatch.setattr(outbox, "LOCK_WAIT_SECONDS", 0.3)
+    url = await databases()
+
+    async def warned() -> bool:
+        return "held the relay's lock" in caplog.text
+
+    async with (
+        relaying(kafka, url, poll_seconds=30) as relayed,
+        Collector(kafka.bootstrap_servers, [relayed.topic]) as got,
+    ):
+        other = create_engine(url)
+        try:
+            async with other.connect() as connection, connection.begin():
+                await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": outbox._RELAY_LOCK_KEY})
+                await relayed.write(event(1, "k"))
+                await eventually(warned, what="the round's warning", step=0.05)
+        finally:
+            await other.dispose()
+        assert numbers(got, relayed.topic) == []
+        relayed.relay.notify()  # the next round: a commit, or the poll
+        await got.wait_for(lambda: numbers(got, relayed.topic) == [1], timeout=5, what="the event, next round")
+        assert "outbox relay failed" not in caplog.text
 
 
 async def test_an_event_over_the_size_bound_is_refused_when_written(database_url: str) -> None:

@@ -18,12 +18,13 @@ from aiokafka.errors import KafkaTimeoutError
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 from sqlalchemy import Update, bindparam, func, or_, select, text, tuple_, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from unionhub_contracts import CONTENT_TYPE, OutgoingEvent
 
 from .backoff import Backoff
-from .database import KEYS, insert_rows, is_transient, where_in
+from .database import KEYS, insert_rows, is_lock_timeout, is_transient, where_in
 from .logs import describe_error
 from .metrics import RuntimeMetrics
 from .shutdown import cancelled
@@ -45,6 +46,9 @@ METADATA_SECONDS = 5.0
 SEND_SECONDS = 10.0
 # How long a round waits for the outbox's open writers to end before trying again.
 WRITERS_WAIT_SECONDS = 1.0
+# How long a round waits for another instance's round (which holds the relay's lock) to end,
+# before leaving its rows to the next one: longer than a round takes (`SEND_SECONDS`).
+LOCK_WAIT_SECONDS = SEND_SECONDS + 2
 _OUTBOX_WRITERS = (
     "SELECT virtualtransaction FROM pg_locks WHERE locktype = 'relation' AND mode = 'RowExclusiveLock' "
     "AND granted AND relation = CAST(:table AS regclass) AND pid IS DISTINCT FROM pg_backend_pid()"
@@ -67,6 +71,10 @@ async def bounded_send(producer: AIOKafkaProducer, topic: str, **record: Any) ->
 
 
 _NO_CEILING = 2**63 - 1  # above any outbox id
+
+
+class _LockBusy(Exception):
+    """Another instance's round held the relay's lock past `LOCK_WAIT_SECONDS`."""
 
 
 class EventTooLarge(ValueError):
@@ -146,8 +154,9 @@ class OutboxRelay:
 
     Woken right after each commit, and polls as a safety net (restart, another instance's
     rows). On PostgreSQL an advisory lock lets one relay at a time publish, which keeps the
-    per-key order across instances, and each round publishes only up to the highest id every
-    writer before it has committed (transactions may commit out of id order). A crash
+    per-key order across instances (a round that finds another's under way waits for it to
+    end, then publishes what that one left), and each round publishes only up to the highest
+    id every writer before it has committed (transactions may commit out of id order). A crash
     between send and mark publishes again: events are delivered at least once and consumers
     deduplicate by event id. An event Kafka does not take (too large, not granted) holds back
     only the events behind it on its own key, a topic Kafka does not know only that topic,
@@ -191,6 +200,12 @@ class OutboxRelay:
             .where(outbox.c.published_at.is_(None), outbox.c.id <= bindparam("upto"))
             .order_by(outbox.c.id)
             .limit(batch_size)
+        )
+        # Waits for the lock, at most `LOCK_WAIT_SECONDS`: `lock_timeout` is set first (a
+        # subquery in FROM is read before the select list), for the rest of the round's
+        # transaction.
+        self._await_lock = select(func.pg_advisory_xact_lock(bindparam("key"))).select_from(
+            select(func.set_config("lock_timeout", bindparam("wait_ms"), True).label("set")).subquery()
         )
         self._mark: Update | None = None  # built on first use, for the engine's dialect
 
@@ -283,18 +298,33 @@ class OutboxRelay:
             return int(await session.scalar(select(func.coalesce(func.max(outbox.c.id), 0))) or 0)
 
     async def _publish_postgresql(self, engine: AsyncEngine, ceiling: int | None) -> list[Any]:
+        try:
+            return await self._publish_postgresql_locked(engine, ceiling)
+        except _LockBusy:
+            log.warning(
+                "outbox relay: another instance's round held the relay's lock for %.0fs; next round",
+                LOCK_WAIT_SECONDS,
+            )
+            return []
+
+    async def _publish_postgresql_locked(self, engine: AsyncEngine, ceiling: int | None) -> list[Any]:
         # One connection and one transaction for the round (one check-out from the pool, one
         # liveness probe), which its first statement begins: the lock, the highest id and
         # the outbox's open writers together.
+        start = {"key": _RELAY_LOCK_KEY, "table": self._tables.outbox.name}
         async with engine.connect() as connection, connection.begin():
             # The lock is held until commit: no other relay publishes between our send and
             # mark. And losing the mark in a crash only publishes again (consumers
             # deduplicate): no need to wait for the WAL flush on commit (nothing else is written).
-            locked, _, highest, writers = (
-                await connection.execute(self._round_start, {"key": _RELAY_LOCK_KEY, "table": self._tables.outbox.name})
-            ).one()
+            locked, _, highest, writers = (await connection.execute(self._round_start, start)).one()
             if not locked:
-                return []
+                # Another instance's round is under way. Rows committed after it read the
+                # highest id (ours, notified now) are left to a next round, and its relay may
+                # not run one: wait for this one to end (its commit frees the lock), then
+                # start again (taken again by the transaction holding it, the lock is granted).
+                await self._wait_for_lock(connection)
+                locked, _, highest, writers = (await connection.execute(self._round_start, start)).one()
+                assert locked, "the lock is this transaction's already"
             upto = await self._committed_up_to(connection, int(highest or 0), list(writers))
             if upto is None:
                 return []
@@ -303,6 +333,16 @@ class OutboxRelay:
             sent = await self._send(rows)
             await self._mark_published(connection, sent)
         return sent
+
+    async def _wait_for_lock(self, connection: AsyncConnection) -> None:
+        try:
+            await connection.execute(
+                self._await_lock, {"key": _RELAY_LOCK_KEY, "wait_ms": str(int(LOCK_WAIT_SECONDS * 1000))}
+            )
+        except DBAPIError as exc:
+            if is_lock_timeout(exc):
+                raise _LockBusy from exc  # out of the transaction, which rolls back
+            raise
 
     async def _committed_up_to(self, connection: AsyncConnection, highest: int, writers: list[str]) -> int | None:
         """The highest outbox id below which every row is committed (or rolled back), from
