@@ -74,7 +74,7 @@ _NO_CEILING = 2**63 - 1  # above any outbox id
 
 
 class _LockBusy(Exception):
-    """Another instance's round held the relay's lock past `LOCK_WAIT_SECONDS`."""
+    """Other instances' rounds held the relay's lock past `LOCK_WAIT_SECONDS`."""
 
 
 class EventTooLarge(ValueError):
@@ -181,6 +181,7 @@ class OutboxRelay:
         self._poll_seconds = poll_seconds
         self._batch_size = batch_size
         self._wake = asyncio.Event()
+        self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._blocked: dict[Lane, _Blocked] = {}
         self._blocked_topics: dict[str, _Blocked] = {}
@@ -245,6 +246,14 @@ class OutboxRelay:
                 backoff.reset()
             except asyncio.CancelledError:
                 raise
+            except _LockBusy:
+                # What this round was to publish still is: wait for the lock again at once
+                # (a wait costs the database nothing), not for a wake that came during this one.
+                log.warning(
+                    "outbox relay: other instances' rounds held the relay's lock for %.0fs (is Kafka slow?); waiting again",
+                    LOCK_WAIT_SECONDS,
+                )
+                continue
             except Exception as exc:
                 level = logging.WARNING if is_transient(exc) else logging.ERROR
                 log.log(level, "outbox relay failed, retrying in %.1fs: %s", backoff.delay, describe_error(exc))
@@ -298,16 +307,6 @@ class OutboxRelay:
             return int(await session.scalar(select(func.coalesce(func.max(outbox.c.id), 0))) or 0)
 
     async def _publish_postgresql(self, engine: AsyncEngine, ceiling: int | None) -> list[Any]:
-        try:
-            return await self._publish_postgresql_locked(engine, ceiling)
-        except _LockBusy:
-            log.warning(
-                "outbox relay: another instance's round held the relay's lock for %.0fs; next round",
-                LOCK_WAIT_SECONDS,
-            )
-            return []
-
-    async def _publish_postgresql_locked(self, engine: AsyncEngine, ceiling: int | None) -> list[Any]:
         # One connection and one transaction for the round (one check-out from the pool, one
         # liveness probe), which its first statement begins: the lock, the highest id and
         # the outbox's open writers together.
@@ -317,6 +316,8 @@ class OutboxRelay:
             # mark. And losing the mark in a crash only publishes again (consumers
             # deduplicate): no need to wait for the WAL flush on commit (nothing else is written).
             locked, _, highest, writers = (await connection.execute(self._round_start, start)).one()
+            if not locked and self._stopping:
+                return []  # the rounds of the other instances publish it: no wait within a stop
             if not locked:
                 # Another instance's round is under way. Rows committed after it read the
                 # highest id (ours, notified now) are left to a next round, and its relay may
