@@ -247,7 +247,7 @@ def _commands_project(ctx: Context, instances: int, n: int, run: str, unions: in
         seconds = asyncio.run(_produce_and_await(ctx, prefix, load.enrolments(run, fengtai, unions)))
 
         def enrolled() -> float:
-            return sum(p.metric(ENROLLED[0], **ENROLLED[1]) for p in fleet)
+            return _fleet_total(fleet, ENROLLED[0], **ENROLLED[1])
 
         before = enrolled()
         asyncio.run(
@@ -273,6 +273,10 @@ def _fleet(
     if instances > 1:
         time.sleep(5)  # the group settles its assignment (a member rejoins at its next heartbeat)
     return fleet
+
+
+def _fleet_total(fleet: list[ServiceProcess], metric: str, **labels: str) -> float:
+    return sum(p.metric(metric, **labels) for p in fleet)
 
 
 async def _produce_and_await(ctx: Context, prefix: str, records: list[load.Record]) -> float:
@@ -391,9 +395,7 @@ def _ingestion_rate(ctx: Context, instances: int, n: int) -> float:
             target=lambda: asyncio.run(load.produce(ctx.bootstrap, prefix + "evaluation.work-scores", records))
         )
         producing.start()
-        seconds, counted = watch_total(
-            lambda: sum(p.metric(INGESTED) for p in fleet), n, what=f"{instances} instance(s)"
-        )
+        seconds, counted = watch_total(lambda: _fleet_total(fleet, INGESTED), n, what=f"{instances} instance(s)")
         producing.join()
     return counted / seconds
 

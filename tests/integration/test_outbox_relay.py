@@ -90,6 +90,18 @@ async def relaying(kafka: KafkaSettings, database_url: str, poll_seconds: float 
         await engine.dispose()
 
 
+@asynccontextmanager
+async def another_round_under_way(database_url: str) -> AsyncIterator[None]:
+    """Another instance's relay round, as far as the relay's lock tells: held until the end."""
+    other = create_engine(database_url)
+    try:
+        async with other.connect() as connection, connection.begin():
+            await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": outbox._RELAY_LOCK_KEY})
+            yield
+    finally:
+        await other.dispose()
+
+
 def event(n: int, key: str | None, padding: int = 0) -> OutgoingEvent:
     return OutgoingEvent(
         f"e-{n}-{uuid.uuid4().hex[:6]}", "test.event", key, orjson.dumps({"n": n, "padding": "x" * padding})
@@ -157,15 +169,10 @@ async def test_a_relay_that_finds_another_instances_round_under_way_publishes_wh
         relaying(kafka, url, poll_seconds=30) as relayed,
         Collector(kafka.bootstrap_servers, [relayed.topic]) as got,
     ):
-        other = create_engine(url)  # another instance, its round under way: holding the lock
-        try:
-            async with other.connect() as connection, connection.begin():
-                await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": outbox._RELAY_LOCK_KEY})
-                await relayed.write(event(1, "k"))  # committed and notified while the lock is held
-                await asyncio.sleep(0.5)
-                assert numbers(got, relayed.topic) == []
-        finally:
-            await other.dispose()
+        async with another_round_under_way(url):
+            await relayed.write(event(1, "k"))  # committed and notified while the lock is held
+            await asyncio.sleep(0.5)
+            assert numbers(got, relayed.topic) == []
         await got.wait_for(
             lambda: numbers(got, relayed.topic) == [1], timeout=5, what="the event, once the lock is free"
         )
@@ -192,15 +199,10 @@ async def test_a_relay_whose_wait_for_another_round_runs_out_waits_again(
         relaying(kafka, url, poll_seconds=30) as relayed,
         Collector(kafka.bootstrap_servers, [relayed.topic]) as got,
     ):
-        other = create_engine(url)
-        try:
-            async with other.connect() as connection, connection.begin():
-                await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": outbox._RELAY_LOCK_KEY})
-                await relayed.write(event(1, "k"))
-                await eventually(warned, what="the round's warning", step=0.05)
-                assert numbers(got, relayed.topic) == []
-        finally:
-            await other.dispose()
+        async with another_round_under_way(url):
+            await relayed.write(event(1, "k"))
+            await eventually(warned, what="the round's warning", step=0.05)
+            assert numbers(got, relayed.topic) == []
         await got.wait_for(
             lambda: numbers(got, relayed.topic) == [1], timeout=5, what="the event, once the lock is free"
         )

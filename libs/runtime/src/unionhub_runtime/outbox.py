@@ -46,8 +46,8 @@ METADATA_SECONDS = 5.0
 SEND_SECONDS = 10.0
 # How long a round waits for the outbox's open writers to end before trying again.
 WRITERS_WAIT_SECONDS = 1.0
-# How long a round waits for another instance's round (which holds the relay's lock) to end,
-# before leaving its rows to the next one: longer than a round takes (`SEND_SECONDS`).
+# How long a round waits for another instance's round (which holds the relay's lock) to end
+# before it says so and waits again: longer than a round takes (`SEND_SECONDS`).
 LOCK_WAIT_SECONDS = SEND_SECONDS + 2
 _OUTBOX_WRITERS = (
     "SELECT virtualtransaction FROM pg_locks WHERE locktype = 'relation' AND mode = 'RowExclusiveLock' "
@@ -316,9 +316,9 @@ class OutboxRelay:
             # mark. And losing the mark in a crash only publishes again (consumers
             # deduplicate): no need to wait for the WAL flush on commit (nothing else is written).
             locked, _, highest, writers = (await connection.execute(self._round_start, start)).one()
-            if not locked and self._stopping:
-                return []  # the rounds of the other instances publish it: no wait within a stop
             if not locked:
+                if self._stopping:
+                    return []  # the rounds of the other instances publish it: no wait within a stop
                 # Another instance's round is under way. Rows committed after it read the
                 # highest id (ours, notified now) are left to a next round, and its relay may
                 # not run one: wait for this one to end (its commit frees the lock), then
