@@ -1,11 +1,15 @@
 """PostgreSQL's own transient errors, raised for real by a PostgreSQL server and seen through
-SQLAlchemy as the services see them, are retried, not dead-lettered (issue 14, finding 2)."""
+SQLAlchemy as the services see them, are retried, not dead-lettered (issue 14, finding 2).
+
+Each is raised both ways the services run a statement: through SQLAlchemy, and on the
+session's asyncpg connection (`postgres_fetch`, the hot path's), which must raise the same."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeAlias
 
 import pytest
 from sqlalchemy import text
@@ -14,8 +18,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from tests.conftest import _pg_execute
-from unionhub_runtime.database import create_engine, is_statement_timeout, is_transient
+from unionhub_runtime.database import create_engine, is_statement_timeout, is_transient, session_factory
 from unionhub_runtime.logs import describe_error
+from unionhub_runtime.postgres import postgres_fetch
 from unionhub_runtime.settings import DatabaseTimeouts
 
 pytestmark = pytest.mark.integration
@@ -32,14 +37,26 @@ async def scratch(postgres_admin_url: str) -> AsyncIterator[str]:
     await _pg_execute(postgres_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-async def failure(engine: AsyncEngine, sql: str) -> DBAPIError:
-    with pytest.raises(DBAPIError) as caught:
-        async with engine.begin() as connection:
-            await connection.execute(text(sql))
-    return caught.value
+Failure: TypeAlias = Callable[[AsyncEngine, str], Awaitable[DBAPIError]]
 
 
-async def test_a_write_after_a_failover_to_a_read_only_server_is_transient(scratch: str) -> None:
+@pytest.fixture(params=["sqlalchemy", "postgres_fetch"])
+def failure(request: pytest.FixtureRequest) -> Failure:
+    """What running `sql` in a transaction of `engine` raises, one way or the other."""
+
+    async def fail(engine: AsyncEngine, sql: str) -> DBAPIError:
+        with pytest.raises(DBAPIError) as caught:
+            async with session_factory(engine)() as session, session.begin():
+                if request.param == "sqlalchemy":
+                    await session.execute(text(sql))
+                else:
+                    await postgres_fetch(session, sql)
+        return caught.value
+
+    return fail
+
+
+async def test_a_write_after_a_failover_to_a_read_only_server_is_transient(scratch: str, failure: Failure) -> None:
     engine = create_engine(scratch, connect_args={"server_settings": {"default_transaction_read_only": "on"}})
     try:
         error = await failure(engine, "UPDATE t SET n = n + 1 WHERE id = 1")
@@ -97,20 +114,26 @@ async def test_a_deadlock_is_transient(scratch: str) -> None:
     assert is_transient(errors[0])
 
 
-async def test_a_connection_ended_by_the_server_is_transient(scratch: str, postgres_admin_url: str) -> None:
+@pytest.mark.parametrize("way", ["sqlalchemy", "postgres_fetch"])
+async def test_a_connection_ended_by_the_server_is_transient(scratch: str, postgres_admin_url: str, way: str) -> None:
     engine = create_async_engine(scratch)
     try:
         async with engine.connect() as connection:
             pid = (await connection.execute(text("SELECT pg_backend_pid()"))).scalar_one()
             await _pg_execute(postgres_admin_url, f"SELECT pg_terminate_backend({pid})")  # a failover's cut
             with pytest.raises(DBAPIError) as caught:
-                await connection.execute(text("SELECT 1"))
+                if way == "sqlalchemy":
+                    await connection.execute(text("SELECT 1"))
+                else:
+                    await postgres_fetch(connection, "SELECT 1")
+            assert connection.invalidated  # the pool replaces it
     finally:
         await engine.dispose()
     assert is_transient(caught.value)
+    assert caught.value.connection_invalidated
 
 
-async def test_a_constraint_error_is_described_without_the_row_postgresql_puts_in_its_detail(scratch: str) -> None:
+async def test_a_constraint_error_is_described_without_the_row_postgresql_puts_in_its_detail(scratch: str, failure: Failure) -> None:
     engine = create_engine(scratch)
     try:
         await _pg_execute(scratch, "CREATE TABLE people (name text, n int NOT NULL)")
@@ -123,7 +146,7 @@ async def test_a_constraint_error_is_described_without_the_row_postgresql_puts_i
     assert "23502" in described and "not-null" in described
 
 
-async def test_a_statement_past_the_services_limit_is_transient_and_known_as_a_timeout(scratch: str) -> None:
+async def test_a_statement_past_the_services_limit_is_transient_and_known_as_a_timeout(scratch: str, failure: Failure) -> None:
     engine = create_engine(scratch, timeouts=DatabaseTimeouts(statement_timeout_ms=50))
     try:
         error = await failure(engine, "SELECT pg_sleep(1)")
@@ -134,7 +157,7 @@ async def test_a_statement_past_the_services_limit_is_transient_and_known_as_a_t
     assert is_transient(error) and is_statement_timeout(error)
 
 
-async def test_a_table_or_column_not_migrated_yet_is_transient(scratch: str) -> None:
+async def test_a_table_or_column_not_migrated_yet_is_transient(scratch: str, failure: Failure) -> None:
     """A new version's instance may read a command before its migration ran: the command
     waits for the migration (issue 18.2) instead of going to the DLQ as a handler error."""
     engine = create_engine(scratch)
@@ -146,10 +169,10 @@ async def test_a_table_or_column_not_migrated_yet_is_transient(scratch: str) -> 
     assert no_table.orig.sqlstate == "42P01"  # type: ignore[union-attr]
     assert no_column.orig.sqlstate == "42703"  # type: ignore[union-attr]
     assert is_transient(no_table) and is_transient(no_column)
-    assert not is_transient(await _syntax_error(scratch)), "a mistake in a statement stays a handler error"
+    assert not is_transient(await _syntax_error(scratch, failure)), "a mistake in a statement stays a handler error"
 
 
-async def _syntax_error(url: str) -> DBAPIError:
+async def _syntax_error(url: str, failure: Failure) -> DBAPIError:
     engine = create_engine(url)
     try:
         return await failure(engine, "SELEC 1")

@@ -21,7 +21,6 @@ from sqlalchemy import (
     Select,
     String,
     Table,
-    TextClause,
     Update,
     bindparam,
     event,
@@ -40,6 +39,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeDecorator
 from sqlalchemy.util.concurrency import await_
 
+from .postgres import postgres_fetch
 from .settings import DatabaseTimeouts
 
 T = TypeVar("T")
@@ -54,6 +54,8 @@ def create_engine(url: str, *, timeouts: DatabaseTimeouts | None = None, **kwarg
     # values (display names, opinion texts).
     kwargs.setdefault("hide_parameters", True)
     if parsed.get_backend_name() != "sqlite":
+        if parsed.get_driver_name() != "asyncpg":  # the hot path's statements run on it (`postgres_fetch`)
+            raise ValueError(f"PostgreSQL is reached through asyncpg: write {parsed.get_backend_name()}+asyncpg://…")
         if timeouts is not None:
             connect_args = kwargs.setdefault("connect_args", {})
             connect_args["server_settings"] = {**timeouts.server_settings(), **connect_args.get("server_settings", {})}
@@ -63,8 +65,7 @@ def create_engine(url: str, *, timeouts: DatabaseTimeouts | None = None, **kwarg
         # the ones a quiet period leaves idle are the ones the server may drop.
         kwargs.setdefault("pool_use_lifo", True)
         engine = create_async_engine(url, **kwargs)
-        if engine.dialect.driver == "asyncpg":
-            engine.sync_engine.dialect.do_ping = _ping_asyncpg  # type: ignore[method-assign]
+        engine.sync_engine.dialect.do_ping = _ping_asyncpg  # type: ignore[method-assign]
 
         @event.listens_for(engine.sync_engine, "handle_error")
         def _on_error(context: Any) -> None:
@@ -287,16 +288,14 @@ async def insert_rows(session: AsyncSession, table: Table, rows: Sequence[Mappin
         await session.execute(insert(table), rows)  # what the arrays cannot carry as written
         return
     statement, processors = unnest
-    params: dict[str, list[Any]] = {}
-    for i, (name, process) in enumerate(zip(names, processors, strict=True)):
+    arrays = []
+    for name, process in zip(names, processors, strict=True):
         values = [row[name] for row in rows]
-        params[f"c{i}"] = values if process is None else [process(v) for v in values]
-    await session.execute(statement, params)
+        arrays.append(values if process is None else [process(v) for v in values])
+    await postgres_fetch(session, statement, *arrays)
 
 
-_UNNEST_INSERTS: dict[
-    tuple[Table, tuple[str, ...], str], tuple[TextClause, list[Callable[[Any], Any] | None]] | None
-] = {}
+_UNNEST_INSERTS: dict[tuple[Table, tuple[str, ...], str], tuple[str, list[Callable[[Any], Any] | None]] | None] = {}
 
 
 _UNNEST_TYPES = (String, Integer, Numeric, Boolean, Date, DateTime, LargeBinary, JSON)
@@ -320,7 +319,7 @@ def _unnest_fits(table: Table, names: tuple[str, ...]) -> bool:
 
 def _unnest_insert(
     table: Table, names: tuple[str, ...], dialect: Dialect
-) -> tuple[TextClause, list[Callable[[Any], Any] | None]] | None:
+) -> tuple[str, list[Callable[[Any], Any] | None]] | None:
     """`INSERT … SELECT … FROM unnest(…) WITH ORDINALITY … ORDER BY` the arrays' order, and
     each column's bind processor (what SQLAlchemy would apply to a value of it); None when
     the columns do not fit (`_unnest_fits`). Decided once per table and columns."""
@@ -338,9 +337,9 @@ def _unnest_insert(
         impl = kind.impl_instance if isinstance(kind, TypeDecorator) else kind
         # No length: a cast to varchar(n) would cut a longer value, where the insert refuses it.
         name = "VARCHAR" if isinstance(impl, String) else kind.compile(dialect=dialect)
-        casts.append(f"CAST(:c{i} AS {name}[])")
+        casts.append(f"CAST(${i + 1} AS {name}[])")
     listed = ", ".join(quote(name) for name in names)
-    statement = text(
+    statement = (
         f"INSERT INTO {dialect.identifier_preparer.format_table(table)} ({listed}) "
         f"SELECT {listed} FROM unnest({', '.join(casts)}) WITH ORDINALITY AS r({listed}, unnest_ordinal) "
         "ORDER BY unnest_ordinal"

@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, bindparam, insert, or_, select, text, tuple_
+from sqlalchemy import and_, insert, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .columns import UtcInstant
 from .database import chunks
+from .postgres import postgres_fetch
 from .tables import RuntimeTables
 
 MessageKey = tuple[str, str]  # (source, id)
@@ -37,10 +37,10 @@ async def claim(
         return set()
     now = datetime.now(UTC)
     if session.get_bind().dialect.name == "postgresql":
-        inserted = await session.execute(
-            _PG_CLAIM.bindparams(consumer=consumer, sources=[s for s, _ in wanted], ids=[i for _, i in wanted], now=now)
+        inserted = await postgres_fetch(
+            session, _PG_CLAIM, consumer, [s for s, _ in wanted], [i for _, i in wanted], now
         )
-        return {(row.source, row.message_id) for row in inserted}
+        return {(source, message_id) for source, message_id in inserted}
     inbox = tables.inbox.c
     seen: set[MessageKey] = set()
     legacy: set[str] = set()
@@ -68,11 +68,12 @@ async def claim(
     return set(fresh)
 
 
-_PG_CLAIM = text(
+# Parameters: the consumer, the sources, the ids, the instant received (aware: `now` is UTC).
+_PG_CLAIM = (
     "INSERT INTO inbox (consumer, source, message_id, received_at) "
-    "SELECT :consumer, m.source, m.message_id, :now "
-    "FROM unnest(CAST(:sources AS varchar[]), CAST(:ids AS varchar[])) AS m(source, message_id) "
-    "WHERE NOT EXISTS (SELECT 1 FROM inbox l WHERE l.consumer = :consumer AND l.source = '' "
+    "SELECT $1::varchar, m.source, m.message_id, $4::timestamptz "
+    "FROM unnest(CAST($2 AS varchar[]), CAST($3 AS varchar[])) AS m(source, message_id) "
+    "WHERE NOT EXISTS (SELECT 1 FROM inbox l WHERE l.consumer = $1::varchar AND l.source = '' "
     "AND l.message_id = m.message_id) "
     "ON CONFLICT DO NOTHING RETURNING source, message_id"
-).bindparams(bindparam("now", type_=UtcInstant()))
+)

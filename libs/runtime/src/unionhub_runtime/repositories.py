@@ -12,9 +12,11 @@ from dataclasses import fields
 from typing import Any, TypeVar
 
 from sqlalchemy import Select, Table, bindparam, select, update
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .database import KEYS, insert_rows, where_in, where_in_keys
+from .postgres import postgres_fetch
 from .unit_of_work import AbstractRepository, Journal, snapshot
 
 A = TypeVar("A")
@@ -43,13 +45,26 @@ class TableRepository(AbstractRepository[A]):
     async def preload(self, keys: Iterable[str]) -> None:
         """Loads the aggregates of `keys` (and learns which do not exist) in bulk."""
         wanted = [k for k in set(keys) if k not in self._loaded]
+        if not wanted:
+            return
         dialect = self._session.get_bind().dialect
         query = _BY_KEY.get((self._table, dialect.name))
         if query is None:
             query = _BY_KEY[self._table, dialect.name] = where_in(select(self._table), self._key, dialect)
+        postgres = _postgres_reading(query, self._table, dialect) if dialect.name == "postgresql" else None
         for chunk in where_in_keys(wanted, dialect):
-            result = await self._session.execute(query, {KEYS: chunk})
-            found = {str(row[self._key.name]): self.from_row(dict(row)) for row in result.mappings()}
+            if postgres is not None:
+                statement, readers = postgres
+                rows = [
+                    {
+                        name: value if read is None else read(value)
+                        for (name, read), value in zip(readers, record, strict=True)
+                    }
+                    for record in await postgres_fetch(self._session, statement, chunk)
+                ]
+            else:
+                rows = [dict(row) for row in (await self._session.execute(query, {KEYS: chunk})).mappings()]
+            found = {str(row[self._key.name]): self.from_row(row) for row in rows}
             for key in chunk:
                 self._loaded[key] = found.get(key)
 
@@ -93,6 +108,26 @@ class TableRepository(AbstractRepository[A]):
             await self._session.execute(statement, rows)
         self._inserts.clear()
         self._updates.clear()
+
+
+_POSTGRES_READING: dict[Table, tuple[str, list[tuple[str, Any]]] | None] = {}
+
+
+def _postgres_reading(query: Select[Any], table: Table, dialect: Dialect) -> tuple[str, list[tuple[str, Any]]] | None:
+    """`query` (a `where_in` of `table`'s rows, one array parameter) as SQL for
+    `postgres_fetch`, and each column's name and result processor (what SQLAlchemy applies to
+    a value read); None when a column's processor depends on the type the server reports (a
+    `Numeric`), which the rows `postgres_fetch` returns do not carry. Decided once a table."""
+    if table not in _POSTGRES_READING:
+        compiled = query.compile(dialect=dialect)
+        try:
+            readers = [(c.name, c.type.dialect_impl(dialect).result_processor(dialect, None)) for c in table.columns]
+        except Exception:
+            _POSTGRES_READING[table] = None
+        else:
+            assert list(compiled.positiontup or ()) == [KEYS], "one parameter: the keys"
+            _POSTGRES_READING[table] = (str(compiled), readers)
+    return _POSTGRES_READING[table]
 
 
 def dataclass_rows(entries: Iterable[Any]) -> list[dict[str, Any]]:
