@@ -133,7 +133,9 @@ async def test_a_connection_ended_by_the_server_is_transient(scratch: str, postg
     assert caught.value.connection_invalidated
 
 
-async def test_a_constraint_error_is_described_without_the_row_postgresql_puts_in_its_detail(scratch: str, failure: Failure) -> None:
+async def test_a_constraint_error_is_described_without_the_row_postgresql_puts_in_its_detail(
+    scratch: str, failure: Failure
+) -> None:
     engine = create_engine(scratch)
     try:
         await _pg_execute(scratch, "CREATE TABLE people (name text, n int NOT NULL)")
@@ -146,7 +148,9 @@ async def test_a_constraint_error_is_described_without_the_row_postgresql_puts_i
     assert "23502" in described and "not-null" in described
 
 
-async def test_a_statement_past_the_services_limit_is_transient_and_known_as_a_timeout(scratch: str, failure: Failure) -> None:
+async def test_a_statement_past_the_services_limit_is_transient_and_known_as_a_timeout(
+    scratch: str, failure: Failure
+) -> None:
     engine = create_engine(scratch, timeouts=DatabaseTimeouts(statement_timeout_ms=50))
     try:
         error = await failure(engine, "SELECT pg_sleep(1)")

@@ -135,7 +135,7 @@ async def test_a_repository_reads_what_sqlalchemy_reads(scratch: str) -> None:
     engine = create_engine(scratch)
     sessions = session_factory(engine)
     beijing = timezone(timedelta(hours=8))
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "thing_id": "a",
             "count": 7,
