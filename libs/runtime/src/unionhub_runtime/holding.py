@@ -38,6 +38,7 @@ from unionhub_contracts.rejections import CommandHeld
 
 from . import outbox
 from .database import KEYS, chunks, where_in, where_in_keys
+from .postgres import PostgresStatement
 from .scopes import BatchScope, Emit
 from .tables import RuntimeTables
 
@@ -128,6 +129,7 @@ class Holding:
         self.pipelines: dict[str, Pipeline] = {}
         self.lanes: dict[str, LanesOf] = {}
         self._queries: dict[tuple[str, str], tuple[Executable, Executable]] = {}  # built once: (what, dialect)
+        self._postgres_begin: tuple[PostgresStatement, PostgresStatement] | None = None
         # For the timer's next round, from transactions of this instance that committed: the
         # keys they provided and the rows they held (`HoldContext.committed`).
         self._recheck_keys: set[str] = set()
@@ -146,10 +148,16 @@ class Holding:
         loading every held lane would make each batch cost as much as everything held."""
         wanted = sorted({lane for e in events for lane in self.lanes[consumer](e).waits_on}) if consumer else []
         dialect = session.get_bind().dialect
-        waits, lanes_and_waits = self._begin_queries(dialect)
         occupied, anything_waits = set(), False
-        query, params = (lanes_and_waits, {KEYS: wanted}) if wanted else (waits, {})
-        for kind, lane in await session.execute(query, params):
+        rows: Sequence[Any]
+        if dialect.name == "postgresql":
+            waits_pg, lanes_and_waits_pg = self._postgres_begin_queries(dialect)
+            rows = await (lanes_and_waits_pg.fetch(session, **{KEYS: wanted}) if wanted else waits_pg.fetch(session))
+        else:
+            waits, lanes_and_waits = self._begin_queries(dialect)
+            query, params = (lanes_and_waits, {KEYS: wanted}) if wanted else (waits, {})
+            rows = (await session.execute(query, params)).all()
+        for kind, lane in rows:
             if kind == "lane":
                 occupied.add(lane)
             else:
@@ -168,6 +176,17 @@ class Holding:
             lanes = where_in(select(literal("lane"), hl.lane), hl.lane, dialect)
             found = self._queries["begin", dialect.name] = (waits, union(lanes, waits))
         return found
+
+    def _postgres_begin_queries(self, dialect: Dialect) -> tuple[PostgresStatement, PostgresStatement]:
+        """`_begin_queries` compiled for `postgres_fetch` (PostgreSQL: run past SQLAlchemy's
+        execution on every batch)."""
+        if self._postgres_begin is None:
+            waits, lanes_and_waits = self._begin_queries(dialect)
+            self._postgres_begin = (
+                PostgresStatement.of(waits, dialect),
+                PostgresStatement.of(lanes_and_waits, dialect),
+            )
+        return self._postgres_begin
 
     def recheck(self, provided: Iterable[str], held: Iterable[int]) -> None:
         """A transaction committed: what it provided and what it held are looked at again

@@ -16,19 +16,22 @@ the connection and the pool.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, NoReturn
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, NoReturn, cast
 
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.sql import Executable
+from sqlalchemy.sql.expression import ClauseElement
 from sqlalchemy.util.concurrency import greenlet_spawn
+
+_CONNECTION = "unionhub.postgres_connection"  # in a session's `info`: its transaction and connection
 
 
 async def postgres_fetch(session: AsyncSession | AsyncConnection, statement: str, *parameters: Any) -> Sequence[Any]:
     """The rows (asyncpg's `Record`s) of `statement`, written with `$1`-style parameters."""
-    connection = await session.connection() if isinstance(session, AsyncSession) else session
-    sync = connection.sync_connection
-    assert sync is not None, "a session's connection is started"
+    sync = await _connection(session)
     # SQLAlchemy's adapter of the asyncpg connection (`AsyncAdapt_asyncpg_connection`): its
     # lock and lazily begun transaction are the ones its own cursor uses for a statement.
     adapted: Any = sync.connection.dbapi_connection
@@ -41,6 +44,53 @@ async def postgres_fetch(session: AsyncSession | AsyncConnection, statement: str
     except Exception as error:
         await greenlet_spawn(_raise_as_sqlalchemy_does, sync, adapted, error, statement, parameters)
         raise  # not reached: the above raises
+
+
+async def _connection(session: AsyncSession | AsyncConnection) -> Connection:
+    """The connection of the session's transaction; asked of the session once a transaction
+    (each `session.connection()` costs a hand-over to a greenlet, as much as a statement's
+    parameters)."""
+    if isinstance(session, AsyncConnection):
+        return session.sync_connection  # type: ignore[return-value]  # started: it is in use
+    transaction = session.sync_session.get_transaction()
+    known = session.info.get(_CONNECTION)
+    if transaction is not None and known is not None and known[0] is transaction:
+        sync: Connection = known[1]
+        return sync
+    sync = (await session.connection()).sync_connection  # type: ignore[assignment]  # started by the call
+    session.info[_CONNECTION] = (session.sync_session.get_transaction(), sync)
+    return sync
+
+
+@dataclass(frozen=True)
+class PostgresStatement:
+    """A SQLAlchemy statement compiled once for `postgres_fetch`: its SQL, its parameters in
+    order with SQLAlchemy's processing of each, and the values of those it fixes itself."""
+
+    sql: str
+    order: tuple[str, ...]
+    processors: dict[str, Callable[[Any], Any]]
+    fixed: dict[str, Any]
+
+    @classmethod
+    def of(cls, statement: Executable, dialect: Dialect) -> PostgresStatement:
+        compiled: Any = cast(ClauseElement, statement).compile(dialect=dialect)
+        return cls(str(compiled), tuple(compiled.positiontup or ()), dict(compiled._bind_processors), compiled.params)
+
+    def arguments(self, **given: Any) -> list[Any]:
+        """The statement's parameters, in order: those `given`, and the others it fixes."""
+        values = []
+        for name in self.order:
+            if name in given:
+                value = given[name]
+            elif (value := self.fixed[name]) is None:
+                raise TypeError(f"no value given for the parameter {name!r}")
+            process = self.processors.get(name)
+            values.append(value if process is None else process(value))
+        return values
+
+    async def fetch(self, session: AsyncSession | AsyncConnection, **given: Any) -> Sequence[Any]:
+        return await postgres_fetch(session, self.sql, *self.arguments(**given))
 
 
 def _raise_as_sqlalchemy_does(

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .database import KEYS, insert_rows, where_in, where_in_keys
-from .postgres import postgres_fetch
+from .postgres import PostgresStatement
 from .unit_of_work import AbstractRepository, Journal, snapshot
 
 A = TypeVar("A")
@@ -60,7 +60,7 @@ class TableRepository(AbstractRepository[A]):
                         name: value if read is None else read(value)
                         for (name, read), value in zip(readers, record, strict=True)
                     }
-                    for record in await postgres_fetch(self._session, statement, chunk)
+                    for record in await statement.fetch(self._session, **{KEYS: chunk})
                 ]
             else:
                 rows = [dict(row) for row in (await self._session.execute(query, {KEYS: chunk})).mappings()]
@@ -110,23 +110,23 @@ class TableRepository(AbstractRepository[A]):
         self._updates.clear()
 
 
-_POSTGRES_READING: dict[Table, tuple[str, list[tuple[str, Any]]] | None] = {}
+_POSTGRES_READING: dict[Table, tuple[PostgresStatement, list[tuple[str, Any]]] | None] = {}
 
 
-def _postgres_reading(query: Select[Any], table: Table, dialect: Dialect) -> tuple[str, list[tuple[str, Any]]] | None:
-    """`query` (a `where_in` of `table`'s rows, one array parameter) as SQL for
-    `postgres_fetch`, and each column's name and result processor (what SQLAlchemy applies to
-    a value read); None when a column's processor depends on the type the server reports (a
-    `Numeric`), which the rows `postgres_fetch` returns do not carry. Decided once a table."""
+def _postgres_reading(
+    query: Select[Any], table: Table, dialect: Dialect
+) -> tuple[PostgresStatement, list[tuple[str, Any]]] | None:
+    """`query` (`table`'s rows, all columns in order) for `postgres_fetch`, and each column's
+    name and result processor (what SQLAlchemy applies to a value read); None when a column's
+    processor depends on the type the server reports (a `Numeric`), which the rows
+    `postgres_fetch` returns do not carry. Decided once a table."""
     if table not in _POSTGRES_READING:
-        compiled = query.compile(dialect=dialect)
         try:
             readers = [(c.name, c.type.dialect_impl(dialect).result_processor(dialect, None)) for c in table.columns]
         except Exception:
             _POSTGRES_READING[table] = None
         else:
-            assert list(compiled.positiontup or ()) == [KEYS], "one parameter: the keys"
-            _POSTGRES_READING[table] = (str(compiled), readers)
+            _POSTGRES_READING[table] = (PostgresStatement.of(query, dialect), readers)
     return _POSTGRES_READING[table]
 
 
