@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
 
-from sqlalchemy import BigInteger, Column, Enum, Integer, LargeBinary, MetaData, String, Table, select
+import pytest
+from sqlalchemy import BigInteger, Column, Enum, Integer, LargeBinary, MetaData, Numeric, String, Table, select
 
 from unionhub_runtime.columns import UtcInstant
 from unionhub_runtime.database import create_engine, insert_rows, session_factory
@@ -27,6 +29,12 @@ plain = Table(
     Column("size", BigInteger),
     Column("blob", LargeBinary),
     Column("at", UtcInstant),
+)
+priced = Table(
+    "priced_rows",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("price", Numeric(20, 2), nullable=False),
 )
 awkward = Table(
     "awkward_rows",
@@ -64,3 +72,21 @@ async def test_rows_are_written_as_an_insert_writes_them(database_url: str) -> N
         assert odd == [(Colour.red, "none given"), (Colour.blue, "none given")]
     finally:
         await engine.dispose()
+
+
+@pytest.mark.parametrize("databases", ["postgresql"], indirect=True)  # SQLite keeps no exact decimals
+async def test_a_decimal_is_written_exactly(database_url: str) -> None:
+    """As SQLAlchemy's asyncpg dialect writes it: passed as a `Decimal`, not through a float
+    (the generic `Numeric`'s processing on a dialect without native decimals)."""
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(metadata.create_all)
+        prices = [Decimal("12345678901234567.89"), Decimal("0.10")]
+        async with session_factory(engine)() as session, session.begin():
+            await insert_rows(session, priced, [{"price": price} for price in prices])
+        async with engine.connect() as connection:
+            written = (await connection.execute(select(priced.c.price).order_by(priced.c.id))).scalars().all()
+    finally:
+        await engine.dispose()
+    assert written == prices

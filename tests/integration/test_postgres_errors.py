@@ -118,15 +118,15 @@ async def test_a_deadlock_is_transient(scratch: str) -> None:
 async def test_a_connection_ended_by_the_server_is_transient(scratch: str, postgres_admin_url: str, way: str) -> None:
     engine = create_async_engine(scratch)
     try:
-        async with engine.connect() as connection:
-            pid = (await connection.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        async with session_factory(engine)() as session:
+            pid = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
             await _pg_execute(postgres_admin_url, f"SELECT pg_terminate_backend({pid})")  # a failover's cut
             with pytest.raises(DBAPIError) as caught:
                 if way == "sqlalchemy":
-                    await connection.execute(text("SELECT 1"))
+                    await session.execute(text("SELECT 1"))
                 else:
-                    await postgres_fetch(connection, "SELECT 1")
-            assert connection.invalidated  # the pool replaces it
+                    await postgres_fetch(session, "SELECT 1")
+            assert (await session.connection()).invalidated  # the pool replaces it
     finally:
         await engine.dispose()
     assert is_transient(caught.value)

@@ -5,6 +5,7 @@ error dropping the whole pool, and a repository's rows read with the same values
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
+import asyncpg
 import pytest
 from sqlalchemy import (
     JSON,
@@ -35,7 +37,7 @@ from tests.conftest import _pg_execute
 from unionhub_runtime.columns import UtcInstant
 from unionhub_runtime.database import create_engine, session_factory
 from unionhub_runtime.postgres import postgres_fetch
-from unionhub_runtime.repositories import TableRepository
+from unionhub_runtime.repositories import TableRepository, _postgres_reading
 from unionhub_runtime.unit_of_work import Journal
 
 pytestmark = pytest.mark.integration
@@ -106,6 +108,92 @@ async def test_a_statement_runs_in_the_sessions_transaction(scratch: str, first:
         await engine.dispose()
 
 
+async def test_a_savepoint_takes_back_what_ran_in_it(scratch: str) -> None:
+    """A savepoint begun after the session's connection is known (and cached) still gets its
+    statements: rolled back alone, a write in it goes, and so does an error, the transaction
+    around it going on."""
+    engine = create_engine(scratch)
+    sessions = session_factory(engine)
+    try:
+        async with sessions() as session, session.begin():
+            await postgres_fetch(session, "INSERT INTO t VALUES ($1)", 1)  # the connection now known
+            savepoint = await session.begin_nested()
+            await postgres_fetch(session, "INSERT INTO t VALUES ($1)", 2)
+            await savepoint.rollback()
+            savepoint = await session.begin_nested()
+            with pytest.raises(DBAPIError):
+                await postgres_fetch(session, "SELEC 1")
+            await savepoint.rollback()
+            await postgres_fetch(session, "INSERT INTO t VALUES ($1)", 3)  # the transaction is not aborted
+            async with session.begin_nested():
+                await postgres_fetch(session, "INSERT INTO t VALUES ($1)", 4)  # released: kept
+        async with sessions() as session:
+            assert sorted((await session.execute(text("SELECT id FROM t"))).scalars()) == [1, 3, 4]
+    finally:
+        await engine.dispose()
+
+
+async def test_a_cancelled_statement_leaves_no_connection_behind(scratch: str, postgres_admin_url: str) -> None:
+    """Cancelled mid-statement, the connection may still be running it: it is dropped (the
+    server's session ends), not given back to the pool for the next transaction."""
+    engine = create_engine(scratch)
+    sessions = session_factory(engine)
+    started = asyncio.Event()
+    pid: int | None = None
+
+    async def sleeping() -> None:
+        nonlocal pid
+        async with sessions() as session, session.begin():
+            [(pid,)] = await postgres_fetch(session, "SELECT pg_backend_pid()")
+            started.set()
+            await postgres_fetch(session, "SELECT pg_sleep(30)")
+
+    try:
+        task = asyncio.create_task(sleeping())
+        await started.wait()
+        await asyncio.sleep(0.2)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        async with sessions() as session, session.begin():
+            [(other,)] = await postgres_fetch(session, "SELECT pg_backend_pid()")
+            await postgres_fetch(session, "INSERT INTO t VALUES ($1)", 1)
+        async with sessions() as session:
+            assert (await session.execute(text("SELECT id FROM t"))).scalars().all() == [1]
+    finally:
+        await engine.dispose()
+    assert other != pid
+
+    async def still_there() -> bool:
+        admin = await asyncpg.connect(
+            make_url(postgres_admin_url).render_as_string(hide_password=False).replace("+asyncpg", "")
+        )
+        try:
+            return bool(await admin.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid))
+        finally:
+            await admin.close()
+
+    for _ in range(50):
+        if not await still_there():
+            break
+        await asyncio.sleep(0.1)
+    assert not await still_there()
+
+
+async def test_the_values_of_a_failed_statement_are_hidden(scratch: str) -> None:
+    """As through SQLAlchemy (the engine's `hide_parameters`): an error's text goes into log
+    lines and dead letters."""
+    engine = create_engine(scratch)
+    try:
+        with pytest.raises(DBAPIError) as caught:
+            async with session_factory(engine)() as session, session.begin():
+                await postgres_fetch(session, "SELECT 1 / 0 WHERE $1::text IS NOT NULL", "Li Wei")
+    finally:
+        await engine.dispose()
+    assert caught.value.orig.sqlstate == "22012"  # type: ignore[union-attr]
+    assert "Li Wei" not in str(caught.value) and "hidden" in str(caught.value)
+
+
 async def test_a_write_to_a_server_turned_standby_drops_every_pooled_connection(scratch: str) -> None:
     """A failover turns the old primary read-only (25006): through `postgres_fetch` as through
     SQLAlchemy, the engine's hook drops the whole pool, so the retry connects afresh."""
@@ -162,6 +250,8 @@ async def test_a_repository_reads_what_sqlalchemy_reads(scratch: str) -> None:
             price = await prices.get("a")
     finally:
         await engine.dispose()
+    assert _postgres_reading(select(things), things, engine.dialect) is not None  # read past SQLAlchemy
+    assert _postgres_reading(select(priced), priced, engine.dialect) is None  # a Numeric: through it
     assert read == {**expected, "missing": None}
     a = read["a"]
     assert a is not None and a.at == rows[0]["at"] and a.at.tzinfo == UTC

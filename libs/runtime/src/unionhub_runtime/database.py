@@ -54,8 +54,12 @@ def create_engine(url: str, *, timeouts: DatabaseTimeouts | None = None, **kwarg
     # values (display names, opinion texts).
     kwargs.setdefault("hide_parameters", True)
     if parsed.get_backend_name() != "sqlite":
-        if parsed.get_driver_name() != "asyncpg":  # the hot path's statements run on it (`postgres_fetch`)
-            raise ValueError(f"PostgreSQL is reached through asyncpg: write {parsed.get_backend_name()}+asyncpg://…")
+        # The hot path's statements run on asyncpg itself (`postgres_fetch`).
+        if (parsed.get_backend_name(), parsed.get_driver_name()) != ("postgresql", "asyncpg"):
+            raise ValueError(
+                "the database is SQLite (sqlite+aiosqlite://…) or PostgreSQL through asyncpg "
+                f"(postgresql+asyncpg://…), not {parsed.drivername}://…"
+            )
         if timeouts is not None:
             connect_args = kwargs.setdefault("connect_args", {})
             connect_args["server_settings"] = {**timeouts.server_settings(), **connect_args.get("server_settings", {})}
@@ -344,7 +348,12 @@ def _unnest_insert(
         f"SELECT {listed} FROM unnest({', '.join(casts)}) WITH ORDINALITY AS r({listed}, unnest_ordinal) "
         "ORDER BY unnest_ordinal"
     )
-    found = _UNNEST_INSERTS[key] = (statement, [column.type.bind_processor(dialect) for column in columns])
+    # The dialect's own type's processing, as SQLAlchemy's insert applies it (the generic
+    # `Numeric`'s would pass a `Decimal` through a float on asyncpg).
+    processors: list[Callable[[Any], Any] | None] = [
+        column.type.dialect_impl(dialect).bind_processor(dialect) for column in columns
+    ]
+    found = _UNNEST_INSERTS[key] = (statement, processors)
     return found
 
 

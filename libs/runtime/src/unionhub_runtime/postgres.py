@@ -4,14 +4,20 @@ Through SQLAlchemy a statement costs about 150 µs more of CPU than asyncpg's ow
 (compiled-cache lookup, parameter processing, its cursor and result objects): in a batch of
 15 commands, as 500 commands a second come, SQLAlchemy's execution was 40 % of the CPU
 (bench/README.md, round eight). So the runtime's own statements of every batch (the inbox's
-claim, a repository's preload, an `unnest` insert) skip it on PostgreSQL. They run in the
-session's transaction (begun here if it is not yet), on tables the session holds no objects
-of; SQLAlchemy's events and echo see none of them.
+claim, a repository's preload, an `unnest` insert, the held lanes' check) skip it on
+PostgreSQL. They run in the session's current transaction or savepoint (SQLAlchemy begins
+it, as for its own statements), on tables the session holds no objects of; SQLAlchemy's
+events and echo see none of them.
 
-Their errors come exactly as through SQLAlchemy: the dialect translates asyncpg's, then
-SQLAlchemy's own handling wraps them (`DBAPIError`, the values hidden), runs the engine's
-`handle_error` hook and, for a lost connection or a server gone (a failover), invalidates
-the connection and the pool.
+Their errors go through SQLAlchemy's own handling as from its cursor: the dialect translates
+asyncpg's, then SQLAlchemy wraps them (`DBAPIError`, the values hidden), runs the engine's
+`handle_error` hook and, for a lost connection or a server gone (a failover), invalidates the
+connection and the pool; a cancellation invalidates the connection (a statement may still be
+under way on it). Not done here: the asyncpg dialect's reset of its own prepared-statement
+cache when a migration made one stale (asyncpg drops its own, which these use).
+
+The private parts of SQLAlchemy's asyncpg adapter used here are pinned by `constraints.txt`
+and checked by `tests/unit/runtime/test_postgres_internals.py`.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn, cast
 
 from sqlalchemy.engine import Connection, Dialect
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.expression import ClauseElement
 from sqlalchemy.util.concurrency import greenlet_spawn
@@ -29,7 +35,7 @@ from sqlalchemy.util.concurrency import greenlet_spawn
 _CONNECTION = "unionhub.postgres_connection"  # in a session's `info`: its transaction and connection
 
 
-async def postgres_fetch(session: AsyncSession | AsyncConnection, statement: str, *parameters: Any) -> Sequence[Any]:
+async def postgres_fetch(session: AsyncSession, statement: str, *parameters: Any) -> Sequence[Any]:
     """The rows (asyncpg's `Record`s) of `statement`, written with `$1`-style parameters."""
     sync = await _connection(session)
     # SQLAlchemy's adapter of the asyncpg connection (`AsyncAdapt_asyncpg_connection`): its
@@ -41,24 +47,27 @@ async def postgres_fetch(session: AsyncSession | AsyncConnection, statement: str
                 await adapted._start_transaction()
             rows: Sequence[Any] = await adapted._connection.fetch(statement, *parameters)
             return rows
-    except Exception as error:
+    except BaseException as error:  # a cancellation too: the connection may be mid-statement
         await greenlet_spawn(_raise_as_sqlalchemy_does, sync, adapted, error, statement, parameters)
         raise  # not reached: the above raises
 
 
-async def _connection(session: AsyncSession | AsyncConnection) -> Connection:
-    """The connection of the session's transaction; asked of the session once a transaction
-    (each `session.connection()` costs a hand-over to a greenlet, as much as a statement's
-    parameters)."""
-    if isinstance(session, AsyncConnection):
-        return session.sync_connection  # type: ignore[return-value]  # started: it is in use
-    transaction = session.sync_session.get_transaction()
+async def _connection(session: AsyncSession) -> Connection:
+    """The connection of the session's current transaction or savepoint, asked of the
+    session once each (a `session.connection()` costs a hand-over to a greenlet, as much as
+    a statement's parameters): asking also emits a savepoint begun but not yet sent."""
+    sync_session = session.sync_session
+    current = sync_session.get_nested_transaction() or sync_session.get_transaction()
     known = session.info.get(_CONNECTION)
-    if transaction is not None and known is not None and known[0] is transaction:
-        sync: Connection = known[1]
-        return sync
-    sync = (await session.connection()).sync_connection  # type: ignore[assignment]  # started by the call
-    session.info[_CONNECTION] = (session.sync_session.get_transaction(), sync)
+    if current is not None and current.is_active and known is not None and known[0] is current:
+        cached: Connection = known[1]
+        return cached
+    connection = await session.connection()
+    if connection.dialect.driver != "asyncpg":
+        raise ValueError(f"postgres_fetch runs on PostgreSQL through asyncpg, not {connection.dialect.name}")
+    sync = connection.sync_connection
+    assert sync is not None, "the session's connection is started"
+    session.info[_CONNECTION] = (sync_session.get_nested_transaction() or sync_session.get_transaction(), sync)
     return sync
 
 
@@ -70,12 +79,17 @@ class PostgresStatement:
     sql: str
     order: tuple[str, ...]
     processors: dict[str, Callable[[Any], Any]]
-    fixed: dict[str, Any]
+    fixed: dict[str, Any]  # the values of the parameters not required at execution
+    required: frozenset[str]
 
     @classmethod
     def of(cls, statement: Executable, dialect: Dialect) -> PostgresStatement:
         compiled: Any = cast(ClauseElement, statement).compile(dialect=dialect)
-        return cls(str(compiled), tuple(compiled.positiontup or ()), dict(compiled._bind_processors), compiled.params)
+        if compiled.post_compile_params or compiled.literal_execute_params:
+            raise ValueError("a statement with parameters rendered at execution (an expanding IN) has no fixed SQL")
+        required = frozenset(name for name, bind in compiled.binds.items() if bind.required)
+        order = tuple(compiled.positiontup or ())
+        return cls(str(compiled), order, dict(compiled._bind_processors), compiled.params, required)
 
     def arguments(self, **given: Any) -> list[Any]:
         """The statement's parameters, in order: those `given`, and the others it fixes."""
@@ -83,22 +97,27 @@ class PostgresStatement:
         for name in self.order:
             if name in given:
                 value = given[name]
-            elif (value := self.fixed[name]) is None:
+            elif name in self.required:
                 raise TypeError(f"no value given for the parameter {name!r}")
+            else:
+                value = self.fixed[name]
             process = self.processors.get(name)
             values.append(value if process is None else process(value))
         return values
 
-    async def fetch(self, session: AsyncSession | AsyncConnection, **given: Any) -> Sequence[Any]:
+    async def fetch(self, session: AsyncSession, **given: Any) -> Sequence[Any]:
         return await postgres_fetch(session, self.sql, *self.arguments(**given))
 
 
 def _raise_as_sqlalchemy_does(
-    connection: Connection, adapted: Any, error: Exception, statement: str, parameters: tuple[Any, ...]
+    connection: Connection, adapted: Any, error: BaseException, statement: str, parameters: tuple[Any, ...]
 ) -> NoReturn:
     """Raises `error` as SQLAlchemy would have from its own cursor's `execute`."""
     try:
-        adapted._handle_exception(error)  # asyncpg's error as the dialect's DBAPI error (or as it is)
-    except Exception as translated:
-        connection._handle_dbapi_exception(translated, statement, parameters, None, None)
-    raise AssertionError("the adapter raises")  # pragma: no cover
+        if isinstance(error, Exception):
+            adapted._handle_exception(error)  # raises asyncpg's error as the dialect's DBAPI error
+        raise error
+    except BaseException as raised:
+        if isinstance(raised, Exception) and not isinstance(raised, connection.dialect.loaded_dbapi.Error):
+            raise  # not a database's error: SQLAlchemy's cursor path lets it through as it is
+        connection._handle_dbapi_exception(raised, statement, parameters, None, None)

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Select, Table, bindparam, select, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.sqltypes import NumericCommon
 
 from .database import KEYS, insert_rows, where_in, where_in_keys
 from .postgres import PostgresStatement
@@ -117,15 +118,17 @@ def _postgres_reading(
     query: Select[Any], table: Table, dialect: Dialect
 ) -> tuple[PostgresStatement, list[tuple[str, Any]]] | None:
     """`query` (`table`'s rows, all columns in order) for `postgres_fetch`, and each column's
-    name and result processor (what SQLAlchemy applies to a value read); None when a column's
-    processor depends on the type the server reports (a `Numeric`), which the rows
-    `postgres_fetch` returns do not carry. Decided once a table."""
+    name and result processor (what SQLAlchemy applies to a value read); None when a column is
+    a number whose processor depends on the type the server reports (`Numeric`, `Float`),
+    which the rows `postgres_fetch` returns do not carry. Decided once a table."""
     if table not in _POSTGRES_READING:
-        try:
-            readers = [(c.name, c.type.dialect_impl(dialect).result_processor(dialect, None)) for c in table.columns]
-        except Exception:
+        kinds = [c.type.dialect_impl(dialect) for c in table.columns]
+        if any(isinstance(kind, NumericCommon) for kind in kinds):
             _POSTGRES_READING[table] = None
         else:
+            readers = [
+                (c.name, kind.result_processor(dialect, None)) for c, kind in zip(table.columns, kinds, strict=True)
+            ]
             _POSTGRES_READING[table] = (PostgresStatement.of(query, dialect), readers)
     return _POSTGRES_READING[table]
 
