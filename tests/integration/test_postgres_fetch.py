@@ -6,8 +6,6 @@ error dropping the whole pool, and a repository's rows read with the same values
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -40,7 +38,7 @@ from unionhub_runtime.postgres import postgres_fetch
 from unionhub_runtime.repositories import TableRepository, _postgres_reading
 from unionhub_runtime.unit_of_work import Journal
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.parametrize("databases", ["postgresql"], indirect=True)]
 
 metadata = MetaData()
 things = Table(
@@ -75,13 +73,10 @@ class Priced:
 
 
 @pytest.fixture
-async def scratch(postgres_admin_url: str) -> AsyncIterator[str]:
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    await _pg_execute(postgres_admin_url, f'CREATE DATABASE "{name}"')
-    url = make_url(postgres_admin_url).set(database=name).render_as_string(hide_password=False)
-    await _pg_execute(url, "CREATE TABLE t (id int PRIMARY KEY)")
-    yield url
-    await _pg_execute(postgres_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+async def scratch(database_url: str) -> str:
+    """A PostgreSQL database of its own (see `pytestmark`) with one table."""
+    await _pg_execute(database_url, "CREATE TABLE t (id int PRIMARY KEY)")
+    return database_url
 
 
 @pytest.mark.parametrize("first", ["postgres_fetch", "sqlalchemy"])

@@ -2,7 +2,7 @@
 
 Through SQLAlchemy a statement costs about 150 µs more of CPU than asyncpg's own `fetch`
 (compiled-cache lookup, parameter processing, its cursor and result objects): in a batch of
-15 commands, as 500 commands a second come, SQLAlchemy's execution was 40 % of the CPU
+15 commands, as 500 commands a second come, SQLAlchemy's execution was 42 % of the CPU
 (bench/README.md, round eight). So the runtime's own statements of every batch (the inbox's
 claim, a repository's preload, an `unnest` insert, the held lanes' check) skip it on
 PostgreSQL. They run in the session's current transaction or savepoint (SQLAlchemy begins
