@@ -129,7 +129,7 @@ class Holding:
         self.pipelines: dict[str, Pipeline] = {}
         self.lanes: dict[str, LanesOf] = {}
         self._queries: dict[tuple[str, str], tuple[Executable, Executable]] = {}  # built once: (what, dialect)
-        self._postgres_begin: tuple[PostgresStatement, PostgresStatement] | None = None
+        self._begin: dict[str, tuple[Executable | PostgresStatement, Executable | PostgresStatement]] = {}  # by dialect
         # For the timer's next round, from transactions of this instance that committed: the
         # keys they provided and the rows they held (`HoldContext.committed`).
         self._recheck_keys: set[str] = set()
@@ -149,13 +149,12 @@ class Holding:
         wanted = sorted({lane for e in events for lane in self.lanes[consumer](e).waits_on}) if consumer else []
         dialect = session.get_bind().dialect
         occupied, anything_waits = set(), False
+        waits, lanes_and_waits = self._begin_queries(dialect)
+        query, params = (lanes_and_waits, {KEYS: wanted}) if wanted else (waits, {})
         rows: Sequence[Any]
-        if dialect.name == "postgresql":
-            waits_pg, lanes_and_waits_pg = self._postgres_begin_queries(dialect)
-            rows = await (lanes_and_waits_pg.fetch(session, **{KEYS: wanted}) if wanted else waits_pg.fetch(session))
+        if isinstance(query, PostgresStatement):
+            rows = await query.fetch(session, **params)
         else:
-            waits, lanes_and_waits = self._begin_queries(dialect)
-            query, params = (lanes_and_waits, {KEYS: wanted}) if wanted else (waits, {})
             rows = (await session.execute(query, params)).all()
         for kind, lane in rows:
             if kind == "lane":
@@ -166,27 +165,20 @@ class Holding:
         # command while another provides its key, so there is nothing to recheck.
         return HoldContext(self, session, occupied, anything_waits, rechecks=dialect.name != "sqlite")
 
-    def _begin_queries(self, dialect: Dialect) -> tuple[Executable, Executable]:
+    def _begin_queries(self, dialect: Dialect) -> tuple[Executable | PostgresStatement, Executable | PostgresStatement]:
         """`begin`'s statements: whether anything waits, and that with the lanes occupied
-        among some (built once: `begin` runs on every batch)."""
-        found = self._queries.get(("begin", dialect.name))
+        among some (built once: `begin` runs on every batch; on PostgreSQL compiled for
+        `postgres_fetch`, past SQLAlchemy's execution)."""
+        found = self._begin.get(dialect.name)
         if found is None:
             h, hl = self.tables.held.c, self.tables.held_lanes.c
             waits = select(literal("wait"), literal("")).where(exists().where(h.waiting_for.is_not(None)))
             lanes = where_in(select(literal("lane"), hl.lane), hl.lane, dialect)
-            found = self._queries["begin", dialect.name] = (waits, union(lanes, waits))
+            found = (waits, union(lanes, waits))
+            if dialect.name == "postgresql":
+                found = (PostgresStatement.of(found[0], dialect), PostgresStatement.of(found[1], dialect))
+            self._begin[dialect.name] = found
         return found
-
-    def _postgres_begin_queries(self, dialect: Dialect) -> tuple[PostgresStatement, PostgresStatement]:
-        """`_begin_queries` compiled for `postgres_fetch` (PostgreSQL: run past SQLAlchemy's
-        execution on every batch)."""
-        if self._postgres_begin is None:
-            waits, lanes_and_waits = self._begin_queries(dialect)
-            self._postgres_begin = (
-                PostgresStatement.of(waits, dialect),
-                PostgresStatement.of(lanes_and_waits, dialect),
-            )
-        return self._postgres_begin
 
     def recheck(self, provided: Iterable[str], held: Iterable[int]) -> None:
         """A transaction committed: what it provided and what it held are looked at again
