@@ -103,6 +103,25 @@ async def test_a_statement_runs_in_the_sessions_transaction(scratch: str, first:
         await engine.dispose()
 
 
+async def test_a_statement_runs_in_the_connections_transaction(scratch: str) -> None:
+    """On a connection (the outbox relay's round) as on a session: in its transaction,
+    begun by the first statement, rolled back or committed with it."""
+    engine = create_engine(scratch)
+    try:
+        async with engine.connect() as connection:
+            async with connection.begin() as transaction:
+                await postgres_fetch(connection, "INSERT INTO t VALUES ($1)", 1)
+                seen = (await connection.execute(text("SELECT id FROM t"))).scalars().all()
+                await transaction.rollback()
+            assert seen == [1]
+            async with connection.begin():
+                await postgres_fetch(connection, "INSERT INTO t VALUES ($1)", 2)
+        async with engine.connect() as connection:
+            assert (await connection.execute(text("SELECT id FROM t"))).scalars().all() == [2]
+    finally:
+        await engine.dispose()
+
+
 async def test_a_savepoint_takes_back_what_ran_in_it(scratch: str) -> None:
     """A savepoint begun after the session's connection is known (and cached) still gets its
     statements: rolled back alone, a write in it goes, and so does an error, the transaction

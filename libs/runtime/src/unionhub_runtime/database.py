@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from pathlib import Path
@@ -70,6 +72,7 @@ def create_engine(url: str, *, timeouts: DatabaseTimeouts | None = None, **kwarg
         kwargs.setdefault("pool_use_lifo", True)
         engine = create_async_engine(url, **kwargs)
         engine.sync_engine.dialect.do_ping = _ping_asyncpg  # type: ignore[method-assign]
+        event.listen(engine.sync_engine.pool, "checkin", _on_checkin)
 
         @event.listens_for(engine.sync_engine, "handle_error")
         def _on_error(context: Any) -> None:
@@ -186,12 +189,31 @@ def write_lock(engine: AsyncEngine) -> AbstractAsyncContextManager[Any]:
     return asyncio.Lock()
 
 
+# A connection checked in this recently is not pinged at check-out: see `_ping_asyncpg`.
+PING_AFTER_IDLE_SECONDS = 1.0
+_CHECKED_IN: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()  # asyncpg's connection -> when
+
+
+def _on_checkin(dbapi_connection: Any, _record: Any) -> None:
+    if dbapi_connection is not None:  # None: it was invalidated
+        _CHECKED_IN[dbapi_connection.driver_connection] = time.monotonic()
+
+
 def _ping_asyncpg(dbapi_connection: Any) -> bool:
-    """The pool's check of a connection before each check-out, in one round trip (`;`).
-    SQLAlchemy's asyncpg dialect wraps it in a transaction (BEGIN, `;`, ROLLBACK: three round
-    trips) for pgbouncer's transaction mode, which this system does not use; every batch and
-    every relay round checks a connection out. A failure is translated as the dialect's own
-    ping does, so a dead connection is replaced."""
+    """The pool's check of a connection before a check-out, in one round trip (`;`), made
+    only when the connection was idle for `PING_AFTER_IDLE_SECONDS` or more. Under load
+    every batch and every relay round checks one out, and on an event loop that both share
+    a round trip costs 1–2 ms of their latency (bench/README.md, round nine); the ones a
+    quiet period left idle are those a server's idle timeout, a restart or a firewall may
+    have dropped. One that died in use, or in the last second, fails its first statement
+    instead: a disconnect, which drops the pool, and the batch is retried.
+
+    SQLAlchemy's asyncpg dialect wraps its ping in a transaction (BEGIN, `;`, ROLLBACK:
+    three round trips) for pgbouncer's transaction mode, which this system does not use. A
+    failure is translated as the dialect's own ping does, so a dead connection is replaced."""
+    checked_in = _CHECKED_IN.get(dbapi_connection.driver_connection)
+    if checked_in is not None and time.monotonic() - checked_in < PING_AFTER_IDLE_SECONDS:
+        return True
     try:
         await_(dbapi_connection._connection.fetchrow(";"))
     except Exception as error:

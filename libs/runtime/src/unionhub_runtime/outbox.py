@@ -11,13 +11,14 @@ from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaTimeoutError
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 from sqlalchemy import Update, bindparam, func, or_, select, text, tuple_, update
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -27,6 +28,7 @@ from .backoff import Backoff
 from .database import KEYS, insert_rows, is_lock_timeout, is_transient, where_in
 from .logs import describe_error
 from .metrics import RuntimeMetrics
+from .postgres import PostgresStatement
 from .shutdown import cancelled
 from .tables import RuntimeTables
 from .tracing import TRACEPARENT
@@ -120,6 +122,28 @@ def _headers(traceparent: str | None) -> list[tuple[str, bytes]]:
     return HEADERS if traceparent is None else [*HEADERS, (TRACEPARENT, traceparent.encode())]
 
 
+class _Row(NamedTuple):
+    """An outbox row the relay publishes (the columns of `OutboxRelay._pending_up_to`)."""
+
+    id: int
+    topic: str
+    key: str | None
+    value: bytes
+    traceparent: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class _PostgresRound:
+    """The statements of a round on PostgreSQL, compiled once for `postgres_fetch` (each
+    through SQLAlchemy costs about 150 µs more of CPU: bench/README.md, round eight)."""
+
+    start: PostgresStatement
+    writers_left: PostgresStatement
+    pending: PostgresStatement
+    mark: PostgresStatement
+
+
 # (topic, key, None), or (topic, None, id) for a row without a key: what is published in order.
 Lane = tuple[str, str | None, int | None]
 
@@ -209,6 +233,7 @@ class OutboxRelay:
             select(func.set_config("lock_timeout", bindparam("wait_ms"), True).label("set")).subquery()
         )
         self._mark: Update | None = None  # built on first use, for the engine's dialect
+        self._postgres: _PostgresRound | None = None  # likewise
 
     def notify(self) -> None:
         """Something was committed to the outbox: publish it now."""
@@ -293,8 +318,9 @@ class OutboxRelay:
                 rows = await self._pending(session, ceiling)
                 await session.commit()
                 sent = await self._send(rows)
-                async with self._write_lock, session.begin():
-                    await self._mark_published(session, sent)
+                if sent:
+                    async with self._write_lock, session.begin():
+                        await session.execute(self._mark_statement(), self._marked(sent))
         if sent:
             self._metrics.db_seconds.labels("publish").observe(time.perf_counter() - started)
             for topic, count in collections.Counter(row.topic for row in sent).items():
@@ -311,11 +337,12 @@ class OutboxRelay:
         # liveness probe), which its first statement begins: the lock, the highest id and
         # the outbox's open writers together.
         start = {"key": _RELAY_LOCK_KEY, "table": self._tables.outbox.name}
+        statements = self._postgres_round(engine.dialect)
         async with engine.connect() as connection, connection.begin():
             # The lock is held until commit: no other relay publishes between our send and
             # mark. And losing the mark in a crash only publishes again (consumers
             # deduplicate): no need to wait for the WAL flush on commit (nothing else is written).
-            locked, _, highest, writers = (await connection.execute(self._round_start, start)).one()
+            locked, _, highest, writers = (await statements.start.fetch(connection, **start))[0]
             if not locked:
                 if self._stopping:
                     return []  # the rounds of the other instances publish it: no wait within a stop
@@ -324,16 +351,27 @@ class OutboxRelay:
                 # not run one: wait for this one to end (its commit frees the lock), then
                 # start again (taken again by the transaction holding it, the lock is granted).
                 await self._wait_for_lock(connection)
-                locked, _, highest, writers = (await connection.execute(self._round_start, start)).one()
+                locked, _, highest, writers = (await statements.start.fetch(connection, **start))[0]
                 assert locked, "the lock is this transaction's already"
-            upto = await self._committed_up_to(connection, int(highest or 0), list(writers))
+            upto = await self._committed_up_to(connection, statements, int(highest or 0), list(writers))
             if upto is None:
                 return []
             upto = upto if ceiling is None else min(upto, ceiling)
-            rows = await self._pending(connection, upto)
+            rows = await self._pending(connection, upto, statements)
             sent = await self._send(rows)
-            await self._mark_published(connection, sent)
+            if sent:
+                await statements.mark.fetch(connection, **self._marked(sent))
         return sent
+
+    def _postgres_round(self, dialect: Dialect) -> _PostgresRound:
+        if self._postgres is None:
+            self._postgres = _PostgresRound(
+                start=PostgresStatement.of(self._round_start, dialect),
+                writers_left=PostgresStatement.of(_OUTBOX_WRITERS_LEFT, dialect),
+                pending=PostgresStatement.of(self._pending_up_to, dialect),
+                mark=PostgresStatement.of(self._mark_statement(), dialect),
+            )
+        return self._postgres
 
     async def _wait_for_lock(self, connection: AsyncConnection) -> None:
         try:
@@ -345,7 +383,9 @@ class OutboxRelay:
                 raise _LockBusy from exc  # out of the transaction, which rolls back
             raise
 
-    async def _committed_up_to(self, connection: AsyncConnection, highest: int, writers: list[str]) -> int | None:
+    async def _committed_up_to(
+        self, connection: AsyncConnection, statements: _PostgresRound, highest: int, writers: list[str]
+    ) -> int | None:
         """The highest outbox id below which every row is committed (or rolled back), from
         the highest id (`highest`) and the transactions then holding ROW EXCLUSIVE on the
         outbox (`writers`), read in that order.
@@ -370,12 +410,14 @@ class OutboxRelay:
                 return None
             await asyncio.sleep(pause)
             pause = min(pause * 2, 0.05)  # pg_locks takes every lock-manager partition: not too often
-            writers = list(
-                (await connection.execute(_OUTBOX_WRITERS_LEFT, {"table": outbox.name, "writers": writers})).scalars()
-            )
+            writers = [
+                row[0] for row in await statements.writers_left.fetch(connection, table=outbox.name, writers=writers)
+            ]
         return highest
 
-    async def _pending(self, session: AsyncSession | AsyncConnection, upto: int | None) -> Sequence[Any]:
+    async def _pending(
+        self, on: AsyncSession | AsyncConnection, upto: int | None, postgres: _PostgresRound | None = None
+    ) -> list[_Row]:
         outbox = self._tables.outbox
         # Usually no lane waits: the statement built once (and its cache key with it) serves.
         query = self._pending_up_to
@@ -388,8 +430,12 @@ class OutboxRelay:
             query = query.where(outbox.c.id.not_in(unkeyed))
         if topics := [topic for topic, blocked in self._blocked_topics.items() if blocked.retry_at > now]:
             query = query.where(outbox.c.topic.not_in(topics))
-        rows = (await session.execute(query, {"upto": _NO_CEILING if upto is None else upto})).all()
-        await self._update_backlog_gauges(session, rows)
+        given = {"upto": _NO_CEILING if upto is None else upto}
+        if postgres is not None and query is self._pending_up_to:
+            rows = [_Row(*row) for row in await postgres.pending.rows(on, **given)]
+        else:
+            rows = [_Row(*row) for row in (await on.execute(query, given)).all()]
+        await self._update_backlog_gauges(on, rows)
         return rows
 
     async def _send(self, rows: Sequence[Any]) -> list[Any]:
@@ -524,13 +570,16 @@ class OutboxRelay:
         blocked[what] = _Blocked(time.monotonic() + backoff, backoff)
         self._metrics.outbox_send_errors.labels(row.topic).inc()
 
-    async def _mark_published(self, session: AsyncSession | AsyncConnection, rows: Sequence[Any]) -> None:
-        if rows:
-            if self._mark is None:
-                outbox = self._tables.outbox
-                marked = update(outbox).values(published_at=bindparam("marked_at"))
-                self._mark = where_in(marked, outbox.c.id, self._sessions.kw["bind"].dialect)
-            await session.execute(self._mark, {KEYS: [row.id for row in rows], "marked_at": datetime.now(UTC)})
+    def _mark_statement(self) -> Update:
+        if self._mark is None:
+            outbox = self._tables.outbox
+            marked = update(outbox).values(published_at=bindparam("marked_at"))
+            self._mark = where_in(marked, outbox.c.id, self._sessions.kw["bind"].dialect)
+        return self._mark
+
+    @staticmethod
+    def _marked(rows: Sequence[_Row]) -> dict[str, Any]:
+        return {KEYS: [row.id for row in rows], "marked_at": datetime.now(UTC)}
 
     async def _update_backlog_gauges(self, session: AsyncSession | AsyncConnection, rows: Sequence[Any]) -> None:
         holding_back = bool(self._blocked or self._blocked_topics)

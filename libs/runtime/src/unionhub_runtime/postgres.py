@@ -5,9 +5,10 @@ Through SQLAlchemy a statement costs about 150 µs more of CPU than asyncpg's ow
 15 commands, as 500 commands a second come, SQLAlchemy's execution was 42 % of the CPU
 (bench/README.md, round eight). So the runtime's own statements of every batch (the inbox's
 claim, a repository's preload, an `unnest` insert, the held lanes' check) skip it on
-PostgreSQL. They run in the session's current transaction or savepoint (SQLAlchemy begins
-it, as for its own statements), on tables the session holds no objects of; SQLAlchemy's
-events and echo see none of them.
+PostgreSQL, and so do the outbox relay's of every round. They run in the session's (or the
+connection's) current transaction or savepoint (SQLAlchemy begins it, as for its own
+statements), on tables the session holds no objects of; SQLAlchemy's events and echo see
+none of them.
 
 Their errors go through SQLAlchemy's own handling as from its cursor: the dialect translates
 asyncpg's, then SQLAlchemy wraps them (`DBAPIError`, the values hidden), runs the engine's
@@ -27,17 +28,24 @@ from dataclasses import dataclass
 from typing import Any, NoReturn, cast
 
 from sqlalchemy.engine import Connection, Dialect
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.expression import ClauseElement
+from sqlalchemy.sql.sqltypes import NumericCommon
 from sqlalchemy.util.concurrency import greenlet_spawn
 
 _CONNECTION = "unionhub.postgres_connection"  # in a session's `info`: its transaction and connection
 
 
-async def postgres_fetch(session: AsyncSession, statement: str, *parameters: Any) -> Sequence[Any]:
-    """The rows (asyncpg's `Record`s) of `statement`, written with `$1`-style parameters."""
-    sync = await _connection(session)
+async def postgres_fetch(on: AsyncSession | AsyncConnection, statement: str, *parameters: Any) -> Sequence[Any]:
+    """The rows (asyncpg's `Record`s) of `statement`, written with `$1`-style parameters, run
+    in the transaction of `on` (a session, or a connection with a transaction begun)."""
+    if isinstance(on, AsyncConnection):
+        sync = on.sync_connection
+        assert sync is not None, "the connection is started"
+        _check_asyncpg(sync)
+    else:
+        sync = await _connection(on)
     # SQLAlchemy's adapter of the asyncpg connection (`AsyncAdapt_asyncpg_connection`): its
     # lock and lazily begun transaction are the ones its own cursor uses for a statement.
     adapted: Any = sync.connection.dbapi_connection
@@ -63,12 +71,16 @@ async def _connection(session: AsyncSession) -> Connection:
         cached: Connection = known[1]
         return cached
     connection = await session.connection()
-    if connection.dialect.driver != "asyncpg":
-        raise ValueError(f"postgres_fetch runs on PostgreSQL through asyncpg, not {connection.dialect.name}")
     sync = connection.sync_connection
     assert sync is not None, "the session's connection is started"
+    _check_asyncpg(sync)
     session.info[_CONNECTION] = (sync_session.get_nested_transaction() or sync_session.get_transaction(), sync)
     return sync
+
+
+def _check_asyncpg(connection: Connection) -> None:
+    if connection.dialect.driver != "asyncpg":
+        raise ValueError(f"postgres_fetch runs on PostgreSQL through asyncpg, not {connection.dialect.name}")
 
 
 @dataclass(frozen=True)
@@ -81,6 +93,10 @@ class PostgresStatement:
     processors: dict[str, Callable[[Any], Any]]
     fixed: dict[str, Any]  # the values of the parameters not required at execution
     required: frozenset[str]
+    # What SQLAlchemy applies to each column of a row read (None: nothing); None for a
+    # statement with a number column (`Numeric`, `Float`), whose processing depends on the
+    # type the server reports, which asyncpg's `Record`s do not carry.
+    readers: tuple[Callable[[Any], Any] | None, ...] | None
 
     @classmethod
     def of(cls, statement: Executable, dialect: Dialect) -> PostgresStatement:
@@ -89,7 +105,13 @@ class PostgresStatement:
             raise ValueError("a statement with parameters rendered at execution (an expanding IN) has no fixed SQL")
         required = frozenset(name for name, bind in compiled.binds.items() if bind.required)
         order = tuple(compiled.positiontup or ())
-        return cls(str(compiled), order, dict(compiled._bind_processors), compiled.params, required)
+        kinds = [column.type.dialect_impl(dialect) for column in getattr(statement, "exported_columns", ())]
+        readers = (
+            None
+            if any(isinstance(kind, NumericCommon) for kind in kinds)
+            else tuple(kind.result_processor(dialect, None) for kind in kinds)
+        )
+        return cls(str(compiled), order, dict(compiled._bind_processors), compiled.params, required, readers)
 
     def arguments(self, **given: Any) -> list[Any]:
         """The statement's parameters, in order: those `given`, and the others it fixes."""
@@ -105,8 +127,21 @@ class PostgresStatement:
             values.append(value if process is None else process(value))
         return values
 
-    async def fetch(self, session: AsyncSession, **given: Any) -> Sequence[Any]:
-        return await postgres_fetch(session, self.sql, *self.arguments(**given))
+    async def fetch(self, on: AsyncSession | AsyncConnection, **given: Any) -> Sequence[Any]:
+        return await postgres_fetch(on, self.sql, *self.arguments(**given))
+
+    async def rows(self, on: AsyncSession | AsyncConnection, **given: Any) -> list[tuple[Any, ...]]:
+        """The rows as SQLAlchemy reads them: each column's value through its type's reading."""
+        if self.readers is None:
+            raise ValueError("a statement reading a number column is run through SQLAlchemy")
+        readers = self.readers
+        records = await self.fetch(on, **given)
+        if not any(readers):
+            return [tuple(record) for record in records]
+        return [
+            tuple(value if read is None else read(value) for read, value in zip(readers, record, strict=True))
+            for record in records
+        ]
 
 
 def _raise_as_sqlalchemy_does(

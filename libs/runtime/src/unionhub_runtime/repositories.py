@@ -14,7 +14,6 @@ from typing import Any, TypeVar
 from sqlalchemy import Select, Table, bindparam, select, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.sqltypes import NumericCommon
 
 from .database import KEYS, insert_rows, where_in, where_in_keys
 from .postgres import PostgresStatement
@@ -55,13 +54,9 @@ class TableRepository(AbstractRepository[A]):
         postgres = _postgres_reading(query, self._table, dialect) if dialect.name == "postgresql" else None
         for chunk in where_in_keys(wanted, dialect):
             if postgres is not None:
-                statement, readers = postgres
                 rows = [
-                    {
-                        name: value if read is None else read(value)
-                        for (name, read), value in zip(readers, record, strict=True)
-                    }
-                    for record in await statement.fetch(self._session, **{KEYS: chunk})
+                    dict(zip(self._columns, row, strict=True))
+                    for row in await postgres.rows(self._session, **{KEYS: chunk})
                 ]
             else:
                 rows = [dict(row) for row in (await self._session.execute(query, {KEYS: chunk})).mappings()]
@@ -111,25 +106,15 @@ class TableRepository(AbstractRepository[A]):
         self._updates.clear()
 
 
-_POSTGRES_READING: dict[Table, tuple[PostgresStatement, list[tuple[str, Any]]] | None] = {}
+_POSTGRES_READING: dict[Table, PostgresStatement | None] = {}
 
 
-def _postgres_reading(
-    query: Select[Any], table: Table, dialect: Dialect
-) -> tuple[PostgresStatement, list[tuple[str, Any]]] | None:
-    """`query` (`table`'s rows, all columns in order) for `postgres_fetch`, and each column's
-    name and result processor (what SQLAlchemy applies to a value read); None when a column is
-    a number whose processor depends on the type the server reports (`Numeric`, `Float`),
-    which the rows `postgres_fetch` returns do not carry. Decided once a table."""
+def _postgres_reading(query: Select[Any], table: Table, dialect: Dialect) -> PostgresStatement | None:
+    """`query` (`table`'s rows) for `postgres_fetch`; None when SQLAlchemy must read its rows
+    (a number column: `PostgresStatement.readers`). Decided once a table."""
     if table not in _POSTGRES_READING:
-        kinds = [c.type.dialect_impl(dialect) for c in table.columns]
-        if any(isinstance(kind, NumericCommon) for kind in kinds):
-            _POSTGRES_READING[table] = None
-        else:
-            readers = [
-                (c.name, kind.result_processor(dialect, None)) for c, kind in zip(table.columns, kinds, strict=True)
-            ]
-            _POSTGRES_READING[table] = (PostgresStatement.of(query, dialect), readers)
+        statement = PostgresStatement.of(query, dialect)
+        _POSTGRES_READING[table] = statement if statement.readers is not None else None
     return _POSTGRES_READING[table]
 
 
