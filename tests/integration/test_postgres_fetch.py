@@ -29,7 +29,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InvalidRequestError
 
 from tests.conftest import _pg_execute
 from unionhub_runtime.columns import UtcInstant
@@ -117,6 +117,9 @@ async def test_a_statement_runs_in_the_connections_transaction(scratch: str) -> 
             async with connection.begin():
                 await postgres_fetch(connection, "INSERT INTO t VALUES ($1)", 2)
         async with engine.connect() as connection:
+            # Not begun: the pool's rollback at check-in would take back what it wrote.
+            with pytest.raises(InvalidRequestError, match="begin it first"):
+                await postgres_fetch(connection, "INSERT INTO t VALUES ($1)", 3)
             assert (await connection.execute(text("SELECT id FROM t"))).scalars().all() == [2]
     finally:
         await engine.dispose()

@@ -6,9 +6,10 @@ from __future__ import annotations
 import inspect
 
 import pytest
-from sqlalchemy import Column, MetaData, String, Table, literal, select
-from sqlalchemy.dialects.postgresql import asyncpg
+from sqlalchemy import Column, Integer, MetaData, Numeric, String, Table, literal, select
+from sqlalchemy.dialects.postgresql import ARRAY, asyncpg
 from sqlalchemy.engine import Connection
+from sqlalchemy.types import TypeDecorator
 
 from unionhub_runtime.database import create_engine, where_in
 from unionhub_runtime.postgres import PostgresStatement
@@ -40,6 +41,24 @@ def test_a_statement_compiles_to_its_sql_and_ordered_parameters() -> None:
         statement.arguments()
     with pytest.raises(ValueError, match="expanding"):
         PostgresStatement.of(select(lanes).where(lanes.c.lane.in_(["x"])), dialect)
+
+
+class Money(TypeDecorator[object]):
+    impl = Numeric(12, 2)
+    cache_ok = True
+
+
+@pytest.mark.parametrize(
+    "number", [Numeric(12, 2), Money(), ARRAY(Numeric(12, 2))], ids=["numeric", "wrapped", "array"]
+)
+def test_a_statement_reading_a_number_leaves_its_rows_to_sqlalchemy(number: object) -> None:
+    """A number's reading depends on the type the server reports, which asyncpg's rows do
+    not carry: no readers (`rows` refuses, `fetch` still runs), whatever the number is inside."""
+    dialect = asyncpg.dialect()
+    table = Table("priced", MetaData(), Column("id", Integer, primary_key=True), Column("price", number))
+    statement = PostgresStatement.of(select(table), dialect)
+    assert statement.readers is None
+    assert PostgresStatement.of(select(table.c.id), dialect).readers == (None,)
 
 
 @pytest.mark.parametrize("url", ["postgresql://u:p@db/x", "postgresql+psycopg://u:p@db/x", "mysql+aiomysql://u:p@db/x"])

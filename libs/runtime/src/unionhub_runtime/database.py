@@ -206,7 +206,9 @@ def _ping_asyncpg(dbapi_connection: Any) -> bool:
     a round trip costs 1–2 ms of their latency (bench/README.md, round nine); the ones a
     quiet period left idle are those a server's idle timeout, a restart or a firewall may
     have dropped. One that died in use, or in the last second, fails its first statement
-    instead: a disconnect, which drops the pool, and the batch is retried.
+    instead: a disconnect, which drops the pool, and the batch (or the relay's round, the
+    timer's tick, the readiness probe: `ping`) is tried again; a read-API request that meets
+    it answers 500 once.
 
     SQLAlchemy's asyncpg dialect wraps its ping in a transaction (BEGIN, `;`, ROLLBACK:
     three round trips) for pgbouncer's transaction mode, which this system does not use. A
@@ -229,12 +231,23 @@ async def ping(engine: AsyncEngine, timeout: float = 2.0) -> bool:
     """True when the database answers `SELECT 1` within `timeout` seconds."""
     try:
         async with asyncio.timeout(timeout):
-            async with engine.connect() as connection:
-                await connection.execution_options(readonly=True)  # SQLite: no write lock for a probe
-                await connection.execute(text("SELECT 1"))
+            try:
+                await _select_one(engine)
+            except DBAPIError as error:
+                if not error.connection_invalidated:
+                    raise
+                # A pooled connection found dead (the pool is dropped with it) is not the
+                # database down: asked again, on a new connection.
+                await _select_one(engine)
         return True
     except Exception:
         return False
+
+
+async def _select_one(engine: AsyncEngine) -> None:
+    async with engine.connect() as connection:
+        await connection.execution_options(readonly=True)  # SQLite: no write lock for a probe
+        await connection.execute(text("SELECT 1"))
 
 
 # SQLSTATEs worth retrying unchanged (PostgreSQL, appendix A): a lost race (deadlock,

@@ -232,6 +232,7 @@ class OutboxRelay:
         self._await_lock = select(func.pg_advisory_xact_lock(bindparam("key"))).select_from(
             select(func.set_config("lock_timeout", bindparam("wait_ms"), True).label("set")).subquery()
         )
+        assert _Row._fields == tuple(c.name for c in self._pending_up_to.selected_columns), "rows read by position"
         self._mark: Update | None = None  # built on first use, for the engine's dialect
         self._postgres: _PostgresRound | None = None  # likewise
 
@@ -333,9 +334,9 @@ class OutboxRelay:
             return int(await session.scalar(select(func.coalesce(func.max(outbox.c.id), 0))) or 0)
 
     async def _publish_postgresql(self, engine: AsyncEngine, ceiling: int | None) -> list[Any]:
-        # One connection and one transaction for the round (one check-out from the pool, one
-        # liveness probe), which its first statement begins: the lock, the highest id and
-        # the outbox's open writers together.
+        # One connection and one transaction for the round (one check-out from the pool),
+        # which its first statement begins: the lock, the highest id and the outbox's open
+        # writers together.
         start = {"key": _RELAY_LOCK_KEY, "table": self._tables.outbox.name}
         statements = self._postgres_round(engine.dialect)
         async with engine.connect() as connection, connection.begin():

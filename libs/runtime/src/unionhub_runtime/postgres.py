@@ -28,10 +28,12 @@ from dataclasses import dataclass
 from typing import Any, NoReturn, cast
 
 from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.expression import ClauseElement
-from sqlalchemy.sql.sqltypes import NumericCommon
+from sqlalchemy.sql.sqltypes import ARRAY, NumericCommon
+from sqlalchemy.types import TypeDecorator, TypeEngine
 from sqlalchemy.util.concurrency import greenlet_spawn
 
 _CONNECTION = "unionhub.postgres_connection"  # in a session's `info`: its transaction and connection
@@ -44,6 +46,10 @@ async def postgres_fetch(on: AsyncSession | AsyncConnection, statement: str, *pa
         sync = on.sync_connection
         assert sync is not None, "the connection is started"
         _check_asyncpg(sync)
+        if not sync.in_transaction():
+            # The statement would begin a transaction SQLAlchemy does not know of, and the
+            # pool's rollback at check-in would take back what it wrote.
+            raise InvalidRequestError("postgres_fetch on a connection runs in its transaction: begin it first")
     else:
         sync = await _connection(on)
     # SQLAlchemy's adapter of the asyncpg connection (`AsyncAdapt_asyncpg_connection`): its
@@ -108,7 +114,7 @@ class PostgresStatement:
         kinds = [column.type.dialect_impl(dialect) for column in getattr(statement, "exported_columns", ())]
         readers = (
             None
-            if any(isinstance(kind, NumericCommon) for kind in kinds)
+            if any(_reads_a_number(kind, dialect) for kind in kinds)
             else tuple(kind.result_processor(dialect, None) for kind in kinds)
         )
         return cls(str(compiled), order, dict(compiled._bind_processors), compiled.params, required, readers)
@@ -142,6 +148,20 @@ class PostgresStatement:
             tuple(value if read is None else read(value) for read, value in zip(readers, record, strict=True))
             for record in records
         ]
+
+
+def _reads_a_number(kind: TypeEngine[Any], dialect: Dialect) -> bool:
+    """A number type (`Numeric`, `Float`), or one made of or around one: its reading
+    depends on the type the server reports."""
+    while True:
+        if isinstance(kind, NumericCommon):
+            return True
+        if isinstance(kind, TypeDecorator):
+            kind = kind.impl_instance.dialect_impl(dialect)
+        elif isinstance(kind, ARRAY):
+            kind = kind.item_type.dialect_impl(dialect)
+        else:
+            return False
 
 
 def _raise_as_sqlalchemy_does(
