@@ -9,6 +9,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -122,12 +123,15 @@ def watch_total(
 
 
 class EventWatch:
-    """Reads an events topic in the background; records when each correlation id answered."""
+    """Reads an events topic in the background; records when each correlation id answered,
+    and (`stamps`, wall clock) when its event was made (the event's `time`: the handler ran),
+    appended by the relay (the record's timestamp) and read."""
 
     def __init__(self, bootstrap: str, topic: str, type_: str) -> None:
         self._client = consumer(bootstrap, topic)
         self._type = type_.encode()
         self.answered: dict[str, float] = {}
+        self.stamps: dict[str, tuple[float, float, float]] = {}
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> EventWatch:
@@ -144,13 +148,16 @@ class EventWatch:
     async def _run(self) -> None:
         while True:
             batch = await self._client.getmany(timeout_ms=200, max_records=10_000)
-            now = time.perf_counter()
+            now, wall = time.perf_counter(), time.time()
             for records in batch.values():
                 for record in records:
                     if self._type in record.value:  # cheap filter before parsing
                         event = orjson.loads(record.value)
-                        if event["type"] == self._type.decode() and event.get("correlationid"):
-                            self.answered.setdefault(event["correlationid"], now)
+                        answering = event.get("correlationid")
+                        if event["type"] == self._type.decode() and answering and answering not in self.answered:
+                            self.answered[answering] = now
+                            made = datetime.fromisoformat(event["time"]).timestamp()
+                            self.stamps[answering] = (made, record.timestamp / 1000, wall)
 
     async def wait_for(self, count: int, timeout: float = 600, accept: Callable[[str], bool] = lambda _: True) -> None:
         deadline = time.monotonic() + timeout
