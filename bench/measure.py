@@ -9,7 +9,6 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 import orjson
@@ -124,14 +123,14 @@ def watch_total(
 
 class EventWatch:
     """Reads an events topic in the background; records when each correlation id answered,
-    and (`stamps`, wall clock) when its event was made (the event's `time`: the handler ran),
-    appended by the relay (the record's timestamp) and read."""
+    and (`stamps`) its event's `time` (when the handler ran), its record's timestamp (when the
+    relay appended it, in ms) and the wall clock when it was read."""
 
     def __init__(self, bootstrap: str, topic: str, type_: str) -> None:
         self._client = consumer(bootstrap, topic)
         self._type = type_.encode()
         self.answered: dict[str, float] = {}
-        self.stamps: dict[str, tuple[float, float, float]] = {}
+        self.stamps: dict[str, tuple[str, int, float]] = {}
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> EventWatch:
@@ -156,8 +155,7 @@ class EventWatch:
                         answering = event.get("correlationid")
                         if event["type"] == self._type.decode() and answering and answering not in self.answered:
                             self.answered[answering] = now
-                            made = datetime.fromisoformat(event["time"]).timestamp()
-                            self.stamps[answering] = (made, record.timestamp / 1000, wall)
+                            self.stamps[answering] = (event["time"], record.timestamp, wall)
 
     async def wait_for(self, count: int, timeout: float = 600, accept: Callable[[str], bool] = lambda _: True) -> None:
         deadline = time.monotonic() + timeout

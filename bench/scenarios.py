@@ -10,6 +10,7 @@ import time
 import uuid
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -325,12 +326,13 @@ async def _steady(
                     await client.send(prefix + "membership.commands", value, key=key)
             await client.flush()
             await watch.wait_for(len(records), accept=lambda c: c in sent)  # its own commands only
-            stamps = [(sent_at[c], *watch.stamps[c]) for c in sent]
-            parts = {
-                "sent → handled": [made - at for at, made, _, _ in stamps],
-                "handled → appended": [appended - made for _, made, appended, _ in stamps],
-                "appended → read": [read - appended for _, _, appended, read in stamps],
-            }
+            parts: dict[str, list[float]] = {"sent → handled": [], "handled → appended": [], "appended → read": []}
+            for command_id, at in sent_at.items():
+                time_field, appended_ms, read = watch.stamps[command_id]
+                made, appended = datetime.fromisoformat(time_field).timestamp(), appended_ms / 1000
+                parts["sent → handled"].append(made - at)
+                parts["handled → appended"].append(appended - made)
+                parts["appended → read"].append(read - appended)
             return [watch.answered[c] - t for c, t in sent.items()], parts
     finally:
         await client.stop()

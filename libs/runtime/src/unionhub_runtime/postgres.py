@@ -136,14 +136,15 @@ class PostgresStatement:
     async def fetch(self, on: AsyncSession | AsyncConnection, **given: Any) -> Sequence[Any]:
         return await postgres_fetch(on, self.sql, *self.arguments(**given))
 
-    async def rows(self, on: AsyncSession | AsyncConnection, **given: Any) -> list[tuple[Any, ...]]:
-        """The rows as SQLAlchemy reads them: each column's value through its type's reading."""
+    async def rows(self, on: AsyncSession | AsyncConnection, **given: Any) -> Sequence[Sequence[Any]]:
+        """The rows as SQLAlchemy reads them: each column's value through its type's reading
+        (asyncpg's own `Record`s when no column needs any)."""
         if self.readers is None:
             raise ValueError("a statement reading a number column is run through SQLAlchemy")
         readers = self.readers
         records = await self.fetch(on, **given)
         if not any(readers):
-            return [tuple(record) for record in records]
+            return records
         return [
             tuple(value if read is None else read(value) for read, value in zip(readers, record, strict=True))
             for record in records
