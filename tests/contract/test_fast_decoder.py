@@ -31,16 +31,18 @@ Headers = list[tuple[str, Any]]
 # --- what a decoder makes of a record -----------------------------------------------------
 
 
-def fields(data: Any) -> tuple[object, ...]:
+def fields(data: fast.WorkScoredData) -> tuple[object, ...]:
     """Everything a consumer reads of a work item, -0.0 and the instant's offset included."""
+    item_id, worker_id, post_id, score, scored_at, timestamp = data
     return (
-        data.item_id,
-        data.worker_id,
-        data.post_id,
-        data.score,
-        math.copysign(1.0, data.score),
-        data.scored_at,
-        data.scored_at.utcoffset(),
+        item_id,
+        worker_id,
+        post_id,
+        score,
+        math.copysign(1.0, score),
+        scored_at,
+        scored_at.utcoffset(),
+        timestamp,
     )
 
 
@@ -52,8 +54,9 @@ def outcome(decoder: Callable[[bytes | None, Headers | None], Any], value: bytes
     return ("accepted", *fields(data))
 
 
-def reference(value: bytes | None, headers: Headers | None = None) -> Any:
-    return decode(TOPIC, value, headers).data
+def reference(value: bytes | None, headers: Headers | None = None) -> fast.WorkScoredData:
+    data = decode(TOPIC, value, headers).data
+    return (data.item_id, data.worker_id, data.post_id, data.score, data.scored_at, data.scored_at.timestamp())
 
 
 def forget() -> None:

@@ -15,4 +15,5 @@ def day_of(moment: datetime) -> date:
 
 def month_of(moment: datetime) -> str:
     """The calendar month of an instant, as "YYYY-MM"."""
-    return moment.astimezone(SHANGHAI).strftime("%Y-%m")
+    local = moment.astimezone(SHANGHAI)
+    return f"{local.year:04d}-{local.month:02d}"  # strftime's %Y leaves out the zeros of year 1

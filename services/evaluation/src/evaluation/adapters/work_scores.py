@@ -89,14 +89,14 @@ _SQLITE_ADD_TO_MONTHS = """
 def decode_item(value: bytes | None, headers: Headers | None) -> Item:
     """The work item in a record, as stored (the bulk stream's decoder: it runs while the batch
     before is written). Raises `DecodeError` for what cannot be counted, its month included."""
-    data = decode_work_scored(value, headers)
+    item_id, worker_id, post_id, score, scored_at, timestamp = decode_work_scored(value, headers)
     try:
-        month = month_of(data.scored_at)
+        month = month_of(scored_at, timestamp)
     except (ValueError, OverflowError):  # e.g. 0001-01-01T00:00:00+14:00: no month in Shanghai
         raise DecodeError(
             DecodeErrorCode.INVALID_DATA, "data.scored_at: no calendar month in Asia/Shanghai", None, None
         ) from None
-    return (data.item_id, month, data.post_id, data.worker_id, scaled(data.score))
+    return (item_id, month, post_id, worker_id, scaled(score))
 
 
 def month_totals(items: Iterable[Item]) -> list[tuple[str, str, str, int, int]]:

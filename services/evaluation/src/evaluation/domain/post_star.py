@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from functools import lru_cache
 
-from unionhub_domain import SHANGHAI
+from unionhub_domain import month_of as calendar_month_of
 
 from .scoring import round_half_up
 
@@ -16,17 +16,31 @@ MIN_ITEMS = 20
 SCORE_SCALE = 1000  # scores are kept as integer thousandths, so sums are exact
 
 
-def month_of(scored_at: datetime) -> str:
-    """The calendar month of an instant in Asia/Shanghai, `YYYY-MM`."""
+def month_of(scored_at: datetime, timestamp: float | None = None) -> str:
+    """The calendar month of an instant in Asia/Shanghai, `YYYY-MM` (`timestamp`: the
+    instant's `timestamp()`, when the caller has it already)."""
     # Shanghai's offset has always been whole hours, so a month starts on an hour boundary:
     # the month of the hour is the month of every instant in it (and cached per hour,
     # since converting time zones costs more than everything else done per work item).
-    return _month_of_hour(int(scored_at.timestamp()) // 3600)
+    if timestamp is None:
+        timestamp = scored_at.timestamp()
+    if 0 <= timestamp < _EXACT_SECONDS:
+        return _month_of_hour(int(timestamp) // 3600)
+    # Before 1970 truncating would round towards the next hour, and far from it a float no
+    # longer holds every microsecond: the hour counted exactly.
+    return _month_of_hour((scored_at - _EPOCH) // _HOUR)
+
+
+# Up to here (2106) a float of seconds, rounded from the exact count, never reaches the next
+# whole second from a microsecond before it (its spacing stays under a microsecond).
+_EXACT_SECONDS = 2**32
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_HOUR = timedelta(hours=1)
 
 
 @lru_cache(maxsize=65_536)
 def _month_of_hour(hour: int) -> str:
-    return datetime.fromtimestamp(hour * 3600, SHANGHAI).strftime("%Y-%m")
+    return calendar_month_of(datetime.fromtimestamp(hour * 3600, UTC))
 
 
 def scaled(score: float) -> int:
