@@ -6,28 +6,18 @@ import asyncio
 import sqlite3
 import time
 import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import (
-    JSON,
-    Boolean,
-    Date,
-    DateTime,
-    Enum,
-    Integer,
-    LargeBinary,
-    Numeric,
     Select,
     String,
-    Table,
     Update,
     bindparam,
     event,
     func,
-    insert,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -38,10 +28,8 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
-from sqlalchemy.types import TypeDecorator
 from sqlalchemy.util.concurrency import await_
 
-from .postgres import postgres_fetch
 from .settings import DatabaseTimeouts
 
 T = TypeVar("T")
@@ -308,88 +296,6 @@ def insert_on_conflict(session: AsyncSession | Session, table: Any) -> Any:
     if session.get_bind().dialect.name == "postgresql":
         return postgresql_insert(table)
     return sqlite_insert(table)
-
-
-async def insert_rows(session: AsyncSession, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Inserts `rows` (mappings with the same keys, in order: ids are drawn in it) in the
-    caller's transaction. On PostgreSQL one statement fed one array a column (`unnest`): a
-    few parameters to process instead of one a value, as an executemany has; elsewhere an
-    executemany."""
-    if not rows:
-        return
-    dialect = session.get_bind().dialect
-    if dialect.name != "postgresql":
-        await session.execute(insert(table), rows)
-        return
-    names = tuple(rows[0])
-    unnest = _unnest_insert(table, names, dialect)
-    if unnest is None or any(row.keys() != rows[0].keys() for row in rows):
-        await session.execute(insert(table), rows)  # what the arrays cannot carry as written
-        return
-    statement, processors = unnest
-    arrays = []
-    for name, process in zip(names, processors, strict=True):
-        values = [row[name] for row in rows]
-        arrays.append(values if process is None else [process(v) for v in values])
-    await postgres_fetch(session, statement, *arrays)
-
-
-_UNNEST_INSERTS: dict[tuple[Table, tuple[str, ...], str], tuple[str, list[Callable[[Any], Any] | None]] | None] = {}
-
-
-_UNNEST_TYPES = (String, Integer, Numeric, Boolean, Date, DateTime, LargeBinary, JSON)
-
-
-def _unnest_fits(table: Table, names: tuple[str, ...]) -> bool:
-    """Whether an `unnest` insert writes `names` of `table` as an insert would: plain column
-    types only (an enum is a String to SQLAlchemy but not to PostgreSQL, an ARRAY column would
-    be flattened), and no Python-side default on a column left out (a text statement does
-    not apply it)."""
-    for column in table.columns:
-        if column.name not in names:
-            if column.default is not None:
-                return False
-            continue
-        kind = column.type.impl_instance if isinstance(column.type, TypeDecorator) else column.type
-        if isinstance(kind, Enum) or not isinstance(kind, _UNNEST_TYPES):
-            return False
-    return True
-
-
-def _unnest_insert(
-    table: Table, names: tuple[str, ...], dialect: Dialect
-) -> tuple[str, list[Callable[[Any], Any] | None]] | None:
-    """`INSERT … SELECT … FROM unnest(…) WITH ORDINALITY … ORDER BY` the arrays' order, and
-    each column's bind processor (what SQLAlchemy would apply to a value of it); None when
-    the columns do not fit (`_unnest_fits`). Decided once per table and columns."""
-    key = (table, names, dialect.name)
-    if key in _UNNEST_INSERTS:
-        return _UNNEST_INSERTS[key]
-    if not _unnest_fits(table, names):
-        _UNNEST_INSERTS[key] = None
-        return None
-    quote = dialect.identifier_preparer.quote
-    columns = [table.c[name] for name in names]
-    casts = []
-    for i, column in enumerate(columns):
-        kind = column.type
-        impl = kind.impl_instance if isinstance(kind, TypeDecorator) else kind
-        # No length: a cast to varchar(n) would cut a longer value, where the insert refuses it.
-        name = "VARCHAR" if isinstance(impl, String) else kind.compile(dialect=dialect)
-        casts.append(f"CAST(${i + 1} AS {name}[])")
-    listed = ", ".join(quote(name) for name in names)
-    statement = (
-        f"INSERT INTO {dialect.identifier_preparer.format_table(table)} ({listed}) "
-        f"SELECT {listed} FROM unnest({', '.join(casts)}) WITH ORDINALITY AS r({listed}, unnest_ordinal) "
-        "ORDER BY unnest_ordinal"
-    )
-    # The dialect's own type's processing, as SQLAlchemy's insert applies it (the generic
-    # `Numeric`'s would pass a `Decimal` through a float on asyncpg).
-    processors: list[Callable[[Any], Any] | None] = [
-        column.type.dialect_impl(dialect).bind_processor(dialect) for column in columns
-    ]
-    found = _UNNEST_INSERTS[key] = (statement, processors)
-    return found
 
 
 KEYS = "keys"  # the bind parameter of `where_in`

@@ -25,7 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from unionhub_contracts import CONTENT_TYPE, OutgoingEvent
 
 from .backoff import Backoff
-from .database import KEYS, insert_rows, is_lock_timeout, is_transient, where_in
+from .database import KEYS, is_lock_timeout, is_transient, where_in
+from .inserts import insert_rows
 from .logs import describe_error
 from .metrics import RuntimeMetrics
 from .postgres import PostgresStatement

@@ -15,7 +15,8 @@ from sqlalchemy import Select, Table, bindparam, select, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .database import KEYS, insert_rows, where_in, where_in_keys
+from .database import KEYS, where_in, where_in_keys
+from .inserts import insert_rows
 from .postgres import PostgresStatement
 from .unit_of_work import AbstractRepository, Journal, snapshot
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from unionhub_runtime.database import insert_rows
+from unionhub_runtime.inserts import insert_rows
 from unionhub_runtime.repositories import TableRepository, dataclass_rows
 from unionhub_runtime.unit_of_work import Journal
 
