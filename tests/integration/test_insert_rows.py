@@ -150,68 +150,116 @@ TRICKY_TEXTS = [
 ]
 
 
-def every_kind_rows() -> list[dict[str, Any]]:
-    rows = []
-    name = {
-        column.name: column.name for column in every_kind.columns
-    }  # SQLAlchemy's `str` subclass, as a repository's rows have
-    for i, words in enumerate(TRICKY_TEXTS):
-        rows.append(
-            {
-                name["on"]: words,
-                name["MixedCase"]: words * 3,
-                name["count"]: [2**63 - 1, -(2**63), 0, 1][i % 4],
-                name["small"]: [2**31 - 1, -(2**31), 7, None][i % 4],
-                name["flag"]: [True, False, None][i % 3],
-                name["day"]: [date(1, 1, 1), date(9999, 12, 31), date(2018, 6, 1), None][i % 4],
-                name["at"]: datetime(2018, 5, 31, 23, 59, 59, 999999, tzinfo=NOON_EAST) + timedelta(microseconds=i),
-                name["stamp"]: [datetime(2020, 1, 1, 12), datetime(2020, 1, 1, 12, tzinfo=NOON_EAST), None][i % 3],
-                name["wall"]: [datetime(2020, 1, 1, 12, 0, 0, 1), datetime(1, 1, 1), None][i % 3],
-                name["price"]: [Decimal("12345678901234567.89"), Decimal("-0.10"), None][i % 3],
-                name["blob"]: [b"\x00\xff", b"", None][i % 3],
-            }
-        )
-    return rows
+def every_kind_rows(stamps: list[datetime | None], days: list[date | None]) -> list[dict[str, Any]]:
+    name = {column.name: column.name for column in every_kind.columns}  # `str` subclasses, as a repository's rows have
+    return [
+        {
+            name["on"]: words,
+            name["MixedCase"]: words * 3,
+            name["count"]: [2**63 - 1, -(2**63), 0, 1][i % 4],
+            name["small"]: [2**31 - 1, -(2**31), 7, None][i % 4],
+            name["flag"]: [True, False, None][i % 3],
+            name["day"]: days[i % len(days)],
+            name["at"]: datetime(2018, 5, 31, 23, 59, 59, 999999, tzinfo=NOON_EAST) + timedelta(microseconds=i),
+            name["stamp"]: stamps[i % len(stamps)],
+            name["wall"]: [datetime(2020, 1, 1, 12, 0, 0, 1), datetime(1, 1, 1), None][i % 3],
+            name["price"]: [Decimal("12345678901234567.89"), Decimal("-0.10"), None][i % 3],
+            name["blob"]: [b"\x00\xff", b"", None][i % 3],
+        }
+        for i, words in enumerate(TRICKY_TEXTS)
+    ]
+
+
+IN_UTC = [datetime(2020, 1, 1, 12, 0, 0, 1, tzinfo=UTC), datetime(1, 1, 1, 0, 0, 1, tzinfo=UTC), None]
+DAYS = [date(1, 1, 2), date(9999, 12, 30), date(2018, 6, 1), None]
+# What JSON would not carry exactly: naive (asyncpg reads it in the process's zone), an offset
+# with seconds (orjson rounds it to the minute); the first and last instants and days, which
+# asyncpg writes as `-infinity` and `infinity`.
+NOT_IN_UTC = [datetime(2020, 1, 1, 12), datetime(2020, 1, 1, 12, tzinfo=timezone(timedelta(hours=8, seconds=30))), None]
+EXTREMES = [datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC), None]
+EXTREME_DAYS = [date.min, date.max, date(2018, 6, 1), None]
 
 
 @pytest.mark.parametrize("databases", ["postgresql"], indirect=True)
-async def test_every_kind_of_column_reads_back_as_an_insert_wrote_it(database_url: str) -> None:
-    """Text, integers, booleans, dates and instants go to PostgreSQL as one JSON text, the
-    rest as arrays: what each row reads back is what SQLAlchemy's insert of it reads back."""
+@pytest.mark.parametrize(
+    ("stamps", "days", "as_json"),
+    [(IN_UTC, DAYS, True), (NOT_IN_UTC, DAYS, False), (EXTREMES, DAYS, False), (IN_UTC, EXTREME_DAYS, False)],
+)
+async def test_every_kind_of_column_reads_back_as_an_insert_wrote_it(
+    database_url: str, stamps: list[datetime | None], days: list[date | None], as_json: bool
+) -> None:
+    """Text, integers, booleans, dates and instants in UTC go to PostgreSQL as one JSON text,
+    the rest as arrays, and a batch with a value JSON would not carry exactly all as arrays:
+    what each row reads back is what SQLAlchemy's insert of it reads back."""
     engine = create_engine(database_url)
     try:
         async with engine.begin() as connection:
             await connection.run_sync(metadata.create_all)
-        rows = every_kind_rows()
-        assert _unnest_insert(every_kind, tuple(rows[0]), engine.dialect) is not None  # not an executemany
+        rows = every_kind_rows(stamps, days)
+        unnest = _unnest_insert(every_kind, tuple(rows[0]), engine.dialect)
+        assert unnest is not None  # not an executemany
+        assert ("json_to_recordset" in unnest.arguments(rows)[0]) is as_json
         async with session_factory(engine)() as session, session.begin():
-            # A naive datetime for a `timestamptz` is UTC to asyncpg, whatever the session's zone.
-            await session.execute(text("SET LOCAL timezone = 'Asia/Shanghai'"))
+            await session.execute(text("SET LOCAL timezone = 'Asia/Shanghai'"))  # not the instants' zone
             await insert_rows(session, every_kind, rows)
             await session.execute(insert(every_kind), rows)
-            word, day, n = (words_only.c[name].name for name in ("word", "day", "n"))  # `str` subclasses
+            word, day, n = (words_only.c[name].name for name in ("word", "day", "n"))
             await insert_rows(
                 session, words_only, [{word: w, day: date(2018, 6, 1), n: i} for i, w in enumerate(TRICKY_TEXTS)]
             )
         async with engine.connect() as connection:
             written = (await connection.execute(select(every_kind).order_by(every_kind.c.id))).all()
+            # As PostgreSQL keeps them: asyncpg reads `infinity` back as the largest date, too.
+            stored = (
+                await connection.execute(text("SELECT CAST(t AS text) FROM every_kind_rows t ORDER BY id"))
+            ).scalars()
             words = (await connection.execute(select(words_only).order_by(words_only.c.id))).all()
     finally:
         await engine.dispose()
     by_rows, by_insert = written[: len(rows)], written[len(rows) :]
     assert [r[1:] for r in by_rows] == [r[1:] for r in by_insert]
+    kept = [row.split(",", 1)[1] for row in stored]  # the id left out
+    assert kept[: len(rows)] == kept[len(rows) :]
     assert [r.on for r in by_rows] == TRICKY_TEXTS  # ids in the rows' order
     assert [tuple(r[1:]) for r in words] == [(w, date(2018, 6, 1), i) for i, w in enumerate(TRICKY_TEXTS)]
 
 
 @pytest.mark.parametrize("databases", ["postgresql"], indirect=True)
+async def test_a_value_of_another_type_is_written_as_asyncpg_writes_it(database_url: str) -> None:
+    """JSON would turn `true` in an integer column into an error and a `Decimal` into a
+    `TypeError`, where asyncpg writes 1 and 3: such a batch goes as arrays."""
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(metadata.create_all)
+        rows: list[dict[str, Any]] = [{"small": True, "count": Decimal(3)}, {"small": 2, "count": 4}]
+        async with session_factory(engine)() as session, session.begin():
+            await insert_rows(session, every_kind, rows)
+        async with engine.connect() as connection:
+            written = (await connection.execute(select(every_kind.c.small, every_kind.c.count))).all()
+    finally:
+        await engine.dispose()
+    assert sorted(written) == [(1, 3), (2, 4)]
+
+
+@pytest.mark.parametrize("databases", ["postgresql"], indirect=True)
 @pytest.mark.parametrize(
     ("column", "value"),
-    [("on", "x" * 41), ("on", "nul \x00 inside"), ("on", "lone \ud800"), ("small", 2**31), ("count", 2**63)],
+    [
+        ("on", "x" * 41),
+        ("on", "nul \x00 inside"),
+        ("on", "lone \ud800"),
+        ("on", 12),  # JSON would write "12"
+        ("on", float("nan")),  # ... and NaN as null
+        ("small", "12"),  # PostgreSQL reads the text "12" into an integer
+        ("small", 2**31),
+        ("count", 2**63),
+        ("day", "2020-01-01"),  # ... and a date's text into a date
+    ],
 )
 async def test_a_value_an_insert_refuses_is_refused(database_url: str, column: str, value: object) -> None:
     """Too long for its `varchar(n)` (not cut), a NUL or a lone surrogate in text, an integer out
-    of its column's range: refused, and nothing written."""
+    of its column's range, a value of another type: refused, and nothing written."""
     engine = create_engine(database_url)
     try:
         async with engine.begin() as connection:
@@ -225,5 +273,30 @@ async def test_a_value_an_insert_refuses_is_refused(database_url: str, column: s
                     await write(session)
         async with engine.connect() as connection:
             assert (await connection.execute(select(func.count()).select_from(every_kind))).scalar() == 0
+    finally:
+        await engine.dispose()
+
+
+keyed = Table(
+    "keyed_rows",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("day_on", Date, key="day"),  # rows name it by its key, the statement by its name
+)
+
+
+@pytest.mark.parametrize("databases", ["postgresql"], indirect=True)
+async def test_a_column_whose_key_is_not_its_name_is_written(database_url: str) -> None:
+    """`json_to_recordset` would read a key it does not find as null: such a table is left
+    to an executemany."""
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(metadata.create_all)
+        assert _unnest_insert(keyed, ("day",), engine.dialect) is None
+        async with session_factory(engine)() as session, session.begin():
+            await insert_rows(session, keyed, [{"day": date(2018, 6, 1)}])
+        async with engine.connect() as connection:
+            assert (await connection.execute(select(keyed.c.day))).scalar() == date(2018, 6, 1)
     finally:
         await engine.dispose()

@@ -44,8 +44,10 @@ def test_month_edges_in_shanghai_time() -> None:
 def test_an_instant_before_1970_just_before_a_month_is_in_that_month() -> None:
     # Seconds before the epoch are negative: truncating them moved such an instant to the next hour.
     assert month_of(datetime(1969, 11, 30, 15, 59, 59, 500000, tzinfo=UTC)) == "1969-11"
-    # A float of seconds this far from the epoch no longer holds every microsecond.
-    assert month_of(datetime(1, 1, 31, 15, 59, 59, 999999, tzinfo=UTC)) == "0001-01"
+    # Before 1901 Shanghai kept its local mean time, 8:05:43 ahead: months began off the hour.
+    assert month_of(datetime(1900, 1, 31, 15, 54, 16, 999999, tzinfo=UTC)) == "1900-01"
+    assert month_of(datetime(1900, 1, 31, 15, 58, tzinfo=UTC)) == "1900-02"
+    assert month_of(datetime(1, 1, 31, 15, 54, 16, 999999, tzinfo=UTC)) == "0001-01"  # and written with its zeros
 
 
 @given(

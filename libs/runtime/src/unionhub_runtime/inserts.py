@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -29,81 +31,112 @@ async def insert_rows(session: AsyncSession, table: Table, rows: Sequence[Mappin
     if unnest is None or any(row.keys() != rows[0].keys() for row in rows):
         await session.execute(insert(table), rows)  # what the arrays cannot carry as written
         return
-    await postgres_fetch(session, unnest.statement, *unnest.parameters(rows))
+    statement, parameters = unnest.arguments(rows)
+    await postgres_fetch(session, statement, *parameters)
 
 
 class _UnnestInsert:
-    """One `INSERT … SELECT` of a batch of rows on PostgreSQL, and how to make its parameters.
+    """One `INSERT … SELECT` of a batch of rows on PostgreSQL, and how to make its arguments.
 
     The columns JSON carries as PostgreSQL reads them (text, integers, booleans, dates,
     instants) go as one JSON text, split by `json_to_recordset`: asyncpg spent 4–5 µs of the
     event loop a row encoding them as arrays (an abstract-class check per element), orjson
-    under 1 µs. The others (bytes, decimals, JSON values) go as one array each,
-    zipped with it by `ROWS FROM`; `WITH ORDINALITY … ORDER BY` keeps the rows' order (ids
-    are drawn in it)."""
+    under 1 µs. The others (bytes, decimals, JSON values) go as one array each, zipped with it
+    by `ROWS FROM`; `WITH ORDINALITY … ORDER BY` keeps the rows' order (ids are drawn in it).
 
-    def __init__(self, table: Table, names: tuple[str, ...], dialect: Dialect) -> None:
+    JSON is laxer than asyncpg (PostgreSQL reads `"12"` into an integer, orjson writes NaN as
+    null): a batch with a value not exactly of its column's type (`_json_value`; an instant
+    not in UTC, a naive one) goes all as arrays, so asyncpg writes or refuses it as before."""
+
+    def __init__(self, table: Table, names: tuple[str, ...], dialect: Dialect, *, with_json: bool = True) -> None:
         quote = dialect.identifier_preparer.quote
         columns = [table.c[name] for name in names]
         # The dialect's own type's processing, as SQLAlchemy's insert applies it (the generic
         # `Numeric`'s would pass a `Decimal` through a float on asyncpg).
-        processors = {c.name: c.type.dialect_impl(dialect).bind_processor(dialect) for c in columns}
-        self._in_json = [name for name, c in zip(names, columns, strict=True) if _travels_as_json(c.type)]
-        self._in_arrays = [name for name in names if name not in self._in_json]
-        self._json_processors = [(n, p) for n in self._in_json if (p := processors[n]) is not None]
-        self._array_processors = [processors[n] for n in self._in_arrays]
+        processors = [c.type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
+        kinds = [_json_value(c.type) if with_json else None for c in columns]
+        self._in_json = [(n, p, k) for n, p, k in zip(names, processors, kinds, strict=True) if k is not None]
+        self._in_arrays = [(n, p) for n, p, k in zip(names, processors, kinds, strict=True) if k is None]
+        # Rows given to orjson as they are: every column in the JSON, none processed.
+        self._rows_as_they_are = len(self._in_json) == len(names) and all(p is None for _, p, _ in self._in_json)
+        self._all_arrays = _UnnestInsert(table, names, dialect, with_json=False) if self._in_json else None
         sources = []
         if self._in_json:
             # No length on text: a cast to varchar(n) would cut a longer value, where the insert refuses it.
             defined = ", ".join(
-                f"{quote(c.name)} {_cast_name(c.type, dialect)}" for c in columns if c.name in self._in_json
+                f"{quote(name)} {_cast_name(table.c[name].type, dialect)}" for name, _, _ in self._in_json
             )
             sources.append(f"json_to_recordset(CAST($1 AS JSON)) AS ({defined})")
-        first = 2 if self._in_json else 1
+        first = len(sources) + 1
         sources += [
             f"unnest(CAST(${first + i} AS {_cast_name(table.c[name].type, dialect)}[]))"
-            for i, name in enumerate(self._in_arrays)
+            for i, (name, _) in enumerate(self._in_arrays)
         ]
         listed = ", ".join(quote(name) for name in names)
-        aliases = ", ".join(quote(name) for name in (*self._in_json, *self._in_arrays))
+        aliases = ", ".join(
+            quote(name) for name in (*(n for n, _, _ in self._in_json), *(n for n, _ in self._in_arrays))
+        )
         table_name = dialect.identifier_preparer.format_table(table)
         self.statement = (
             f"INSERT INTO {table_name} ({listed}) SELECT {listed} FROM ROWS FROM ({', '.join(sources)}) "
             f"WITH ORDINALITY AS r({aliases}, unnest_ordinal) ORDER BY unnest_ordinal"
         )
 
-    def parameters(self, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
-        parameters: list[Any] = []
-        if self._in_json:
-            records: Sequence[Mapping[str, Any]] = rows  # as they are (orjson refuses a row not a dict)
-            if len(self._in_json) < len(rows[0]) or self._json_processors or type(rows[0]) is not dict:
-                records = [self._json_record(row) for row in rows]
-            parameters.append(orjson.dumps(records, option=_JSON_ROWS).decode())
-        for name, processor in zip(self._in_arrays, self._array_processors, strict=True):
-            values = [row[name] for row in rows]
-            parameters.append(values if processor is None else [processor(v) for v in values])
-        return parameters
+    def arguments(self, rows: Sequence[Mapping[str, Any]]) -> tuple[str, list[Any]]:
+        """The statement for `rows` and its parameters."""
+        if self._all_arrays is None:
+            return self.statement, self._arrays(rows)
+        values: dict[str, list[Any]] = {}
+        for name, process, accepted in self._in_json:
+            column = list(map(itemgetter(name), rows))
+            if process is not None:
+                column = [process(v) for v in column]
+            if not set(map(type, column)) <= accepted or not _exact_in_json(column, accepted):
+                return self._all_arrays.arguments(rows)
+            values[name] = column
+        records: Sequence[Mapping[str, Any]] = rows
+        if not (self._rows_as_they_are and set(map(type, rows)) == {dict}):  # orjson takes dicts only
+            records = [dict(zip(values, row, strict=True)) for row in zip(*values.values(), strict=True)]
+        return self.statement, [orjson.dumps(records, option=orjson.OPT_NON_STR_KEYS).decode(), *self._arrays(rows)]
 
-    def _json_record(self, row: Mapping[str, Any]) -> dict[str, Any]:
-        record = {name: row[name] for name in self._in_json}
-        for name, process in self._json_processors:
-            record[name] = process(record[name])
-        return record
+    def _arrays(self, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
+        arrays = []
+        for name, process in self._in_arrays:
+            column = list(map(itemgetter(name), rows))
+            arrays.append(column if process is None else [process(v) for v in column])
+        return arrays
 
 
-# A naive datetime as UTC, as asyncpg reads one for a `timestamptz`; keys that are a `str`
-# subclass (SQLAlchemy's names of columns) as strings.
-_JSON_ROWS = orjson.OPT_NAIVE_UTC | orjson.OPT_NON_STR_KEYS
+_NONE = type(None)
 
 
-def _travels_as_json(kind: Any) -> bool:
-    """Whether a JSON value of a column's values reads back as the value itself: text,
-    integers, booleans, dates, and instants (a `timestamp` without time zone is left to the
-    arrays, which do not turn an offset into one)."""
+def _json_value(kind: Any) -> frozenset[type] | None:
+    """The types of the values of a column JSON carries exactly (PostgreSQL reads each back as
+    asyncpg writes it), or None for a column left to the arrays. Exact types: a `bool` is an
+    `int` to asyncpg but `true` in JSON, a `datetime` is a `date`. An instant must also be in
+    UTC (as `UtcInstant` gives it): orjson rounds an offset to the minute, and asyncpg reads a
+    naive one in the process's zone (`_exact_in_json`)."""
     impl = kind.impl_instance if isinstance(kind, TypeDecorator) else kind
     if isinstance(impl, DateTime):
-        return bool(impl.timezone)
-    return isinstance(impl, String | Integer | Boolean | Date)
+        return frozenset({datetime, _NONE}) if impl.timezone else None  # `timestamp`: no offset to keep
+    for column_type, value_type in ((String, str), (Boolean, bool), (Integer, int), (Date, date)):
+        if isinstance(impl, column_type):
+            return frozenset({value_type, _NONE})
+    return None
+
+
+def _exact_in_json(column: list[Any], accepted: frozenset[type]) -> bool:
+    """Whether the dates or instants of a column read back from JSON as asyncpg would write
+    them: instants in UTC, and none of the extremes asyncpg writes as `-infinity`/`infinity`."""
+    if datetime in accepted:
+        if _FIRST_INSTANT in column or _LAST_INSTANT in column:
+            return False
+        return all(v is None or v.tzinfo is UTC for v in column)
+    return not (date in accepted and (date.min in column or date.max in column))
+
+
+_FIRST_INSTANT = datetime.min.replace(tzinfo=UTC)
+_LAST_INSTANT = datetime.max.replace(tzinfo=UTC)
 
 
 def _cast_name(kind: Any, dialect: Dialect) -> str:
@@ -117,12 +150,15 @@ _UNNEST_INSERTS: dict[tuple[Table, tuple[str, ...], str], _UnnestInsert | None] 
 _UNNEST_TYPES = (String, Integer, Numeric, Boolean, Date, DateTime, LargeBinary, JSON)
 
 
-def _unnest_fits(table: Table, names: tuple[str, ...]) -> bool:
+def _unnest_fits(table: Table, names: tuple[str, ...], dialect: Dialect) -> bool:
     """Whether an `unnest` insert writes `names` of `table` as an insert would: plain column
     types only (an enum is a String to SQLAlchemy but not to PostgreSQL, an ARRAY column would
-    be flattened), and no Python-side default on a column left out (a text statement does
-    not apply it)."""
+    be flattened), no Python-side default on a column left out (a text statement does not
+    apply it), and names as the statement spells them: a column's key its name, no name
+    PostgreSQL would cut (`json_to_recordset` reads a key it does not find as null)."""
     for column in table.columns:
+        if column.key != column.name or len(column.name.encode()) > dialect.max_identifier_length:
+            return False
         if column.name not in names:
             if column.default is not None:
                 return False
@@ -138,5 +174,5 @@ def _unnest_insert(table: Table, names: tuple[str, ...], dialect: Dialect) -> _U
     Decided once per table and columns."""
     key = (table, names, dialect.name)
     if key not in _UNNEST_INSERTS:
-        _UNNEST_INSERTS[key] = _UnnestInsert(table, names, dialect) if _unnest_fits(table, names) else None
+        _UNNEST_INSERTS[key] = _UnnestInsert(table, names, dialect) if _unnest_fits(table, names, dialect) else None
     return _UNNEST_INSERTS[key]
