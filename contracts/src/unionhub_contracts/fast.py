@@ -74,9 +74,9 @@ costs a fraction of an object per item on the bulk path)."""
 _decoder = msgspec.json.Decoder(_Envelope)
 _instant = msgspec.json.Decoder(_Instant).decode
 _text = msgspec.json.Decoder(str).decode
-_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]*").fullmatch
-# The same rule without a match object, for the item id, which never repeats: stripping the
-# allowed characters from both ends leaves nothing only when every character is allowed.
+# An id is `[A-Za-z0-9][A-Za-z0-9._:@-]*`, checked without a regular expression's match object
+# (the item id never repeats): stripping the allowed characters from both ends leaves nothing
+# only when every character is allowed.
 _ID_FIRST = frozenset(string.ascii_letters + string.digits)
 _ID_CHARACTERS = string.ascii_letters + string.digits + "._:@-"
 _SOURCE = re.compile(r"[\x21-\x7e]+").fullmatch
@@ -113,14 +113,18 @@ def _accept(value: bytes) -> WorkScoredData | None:
         return None
     item_id, worker_id, post_id = data.item_id, data.worker_id, data.post_id
     if not (worker_id in _ids and post_id in _ids and event.source in _sources):
-        if not (_ID(worker_id) and _ID(post_id) and _SOURCE(event.source)):
+        if not (_is_id(worker_id) and _is_id(post_id) and _SOURCE(event.source)):
             return None
         _remember(_ids, worker_id, post_id)
         _remember(_sources, event.source)
     timestamp = scored_at.timestamp()
-    if item_id.strip(_ID_CHARACTERS) or item_id[0] not in _ID_FIRST or timestamp > time.time() + FUTURE_MARGIN_SECONDS:
+    if not _is_id(item_id) or timestamp > time.time() + FUTURE_MARGIN_SECONDS:
         return None
     return (item_id, worker_id, post_id, data.score, scored_at, timestamp)
+
+
+def _is_id(text: str) -> bool:
+    return not text.strip(_ID_CHARACTERS) and text[0] in _ID_FIRST  # never empty: `_Id`'s min_length
 
 
 def _parseable(value: bytes) -> bool:

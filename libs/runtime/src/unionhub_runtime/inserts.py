@@ -116,7 +116,7 @@ def _json_value(kind: Any) -> frozenset[type] | None:
     `int` to asyncpg but `true` in JSON, a `datetime` is a `date`. An instant must also be in
     UTC (as `UtcInstant` gives it): orjson rounds an offset to the minute, and asyncpg reads a
     naive one in the process's zone (`_exact_in_json`)."""
-    impl = kind.impl_instance if isinstance(kind, TypeDecorator) else kind
+    impl = _implemented(kind)
     if isinstance(impl, DateTime):
         return frozenset({datetime, _NONE}) if impl.timezone else None  # `timestamp`: no offset to keep
     for column_type, value_type in ((String, str), (Boolean, bool), (Integer, int), (Date, date)):
@@ -140,8 +140,12 @@ _LAST_INSTANT = datetime.max.replace(tzinfo=UTC)
 
 
 def _cast_name(kind: Any, dialect: Dialect) -> str:
-    impl = kind.impl_instance if isinstance(kind, TypeDecorator) else kind
-    return "VARCHAR" if isinstance(impl, String) else str(kind.compile(dialect=dialect))
+    return "VARCHAR" if isinstance(_implemented(kind), String) else str(kind.compile(dialect=dialect))
+
+
+def _implemented(kind: Any) -> Any:
+    """The type a column's values are stored as (a `TypeDecorator`'s underlying one)."""
+    return kind.impl_instance if isinstance(kind, TypeDecorator) else kind
 
 
 _UNNEST_INSERTS: dict[tuple[Table, tuple[str, ...], str], _UnnestInsert | None] = {}
@@ -163,7 +167,7 @@ def _unnest_fits(table: Table, names: tuple[str, ...], dialect: Dialect) -> bool
             if column.default is not None:
                 return False
             continue
-        kind = column.type.impl_instance if isinstance(column.type, TypeDecorator) else column.type
+        kind = _implemented(column.type)
         if isinstance(kind, Enum) or not isinstance(kind, _UNNEST_TYPES):
             return False
     return True

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from fractions import Fraction
 from functools import lru_cache
 
@@ -19,25 +19,21 @@ SCORE_SCALE = 1000  # scores are kept as integer thousandths, so sums are exact
 def month_of(scored_at: datetime, timestamp: float | None = None) -> str:
     """The calendar month of an instant in Asia/Shanghai, `YYYY-MM` (`timestamp`: the
     instant's `timestamp()`, when the caller has it already)."""
-    # Since 1901 Shanghai's offset has been whole hours, so a month starts on an hour boundary:
-    # the month of the hour is the month of every instant in it (and cached per hour,
-    # since converting time zones costs more than everything else done per work item).
     if timestamp is None:
         timestamp = scored_at.timestamp()
-    if 0 <= timestamp < _EXACT_SECONDS:
+    if 0 <= timestamp < _CACHED_UP_TO:
+        # Since 1901 Shanghai's offset has been whole hours, so a month starts on an hour
+        # boundary: the month of the hour is the month of every instant in it (and cached per
+        # hour, since converting time zones costs more than everything else done per item).
         return _month_of_hour(int(timestamp) // 3600)
-    if timestamp >= _WHOLE_HOURS_SINCE:
-        # Before 1970 truncating would round towards the next hour: the hour counted exactly.
-        return _month_of_hour((scored_at - _EPOCH) // _HOUR)
-    return calendar_month_of(scored_at)  # local mean time (+08:05:43) before 1901
+    # Before 1970 truncating would round towards the next hour (and before 1901 months began
+    # off the hour): the instant itself is converted.
+    return calendar_month_of(scored_at)
 
 
 # Up to here (2106) a float of seconds, rounded from the exact count, never reaches the next
 # whole second from a microsecond before it (its spacing stays under a microsecond).
-_EXACT_SECONDS = 2**32
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_WHOLE_HOURS_SINCE = datetime(1901, 1, 1, tzinfo=UTC).timestamp()
-_HOUR = timedelta(hours=1)
+_CACHED_UP_TO = 2**32
 
 
 @lru_cache(maxsize=65_536)
