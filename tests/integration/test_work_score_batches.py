@@ -73,7 +73,8 @@ def items(ids: range, seed: int = 3) -> list[Item]:
     out = []
     for i in ids:
         worker = f"w-{rng.randrange(40):03d}"
-        out.append((f"item-{i:06d}", "2018-06", f"post-{worker[-1]}", worker, rng.randrange(60_000, 100_001)))
+        month = rng.choice(("2018-05", "2018-06"))  # a batch may span months
+        out.append((f"item-{i:06d}", month, f"post-{worker[-1]}", worker, rng.randrange(60_000, 100_001)))
     return out
 
 

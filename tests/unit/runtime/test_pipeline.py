@@ -31,6 +31,7 @@ from unionhub_domain.rejections import Missing
 from unionhub_runtime.database import create_engine, session_factory
 from unionhub_runtime.deadletters import DeadLetters
 from unionhub_runtime.holding import Holding, aggregate_lanes
+from unionhub_runtime.inserts import InsertsTogether
 from unionhub_runtime.metrics import RuntimeMetrics
 from unionhub_runtime.pipeline import Decoder, Pipeline, PipelineConfig
 from unionhub_runtime.scopes import Emit
@@ -87,7 +88,7 @@ class Registry:
         enrolled = MemberEnrolled(member_id=data.member_id, union_id=data.union_id, joined_on=data.joined_on)
         return [Emit("member.enrolled", enrolled, key=data.member_id)]
 
-    async def flush(self) -> None:
+    async def flush(self, together: InsertsTogether | None = None) -> None:
         return None
 
     def committed(self) -> None:

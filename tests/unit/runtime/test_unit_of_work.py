@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
+from unionhub_runtime.inserts import InsertsTogether
 from unionhub_runtime.repositories import TableRepository
 from unionhub_runtime.unit_of_work import AbstractRepository, Journal, SessionUnitOfWork, snapshot
 
@@ -41,8 +42,8 @@ class Bank(SessionUnitOfWork):
     def writes_through(self, command: Any) -> bool:
         return command == "note"
 
-    async def write(self) -> None:
-        await self.accounts.flush()
+    async def write(self, together: InsertsTogether | None = None) -> None:
+        await self.accounts.flush(together)
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from tests.support import command
 from unionhub_contracts import CloudEvent
 from unionhub_runtime.database import create_engine, session_factory
 from unionhub_runtime.deadletters import DeadLetters
+from unionhub_runtime.inserts import InsertsTogether
 from unionhub_runtime.metrics import OTHER, RuntimeMetrics
 from unionhub_runtime.pipeline import MAX_SKIPPED_TYPES, MAX_TYPE_LABEL, Pipeline, PipelineConfig
 from unionhub_runtime.scopes import Emit
@@ -52,7 +53,7 @@ class Applied:
         self.seen.append((event.type, event.id))
         return ()
 
-    async def flush(self) -> None:
+    async def flush(self, together: InsertsTogether | None = None) -> None:
         return None
 
     def committed(self) -> None:

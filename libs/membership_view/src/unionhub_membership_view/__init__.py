@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from unionhub_contracts import CloudEvent
 from unionhub_runtime.database import upsert
 from unionhub_runtime.http import IdPath, ReadSession, not_found
+from unionhub_runtime.inserts import InsertsTogether
 from unionhub_runtime.scopes import BatchScope, Emit
 
 Stay = tuple[str, date, date | None]  # union, from (inclusive), to (exclusive; None: still there)
@@ -178,7 +179,7 @@ class _ViewScope:
         await self._view.apply(self._session, event)
         return ()
 
-    async def flush(self) -> None:
+    async def flush(self, together: InsertsTogether | None = None) -> None:
         return None
 
     def committed(self) -> None:

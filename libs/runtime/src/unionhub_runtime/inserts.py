@@ -1,4 +1,5 @@
-"""`insert_rows`: a batch's rows in one statement on PostgreSQL, an executemany elsewhere."""
+"""`insert_rows`: a batch's rows in one statement on PostgreSQL, an executemany elsewhere;
+`InsertsTogether`: the rows of several tables in one statement."""
 
 from __future__ import annotations
 
@@ -22,17 +23,81 @@ async def insert_rows(session: AsyncSession, table: Table, rows: Sequence[Mappin
     instead of one a value, as an executemany has; elsewhere an executemany."""
     if not rows:
         return
-    dialect = session.get_bind().dialect
-    if dialect.name != "postgresql":
+    one = _one_statement(session, table, rows)
+    if one is None:
         await session.execute(insert(table), rows)
         return
-    names = tuple(rows[0])
-    unnest = _unnest_insert(table, names, dialect)
-    if unnest is None or any(row.keys() != rows[0].keys() for row in rows):
-        await session.execute(insert(table), rows)  # what the arrays cannot carry as written
-        return
-    statement, parameters = unnest.arguments(rows)
+    statement, parameters = one
     await postgres_fetch(session, statement, *parameters)
+
+
+def _one_statement(
+    session: AsyncSession, table: Table, rows: Sequence[Mapping[str, Any]], first: int = 1
+) -> tuple[str, list[Any]] | None:
+    """The `_UnnestInsert` of `rows` (its parameters numbered from `first`), or None where the
+    insert is an executemany: on another database, or for what the arrays cannot carry as
+    written (columns `_unnest_fits` refuses, rows with other keys)."""
+    dialect = session.get_bind().dialect
+    if dialect.name != "postgresql":
+        return None
+    unnest = _unnest_insert(table, tuple(rows[0]), dialect)
+    if unnest is None or any(row.keys() != rows[0].keys() for row in rows):
+        return None
+    return unnest.arguments(rows, first)
+
+
+class InsertsTogether:
+    """Inserts into several tables gathered, to go to PostgreSQL as one statement when `run`,
+    each but the last a data-modifying `WITH` of it: a round trip a table fewer. A batch of
+    enrolments writes members, their history and the outbox; on its own, each insert took a
+    round trip, which a small batch waits for (bench/README.md, round eleven).
+
+    Used as `async with InsertsTogether(session) as together:`, which runs what is left at the
+    end (not after an error: the transaction is lost anyway). What is added is written only at
+    `run`: nothing may read, change or rely on those rows before (who does runs it first). A table added twice runs what was
+    gathered first (rows of one table in one statement keep their order, ids drawn in it;
+    across the parts of one statement the order is PostgreSQL's). Where one statement cannot
+    carry an insert (another database, `insert_rows`' executemany), it runs at once, after
+    what was gathered before it."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+        self._tables: list[Table] = []
+        self._statements: list[str] = []
+        self._parameters: list[Any] = []
+
+    async def __aenter__(self) -> InsertsTogether:
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is None:
+            await self.run()
+
+    async def add(self, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+        if not rows:
+            return
+        if any(added is table for added in self._tables):
+            await self.run()
+        one = _one_statement(self._session, table, rows, first=len(self._parameters) + 1)
+        if one is None:
+            await self.run()
+            await insert_rows(self._session, table, rows)
+            return
+        statement, parameters = one
+        self._tables.append(table)
+        self._statements.append(statement)
+        self._parameters += parameters
+
+    async def run(self) -> None:
+        """Writes what was added, in the caller's transaction."""
+        if not self._statements:
+            return
+        *before, last = self._statements
+        parts = ", ".join(f"unionhub_insert_{i} AS ({statement})" for i, statement in enumerate(before))
+        statement = f"WITH {parts} {last}" if before else last
+        parameters = self._parameters
+        self._tables, self._statements, self._parameters = [], [], []
+        await postgres_fetch(self._session, statement, *parameters)
 
 
 class _UnnestInsert:
@@ -60,44 +125,51 @@ class _UnnestInsert:
         # Rows given to orjson as they are: every column in the JSON, none processed.
         self._rows_as_they_are = len(self._in_json) == len(names) and all(p is None for _, p, _ in self._in_json)
         self._all_arrays = _UnnestInsert(table, names, dialect, with_json=False) if self._in_json else None
-        sources = []
+        # The sources, each taking the next parameter (numbered between the two texts, not by
+        # `str.format`: a quoted name may hold braces): the JSON text's, then the arrays'.
+        self._sources: list[tuple[str, str]] = []
         if self._in_json:
             # No length on text: a cast to varchar(n) would cut a longer value, where the insert refuses it.
             defined = ", ".join(
                 f"{quote(name)} {_cast_name(table.c[name].type, dialect)}" for name, _, _ in self._in_json
             )
-            sources.append(f"json_to_recordset(CAST($1 AS JSON)) AS ({defined})")
-        first = len(sources) + 1
-        sources += [
-            f"unnest(CAST(${first + i} AS {_cast_name(table.c[name].type, dialect)}[]))"
-            for i, (name, _) in enumerate(self._in_arrays)
+            self._sources.append(("json_to_recordset(CAST($", f" AS JSON)) AS ({defined})"))
+        self._sources += [
+            ("unnest(CAST($", f" AS {_cast_name(table.c[name].type, dialect)}[]))") for name, _ in self._in_arrays
         ]
         listed = ", ".join(quote(name) for name in names)
         aliases = ", ".join(
             quote(name) for name in (*(n for n, _, _ in self._in_json), *(n for n, _ in self._in_arrays))
         )
         table_name = dialect.identifier_preparer.format_table(table)
-        self.statement = (
-            f"INSERT INTO {table_name} ({listed}) SELECT {listed} FROM ROWS FROM ({', '.join(sources)}) "
-            f"WITH ORDINALITY AS r({aliases}, unnest_ordinal) ORDER BY unnest_ordinal"
-        )
+        self._head = f"INSERT INTO {table_name} ({listed}) SELECT {listed} FROM ROWS FROM ("
+        self._tail = f") WITH ORDINALITY AS r({aliases}, unnest_ordinal) ORDER BY unnest_ordinal"
+        self._statements: dict[int, str] = {}
 
-    def arguments(self, rows: Sequence[Mapping[str, Any]]) -> tuple[str, list[Any]]:
-        """The statement for `rows` and its parameters."""
+    def statement(self, first: int = 1) -> str:
+        """The statement, its parameters numbered from `first` (`$first`, …)."""
+        if first not in self._statements:
+            sources = ", ".join(f"{before}{first + i}{after}" for i, (before, after) in enumerate(self._sources))
+            self._statements[first] = self._head + sources + self._tail
+        return self._statements[first]
+
+    def arguments(self, rows: Sequence[Mapping[str, Any]], first: int = 1) -> tuple[str, list[Any]]:
+        """The statement for `rows` and its parameters (numbered from `first`)."""
         if self._all_arrays is None:
-            return self.statement, self._arrays(rows)
+            return self.statement(first), self._arrays(rows)
         values: dict[str, list[Any]] = {}
         for name, process, accepted in self._in_json:
             column = list(map(itemgetter(name), rows))
             if process is not None:
                 column = [process(v) for v in column]
             if not set(map(type, column)) <= accepted or not _exact_in_json(column, accepted):
-                return self._all_arrays.arguments(rows)
+                return self._all_arrays.arguments(rows, first)
             values[name] = column
         records: Sequence[Mapping[str, Any]] = rows
         if not (self._rows_as_they_are and set(map(type, rows)) == {dict}):  # orjson takes dicts only
             records = [dict(zip(values, row, strict=True)) for row in zip(*values.values(), strict=True)]
-        return self.statement, [orjson.dumps(records, option=orjson.OPT_NON_STR_KEYS).decode(), *self._arrays(rows)]
+        json_text = orjson.dumps(records, option=orjson.OPT_NON_STR_KEYS).decode()
+        return self.statement(first), [json_text, *self._arrays(rows)]
 
     def _arrays(self, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
         arrays = []

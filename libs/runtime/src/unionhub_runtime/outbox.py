@@ -26,7 +26,7 @@ from unionhub_contracts import CONTENT_TYPE, OutgoingEvent
 
 from .backoff import Backoff
 from .database import KEYS, is_lock_timeout, is_transient, where_in
-from .inserts import insert_rows
+from .inserts import InsertsTogether, insert_rows
 from .logs import describe_error
 from .metrics import RuntimeMetrics
 from .postgres import PostgresStatement
@@ -92,8 +92,15 @@ class Pending:
     traceparent: str | None = None
 
 
-async def write(session: AsyncSession, tables: RuntimeTables, topic: str, pending: Sequence[Pending]) -> None:
-    """Adds the `pending` events to the outbox inside the caller's transaction."""
+async def write(
+    session: AsyncSession,
+    tables: RuntimeTables,
+    topic: str,
+    pending: Sequence[Pending],
+    together: InsertsTogether | None = None,
+) -> None:
+    """Adds the `pending` events to the outbox inside the caller's transaction (gathered in
+    `together` when given: the caller runs it)."""
     if not pending:
         return
     for p in pending:
@@ -101,22 +108,19 @@ async def write(session: AsyncSession, tables: RuntimeTables, topic: str, pendin
         if size > MAX_EVENT_BYTES:
             raise EventTooLarge(f"event {p.event.type} {p.event.id} is {size} bytes, over {MAX_EVENT_BYTES}")
     now = datetime.now(UTC)
-    await insert_rows(
-        session,
-        tables.outbox,
-        [
-            {
-                "event_id": p.event.id,
-                "topic": topic,
-                "event_type": p.event.type,
-                "key": p.event.key,
-                "value": p.event.value,
-                "traceparent": p.traceparent,
-                "created_at": now,
-            }
-            for p in pending
-        ],
-    )
+    rows = [
+        {
+            "event_id": p.event.id,
+            "topic": topic,
+            "event_type": p.event.type,
+            "key": p.event.key,
+            "value": p.event.value,
+            "traceparent": p.traceparent,
+            "created_at": now,
+        }
+        for p in pending
+    ]
+    await (together.add(tables.outbox, rows) if together is not None else insert_rows(session, tables.outbox, rows))
 
 
 def _headers(traceparent: str | None) -> list[tuple[str, bytes]]:

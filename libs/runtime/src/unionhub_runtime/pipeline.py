@@ -30,6 +30,7 @@ from .backoff import Backoff
 from .database import is_statement_timeout, is_transient
 from .deadletters import DeadLetters
 from .holding import QUEUE, Holding
+from .inserts import InsertsTogether
 from .logs import correlation_id, describe_error
 from .metrics import OTHER, RuntimeMetrics
 from .scopes import BatchScope, BulkScope, Emit, ScopeFactory, encode_emit
@@ -318,8 +319,10 @@ class Pipeline:
                         outgoing.extend(await holds.release(holds.provided(event, outcome.emitted)))
                 finally:
                     correlation_id.reset(token)
-            await scope.flush()
-            await outbox.write(session, self._tables, self.config.events_topic, outgoing)
+            # The batch's inserts (its aggregates', the outbox's) in one statement on PostgreSQL.
+            async with InsertsTogether(session) as together:
+                await scope.flush(together)
+                await outbox.write(session, self._tables, self.config.events_topic, outgoing, together)
         self._metrics.db_seconds.labels("consume").observe(time.perf_counter() - started)
         self._count(outcomes)
         scope.committed()

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .database import KEYS, where_in, where_in_keys
-from .inserts import insert_rows
+from .inserts import InsertsTogether, insert_rows
 from .postgres import PostgresStatement
 from .unit_of_work import AbstractRepository, Journal, snapshot
 
@@ -88,9 +88,19 @@ class TableRepository(AbstractRepository[A]):
         # Still to be inserted: its final state goes in with the insert.
         self._journal.set(self._inserts if key in self._inserts else self._updates, key, aggregate)
 
-    async def flush(self) -> None:
+    async def flush(self, together: InsertsTogether | None = None) -> None:
+        """Writes the batch's inserts and updates; the inserts gathered in `together` (when
+        given) if no update follows them, the updates after what it gathered before."""
+        if self._updates and together is not None:
+            await together.run()
+            together = None
         if self._inserts:
-            await insert_rows(self._session, self._table, [self.to_row(a) for a in self._inserts.values()])
+            rows = [self.to_row(a) for a in self._inserts.values()]
+            await (
+                together.add(self._table, rows)
+                if together is not None
+                else insert_rows(self._session, self._table, rows)
+            )
         if self._updates:
             others = [name for name in self._columns if name != self._key.name]
             statement = (

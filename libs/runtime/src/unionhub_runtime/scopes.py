@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from unionhub_contracts import CloudEvent, OutgoingEvent, encode
 from unionhub_domain import Missing, Rejected
 
+from .inserts import InsertsTogether
 from .messagebus import MessageBus
 from .unit_of_work import AbstractUnitOfWork
 
@@ -99,7 +100,10 @@ class BatchScope(Protocol):
         rejection and is recorded as one."""
         ...
 
-    async def flush(self) -> None: ...
+    async def flush(self, together: InsertsTogether | None = None) -> None:
+        """Writes what the batch's commands kept; inserts may be gathered in `together`,
+        which the caller runs."""
+        ...
 
     def committed(self) -> None:
         """The transaction that ran this scope committed: count what it did (business metrics)."""
@@ -164,8 +168,8 @@ class CommandScope(Generic[U]):
         self._observed.append((command, domain_events))
         return [self._to_emit(e) for e in domain_events]
 
-    async def flush(self) -> None:
-        await self._uow.flush()
+    async def flush(self, together: InsertsTogether | None = None) -> None:
+        await self._uow.flush(together)
 
     def committed(self) -> None:
         observed, self._observed = self._observed, []

@@ -24,6 +24,8 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
 
+from .inserts import InsertsTogether
+
 A = TypeVar("A")
 _ABSENT = object()
 
@@ -166,8 +168,9 @@ class AbstractUnitOfWork(ABC):
                 aggregate.events.clear()  # a rejected command's events are never published
         self.events.clear()
 
-    async def flush(self) -> None:
-        """Writes what the batch kept (the caller commits)."""
+    async def flush(self, together: InsertsTogether | None = None) -> None:
+        """Writes what the batch kept (the caller commits); inserts may be gathered in
+        `together`, which the caller runs."""
         return None
 
     def collect_new_events(self) -> Iterator[Any]:
@@ -192,8 +195,8 @@ class SessionUnitOfWork(AbstractUnitOfWork):
         a savepoint. The default keeps every change in memory until `flush`."""
         return False
 
-    async def write(self) -> None:
-        """Writes the changes kept in memory so far."""
+    async def write(self, together: InsertsTogether | None = None) -> None:
+        """Writes the changes kept in memory so far (inserts may be gathered in `together`)."""
 
     async def begin(self, command: Any) -> None:
         await super().begin(command)
@@ -214,8 +217,8 @@ class SessionUnitOfWork(AbstractUnitOfWork):
             savepoint, self._savepoint = self._savepoint, None
             await savepoint.rollback()
 
-    async def flush(self) -> None:
-        await self.write()
+    async def flush(self, together: InsertsTogether | None = None) -> None:
+        await self.write(together)
 
 
 def keys_of(commands: Iterable[Any], *names: str) -> set[str]:

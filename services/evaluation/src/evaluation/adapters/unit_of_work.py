@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from unionhub_runtime.inserts import InsertsTogether
 from unionhub_runtime.unit_of_work import SessionUnitOfWork
 
 from ..domain import commands
@@ -53,5 +54,5 @@ class SqlAlchemyUnitOfWork(SessionUnitOfWork, UnitOfWork):
             self.campaigns = self._rating_campaigns
             self.campaigns.seen.clear()
 
-    async def write(self) -> None:
-        await self._ratings.write()
+    async def write(self, together: InsertsTogether | None = None) -> None:
+        await self._ratings.write()  # `together` not used: its statements are not inserts alone

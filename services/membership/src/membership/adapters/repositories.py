@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from unionhub_runtime.inserts import insert_rows
+from unionhub_runtime.inserts import InsertsTogether, insert_rows
 from unionhub_runtime.repositories import TableRepository, dataclass_rows
 from unionhub_runtime.unit_of_work import Journal
 
@@ -44,8 +44,13 @@ class MemberRepository(TableRepository[model.Member]):
         self._journal.append(self._history, *member.new_history)
         member.new_history.clear()
 
-    async def flush(self) -> None:
-        await super().flush()
+    async def flush(self, together: InsertsTogether | None = None) -> None:
+        await super().flush(together)
         if self._history:
-            await insert_rows(self._session, orm.member_history, dataclass_rows(self._history))
+            rows = dataclass_rows(self._history)
+            await (
+                together.add(orm.member_history, rows)
+                if together is not None
+                else insert_rows(self._session, orm.member_history, rows)
+            )
             self._history.clear()

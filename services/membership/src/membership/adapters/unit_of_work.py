@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from unionhub_runtime.inserts import InsertsTogether
 from unionhub_runtime.repositories import TableRepository
 from unionhub_runtime.unit_of_work import SessionUnitOfWork, keys_of
 
@@ -33,6 +34,6 @@ class SqlAlchemyUnitOfWork(SessionUnitOfWork, UnitOfWork):
         await self.homes.preload(keys_of(batch, "home_id"))
         await self.stations.preload(keys_of(batch, "station_id"))
 
-    async def write(self) -> None:
+    async def write(self, together: InsertsTogether | None = None) -> None:
         for repository in (self.unions, self.members, self.homes, self.stations, self.cadres):
-            await repository.flush()
+            await repository.flush(together)
