@@ -11,7 +11,20 @@ from datetime import date
 from typing import Any
 
 import pytest
-from sqlalchemy import BigInteger, Column, Date, Enum, Integer, LargeBinary, MetaData, String, Table, func, select
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    Enum,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Sequence,
+    String,
+    Table,
+    func,
+    select,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -54,6 +67,22 @@ keyed = Table(
     Column("key", String(20), primary_key=True),
     Column("size", Integer, nullable=False),
 )
+
+
+# Two tables drawing their ids from one sequence (PostgreSQL only): the ids show which table
+# was written first.
+ordered = MetaData()
+shared = Sequence("together_shared_ids", metadata=ordered)
+numbered = [
+    Table(
+        f"together_numbered_{n}",
+        ordered,
+        # A server default only: a column default leaves the table to the executemany.
+        Column("id", BigInteger, server_default=shared.next_value(), primary_key=True),
+        Column("name", String(20), nullable=False),
+    )
+    for n in range(3)
+]
 
 
 @dataclass
@@ -120,9 +149,23 @@ async def test_the_rows_of_several_tables_are_written_as_each_insert_writes_them
     assert await names(engine, first) == [r["name"] for r in named("a", 300)]  # ids in the rows' order
     assert await names(engine, second) == [r["name"] for r in dated("b", 200)]
     async with engine.connect() as connection:
+        # The 8th row of the first table beside the 1st of the second: values of both kept.
         joined = select(first.c.blob, second.c.size, second.c.on).where(first.c.id == second.c.id + 7)
         row = (await connection.execute(joined.order_by(second.c.id))).first()
     assert row is not None and (row.blob, row.size, row.on) == (b"\x07", 2**40, date(2018, 6, 1))
+
+
+@pytest.mark.parametrize("databases", ["postgresql"], indirect=True)
+async def test_the_tables_are_written_in_the_order_added(engine: AsyncEngine, statements: list[str]) -> None:
+    async with engine.begin() as connection:
+        await connection.run_sync(ordered.create_all)
+    async with session_factory(engine)() as session, session.begin(), InsertsTogether(session) as together:
+        for table in (numbered[1], numbered[0], numbered[2]):
+            await together.add(table, [{"name": f"n-{i}"} for i in range(2)])
+    assert len(statements) == 1
+    async with engine.connect() as connection:
+        ids = [list((await connection.execute(select(t.c.id).order_by(t.c.id))).scalars()) for t in numbered]
+    assert ids[1] < ids[0] < ids[2], ids  # each table's ids drawn after the one added before it
 
 
 @pytest.mark.parametrize("databases", ["postgresql"], indirect=True)
@@ -174,6 +217,22 @@ async def test_what_was_gathered_is_not_written_after_an_error(engine: AsyncEngi
                 await together.add(first, named("a", 2))
                 raise RuntimeError("the batch failed")
         assert statements == []
+    assert await names(engine, first) == []
+
+
+@pytest.mark.parametrize("databases", ["postgresql"], indirect=True)
+async def test_it_refuses_to_run_in_another_savepoint_than_its_own(engine: AsyncEngine) -> None:
+    async with session_factory(engine)() as session, session.begin():
+        together = InsertsTogether(session)
+        await together.add(first, named("a", 2))
+        async with session.begin_nested():
+            # Run here, a rollback of the savepoint would take back rows gathered outside it.
+            with pytest.raises(RuntimeError, match="savepoint"):
+                await together.run()
+            with pytest.raises(RuntimeError, match="savepoint"):
+                await together.add(second, dated("b", 1))
+        await together.run()
+    assert await names(engine, first) == ["a-0", "a-1"]
 
 
 async def test_a_repository_with_updates_runs_the_inserts_gathered_before_them(engine: AsyncEngine) -> None:

@@ -17,10 +17,19 @@ from sqlalchemy.types import TypeDecorator
 from .postgres import postgres_fetch
 
 
-async def insert_rows(session: AsyncSession, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+async def insert_rows(
+    session: AsyncSession,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    together: InsertsTogether | None = None,
+) -> None:
     """Inserts `rows` (mappings with the same keys, in order: ids are drawn in it) in the
-    caller's transaction. On PostgreSQL one statement fed a few parameters (`_UnnestInsert`)
-    instead of one a value, as an executemany has; elsewhere an executemany."""
+    caller's transaction, or gathers them in `together` when given. On PostgreSQL one
+    statement fed a few parameters (`_UnnestInsert`) instead of one a value, as an executemany
+    has; elsewhere an executemany."""
+    if together is not None:
+        await together.add(table, rows)
+        return
     if not rows:
         return
     one = _one_statement(session, table, rows)
@@ -47,21 +56,23 @@ def _one_statement(
 
 
 class InsertsTogether:
-    """Inserts into several tables gathered, to go to PostgreSQL as one statement when `run`,
-    each but the last a data-modifying `WITH` of it: a round trip a table fewer. A batch of
-    enrolments writes members, their history and the outbox; on its own, each insert took a
-    round trip, which a small batch waits for (bench/README.md, round eleven).
+    """Inserts into several tables gathered, to go to PostgreSQL as one statement when `run`:
+    a round trip a table fewer. A batch of enrolments writes members, their history and the
+    outbox; each insert on its own took a round trip, which a small batch waits for
+    (bench/README.md, round eleven).
 
     Used as `async with InsertsTogether(session) as together:`, which runs what is left at the
-    end (not after an error: the transaction is lost anyway). What is added is written only at
-    `run`: nothing may read, change or rely on those rows before (who does runs it first). A table added twice runs what was
-    gathered first (rows of one table in one statement keep their order, ids drawn in it;
-    across the parts of one statement the order is PostgreSQL's). Where one statement cannot
-    carry an insert (another database, `insert_rows`' executemany), it runs at once, after
-    what was gathered before it."""
+    end (not after an error: the transaction is lost anyway). What is added is written only
+    at `run`: nothing may read, change or rely on those rows before; a writer that must come
+    after them runs it first (`TableRepository.flush` before its updates). Rows of one table
+    keep their order (ids are drawn in it), and the tables are written in the order added
+    (`run`); a table added again runs what was gathered before it. Where one statement cannot
+    carry an insert (another database, `insert_rows`' executemany), what was gathered runs,
+    then the insert at once. All of it within the savepoint it was begun in."""
 
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
+        self._savepoint = session.sync_session.get_nested_transaction()
         self._tables: list[Table] = []
         self._statements: list[str] = []
         self._parameters: list[Any] = []
@@ -74,6 +85,7 @@ class InsertsTogether:
             await self.run()
 
     async def add(self, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+        self._check_savepoint()
         if not rows:
             return
         if any(added is table for added in self._tables):
@@ -81,7 +93,7 @@ class InsertsTogether:
         one = _one_statement(self._session, table, rows, first=len(self._parameters) + 1)
         if one is None:
             await self.run()
-            await insert_rows(self._session, table, rows)
+            await self._session.execute(insert(table), rows)
             return
         statement, parameters = one
         self._tables.append(table)
@@ -89,15 +101,27 @@ class InsertsTogether:
         self._parameters += parameters
 
     async def run(self) -> None:
-        """Writes what was added, in the caller's transaction."""
+        """Writes what was added, in the caller's transaction, in the order added: PostgreSQL
+        runs a statement's main part first, then the data-modifying `WITH`s nothing reads from
+        the last written to the first (its executor's order since 9.1; the documentation leaves
+        it open), so the first added is the main part and the others follow it reversed. The
+        same order as one statement a table keeps the locks taken, and the waits for another
+        transaction's unique keys, in the order the other writers take them."""
+        self._check_savepoint()
         if not self._statements:
             return
-        *before, last = self._statements
-        parts = ", ".join(f"unionhub_insert_{i} AS ({statement})" for i, statement in enumerate(before))
-        statement = f"WITH {parts} {last}" if before else last
+        main, *others = self._statements
+        parts = ", ".join(f"unionhub_insert_{i} AS ({statement})" for i, statement in enumerate(reversed(others)))
+        statement = f"WITH {parts} {main}" if others else main
         parameters = self._parameters
         self._tables, self._statements, self._parameters = [], [], []
         await postgres_fetch(self._session, statement, *parameters)
+
+    def _check_savepoint(self) -> None:
+        # Rows gathered in a savepoint and run after its rollback would be written anyway;
+        # rows gathered before one and run in it, taken back with it.
+        if self._session.sync_session.get_nested_transaction() is not self._savepoint:
+            raise RuntimeError("InsertsTogether is used within the savepoint it was begun in")
 
 
 class _UnnestInsert:

@@ -120,7 +120,7 @@ async def write(
         }
         for p in pending
     ]
-    await (together.add(tables.outbox, rows) if together is not None else insert_rows(session, tables.outbox, rows))
+    await insert_rows(session, tables.outbox, rows, together)
 
 
 def _headers(traceparent: str | None) -> list[tuple[str, bytes]]:

@@ -95,12 +95,7 @@ class TableRepository(AbstractRepository[A]):
             await together.run()
             together = None
         if self._inserts:
-            rows = [self.to_row(a) for a in self._inserts.values()]
-            await (
-                together.add(self._table, rows)
-                if together is not None
-                else insert_rows(self._session, self._table, rows)
-            )
+            await insert_rows(self._session, self._table, [self.to_row(a) for a in self._inserts.values()], together)
         if self._updates:
             others = [name for name in self._columns if name != self._key.name]
             statement = (

@@ -55,4 +55,6 @@ class SqlAlchemyUnitOfWork(SessionUnitOfWork, UnitOfWork):
             self.campaigns.seen.clear()
 
     async def write(self, together: InsertsTogether | None = None) -> None:
-        await self._ratings.write()  # `together` not used: its statements are not inserts alone
+        if together is not None:
+            await together.run()  # the ratings' statements are not inserts alone: written at once, after
+        await self._ratings.write()

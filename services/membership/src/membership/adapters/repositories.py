@@ -47,10 +47,5 @@ class MemberRepository(TableRepository[model.Member]):
     async def flush(self, together: InsertsTogether | None = None) -> None:
         await super().flush(together)
         if self._history:
-            rows = dataclass_rows(self._history)
-            await (
-                together.add(orm.member_history, rows)
-                if together is not None
-                else insert_rows(self._session, orm.member_history, rows)
-            )
+            await insert_rows(self._session, orm.member_history, dataclass_rows(self._history), together)
             self._history.clear()
