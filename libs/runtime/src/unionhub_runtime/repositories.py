@@ -7,17 +7,17 @@ taken back by the unit of work's `Journal`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import fields
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, Table, bindparam, select, update
+from sqlalchemy import Select, String, Table, bindparam, select, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .database import KEYS, where_in, where_in_keys
 from .inserts import InsertsTogether, insert_rows
-from .postgres import PostgresStatement
+from .postgres import PostgresStatement, postgres_fetch
 from .unit_of_work import AbstractRepository, Journal, snapshot
 
 A = TypeVar("A")
@@ -45,7 +45,7 @@ class TableRepository(AbstractRepository[A]):
 
     async def preload(self, keys: Iterable[str]) -> None:
         """Loads the aggregates of `keys` (and learns which do not exist) in bulk."""
-        wanted = [k for k in set(keys) if k not in self._loaded]
+        wanted = self._not_loaded(keys)
         if not wanted:
             return
         dialect = self._session.get_bind().dialect
@@ -61,9 +61,16 @@ class TableRepository(AbstractRepository[A]):
                 ]
             else:
                 rows = [dict(row) for row in (await self._session.execute(query, {KEYS: chunk})).mappings()]
-            found = {str(row[self._key.name]): self.from_row(row) for row in rows}
-            for key in chunk:
-                self._loaded[key] = found.get(key)
+            self._learn(chunk, rows)
+
+    def _not_loaded(self, keys: Iterable[str]) -> list[str]:
+        return [k for k in set(keys) if k not in self._loaded]
+
+    def _learn(self, keys: Sequence[str], rows: Iterable[dict[str, Any]]) -> None:
+        """The rows found of `keys`: the others do not exist."""
+        found = {str(row[self._key.name]): self.from_row(row) for row in rows}
+        for key in keys:
+            self._loaded[key] = found.get(key)
 
     async def _get(self, key: str) -> A | None:
         if key not in self._loaded:
@@ -110,6 +117,76 @@ class TableRepository(AbstractRepository[A]):
             await self._session.execute(statement, rows)
         self._inserts.clear()
         self._updates.clear()
+
+
+async def preload_together(*wanted: tuple[TableRepository[Any], Iterable[str]]) -> None:
+    """The preloads of several repositories of one session, on PostgreSQL in one statement,
+    each table's rows of its keys an array of records: a round trip a table fewer (a batch of
+    enrolments looks up unions, members and cadres, each a round trip its batch waited for:
+    bench/README.md, round eleven). Elsewhere, and for a table `_TableLookup` cannot read, one
+    preload each."""
+    together: list[tuple[TableRepository[Any], list[str], _TableLookup]] = []
+    for repository, keys in wanted:
+        missing = repository._not_loaded(keys)
+        lookup = _table_lookup(repository._table, repository._session.get_bind().dialect) if missing else None
+        if lookup is None:
+            await repository.preload(missing)
+        else:
+            together.append((repository, missing, lookup))
+    if len(together) < 2:
+        for repository, missing, _ in together:
+            await repository.preload(missing)
+        return
+    session = together[0][0]._session
+    assert all(repository._session is session for repository, _, _ in together), "one session's repositories"
+    arrays = ", ".join(lookup.array(number) for number, (_, _, lookup) in enumerate(together, start=1))
+    [found] = await postgres_fetch(session, f"SELECT {arrays}", *(missing for _, missing, _ in together))
+    for (repository, missing, lookup), records in zip(together, found, strict=True):
+        repository._learn(missing, map(lookup.row, records))
+
+
+class _TableLookup:
+    """A table's rows of given keys as one array of records (`preload_together`), read as
+    `TableRepository.preload` reads them: every column, in order, through SQLAlchemy's reading
+    of its type."""
+
+    def __init__(self, table: Table, readers: tuple[Callable[[Any], Any] | None, ...], dialect: Dialect) -> None:
+        quote = dialect.identifier_preparer.quote
+        name = dialect.identifier_preparer.format_table(table)
+        key = next(iter(table.primary_key.columns))
+        self._columns = [c.name for c in table.columns]
+        self._readers = readers
+        listed = ", ".join(f"{name}.{quote(column)}" for column in self._columns)
+        # No length on the keys' type: a cast to varchar(n) would cut a longer key to one that matches.
+        self._before = f"ARRAY(SELECT ROW({listed}) FROM {name} JOIN unnest(CAST($"
+        self._after = f" AS VARCHAR[])) AS wanted (key) ON {name}.{quote(key.name)} = wanted.key)"
+
+    def array(self, number: int) -> str:
+        """The array of the rows whose key is in the parameter `$number`."""
+        return f"{self._before}{number}{self._after}"
+
+    def row(self, record: Sequence[Any]) -> dict[str, Any]:
+        return {
+            column: value if read is None else read(value)
+            for column, read, value in zip(self._columns, self._readers, record, strict=True)
+        }
+
+
+_TABLE_LOOKUPS: dict[tuple[Table, str], _TableLookup | None] = {}
+
+
+def _table_lookup(table: Table, dialect: Dialect) -> _TableLookup | None:
+    """`table`'s lookup on PostgreSQL, or None: on another database, for a key that is not
+    text, or for a table whose rows SQLAlchemy must read (`_postgres_reading`)."""
+    if (table, dialect.name) not in _TABLE_LOOKUPS:
+        lookup = None
+        key = next(iter(table.primary_key.columns))
+        if dialect.name == "postgresql" and isinstance(key.type, String):
+            reading = _postgres_reading(where_in(select(table), key, dialect), table, dialect)
+            if reading is not None and reading.readers is not None:
+                lookup = _TableLookup(table, reading.readers, dialect)
+        _TABLE_LOOKUPS[table, dialect.name] = lookup
+    return _TABLE_LOOKUPS[table, dialect.name]
 
 
 _POSTGRES_READING: dict[Table, PostgresStatement | None] = {}

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unionhub_runtime.inserts import InsertsTogether
-from unionhub_runtime.repositories import TableRepository
+from unionhub_runtime.repositories import TableRepository, preload_together
 from unionhub_runtime.unit_of_work import SessionUnitOfWork, keys_of
 
 from ..domain import commands, model
@@ -28,11 +28,13 @@ class SqlAlchemyUnitOfWork(SessionUnitOfWork, UnitOfWork):
     async def preload(self, batch: Sequence[commands.Command]) -> None:
         """Loads everything the batch's commands will look up, a few queries in all."""
         members = keys_of(batch, "member_id")
-        await self.unions.preload(keys_of(batch, "union_id", "parent_id", "to_union_id"))
-        await self.members.preload(members)
-        await self.cadres.preload(members)
-        await self.homes.preload(keys_of(batch, "home_id"))
-        await self.stations.preload(keys_of(batch, "station_id"))
+        await preload_together(
+            (self.unions, keys_of(batch, "union_id", "parent_id", "to_union_id")),
+            (self.members, members),
+            (self.cadres, members),
+            (self.homes, keys_of(batch, "home_id")),
+            (self.stations, keys_of(batch, "station_id")),
+        )
 
     async def write(self, together: InsertsTogether | None = None) -> None:
         for repository in (self.unions, self.members, self.homes, self.stations, self.cadres):
