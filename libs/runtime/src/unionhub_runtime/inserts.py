@@ -212,7 +212,7 @@ def _json_value(kind: Any) -> frozenset[type] | None:
     `int` to asyncpg but `true` in JSON, a `datetime` is a `date`. An instant must also be in
     UTC (as `UtcInstant` gives it): orjson rounds an offset to the minute, and asyncpg reads a
     naive one in the process's zone (`_exact_in_json`)."""
-    impl = _implemented(kind)
+    impl = stored_type(kind)
     if isinstance(impl, DateTime):
         return frozenset({datetime, _NONE}) if impl.timezone else None  # `timestamp`: no offset to keep
     for column_type, value_type in ((String, str), (Boolean, bool), (Integer, int), (Date, date)):
@@ -236,10 +236,10 @@ _LAST_INSTANT = datetime.max.replace(tzinfo=UTC)
 
 
 def _cast_name(kind: Any, dialect: Dialect) -> str:
-    return "VARCHAR" if isinstance(_implemented(kind), String) else str(kind.compile(dialect=dialect))
+    return "VARCHAR" if isinstance(stored_type(kind), String) else str(kind.compile(dialect=dialect))
 
 
-def _implemented(kind: Any) -> Any:
+def stored_type(kind: Any) -> Any:
     """The type a column's values are stored as (a `TypeDecorator`'s underlying one)."""
     return kind.impl_instance if isinstance(kind, TypeDecorator) else kind
 
@@ -263,7 +263,7 @@ def _unnest_fits(table: Table, names: tuple[str, ...], dialect: Dialect) -> bool
             if column.default is not None:
                 return False
             continue
-        kind = _implemented(column.type)
+        kind = stored_type(column.type)
         if isinstance(kind, Enum) or not isinstance(kind, _UNNEST_TYPES):
             return False
     return True

@@ -11,12 +11,25 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import fields
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, String, Table, bindparam, select, update
+from sqlalchemy import (
+    Boolean,
+    Date,
+    DateTime,
+    Enum,
+    Integer,
+    LargeBinary,
+    Select,
+    String,
+    Table,
+    bindparam,
+    select,
+    update,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .database import KEYS, where_in, where_in_keys
-from .inserts import InsertsTogether, insert_rows
+from .inserts import InsertsTogether, insert_rows, stored_type
 from .postgres import PostgresStatement, postgres_fetch
 from .unit_of_work import AbstractRepository, Journal, snapshot
 
@@ -62,6 +75,13 @@ class TableRepository(AbstractRepository[A]):
             else:
                 rows = [dict(row) for row in (await self._session.execute(query, {KEYS: chunk})).mappings()]
             self._learn(chunk, rows)
+
+    def _lookup(self) -> _TableLookup | None:
+        """How `preload_together` reads this repository's rows, or None: then by its `preload`
+        (which a subclass may have made its own)."""
+        if type(self).preload is not TableRepository.preload:
+            return None
+        return _table_lookup(self._table, self._session.get_bind().dialect)
 
     def _not_loaded(self, keys: Iterable[str]) -> list[str]:
         return [k for k in set(keys) if k not in self._loaded]
@@ -120,26 +140,27 @@ class TableRepository(AbstractRepository[A]):
 
 
 async def preload_together(*wanted: tuple[TableRepository[Any], Iterable[str]]) -> None:
-    """The preloads of several repositories of one session, on PostgreSQL in one statement,
-    each table's rows of its keys an array of records: a round trip a table fewer (a batch of
+    """The preloads of several repositories of one session: on PostgreSQL in one statement,
+    each table's rows of its keys an array of records, a round trip a table fewer (a batch of
     enrolments looks up unions, members and cadres, each a round trip its batch waited for:
-    bench/README.md, round eleven). Elsewhere, and for a table `_TableLookup` cannot read, one
-    preload each."""
+    bench/README.md, round eleven). Every table `_TableLookup` can read is in the statement,
+    with no keys if none is missing, so that it is one statement text (prepared once a
+    connection) whichever keys a batch has; the others, and every table on another database,
+    one preload each."""
+    if len({id(repository._session) for repository, _ in wanted}) > 1:
+        raise ValueError("preload_together loads the repositories of one session")
     together: list[tuple[TableRepository[Any], list[str], _TableLookup]] = []
     for repository, keys in wanted:
         missing = repository._not_loaded(keys)
-        lookup = _table_lookup(repository._table, repository._session.get_bind().dialect) if missing else None
+        lookup = repository._lookup()
         if lookup is None:
             await repository.preload(missing)
         else:
             together.append((repository, missing, lookup))
-    if len(together) < 2:
-        for repository, missing, _ in together:
-            await repository.preload(missing)
+    if not any(missing for _, missing, _ in together):
         return
-    session = together[0][0]._session
-    assert all(repository._session is session for repository, _, _ in together), "one session's repositories"
     arrays = ", ".join(lookup.array(number) for number, (_, _, lookup) in enumerate(together, start=1))
+    session = together[0][0]._session
     [found] = await postgres_fetch(session, f"SELECT {arrays}", *(missing for _, missing, _ in together))
     for (repository, missing, lookup), records in zip(together, found, strict=True):
         repository._learn(missing, map(lookup.row, records))
@@ -157,9 +178,10 @@ class _TableLookup:
         self._columns = [c.name for c in table.columns]
         self._readers = readers
         listed = ", ".join(f"{name}.{quote(column)}" for column in self._columns)
-        # No length on the keys' type: a cast to varchar(n) would cut a longer key to one that matches.
+        # The keys' type as `where_in` casts them: no length (a cast to varchar(n) would cut a
+        # longer key to one that matches).
         self._before = f"ARRAY(SELECT ROW({listed}) FROM {name} JOIN unnest(CAST($"
-        self._after = f" AS VARCHAR[])) AS wanted (key) ON {name}.{quote(key.name)} = wanted.key)"
+        self._after = f" AS VARCHAR[])) AS unionhub_wanted (unionhub_key) ON {name}.{quote(key.name)} = unionhub_wanted.unionhub_key)"
 
     def array(self, number: int) -> str:
         """The array of the rows whose key is in the parameter `$number`."""
@@ -172,16 +194,27 @@ class _TableLookup:
         }
 
 
+# What asyncpg decodes in a record as in a column: types whose codec it has built in. It looks
+# up other types (an enum, an array, a composite, an extension's) only for a statement's
+# parameters and columns, not for a record's fields, whose values it would then fail to
+# decode. (A column must also be of the type itself in the database, not a domain over it:
+# a record names the domain.)
+_RECORD_FIELD_TYPES = (String, Integer, Boolean, Date, DateTime, LargeBinary)
 _TABLE_LOOKUPS: dict[tuple[Table, str], _TableLookup | None] = {}
 
 
 def _table_lookup(table: Table, dialect: Dialect) -> _TableLookup | None:
     """`table`'s lookup on PostgreSQL, or None: on another database, for a key that is not
-    text, or for a table whose rows SQLAlchemy must read (`_postgres_reading`)."""
+    text, a column of another type than `_RECORD_FIELD_TYPES`, or a table whose rows
+    SQLAlchemy must read (`_postgres_reading`)."""
     if (table, dialect.name) not in _TABLE_LOOKUPS:
         lookup = None
         key = next(iter(table.primary_key.columns))
-        if dialect.name == "postgresql" and isinstance(key.type, String):
+        recordable = all(
+            isinstance(kind := stored_type(column.type), _RECORD_FIELD_TYPES) and not isinstance(kind, Enum)
+            for column in table.columns
+        )
+        if dialect.name == "postgresql" and isinstance(key.type, String) and recordable:
             reading = _postgres_reading(where_in(select(table), key, dialect), table, dialect)
             if reading is not None and reading.readers is not None:
                 lookup = _TableLookup(table, reading.readers, dialect)
