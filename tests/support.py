@@ -170,3 +170,17 @@ def wait_until_ok(url: str, log: Path, *, process: Any = None, timeout: float = 
             pass
         assert time.monotonic() < deadline, f"{url} never answered 200; log tail:\n{log.read_text()[-2000:]}"
         time.sleep(0.1)
+
+
+def postgres_fetches(monkeypatch: Any, module: Any) -> list[str]:
+    """The statements `module` sends through its `postgres_fetch` from now on (the test's
+    `monkeypatch` puts the function back)."""
+    sent: list[str] = []
+    fetch = module.postgres_fetch
+
+    async def counted(on: Any, statement: str, *parameters: Any) -> Any:
+        sent.append(statement)
+        return await fetch(on, statement, *parameters)
+
+    monkeypatch.setattr(module, "postgres_fetch", counted)
+    return sent

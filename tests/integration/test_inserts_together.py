@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from tests.support import postgres_fetches
 from unionhub_runtime import inserts
 from unionhub_runtime.database import create_engine, is_unique_violation, session_factory
 from unionhub_runtime.inserts import InsertsTogether
@@ -111,15 +112,7 @@ async def engine(database_url: str) -> Any:
 @pytest.fixture
 def statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The statements `inserts` sends through `postgres_fetch`."""
-    sent: list[str] = []
-    fetch = inserts.postgres_fetch
-
-    async def counted(on: Any, statement: str, *parameters: Any) -> Any:
-        sent.append(statement)
-        return await fetch(on, statement, *parameters)
-
-    monkeypatch.setattr(inserts, "postgres_fetch", counted)
-    return sent
+    return postgres_fetches(monkeypatch, inserts)
 
 
 async def names(engine: AsyncEngine, table: Table) -> list[str]:

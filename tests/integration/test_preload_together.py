@@ -14,6 +14,7 @@ from sqlalchemy import JSON, Boolean, Column, Date, Enum, Integer, LargeBinary, 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.types import TypeDecorator
 
+from tests.support import postgres_fetches
 from unionhub_runtime import repositories
 from unionhub_runtime.columns import UtcInstant
 from unionhub_runtime.database import create_engine, session_factory
@@ -136,15 +137,7 @@ async def engine(database_url: str) -> Any:
 @pytest.fixture
 def statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The statements `preload_together` sends itself."""
-    sent: list[str] = []
-    fetch = repositories.postgres_fetch
-
-    async def counted(on: Any, statement: str, *parameters: Any) -> Any:
-        sent.append(statement)
-        return await fetch(on, statement, *parameters)
-
-    monkeypatch.setattr(repositories, "postgres_fetch", counted)
-    return sent
+    return postgres_fetches(monkeypatch, repositories)
 
 
 def repositories_of(session: AsyncSession) -> tuple[TableRepository[Any], ...]:

@@ -104,9 +104,9 @@ class InsertsTogether:
         """Writes what was added, in the caller's transaction, in the order added: PostgreSQL
         runs a statement's main part first, then the data-modifying `WITH`s nothing reads from
         the last written to the first (its executor's order since 9.1; the documentation leaves
-        it open), so the first added is the main part and the others follow it reversed. The
-        same order as one statement a table keeps the locks taken, and the waits for another
-        transaction's unique keys, in the order the other writers take them."""
+        it open), so the first added is the main part and the others follow it reversed. In
+        the order of one statement a table, the locks and the waits for another transaction's
+        unique keys come in the order every other writer takes them."""
         self._check_savepoint()
         if not self._statements:
             return
