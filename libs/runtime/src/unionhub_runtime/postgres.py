@@ -145,10 +145,12 @@ class PostgresStatement:
         records = await self.fetch(on, **given)
         if not any(readers):
             return records
-        return [
-            tuple(value if read is None else read(value) for read, value in zip(readers, record, strict=True))
-            for record in records
-        ]
+        return [self.read(record) for record in records]
+
+    def read(self, record: Sequence[Any]) -> tuple[Any, ...]:
+        """A row's values (its columns', in order, as asyncpg gives them) as SQLAlchemy reads them."""
+        assert self.readers is not None, "a statement reading a number column is run through SQLAlchemy"
+        return tuple(value if read is None else read(value) for read, value in zip(self.readers, record, strict=True))
 
 
 def _reads_a_number(kind: TypeEngine[Any], dialect: Dialect) -> bool:

@@ -7,7 +7,7 @@ taken back by the unit of work's `Journal`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import fields
 from typing import Any, TypeVar
 
@@ -62,9 +62,7 @@ class TableRepository(AbstractRepository[A]):
         if not wanted:
             return
         dialect = self._session.get_bind().dialect
-        query = _BY_KEY.get((self._table, dialect.name))
-        if query is None:
-            query = _BY_KEY[self._table, dialect.name] = where_in(select(self._table), self._key, dialect)
+        query = _by_key(self._table, dialect)
         postgres = _postgres_reading(query, self._table, dialect) if dialect.name == "postgresql" else None
         for chunk in where_in_keys(wanted, dialect):
             if postgres is not None:
@@ -171,12 +169,12 @@ class _TableLookup:
     `TableRepository.preload` reads them: every column, in order, through SQLAlchemy's reading
     of its type."""
 
-    def __init__(self, table: Table, readers: tuple[Callable[[Any], Any] | None, ...], dialect: Dialect) -> None:
+    def __init__(self, table: Table, reading: PostgresStatement, dialect: Dialect) -> None:
         quote = dialect.identifier_preparer.quote
         name = dialect.identifier_preparer.format_table(table)
         key = next(iter(table.primary_key.columns))
         self._columns = [c.name for c in table.columns]
-        self._readers = readers
+        self._reading = reading
         listed = ", ".join(f"{name}.{quote(column)}" for column in self._columns)
         # The keys' type as `where_in` casts them: no length (a cast to varchar(n) would cut a
         # longer key to one that matches).
@@ -188,10 +186,7 @@ class _TableLookup:
         return f"{self._before}{number}{self._after}"
 
     def row(self, record: Sequence[Any]) -> dict[str, Any]:
-        return {
-            column: value if read is None else read(value)
-            for column, read, value in zip(self._columns, self._readers, record, strict=True)
-        }
+        return dict(zip(self._columns, self._reading.read(record), strict=True))
 
 
 # What asyncpg decodes in a record as in a column: types whose codec it has built in. It looks
@@ -215,11 +210,20 @@ def _table_lookup(table: Table, dialect: Dialect) -> _TableLookup | None:
             for column in table.columns
         )
         if dialect.name == "postgresql" and isinstance(key.type, String) and recordable:
-            reading = _postgres_reading(where_in(select(table), key, dialect), table, dialect)
-            if reading is not None and reading.readers is not None:
-                lookup = _TableLookup(table, reading.readers, dialect)
+            reading = _postgres_reading(_by_key(table, dialect), table, dialect)
+            if reading is not None:
+                lookup = _TableLookup(table, reading, dialect)
         _TABLE_LOOKUPS[table, dialect.name] = lookup
     return _TABLE_LOOKUPS[table, dialect.name]
+
+
+def _by_key(table: Table, dialect: Dialect) -> Select[Any]:
+    """`table`'s rows of the keys given as `KEYS` (its first primary-key column's), built once."""
+    query = _BY_KEY.get((table, dialect.name))
+    if query is None:
+        key = next(iter(table.primary_key.columns))
+        query = _BY_KEY[table, dialect.name] = where_in(select(table), key, dialect)
+    return query
 
 
 _POSTGRES_READING: dict[Table, PostgresStatement | None] = {}
