@@ -19,9 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import membership.bootstrap
 from membership.adapters.orm import runtime_tables
-from tests.support import Collector, eventually
+from tests.support import Collector, eventually, postgres_fetches
 from unionhub_contracts import OutgoingEvent
-from unionhub_runtime import outbox
+from unionhub_runtime import outbox, postgres
 from unionhub_runtime.database import create_engine, session_factory
 from unionhub_runtime.kafka import create_producer
 from unionhub_runtime.metrics import RuntimeMetrics
@@ -127,7 +127,13 @@ async def test_an_unsendable_event_holds_back_only_the_events_of_its_own_key(
         assert (
             relayed.registry.get_sample_value("unionhub_outbox_send_errors_total", {"topic": relayed.topic}) or 0
         ) > 0
-        assert (relayed.registry.get_sample_value("unionhub_outbox_oldest_unpublished_age_seconds") or 0) >= 0
+
+        async def gauges_show_the_two_left() -> bool:
+            relayed.relay.notify()
+            return relayed.registry.get_sample_value("unionhub_outbox_backlog_events") == 2
+
+        await eventually(gauges_show_the_two_left, "the backlog gauge counting the two events held back")
+        assert (relayed.registry.get_sample_value("unionhub_outbox_oldest_unpublished_age_seconds") or 0) > 0
 
 
 @pytest.mark.parametrize("databases", ["postgresql"], indirect=True)
@@ -154,6 +160,22 @@ async def test_events_of_one_key_are_published_in_id_order_when_their_transactio
         await asyncio.gather(slow_commit(), quick_commit())
         await got.wait_for(lambda: len(numbers(got, relayed.topic)) == 2, what="both events")
         assert numbers(got, relayed.topic) == [1, 2]
+
+
+@pytest.mark.parametrize("databases", ["postgresql"], indirect=True)
+async def test_a_round_on_postgresql_reads_and_marks_its_rows_in_one_statement(
+    kafka: KafkaSettings, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each statement is a round trip, and while a round runs the events committed meanwhile
+    # wait for the next: the lock's statement, then the rows read and marked at once.
+    async with relaying(kafka, database_url) as relayed, Collector(kafka.bootstrap_servers, [relayed.topic]) as got:
+        await relayed.relay.stop()  # the rounds below are the test's own
+        await relayed.write(event(1, "k"), event(2, "k"), event(3, None))
+        sent = postgres_fetches(monkeypatch, postgres)
+        assert await relayed.relay.publish_pending() == 3
+        assert [statement.split()[0] for statement in sent] == ["SELECT", "UPDATE"]
+        await got.wait_for(lambda: numbers(got, relayed.topic) == [1, 2, 3], what="the three events, in order")
+        assert await relayed.unpublished() == []
 
 
 @pytest.mark.parametrize("databases", ["postgresql"], indirect=True)

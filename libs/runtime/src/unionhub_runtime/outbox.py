@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaTimeoutError
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
-from sqlalchemy import Update, bindparam, func, or_, select, text, tuple_, update
+from sqlalchemy import Select, Update, bindparam, func, or_, select, text, tuple_, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
@@ -145,8 +145,8 @@ class _PostgresRound:
 
     start: PostgresStatement
     writers_left: PostgresStatement
-    pending: PostgresStatement
-    mark: PostgresStatement
+    claim: PostgresStatement
+    unmark: PostgresStatement
 
 
 # (topic, key, None), or (topic, None, id) for a row without a key: what is published in order.
@@ -179,7 +179,8 @@ class _Blocked:
 
 
 class OutboxRelay:
-    """Publishes unpublished outbox rows in insertion order, then marks them published.
+    """Publishes unpublished outbox rows in insertion order, and marks them published in a
+    transaction that commits once Kafka has taken them.
 
     Woken right after each commit, and polls as a safety net (restart, another instance's
     rows). On PostgreSQL an advisory lock lets one relay at a time publish, which keeps the
@@ -345,8 +346,9 @@ class OutboxRelay:
         start = {"key": _RELAY_LOCK_KEY, "table": self._tables.outbox.name}
         statements = self._postgres_round(engine.dialect)
         async with engine.connect() as connection, connection.begin():
-            # The lock is held until commit: no other relay publishes between our send and
-            # mark. And losing the mark in a crash only publishes again (consumers
+            # The lock is held until commit: no other relay publishes between our claim (the
+            # rows read and marked) and the end of the send. The marks commit only after Kafka
+            # took the rows, and losing them in a crash only publishes again (consumers
             # deduplicate): no need to wait for the WAL flush on commit (nothing else is written).
             locked, _, highest, writers = (await statements.start.fetch(connection, **start))[0]
             if not locked:
@@ -363,10 +365,11 @@ class OutboxRelay:
             if upto is None:
                 return []
             upto = upto if ceiling is None else min(upto, ceiling)
-            rows = await self._pending(connection, upto, statements)
+            rows = await self._claim(connection, upto, statements)
             sent = await self._send(rows)
-            if sent:
-                await statements.mark.fetch(connection, **self._marked(sent))
+            if len(sent) < len(rows):  # what Kafka did not take stays unpublished
+                taken = {row.id for row in sent}
+                await statements.unmark.fetch(connection, **{KEYS: [row.id for row in rows if row.id not in taken]})
         return sent
 
     def _postgres_round(self, dialect: Dialect) -> _PostgresRound:
@@ -374,8 +377,8 @@ class OutboxRelay:
             self._postgres = _PostgresRound(
                 start=PostgresStatement.of(self._round_start, dialect),
                 writers_left=PostgresStatement.of(_OUTBOX_WRITERS_LEFT, dialect),
-                pending=PostgresStatement.of(self._pending_up_to, dialect),
-                mark=PostgresStatement.of(self._mark_statement(), dialect),
+                claim=PostgresStatement.of(self._claiming(self._pending_up_to), dialect),
+                unmark=PostgresStatement.of(self._set_published_at(None), dialect),
             )
         return self._postgres
 
@@ -421,9 +424,40 @@ class OutboxRelay:
             ]
         return highest
 
-    async def _pending(
-        self, on: AsyncSession | AsyncConnection, upto: int | None, postgres: _PostgresRound | None = None
-    ) -> list[_Row]:
+    async def _pending(self, session: AsyncSession, upto: int | None) -> list[_Row]:
+        query, given = self._pending_query(upto)
+        rows = [_Row(*row) for row in (await session.execute(query, given)).all()]
+        await self._update_backlog_gauges(session, rows)
+        return rows
+
+    async def _claim(self, connection: AsyncConnection, upto: int, postgres: _PostgresRound) -> list[_Row]:
+        """The pending rows up to `upto`, in id order, marked published by the round's
+        transaction as they are read (one statement, where reading and marking after the
+        send were two: the transaction commits only once Kafka has taken them, and what it
+        did not take is unmarked before)."""
+        query, given = self._pending_query(upto)
+        given["marked_at"] = datetime.now(UTC)
+        if query is self._pending_up_to:
+            claimed = await postgres.claim.rows(connection, **given)
+        else:
+            claimed = (await connection.execute(self._claiming(query), given)).all()
+        rows = sorted((_Row(*row) for row in claimed), key=lambda row: row.id)  # RETURNING keeps no order
+        await self._update_backlog_gauges(connection, rows, claimed=True)
+        return rows
+
+    def _claiming(self, pending: Select[Any]) -> Update:
+        outbox = self._tables.outbox
+        chosen = pending.with_only_columns(outbox.c.id).subquery("unionhub_pending")
+        return (
+            update(outbox)
+            .values(published_at=bindparam("marked_at"))
+            .where(outbox.c.id == chosen.c.id)
+            .returning(*pending.selected_columns)
+        )
+
+    def _pending_query(self, upto: int | None) -> tuple[Select[Any], dict[str, Any]]:
+        """The select of the pending rows up to `upto` but for the lanes and topics waiting
+        out a backoff, and its parameters."""
         outbox = self._tables.outbox
         # Usually no lane waits: the statement built once (and its cache key with it) serves.
         query = self._pending_up_to
@@ -436,13 +470,7 @@ class OutboxRelay:
             query = query.where(outbox.c.id.not_in(unkeyed))
         if topics := [topic for topic, blocked in self._blocked_topics.items() if blocked.retry_at > now]:
             query = query.where(outbox.c.topic.not_in(topics))
-        given = {"upto": _NO_CEILING if upto is None else upto}
-        if postgres is not None and query is self._pending_up_to:
-            rows = [_Row(*row) for row in await postgres.pending.rows(on, **given)]
-        else:
-            rows = [_Row(*row) for row in (await on.execute(query, given)).all()]
-        await self._update_backlog_gauges(on, rows)
-        return rows
+        return query, {"upto": _NO_CEILING if upto is None else upto}
 
     async def _send(self, rows: Sequence[Any]) -> list[Any]:
         """Sends `rows` in order; returns those Kafka took within `SEND_SECONDS`. A row it
@@ -578,31 +606,38 @@ class OutboxRelay:
 
     def _mark_statement(self) -> Update:
         if self._mark is None:
-            outbox = self._tables.outbox
-            marked = update(outbox).values(published_at=bindparam("marked_at"))
-            self._mark = where_in(marked, outbox.c.id, self._sessions.kw["bind"].dialect)
+            self._mark = self._set_published_at(bindparam("marked_at"))
         return self._mark
+
+    def _set_published_at(self, value: Any) -> Update:
+        """The update setting `published_at` to `value` on the rows of the ids given (`KEYS`)."""
+        outbox = self._tables.outbox
+        return where_in(update(outbox).values(published_at=value), outbox.c.id, self._sessions.kw["bind"].dialect)
 
     @staticmethod
     def _marked(rows: Sequence[_Row]) -> dict[str, Any]:
         return {KEYS: [row.id for row in rows], "marked_at": datetime.now(UTC)}
 
-    async def _update_backlog_gauges(self, session: AsyncSession | AsyncConnection, rows: Sequence[Any]) -> None:
+    async def _update_backlog_gauges(
+        self, session: AsyncSession | AsyncConnection, rows: Sequence[Any], *, claimed: bool = False
+    ) -> None:
+        """The backlog's gauges from `rows`, the round's, and when needed the table (where
+        `claimed` rows already show as published, to this transaction)."""
         holding_back = bool(self._blocked or self._blocked_topics)
+        oldest = rows[0].created_at if rows else None
         if holding_back:  # lanes left out of `rows` may hold older events
             outbox = self._tables.outbox
-            oldest = await session.scalar(
+            left = await session.scalar(
                 select(outbox.c.created_at).where(outbox.c.published_at.is_(None)).order_by(outbox.c.id).limit(1)
             )
-        else:
-            oldest = rows[0].created_at if rows else None
+            oldest = left if oldest is None or (left is not None and left < oldest) else oldest
         self._metrics.outbox_oldest_age.set((datetime.now(UTC) - oldest).total_seconds() if oldest else 0)
         if not rows and not holding_back:
             self._metrics.outbox_backlog.set(0)
             return
         backlog = len(rows)
         if backlog == self._batch_size or holding_back:  # only then is there more than this batch to count
-            backlog = await self._count_pending(session)
+            backlog = await self._count_pending(session) + (len(rows) if claimed else 0)
         self._metrics.outbox_backlog.set(backlog)
 
     async def _count_pending(self, session: AsyncSession | AsyncConnection) -> int:
