@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.types import TypeDecorator
 
 from tests.support import postgres_fetches
-from unionhub_runtime import repositories
+from unionhub_runtime import reads
 from unionhub_runtime.columns import UtcInstant
 from unionhub_runtime.database import create_engine, session_factory
 from unionhub_runtime.repositories import TableRepository, preload_together
@@ -137,7 +137,7 @@ async def engine(database_url: str) -> Any:
 @pytest.fixture
 def statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The statements `preload_together` sends itself."""
-    return postgres_fetches(monkeypatch, repositories)
+    return postgres_fetches(monkeypatch, reads)
 
 
 def repositories_of(session: AsyncSession) -> tuple[TableRepository[Any], ...]:

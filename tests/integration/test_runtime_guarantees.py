@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 import membership.bootstrap
 from membership.adapters import orm
 from membership.settings import MembershipSettings
-from tests.support import Collector, command, produce, running
+from tests.support import Collector, command, postgres_fetches, produce, running
+from unionhub_runtime import inbox, inserts, postgres, reads
 from unionhub_runtime.settings import KafkaSettings
 
 pytestmark = pytest.mark.integration
@@ -184,3 +185,30 @@ async def test_a_batch_is_handled_on_the_event_loop_without_a_worker_thread(
     ):
         await registered_hierarchy(topics, collected)  # three batches, each waited for
     assert handed_over == []
+
+
+@pytest.mark.parametrize("databases", ["postgresql"], indirect=True)
+async def test_a_batch_claims_looks_up_and_checks_held_lanes_in_one_statement(
+    kafka: KafkaSettings, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each statement is a round trip the batch waits for (and the commands behind it).
+    sent = [postgres_fetches(monkeypatch, module) for module in (postgres, reads, inbox, inserts)]
+    topics = Topics(kafka)
+    service = build(kafka, database_url)
+    async with (
+        Collector(topics.bootstrap, [topics.events]) as collected,
+        running(service, membership.bootstrap.MIGRATIONS),
+    ):
+        await registered_hierarchy(topics, collected)
+        await topics.send(
+            *(
+                command("member.enroll", {"member_id": f"m-{n}", "union_id": "ft-1", "joined_on": "2018-03-01"})
+                for n in range(5)
+            ),
+            key="m",
+        )
+        await collected.wait_for(lambda: len(collected.events(topics.events, "member.enrolled")) == 5)
+    statements = [statement for one in sent for statement in one]
+    claims = [s for s in statements if "INSERT INTO inbox" in s]
+    assert claims and all("held_lanes" in s and "FROM members" in s for s in claims)
+    assert all("INSERT INTO inbox" in s for s in statements if "held_lanes" in s or "FROM members JOIN" in s)

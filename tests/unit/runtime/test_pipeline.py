@@ -34,6 +34,7 @@ from unionhub_runtime.holding import Holding, aggregate_lanes
 from unionhub_runtime.inserts import InsertsTogether
 from unionhub_runtime.metrics import RuntimeMetrics
 from unionhub_runtime.pipeline import Decoder, Pipeline, PipelineConfig
+from unionhub_runtime.reads import ReadsTogether
 from unionhub_runtime.scopes import Emit
 from unionhub_runtime.tables import RuntimeTables, add_runtime_tables
 
@@ -71,7 +72,7 @@ class Registry:
     session: AsyncSession
     tries: collections.Counter[str]  # handle() calls by message id, across transactions
 
-    async def prefetch(self, events: Sequence[CloudEvent[Any]]) -> None:
+    async def prefetch(self, events: Sequence[CloudEvent[Any]], reads: ReadsTogether | None = None) -> None:
         return None
 
     async def handle(self, event: CloudEvent[Any], *, final: bool = False) -> Sequence[Emit]:

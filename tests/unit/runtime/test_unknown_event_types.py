@@ -22,6 +22,7 @@ from unionhub_runtime.deadletters import DeadLetters
 from unionhub_runtime.inserts import InsertsTogether
 from unionhub_runtime.metrics import OTHER, RuntimeMetrics
 from unionhub_runtime.pipeline import MAX_SKIPPED_TYPES, MAX_TYPE_LABEL, Pipeline, PipelineConfig
+from unionhub_runtime.reads import ReadsTogether
 from unionhub_runtime.scopes import Emit
 
 from .test_pipeline import FakeProducer, metadata, runtime
@@ -46,7 +47,7 @@ class Applied:
 
     seen: list[tuple[str, str]]
 
-    async def prefetch(self, events: Sequence[CloudEvent[Any]]) -> None:
+    async def prefetch(self, events: Sequence[CloudEvent[Any]], reads: ReadsTogether | None = None) -> None:
         return None
 
     async def handle(self, event: CloudEvent[Any], *, final: bool = False) -> Sequence[Emit]:

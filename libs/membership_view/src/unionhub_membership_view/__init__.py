@@ -22,6 +22,7 @@ from unionhub_contracts import CloudEvent
 from unionhub_runtime.database import upsert
 from unionhub_runtime.http import IdPath, ReadSession, not_found
 from unionhub_runtime.inserts import InsertsTogether
+from unionhub_runtime.reads import ReadsTogether
 from unionhub_runtime.scopes import BatchScope, Emit
 
 Stay = tuple[str, date, date | None]  # union, from (inclusive), to (exclusive; None: still there)
@@ -172,7 +173,7 @@ class _ViewScope:
     def __init__(self, view: MembershipView, session: AsyncSession) -> None:
         self._view, self._session = view, session
 
-    async def prefetch(self, events: Sequence[CloudEvent[Any]]) -> None:
+    async def prefetch(self, events: Sequence[CloudEvent[Any]], reads: ReadsTogether | None = None) -> None:
         return None
 
     async def handle(self, event: CloudEvent[Any], *, final: bool = False) -> Sequence[Emit]:

@@ -39,6 +39,7 @@ from unionhub_contracts.rejections import CommandHeld
 from . import outbox
 from .database import KEYS, chunks, where_in, where_in_keys
 from .postgres import PostgresStatement
+from .reads import Read, ReadPart, ReadsTogether
 from .scopes import BatchScope, Emit
 from .tables import RuntimeTables
 
@@ -130,6 +131,7 @@ class Holding:
         self.lanes: dict[str, LanesOf] = {}
         self._queries: dict[tuple[str, str], tuple[Executable, Executable]] = {}  # built once: (what, dialect)
         self._begin: dict[str, tuple[Executable | PostgresStatement, Executable | PostgresStatement]] = {}  # by dialect
+        self._begin_columns: ReadPart | None = None
         # For the timer's next round, from transactions of this instance that committed: the
         # keys they provided and the rows they held (`HoldContext.committed`).
         self._recheck_keys: set[str] = set()
@@ -146,7 +148,7 @@ class Holding:
         every holding pipeline): which of the lanes the batch's commands (of `consumer`) wait
         on are occupied, and whether any command waits for a prerequisite at all. Only that:
         loading every held lane would make each batch cost as much as everything held."""
-        wanted = sorted({lane for e in events for lane in self.lanes[consumer](e).waits_on}) if consumer else []
+        wanted = self._lanes_waited_on(consumer, events)
         dialect = session.get_bind().dialect
         occupied, anything_waits = set(), False
         waits, lanes_and_waits = self._begin_queries(dialect)
@@ -161,9 +163,43 @@ class Holding:
                 occupied.add(lane)
             else:
                 anything_waits = True
+        return self._context(session, occupied, anything_waits)
+
+    def begin_together(
+        self, reads: ReadsTogether, session: AsyncSession, consumer: str, events: Iterable[CloudEvent[Any]]
+    ) -> Read[HoldContext]:
+        """`begin` as one of the batch's `reads`."""
+        wanted = self._lanes_waited_on(consumer, events)
+        return reads.add(
+            self._begin_part(),
+            [wanted],
+            lambda columns: self._context(session, set(columns[0]), columns[1]),
+            lambda: self.begin(session, consumer, events),
+        )
+
+    def _lanes_waited_on(self, consumer: str | None, events: Iterable[CloudEvent[Any]]) -> list[str]:
+        return sorted({lane for e in events for lane in self.lanes[consumer](e).waits_on}) if consumer else []
+
+    def _context(self, session: AsyncSession, occupied: set[str], anything_waits: bool) -> HoldContext:
         # On SQLite writing transactions take turns (the service's write lock): none holds a
         # command while another provides its key, so there is nothing to recheck.
-        return HoldContext(self, session, occupied, anything_waits, rechecks=dialect.name != "sqlite")
+        rechecks = session.get_bind().dialect.name != "sqlite"
+        return HoldContext(self, session, occupied, anything_waits, rechecks=rechecks)
+
+    def _begin_part(self) -> ReadPart:
+        """`begin`'s question as columns of the reads (PostgreSQL's): the lanes occupied among
+        those given, and whether anything waits."""
+        if self._begin_columns is None:
+            held, lanes = self.tables.held.name, self.tables.held_lanes.name
+            self._begin_columns = ReadPart(
+                (
+                    f"ARRAY(SELECT DISTINCT {lanes}.lane FROM {lanes} JOIN unnest(CAST({{0}} AS VARCHAR[])) "
+                    f"AS unionhub_lanes (lane) ON {lanes}.lane = unionhub_lanes.lane)",
+                    f"EXISTS (SELECT 1 FROM {held} WHERE {held}.waiting_for IS NOT NULL)",
+                ),
+                1,
+            )
+        return self._begin_columns
 
     def _begin_queries(self, dialect: Dialect) -> tuple[Executable | PostgresStatement, Executable | PostgresStatement]:
         """`begin`'s statements: whether anything waits, and that with the lanes occupied

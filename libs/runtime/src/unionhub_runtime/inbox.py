@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from .database import chunks
 from .postgres import postgres_fetch
+from .reads import Read, ReadPart, ReadsTogether
 from .tables import RuntimeTables
 
 MessageKey = tuple[str, str]  # (source, id)
@@ -68,12 +69,29 @@ async def claim(
     return set(fresh)
 
 
+def claim_together(
+    reads: ReadsTogether, session: AsyncSession, tables: RuntimeTables, consumer: str, messages: Iterable[MessageKey]
+) -> Read[set[MessageKey]]:
+    """`claim` as one of the batch's `reads` (on PostgreSQL a data-modifying `WITH` of their
+    statement, which claims whether or not the read's value is looked at)."""
+    wanted = list(dict.fromkeys(messages))
+    arguments = [consumer, [s for s, _ in wanted], [i for _, i in wanted], datetime.now(UTC)]
+    return reads.add(
+        _CLAIM_PART,
+        arguments,
+        lambda columns: {(source, message_id) for source, message_id in columns[0]},
+        lambda: claim(session, tables, consumer, wanted),
+    )
+
+
 # Parameters: the consumer, the sources, the ids, the instant received (aware: `now` is UTC).
-_PG_CLAIM = (
+_CLAIM = (
     "INSERT INTO inbox (consumer, source, message_id, received_at) "
-    "SELECT $1::varchar, m.source, m.message_id, $4::timestamptz "
-    "FROM unnest(CAST($2 AS varchar[]), CAST($3 AS varchar[])) AS m(source, message_id) "
-    "WHERE NOT EXISTS (SELECT 1 FROM inbox l WHERE l.consumer = $1::varchar AND l.source = '' "
+    "SELECT {0}::varchar, m.source, m.message_id, {3}::timestamptz "
+    "FROM unnest(CAST({1} AS varchar[]), CAST({2} AS varchar[])) AS m(source, message_id) "
+    "WHERE NOT EXISTS (SELECT 1 FROM inbox l WHERE l.consumer = {0}::varchar AND l.source = '' "
     "AND l.message_id = m.message_id) "
     "ON CONFLICT DO NOTHING RETURNING source, message_id"
 )
+_PG_CLAIM = _CLAIM.format("$1", "$2", "$3", "$4")
+_CLAIM_PART = ReadPart(("ARRAY(SELECT ROW(source, message_id) FROM {w})",), 4, "{w} AS (" + _CLAIM + ")")

@@ -33,6 +33,7 @@ from .holding import QUEUE, Holding
 from .inserts import InsertsTogether
 from .logs import correlation_id, describe_error
 from .metrics import OTHER, RuntimeMetrics
+from .reads import ReadsTogether
 from .scopes import BatchScope, BulkScope, Emit, ScopeFactory, encode_emit
 from .tables import RuntimeTables
 
@@ -275,10 +276,24 @@ class Pipeline:
         outcomes: collections.Counter[tuple[str, str, str]] = collections.Counter()  # (type, outcome, code)
         traced = tracing.recording()  # once a batch: the lookup is not free
         async with self._write_lock, self._sessions() as session, session.begin():
-            fresh = await inbox.claim(session, self._tables, self.config.consumer, ((e.source, e.id) for _, e in good))
-            failpoints.hit("inbox.claimed")
-            outgoing = list(invalid)
             scope = cast(BatchScope, self._scope(session))
+            # The inbox's claim, the held lanes' check and the scope's lookups (of every
+            # message: a duplicate's too, they are few) in one statement on PostgreSQL.
+            events = [event for _, event in good]
+            reads = ReadsTogether(session)
+            claimed = inbox.claim_together(
+                reads, session, self._tables, self.config.consumer, ((e.source, e.id) for e in events)
+            )
+            holding = (
+                self._holding.begin_together(reads, session, self.config.consumer, events)
+                if self._holding is not None
+                else None
+            )
+            await scope.prefetch(events, reads)
+            await reads.run_rest()
+            failpoints.hit("inbox.claimed")
+            fresh = claimed.value
+            outgoing = list(invalid)
             todo = []
             for record, event in good:
                 if (event.source, event.id) in fresh:
@@ -286,12 +301,7 @@ class Pipeline:
                     todo.append((record, event))
                 else:
                     outcomes[event.type, "duplicate", ""] += 1
-            await scope.prefetch([event for _, event in todo])
-            holds = (
-                await self._holding.begin(session, self.config.consumer, (e for _, e in todo))
-                if self._holding is not None
-                else None
-            )
+            holds = None if holding is None else holding.value
             if holds is not None:
                 holds.use_scope(self.config.consumer, scope)
             for record, event in todo:

@@ -30,7 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from .database import KEYS, where_in, where_in_keys
 from .inserts import InsertsTogether, insert_rows, stored_type
-from .postgres import PostgresStatement, postgres_fetch
+from .postgres import PostgresStatement
+from .reads import ReadPart, ReadsTogether
 from .unit_of_work import AbstractRepository, Journal, snapshot
 
 A = TypeVar("A")
@@ -137,15 +138,18 @@ class TableRepository(AbstractRepository[A]):
         self._updates.clear()
 
 
-async def preload_together(*wanted: tuple[TableRepository[Any], Iterable[str]]) -> None:
+async def preload_together(
+    *wanted: tuple[TableRepository[Any], Iterable[str]], reads: ReadsTogether | None = None
+) -> None:
     """The preloads of several repositories of one session: on PostgreSQL in one statement,
     each table's rows of its keys an array of records, a round trip a table fewer (a batch of
     enrolments looks up unions, members and cadres, each a round trip its batch waited for:
     bench/README.md, round eleven). Every table `_TableLookup` can read is in the statement,
     with no keys if none is missing, so that it is one statement text (prepared once a
     connection) whichever keys a batch has; the others, and every table on another database,
-    one preload each."""
-    if len({id(repository._session) for repository, _ in wanted}) > 1:
+    one preload each. With the batch's `reads` (of the same session), their statement is this one."""
+    sessions = {id(repository._session) for repository, _ in wanted}
+    if len(sessions) > 1 or (reads is not None and sessions and sessions != {id(reads.session)}):
         raise ValueError("preload_together loads the repositories of one session")
     together: list[tuple[TableRepository[Any], list[str], _TableLookup]] = []
     for repository, keys in wanted:
@@ -157,9 +161,8 @@ async def preload_together(*wanted: tuple[TableRepository[Any], Iterable[str]]) 
             together.append((repository, missing, lookup))
     if not any(missing for _, missing, _ in together):
         return
-    arrays = ", ".join(lookup.array(number) for number, (_, _, lookup) in enumerate(together, start=1))
-    session = together[0][0]._session
-    [found] = await postgres_fetch(session, f"SELECT {arrays}", *(missing for _, missing, _ in together))
+    reads = reads or ReadsTogether(together[0][0]._session)
+    found = await reads.run([(lookup.part, [missing]) for _, missing, lookup in together])
     for (repository, missing, lookup), records in zip(together, found, strict=True):
         repository._learn(missing, map(lookup.row, records))
 
@@ -178,12 +181,13 @@ class _TableLookup:
         listed = ", ".join(f"{name}.{quote(column)}" for column in self._columns)
         # The keys' type as `where_in` casts them: no length (a cast to varchar(n) would cut a
         # longer key to one that matches).
-        self._before = f"ARRAY(SELECT ROW({listed}) FROM {name} JOIN unnest(CAST($"
-        self._after = f" AS VARCHAR[])) AS unionhub_wanted (unionhub_key) ON {name}.{quote(key.name)} = unionhub_wanted.unionhub_key)"
-
-    def array(self, number: int) -> str:
-        """The array of the rows whose key is in the parameter `$number`."""
-        return f"{self._before}{number}{self._after}"
+        self.part = ReadPart(
+            (
+                f"ARRAY(SELECT ROW({listed}) FROM {name} JOIN unnest(CAST({{0}} AS VARCHAR[])) "
+                f"AS unionhub_wanted (unionhub_key) ON {name}.{quote(key.name)} = unionhub_wanted.unionhub_key)",
+            ),
+            1,
+        )  # the array of the rows whose key is in the parameter
 
     def row(self, record: Sequence[Any]) -> dict[str, Any]:
         return dict(zip(self._columns, self._reading.read(record), strict=True))

@@ -24,6 +24,7 @@ from unionhub_domain import Missing, Rejected
 
 from .inserts import InsertsTogether
 from .messagebus import MessageBus
+from .reads import ReadsTogether
 from .unit_of_work import AbstractUnitOfWork
 
 U = TypeVar("U", bound=AbstractUnitOfWork)
@@ -92,7 +93,10 @@ def encode_emit(
 
 
 class BatchScope(Protocol):
-    async def prefetch(self, events: Sequence[CloudEvent[Any]]) -> None: ...
+    async def prefetch(self, events: Sequence[CloudEvent[Any]], reads: ReadsTogether | None = None) -> None:
+        """Loads what the batch's `events` will look up; its reads may join the batch's
+        `reads` (which the caller runs if this does not)."""
+        ...
 
     async def handle(self, event: CloudEvent[Any], *, final: bool = False) -> Sequence[Emit]:
         """What `event` caused; raises `Rejected` (`Missing` for a prerequisite not known
@@ -146,9 +150,9 @@ class CommandScope(Generic[U]):
         self._commands: dict[tuple[str, str], Any] = {}  # by (source, id): translated once, in prefetch
         self._observed: list[tuple[Any, Sequence[Any] | Rejected]] = []  # counted by `committed`
 
-    async def prefetch(self, events: Sequence[CloudEvent[Any]]) -> None:
+    async def prefetch(self, events: Sequence[CloudEvent[Any]], reads: ReadsTogether | None = None) -> None:
         self._commands = {(e.source, e.id): self._translate(e) for e in events}
-        await self._uow.preload(list(self._commands.values()))
+        await self._uow.preload(list(self._commands.values()), reads)
 
     async def handle(self, event: CloudEvent[Any], *, final: bool = False) -> Sequence[Emit]:
         command = self._commands.pop((event.source, event.id), None) or self._translate(event)

@@ -25,6 +25,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
 
 from .inserts import InsertsTogether
+from .reads import ReadsTogether
 
 A = TypeVar("A")
 _ABSENT = object()
@@ -147,8 +148,9 @@ class AbstractUnitOfWork(ABC):
     def repositories(self) -> Sequence[AbstractRepository[Any]]:
         """The repositories whose aggregates record events."""
 
-    async def preload(self, commands: Sequence[Any]) -> None:
-        """Loads in bulk what the batch's commands will look up (optional)."""
+    async def preload(self, commands: Sequence[Any], reads: ReadsTogether | None = None) -> None:
+        """Loads in bulk what the batch's commands will look up (optional); its reads may join
+        the batch's `reads`."""
         return None
 
     async def begin(self, command: Any) -> None:

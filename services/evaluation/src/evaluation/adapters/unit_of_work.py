@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unionhub_runtime.inserts import InsertsTogether
+from unionhub_runtime.reads import ReadsTogether
 from unionhub_runtime.unit_of_work import SessionUnitOfWork
 
 from ..domain import commands
@@ -38,7 +39,7 @@ class SqlAlchemyUnitOfWork(SessionUnitOfWork, UnitOfWork):
     def writes_through(self, command: Any) -> bool:
         return not isinstance(command, commands.SubmitRating)
 
-    async def preload(self, batch: Sequence[Any]) -> None:
+    async def preload(self, batch: Sequence[Any], reads: ReadsTogether | None = None) -> None:
         ratings = [c for c in batch if isinstance(c, commands.SubmitRating)]
         await self._membership.preload(
             (r.rater_id for r in ratings if r.rater_kind == "member"), (r.home_id for r in ratings)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unionhub_runtime.inserts import InsertsTogether
+from unionhub_runtime.reads import ReadsTogether
 from unionhub_runtime.repositories import TableRepository, preload_together
 from unionhub_runtime.unit_of_work import SessionUnitOfWork, keys_of
 
@@ -25,7 +26,7 @@ class SqlAlchemyUnitOfWork(SessionUnitOfWork, UnitOfWork):
         self.stations: StationRepository = StationRepository(session, self.journal)
         self.cadres: TableRepository[model.Cadre] = TableRepository(session, self.journal, orm.cadres, model.Cadre)
 
-    async def preload(self, batch: Sequence[commands.Command]) -> None:
+    async def preload(self, batch: Sequence[commands.Command], reads: ReadsTogether | None = None) -> None:
         """Loads everything the batch's commands will look up, a few queries in all."""
         members = keys_of(batch, "member_id")
         await preload_together(
@@ -34,6 +35,7 @@ class SqlAlchemyUnitOfWork(SessionUnitOfWork, UnitOfWork):
             (self.cadres, members),
             (self.homes, keys_of(batch, "home_id")),
             (self.stations, keys_of(batch, "station_id")),
+            reads=reads,
         )
 
     async def write(self, together: InsertsTogether | None = None) -> None:
