@@ -6,13 +6,14 @@ import asyncio
 
 import anyio.to_thread
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 import membership.bootstrap
 from membership.adapters import orm
 from membership.settings import MembershipSettings
 from tests.support import Collector, command, postgres_fetches, produce, running
 from unionhub_runtime import inbox, inserts, postgres, reads
+from unionhub_runtime.database import create_engine
 from unionhub_runtime.settings import KafkaSettings
 
 pytestmark = pytest.mark.integration
@@ -212,3 +213,50 @@ async def test_a_batch_claims_looks_up_and_checks_held_lanes_in_one_statement(
     claims = [s for s in statements if "INSERT INTO inbox" in s]
     assert claims and all("held_lanes" in s and "FROM members" in s for s in claims)
     assert all("INSERT INTO inbox" in s for s in statements if "held_lanes" in s or "FROM members JOIN" in s)
+
+
+@pytest.mark.parametrize("databases", ["postgresql"], indirect=True)
+async def test_a_batch_whose_claim_waited_for_another_owner_applies_on_what_that_one_committed(
+    kafka: KafkaSettings, database_url: str
+) -> None:
+    # A partition's previous owner (a rebalance) may still be applying a message of the batch:
+    # the claim waits for its transaction, and what the batch's other commands see must be
+    # what that one committed, not what was there when the batch's reads began.
+    topics = Topics(kafka)
+    service = build(kafka, database_url)
+    other = create_engine(database_url)
+    try:
+        async with (
+            Collector(topics.bootstrap, [topics.events]) as collected,
+            running(service, membership.bootstrap.MIGRATIONS),
+        ):
+            await registered_hierarchy(topics, collected)
+            for union_id in ("ft-2", "ft-3"):
+                await topics.send(command("union.register", {**SHOP, "union_id": union_id}), key=union_id)
+            enroll = {"member_id": "m-1", "union_id": "ft-1", "joined_on": "2018-03-01"}
+            await topics.send(command("member.enroll", enroll), key="m-1")
+            await collected.wait_for(lambda: collected.events(topics.events, "member.enrolled"))
+            await collected.wait_for(lambda: len(collected.events(topics.events, "union.registered")) == 5)
+            move = {"member_id": "m-1", "to_union_id": "ft-2", "transferred_on": "2018-04-01"}
+            async with other.connect() as previous_owner:
+                applying = await previous_owner.begin()
+                await previous_owner.execute(
+                    text(
+                        "INSERT INTO inbox (consumer, source, message_id, received_at) "
+                        "VALUES ('membership.commands', 'tests', 'moved-by-the-previous-owner', now())"
+                    )
+                )
+                await previous_owner.execute(text("UPDATE members SET union_id = 'ft-2' WHERE member_id = 'm-1'"))
+                await topics.send(
+                    command("member.transfer", move, id="moved-by-the-previous-owner"),
+                    command("member.transfer", {**move, "to_union_id": "ft-3", "transferred_on": "2018-05-01"}),
+                    key="m-1",
+                )
+                await asyncio.sleep(1.5)  # the batch's claim waits for this transaction
+                await applying.commit()
+            await collected.wait_for(lambda: collected.events(topics.events, "member.transferred"))
+            await asyncio.sleep(0.3)
+        [moved] = collected.events(topics.events, "member.transferred")
+        assert (moved["data"]["from_union_id"], moved["data"]["to_union_id"]) == ("ft-2", "ft-3")
+    finally:
+        await other.dispose()

@@ -169,6 +169,7 @@ class Holding:
         self, reads: ReadsTogether, session: AsyncSession, consumer: str, events: Iterable[CloudEvent[Any]]
     ) -> Read[HoldContext]:
         """`begin` as one of the batch's `reads`."""
+        events = list(events)  # read twice where reads do not combine
         wanted = self._lanes_waited_on(consumer, events)
         return reads.add(
             self._begin_part(),

@@ -73,7 +73,9 @@ def claim_together(
     reads: ReadsTogether, session: AsyncSession, tables: RuntimeTables, consumer: str, messages: Iterable[MessageKey]
 ) -> Read[set[MessageKey]]:
     """`claim` as one of the batch's `reads` (on PostgreSQL a data-modifying `WITH` of their
-    statement, which claims whether or not the read's value is looked at)."""
+    statement, which claims whether or not the read's value is looked at). When it waits for
+    another transaction claiming the same message, the statement's other reads have taken
+    their snapshot before that one committed: a caller finding messages taken reads again."""
     wanted = list(dict.fromkeys(messages))
     arguments = [consumer, [s for s, _ in wanted], [i for _, i in wanted], datetime.now(UTC)]
     return reads.add(

@@ -365,6 +365,15 @@ class OutboxRelay:
             if upto is None:
                 return []
             upto = upto if ceiling is None else min(upto, ceiling)
+            if self._blocked or self._blocked_topics:
+                # Kafka refused some lately: the rows are marked after the send, as on SQLite,
+                # not marked and unmarked again each round while it refuses (each a new
+                # version of the row, its value too).
+                rows = await self._pending(connection, upto)
+                sent = await self._send(rows)
+                if sent:
+                    await connection.execute(self._mark_statement(), self._marked(sent))
+                return sent
             rows = await self._claim(connection, upto, statements)
             sent = await self._send(rows)
             if len(sent) < len(rows):  # what Kafka did not take stays unpublished
@@ -424,7 +433,7 @@ class OutboxRelay:
             ]
         return highest
 
-    async def _pending(self, session: AsyncSession, upto: int | None) -> list[_Row]:
+    async def _pending(self, session: AsyncSession | AsyncConnection, upto: int | None) -> list[_Row]:
         query, given = self._pending_query(upto)
         rows = [_Row(*row) for row in (await session.execute(query, given)).all()]
         await self._update_backlog_gauges(session, rows)
@@ -434,7 +443,8 @@ class OutboxRelay:
         """The pending rows up to `upto`, in id order, marked published by the round's
         transaction as they are read (one statement, where reading and marking after the
         send were two: the transaction commits only once Kafka has taken them, and what it
-        did not take is unmarked before)."""
+        did not take is unmarked before). Their `published_at` is the claim's instant, the
+        send's length (milliseconds, `SEND_SECONDS` at most) before Kafka's acknowledgement."""
         query, given = self._pending_query(upto)
         given["marked_at"] = datetime.now(UTC)
         if query is self._pending_up_to:
@@ -451,7 +461,9 @@ class OutboxRelay:
         return (
             update(outbox)
             .values(published_at=bindparam("marked_at"))
-            .where(outbox.c.id == chosen.c.id)
+            # Again on the row (the subquery's test is not made again on a row updated since):
+            # the relay's lock already keeps other rounds out.
+            .where(outbox.c.id == chosen.c.id, outbox.c.published_at.is_(None))
             .returning(*pending.selected_columns)
         )
 

@@ -29,7 +29,7 @@ from . import failpoints, inbox, outbox, tracing
 from .backoff import Backoff
 from .database import is_statement_timeout, is_transient
 from .deadletters import DeadLetters
-from .holding import QUEUE, Holding
+from .holding import QUEUE, HoldContext, Holding
 from .inserts import InsertsTogether
 from .logs import correlation_id, describe_error
 from .metrics import OTHER, RuntimeMetrics
@@ -276,32 +276,8 @@ class Pipeline:
         outcomes: collections.Counter[tuple[str, str, str]] = collections.Counter()  # (type, outcome, code)
         traced = tracing.recording()  # once a batch: the lookup is not free
         async with self._write_lock, self._sessions() as session, session.begin():
-            scope = cast(BatchScope, self._scope(session))
-            # The inbox's claim, the held lanes' check and the scope's lookups (of every
-            # message: a duplicate's too, they are few) in one statement on PostgreSQL.
-            events = [event for _, event in good]
-            reads = ReadsTogether(session)
-            claimed = inbox.claim_together(
-                reads, session, self._tables, self.config.consumer, ((e.source, e.id) for e in events)
-            )
-            holding = (
-                self._holding.begin_together(reads, session, self.config.consumer, events)
-                if self._holding is not None
-                else None
-            )
-            await scope.prefetch(events, reads)
-            await reads.run_rest()
-            failpoints.hit("inbox.claimed")
-            fresh = claimed.value
+            scope, todo, holds = await self._claim_and_read(session, good, outcomes)
             outgoing = list(invalid)
-            todo = []
-            for record, event in good:
-                if (event.source, event.id) in fresh:
-                    fresh.discard((event.source, event.id))  # the same message twice in one batch: once
-                    todo.append((record, event))
-                else:
-                    outcomes[event.type, "duplicate", ""] += 1
-            holds = None if holding is None else holding.value
             if holds is not None:
                 holds.use_scope(self.config.consumer, scope)
             for record, event in todo:
@@ -338,6 +314,46 @@ class Pipeline:
         scope.committed()
         if holds is not None:
             holds.committed()
+
+    async def _claim_and_read(
+        self, session: AsyncSession, good: list[tuple[Record, Any]], outcomes: collections.Counter[tuple[str, str, str]]
+    ) -> tuple[BatchScope, list[tuple[Record, Any]], HoldContext | None]:
+        """Claims the batch's messages in the inbox and reads what applying them needs (the
+        scope's lookups, the held lanes): on PostgreSQL one statement (`ReadsTogether`).
+        Returns the scope, the messages to apply (the others, applied before, are counted in
+        `outcomes`) and the holds."""
+        scope = cast(BatchScope, self._scope(session))
+        events = [event for _, event in good]
+        keys = {(e.source, e.id) for e in events}
+        reads = ReadsTogether(session)
+        claimed = inbox.claim_together(reads, session, self._tables, self.config.consumer, keys)
+        holding = (
+            self._holding.begin_together(reads, session, self.config.consumer, events)
+            if self._holding is not None
+            else None
+        )
+        await scope.prefetch(events, reads)
+        await reads.run_rest()
+        failpoints.hit("inbox.claimed")
+        fresh = claimed.value
+        all_fresh = len(fresh) == len(keys)
+        todo = []
+        for record, event in good:
+            if (event.source, event.id) in fresh:
+                fresh.discard((event.source, event.id))  # the same message twice in one batch: once
+                todo.append((record, event))
+            else:
+                outcomes[event.type, "duplicate", ""] += 1
+        holds = None if holding is None else holding.value
+        if todo and not all_fresh:
+            # Some were applied before, perhaps by a transaction the claim waited for (a
+            # partition's previous owner, still applying them), committed after the
+            # statement's snapshot, which its reads saw: read again, for the others only.
+            scope = cast(BatchScope, self._scope(session))
+            await scope.prefetch([event for _, event in todo])
+            if self._holding is not None:
+                holds = await self._holding.begin(session, self.config.consumer, [event for _, event in todo])
+        return scope, todo, holds
 
     async def _bulk_transaction(self, values: list[Any], invalid: list[outbox.Pending]) -> None:
         started = time.perf_counter()

@@ -71,6 +71,10 @@ class ReadsTogether:
         self._alone: list[tuple[Callable[[], Awaitable[Any]], Read[Any]]] = []
         self._ran = False
 
+    @property
+    def ran(self) -> bool:
+        return self._ran
+
     def add(
         self,
         part: ReadPart,
@@ -96,6 +100,9 @@ class ReadsTogether:
         it returns. Once: what is added after would never be read."""
         if self._ran:
             raise RuntimeError("the reads ran already")
+        for part, given in leading:
+            if len(given) != part.parameters:
+                raise ValueError(f"the part has {part.parameters} parameters, given {len(given)} arguments")
         self._ran = True
         if not self.combines:
             if leading:

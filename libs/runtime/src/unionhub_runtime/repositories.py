@@ -161,7 +161,8 @@ async def preload_together(
             together.append((repository, missing, lookup))
     if not any(missing for _, missing, _ in together):
         return
-    reads = reads or ReadsTogether(together[0][0]._session)
+    if reads is None or reads.ran:  # run already (a second preload of the batch): a statement of its own
+        reads = ReadsTogether(together[0][0]._session)
     found = await reads.run([(lookup.part, [missing]) for _, missing, lookup in together])
     for (repository, missing, lookup), records in zip(together, found, strict=True):
         repository._learn(missing, map(lookup.row, records))
