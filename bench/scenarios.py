@@ -181,8 +181,9 @@ async def _register_unions(ctx: Context, prefix: str, run: str, unions: int) -> 
     async with EventWatch(ctx.bootstrap, prefix + "membership.events", "union.registered") as watch:
         # Keys spread over partitions: a parent must be registered before its children are sent.
         for wave in (commands[:1], commands[1:2], commands[2:]):
+            expected = len(watch.answered) + len(wave)  # before: answers may come before `produce` returns
             await load.produce(ctx.bootstrap, prefix + "membership.commands", wave)
-            await watch.wait_for(len(watch.answered) + len(wave))
+            await watch.wait_for(expected)
 
 
 def command_throughput(ctx: Context) -> list[Row]:

@@ -69,6 +69,16 @@ class Relayed:
         assert value is not None, f"no {name}"
         return value
 
+    async def row_versions(self) -> list[Any]:
+        """The outbox rows' versions (PostgreSQL's `xmin`; elsewhere their mark, which is all
+        a round writes)."""
+        async with self.sessions() as session:
+            if session.get_bind().dialect.name == "postgresql":
+                query = "SELECT id, xmin::text FROM outbox ORDER BY id"
+            else:
+                query = "SELECT id, published_at FROM outbox ORDER BY id"
+            return [tuple(row) for row in (await session.execute(text(query))).all()]
+
     async def unpublished(self) -> list[str]:
         o = runtime_tables.outbox.c
         async with self.sessions() as session:
@@ -149,6 +159,13 @@ async def test_an_unsendable_event_holds_back_only_the_events_of_its_own_key(
         assert await relayed.relay.publish_pending() == 0
         assert relayed.gauge("unionhub_outbox_backlog_events") == 2
         assert relayed.gauge("unionhub_outbox_oldest_unpublished_age_seconds") > 0
+        # Tried again and refused again, the rows held back are not written each time.
+        versions = await relayed.row_versions()
+        relayed.relay._blocked[relayed.topic, "k-big", None].retry_at = 0
+        assert await relayed.relay.publish_pending() == 0
+        assert relayed.relay._blocked[relayed.topic, "k-big", None].retry_at > time.monotonic()
+        assert await relayed.row_versions() == versions
+        assert await relayed.unpublished() == [too_large.id, behind.id]
 
 
 @pytest.mark.parametrize("databases", ["postgresql"], indirect=True)
@@ -231,6 +248,9 @@ async def test_a_round_whose_send_fails_or_is_cancelled_leaves_its_rows_unpublis
         with pytest.raises(asyncio.CancelledError):
             await round_
         assert await relayed.unpublished() == [e.id for e in written]
+        monkeypatch.undo()  # the round's transaction ended: its lock and rows are free
+        assert await relayed.relay.publish_pending() == 2
+        assert await relayed.unpublished() == []
 
 
 @pytest.mark.parametrize("databases", ["postgresql"], indirect=True)

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import anyio.to_thread
 import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 import membership.bootstrap
 from membership.adapters import orm
 from membership.settings import MembershipSettings
-from tests.support import Collector, command, postgres_fetches, produce, running
+from tests.support import Collector, command, eventually, postgres_fetches, produce, running
 from unionhub_runtime import inbox, inserts, postgres, reads
 from unionhub_runtime.database import create_engine
+from unionhub_runtime.service import Service
 from unionhub_runtime.settings import KafkaSettings
 
 pytestmark = pytest.mark.integration
@@ -59,7 +63,11 @@ async def registered_hierarchy(topics: Topics, collected: Collector) -> None:
         await collected.wait_for(lambda n=n: len(collected.events(topics.events, "union.registered")) == n)
 
 
-async def test_a_redelivered_command_is_applied_once(kafka: KafkaSettings, database_url: str) -> None:
+@asynccontextmanager
+async def hierarchy_registered(
+    kafka: KafkaSettings, database_url: str
+) -> AsyncIterator[tuple[Topics, Service, Collector]]:
+    """Membership running on `database_url`, with the federation, a district and a shop."""
     topics = Topics(kafka)
     service = build(kafka, database_url)
     async with (
@@ -67,6 +75,11 @@ async def test_a_redelivered_command_is_applied_once(kafka: KafkaSettings, datab
         running(service, membership.bootstrap.MIGRATIONS),
     ):
         await registered_hierarchy(topics, collected)
+        yield topics, service, collected
+
+
+async def test_a_redelivered_command_is_applied_once(kafka: KafkaSettings, database_url: str) -> None:
+    async with hierarchy_registered(kafka, database_url) as (topics, service, collected):
         enroll = command(
             "member.enroll", {"member_id": "m-1", "union_id": "ft-1", "joined_on": "2018-03-01"}, id="enroll-once"
         )
@@ -178,13 +191,8 @@ async def test_a_batch_is_handled_on_the_event_loop_without_a_worker_thread(
         return await run_sync(func, *args, **kwargs)
 
     monkeypatch.setattr(anyio.to_thread, "run_sync", counting)
-    topics = Topics(kafka)
-    service = build(kafka, database_url)
-    async with (
-        Collector(topics.bootstrap, [topics.events]) as collected,
-        running(service, membership.bootstrap.MIGRATIONS),
-    ):
-        await registered_hierarchy(topics, collected)  # three batches, each waited for
+    async with hierarchy_registered(kafka, database_url):  # three batches, each waited for
+        pass
     assert handed_over == []
 
 
@@ -194,13 +202,7 @@ async def test_a_batch_claims_looks_up_and_checks_held_lanes_in_one_statement(
 ) -> None:
     # Each statement is a round trip the batch waits for (and the commands behind it).
     sent = [postgres_fetches(monkeypatch, module) for module in (postgres, reads, inbox, inserts)]
-    topics = Topics(kafka)
-    service = build(kafka, database_url)
-    async with (
-        Collector(topics.bootstrap, [topics.events]) as collected,
-        running(service, membership.bootstrap.MIGRATIONS),
-    ):
-        await registered_hierarchy(topics, collected)
+    async with hierarchy_registered(kafka, database_url) as (topics, _, collected):
         await topics.send(
             *(
                 command("member.enroll", {"member_id": f"m-{n}", "union_id": "ft-1", "joined_on": "2018-03-01"})
@@ -213,6 +215,17 @@ async def test_a_batch_claims_looks_up_and_checks_held_lanes_in_one_statement(
     claims = [s for s in statements if "INSERT INTO inbox" in s]
     assert claims and all("held_lanes" in s and "FROM members" in s for s in claims)
     assert all("INSERT INTO inbox" in s for s in statements if "held_lanes" in s or "FROM members JOIN" in s)
+
+
+async def claim_waiting(engine: AsyncEngine) -> bool:
+    async with engine.connect() as connection:
+        waiting = await connection.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO inbox%'"
+            )
+        )
+    return bool(waiting)
 
 
 @pytest.mark.parametrize("databases", ["postgresql"], indirect=True)
@@ -252,7 +265,7 @@ async def test_a_batch_whose_claim_waited_for_another_owner_applies_on_what_that
                     command("member.transfer", {**move, "to_union_id": "ft-3", "transferred_on": "2018-05-01"}),
                     key="m-1",
                 )
-                await asyncio.sleep(1.5)  # the batch's claim waits for this transaction
+                await eventually(lambda: claim_waiting(other), "the batch's claim waiting for this transaction")
                 await applying.commit()
             await collected.wait_for(lambda: collected.events(topics.events, "member.transferred"))
             await asyncio.sleep(0.3)

@@ -444,13 +444,11 @@ class OutboxRelay:
         transaction as they are read (one statement, where reading and marking after the
         send were two: the transaction commits only once Kafka has taken them, and what it
         did not take is unmarked before). Their `published_at` is the claim's instant, the
-        send's length (milliseconds, `SEND_SECONDS` at most) before Kafka's acknowledgement."""
-        query, given = self._pending_query(upto)
-        given["marked_at"] = datetime.now(UTC)
-        if query is self._pending_up_to:
-            claimed = await postgres.claim.rows(connection, **given)
-        else:
-            claimed = (await connection.execute(self._claiming(query), given)).all()
+        send's length (milliseconds, `SEND_SECONDS` at most) before Kafka's acknowledgement.
+        Only while no lane or topic has been refused since it last went (`_publish_postgresql`):
+        one statement, unfiltered, serves."""
+        assert not (self._blocked or self._blocked_topics), "a refused lane's rows are marked after the send"
+        claimed = await postgres.claim.rows(connection, upto=upto, marked_at=datetime.now(UTC))
         rows = sorted((_Row(*row) for row in claimed), key=lambda row: row.id)  # RETURNING keeps no order
         await self._update_backlog_gauges(connection, rows, claimed=True)
         return rows
@@ -636,13 +634,13 @@ class OutboxRelay:
         """The backlog's gauges from `rows`, the round's, and when needed the table (where
         `claimed` rows already show as published, to this transaction)."""
         holding_back = bool(self._blocked or self._blocked_topics)
-        oldest = rows[0].created_at if rows else None
         if holding_back:  # lanes left out of `rows` may hold older events
             outbox = self._tables.outbox
-            left = await session.scalar(
+            oldest = await session.scalar(
                 select(outbox.c.created_at).where(outbox.c.published_at.is_(None)).order_by(outbox.c.id).limit(1)
             )
-            oldest = left if oldest is None or (left is not None and left < oldest) else oldest
+        else:
+            oldest = rows[0].created_at if rows else None
         self._metrics.outbox_oldest_age.set((datetime.now(UTC) - oldest).total_seconds() if oldest else 0)
         if not rows and not holding_back:
             self._metrics.outbox_backlog.set(0)

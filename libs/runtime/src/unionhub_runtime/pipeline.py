@@ -324,7 +324,8 @@ class Pipeline:
         `outcomes`) and the holds."""
         scope = cast(BatchScope, self._scope(session))
         events = [event for _, event in good]
-        keys = {(e.source, e.id) for e in events}
+        # In the batch's order: two owners of a partition claiming at once wait, never deadlock.
+        keys = list(dict.fromkeys((e.source, e.id) for e in events))
         reads = ReadsTogether(session)
         claimed = inbox.claim_together(reads, session, self._tables, self.config.consumer, keys)
         holding = (
