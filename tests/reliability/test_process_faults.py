@@ -37,6 +37,9 @@ async def test_a_consumer_killed_mid_stream_loses_nothing_and_applies_nothing_tw
     ledger = Ledger(MEMBERS)
     instance = fleet.start()
     stream = await start_stream(fleet, ledger, pause=0.0)  # dense: the consumer is busy when killed
+    # All of it in Kafka before the kills: a consumer that keeps up with the sender would
+    # otherwise leave nothing uncommitted when the last kill lands.
+    await stream
     interrupted = []  # the group's uncommitted commands at each kill: read again after restart
     for applied in (1_200, 800, 800):
         await until_applied(fleet, applied)
