@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaTimeoutError
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
-from sqlalchemy import Select, Update, bindparam, func, or_, select, text, tuple_, update
+from sqlalchemy import Update, bindparam, func, or_, select, text, tuple_, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
@@ -386,7 +386,7 @@ class OutboxRelay:
             self._postgres = _PostgresRound(
                 start=PostgresStatement.of(self._round_start, dialect),
                 writers_left=PostgresStatement.of(_OUTBOX_WRITERS_LEFT, dialect),
-                claim=PostgresStatement.of(self._claiming(self._pending_up_to), dialect),
+                claim=PostgresStatement.of(self._claiming(), dialect),
                 unmark=PostgresStatement.of(self._set_published_at(None), dialect),
             )
         return self._postgres
@@ -434,7 +434,20 @@ class OutboxRelay:
         return highest
 
     async def _pending(self, session: AsyncSession | AsyncConnection, upto: int | None) -> list[_Row]:
-        query, given = self._pending_query(upto)
+        """The pending rows up to `upto` but for the lanes and topics waiting out a backoff."""
+        outbox = self._tables.outbox
+        # Usually no lane waits: the statement built once (and its cache key with it) serves.
+        query = self._pending_up_to
+        now = time.monotonic()
+        waiting = [lane for lane, blocked in self._blocked.items() if blocked.retry_at > now]
+        if keyed := [(topic, key) for topic, key, _ in waiting if key is not None]:
+            # NOT IN is never true for a NULL key: rows without one are kept in explicitly.
+            query = query.where(or_(outbox.c.key.is_(None), tuple_(outbox.c.topic, outbox.c.key).not_in(keyed)))
+        if unkeyed := [row_id for _, key, row_id in waiting if key is None and row_id is not None]:
+            query = query.where(outbox.c.id.not_in(unkeyed))
+        if topics := [topic for topic, blocked in self._blocked_topics.items() if blocked.retry_at > now]:
+            query = query.where(outbox.c.topic.not_in(topics))
+        given = {"upto": _NO_CEILING if upto is None else upto}
         rows = [_Row(*row) for row in (await session.execute(query, given)).all()]
         await self._update_backlog_gauges(session, rows)
         return rows
@@ -453,8 +466,8 @@ class OutboxRelay:
         await self._update_backlog_gauges(connection, rows, claimed=True)
         return rows
 
-    def _claiming(self, pending: Select[Any]) -> Update:
-        outbox = self._tables.outbox
+    def _claiming(self) -> Update:
+        outbox, pending = self._tables.outbox, self._pending_up_to
         chosen = pending.with_only_columns(outbox.c.id).subquery("unionhub_pending")
         return (
             update(outbox)
@@ -464,23 +477,6 @@ class OutboxRelay:
             .where(outbox.c.id == chosen.c.id, outbox.c.published_at.is_(None))
             .returning(*pending.selected_columns)
         )
-
-    def _pending_query(self, upto: int | None) -> tuple[Select[Any], dict[str, Any]]:
-        """The select of the pending rows up to `upto` but for the lanes and topics waiting
-        out a backoff, and its parameters."""
-        outbox = self._tables.outbox
-        # Usually no lane waits: the statement built once (and its cache key with it) serves.
-        query = self._pending_up_to
-        now = time.monotonic()
-        waiting = [lane for lane, blocked in self._blocked.items() if blocked.retry_at > now]
-        if keyed := [(topic, key) for topic, key, _ in waiting if key is not None]:
-            # NOT IN is never true for a NULL key: rows without one are kept in explicitly.
-            query = query.where(or_(outbox.c.key.is_(None), tuple_(outbox.c.topic, outbox.c.key).not_in(keyed)))
-        if unkeyed := [row_id for _, key, row_id in waiting if key is None and row_id is not None]:
-            query = query.where(outbox.c.id.not_in(unkeyed))
-        if topics := [topic for topic, blocked in self._blocked_topics.items() if blocked.retry_at > now]:
-            query = query.where(outbox.c.topic.not_in(topics))
-        return query, {"upto": _NO_CEILING if upto is None else upto}
 
     async def _send(self, rows: Sequence[Any]) -> list[Any]:
         """Sends `rows` in order; returns those Kafka took within `SEND_SECONDS`. A row it

@@ -351,9 +351,10 @@ class Pipeline:
             # partition's previous owner, still applying them), committed after the
             # statement's snapshot, which its reads saw: read again, for the others only.
             scope = cast(BatchScope, self._scope(session))
-            await scope.prefetch([event for _, event in todo])
+            fresh_events = [event for _, event in todo]
+            await scope.prefetch(fresh_events)
             if self._holding is not None:
-                holds = await self._holding.begin(session, self.config.consumer, [event for _, event in todo])
+                holds = await self._holding.begin(session, self.config.consumer, fresh_events)
         return scope, todo, holds
 
     async def _bulk_transaction(self, values: list[Any], invalid: list[outbox.Pending]) -> None:

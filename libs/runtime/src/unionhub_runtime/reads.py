@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -86,8 +87,7 @@ class ReadsTogether:
         (given the columns' values); where reads do not combine, `alone` gives the value."""
         if self._ran:
             raise RuntimeError("the reads have run: add before")
-        if len(arguments) != part.parameters:
-            raise ValueError(f"the part has {part.parameters} parameters, given {len(arguments)} arguments")
+        _check_arguments(part, arguments)
         read: Read[T] = Read(make)
         if self.combines:
             self._parts.append((part, arguments, read))
@@ -101,8 +101,7 @@ class ReadsTogether:
         if self._ran:
             raise RuntimeError("the reads ran already")
         for part, given in leading:
-            if len(given) != part.parameters:
-                raise ValueError(f"the part has {part.parameters} parameters, given {len(given)} arguments")
+            _check_arguments(part, given)
         self._ran = True
         if not self.combines:
             if leading:
@@ -113,17 +112,8 @@ class ReadsTogether:
         parts = [*leading, *((part, given) for part, given, _ in self._parts)]
         if not parts:
             return []
-        columns: list[str] = []
-        withs: list[str] = []
-        arguments: list[Any] = []
-        for number, (part, given) in enumerate(parts):
-            rendered, with_clause = part.render(len(arguments) + 1, number)
-            columns += rendered
-            if with_clause is not None:
-                withs.append(with_clause)
-            arguments += given
-        statement = ("WITH " + ", ".join(withs) + " " if withs else "") + "SELECT " + ", ".join(columns)
-        [row] = await postgres_fetch(self.session, statement, *arguments)
+        statement = _statement(tuple(part for part, _ in parts))
+        [row] = await postgres_fetch(self.session, statement, *(argument for _, given in parts for argument in given))
         values = list(row)
         ahead = sum(len(part.columns) for part, _ in leading)
         at = ahead
@@ -136,3 +126,24 @@ class ReadsTogether:
         """Runs the reads if nobody did."""
         if not self._ran:
             await self.run()
+
+
+def _check_arguments(part: ReadPart, arguments: Sequence[Any]) -> None:
+    if len(arguments) != part.parameters:
+        raise ValueError(f"the part has {part.parameters} parameters, given {len(arguments)} arguments")
+
+
+@functools.cache
+def _statement(parts: tuple[ReadPart, ...]) -> str:
+    """The one `SELECT` of `parts`, their parameters numbered in order: built once a
+    combination (a pipeline's batches have one or two), not each batch (30 µs)."""
+    columns: list[str] = []
+    withs: list[str] = []
+    first = 1
+    for number, part in enumerate(parts):
+        rendered, with_clause = part.render(first, number)
+        columns += rendered
+        if with_clause is not None:
+            withs.append(with_clause)
+        first += part.parameters
+    return ("WITH " + ", ".join(withs) + " " if withs else "") + "SELECT " + ", ".join(columns)
