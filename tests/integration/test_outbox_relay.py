@@ -211,6 +211,60 @@ async def test_a_round_on_postgresql_reads_and_marks_its_rows_in_one_statement(
         assert await relayed.unpublished() == []
 
 
+@pytest.mark.parametrize("databases", ["postgresql"], indirect=True)
+async def test_a_claim_looks_its_rows_up_by_id_whatever_the_outbox_statistics_say(
+    kafka: KafkaSettings, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The outbox analysed while every row was published (its statistics: no pending row), then
+    # a backlog: a planner that believes the pending rows are one chose a nested loop of the
+    # backlog × the batch (seconds a claim, the relay's lock held throughout: bench, round
+    # thirteen). The claim's work must grow with the rows, not with their product.
+    backlog, batch = 3_000, 500
+    async with relaying(kafka, database_url, batch_size=batch) as relayed:
+        await relayed.relay.stop()  # the rounds below are the test's own
+        await relayed.write(*(event(n, f"k-{n}") for n in range(200)))
+        assert await relayed.relay.publish_pending() == 200
+        async with relayed.sessions() as session, session.begin():
+            await session.execute(text("ANALYZE outbox"))
+            await session.execute(text("ALTER TABLE outbox SET (autovacuum_enabled = false)"))  # stays stale
+        await relayed.write(*(event(n, f"k-{n}") for n in range(200, 200 + backlog)))
+        plans = explained_claims(monkeypatch)
+        assert await relayed.relay.publish_pending() == batch
+        assert len(plans) == 1
+        assert rows_handled(plans[0]) < 10 * backlog, plans[0]
+        while await relayed.relay.publish_pending():
+            pass
+        assert await relayed.unpublished() == []
+
+
+def explained_claims(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """The plans (`EXPLAIN ANALYZE`, in a savepoint rolled back) of the claims the relay's rounds
+    send from now on, each explained before it runs."""
+    plans: list[dict[str, Any]] = []
+    fetch = postgres.postgres_fetch
+
+    async def explaining(on: Any, statement: str, *parameters: Any) -> Any:
+        if statement.startswith("UPDATE outbox SET published_at"):
+            await fetch(on, "SAVEPOINT explained")
+            (row,) = await fetch(on, "EXPLAIN (ANALYZE, FORMAT JSON) " + statement, *parameters)
+            explained = row[0] if isinstance(row[0], list) else orjson.loads(row[0])  # a json codec, or text
+            plans.append(explained[0]["Plan"])
+            await fetch(on, "ROLLBACK TO SAVEPOINT explained")
+        return await fetch(on, statement, *parameters)
+
+    monkeypatch.setattr(postgres, "postgres_fetch", explaining)
+    return plans
+
+
+def rows_handled(plan: dict[str, Any]) -> float:
+    """The rows every node of `plan` produced or filtered out, over all its loops."""
+    loops = plan.get("Actual Loops", 1)
+    handled = loops * (
+        plan.get("Actual Rows", 0) + plan.get("Rows Removed by Filter", 0) + plan.get("Rows Removed by Join Filter", 0)
+    )
+    return handled + sum(rows_handled(child) for child in plan.get("Plans", ()))
+
+
 async def test_a_full_round_counts_the_backlog_with_its_own_rows(kafka: KafkaSettings, database_url: str) -> None:
     async with relaying(kafka, database_url, batch_size=2) as relayed:
         await relayed.relay.stop()  # the rounds below are the test's own
