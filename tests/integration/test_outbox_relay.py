@@ -237,23 +237,63 @@ async def test_a_claim_looks_its_rows_up_by_id_whatever_the_outbox_statistics_sa
         assert await relayed.unpublished() == []
 
 
+@pytest.mark.parametrize("databases", ["postgresql"], indirect=True)
+async def test_a_claim_prepared_while_the_outbox_was_small_reads_it_by_index_once_it_has_grown(
+    kafka: KafkaSettings, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A prepared statement's generic plan, made on an outbox of a few rows, scanned the whole
+    # table and tested each row against every id of the batch once a backlog came (seconds a
+    # claim: bench, round thirteen). The database makes generic plans from the first run
+    # here, as PostgreSQL settles on them after the fifth.
+    backlog, batch = 3_000, 500
+    async with relaying(kafka, database_url, batch_size=batch) as relayed:
+        await relayed.relay.stop()  # the rounds below are the test's own
+        async with relayed.sessions() as session, session.begin():
+            await session.execute(
+                text(
+                    "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET plan_cache_mode = force_generic_plan', "
+                    "current_database()); END $$"
+                )
+            )
+        await relayed.sessions.kw["bind"].dispose()  # connections made from now on have the setting
+        for n in range(6):
+            await relayed.write(event(n, f"k-{n}"))
+            assert await relayed.relay.publish_pending() == 1
+        await relayed.write(*(event(n, f"k-{n}") for n in range(6, 6 + backlog)))
+        plans = explained_claims(monkeypatch)
+        assert await relayed.relay.publish_pending() == batch
+        assert len(plans) == 1
+        assert scans_of_the_whole("outbox", plans[0]) == 0, plans[0]
+
+
 def explained_claims(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    """The plans (`EXPLAIN ANALYZE`, in a savepoint rolled back) of the claims the relay's rounds
-    send from now on, each explained before it runs."""
+    """The plans (`EXPLAIN ANALYZE` of the prepared statement itself, in a savepoint rolled
+    back) the claims of the relay's rounds run with from now on, each explained before it runs."""
     plans: list[dict[str, Any]] = []
     fetch = postgres.postgres_fetch
 
     async def explaining(on: Any, statement: str, *parameters: Any) -> Any:
         if statement.startswith("UPDATE outbox SET published_at"):
             await fetch(on, "SAVEPOINT explained")
-            (row,) = await fetch(on, "EXPLAIN (ANALYZE, FORMAT JSON) " + statement, *parameters)
+            await fetch(on, statement, *parameters)  # prepared (asyncpg), if it was not yet
+            await fetch(on, "ROLLBACK TO SAVEPOINT explained")
+            (name,) = await fetch(on, "SELECT name FROM pg_prepared_statements WHERE statement = $1", statement)
+            # EXECUTE takes its values as literals, not parameters.
+            given = ", ".join("'{}'".format(str(value).replace("'", "''")) for value in parameters)
+            (row,) = await fetch(on, f'EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE "{name[0]}" ({given})')
+            await fetch(on, "ROLLBACK TO SAVEPOINT explained")
             explained = row[0] if isinstance(row[0], list) else orjson.loads(row[0])  # a json codec, or text
             plans.append(explained[0]["Plan"])
-            await fetch(on, "ROLLBACK TO SAVEPOINT explained")
         return await fetch(on, statement, *parameters)
 
     monkeypatch.setattr(postgres, "postgres_fetch", explaining)
     return plans
+
+
+def scans_of_the_whole(table: str, plan: dict[str, Any]) -> int:
+    """How many nodes of `plan` read the whole of `table` (sequential scans)."""
+    whole = plan["Node Type"] == "Seq Scan" and plan.get("Relation Name") == table
+    return whole + sum(scans_of_the_whole(table, child) for child in plan.get("Plans", ()))
 
 
 def rows_handled(plan: dict[str, Any]) -> float:

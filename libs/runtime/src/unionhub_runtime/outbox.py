@@ -223,6 +223,9 @@ class OutboxRelay:
         self._round_start = select(
             func.pg_try_advisory_xact_lock(bindparam("key")),
             func.set_config("synchronous_commit", "off", True),
+            # The round's statements planned for the outbox as it is: a generic plan settled
+            # on while it was empty scanned the whole table, for every row, in a backlog.
+            func.set_config("plan_cache_mode", "force_custom_plan", True),
             select(func.coalesce(func.max(outbox.c.id), 0)).scalar_subquery(),
             func.array(text(_OUTBOX_WRITERS)),
         )
@@ -353,7 +356,7 @@ class OutboxRelay:
             # rows read and marked) and the end of the send. The marks commit only after Kafka
             # took the rows, and losing them in a crash only publishes again (consumers
             # deduplicate): no need to wait for the WAL flush on commit (nothing else is written).
-            locked, _, highest, writers = (await statements.start.fetch(connection, **start))[0]
+            locked, _, _, highest, writers = (await statements.start.fetch(connection, **start))[0]
             if not locked:
                 if self._stopping:
                     return []  # the rounds of the other instances publish it: no wait within a stop
@@ -362,7 +365,7 @@ class OutboxRelay:
                 # not run one: wait for this one to end (its commit frees the lock), then
                 # start again (taken again by the transaction holding it, the lock is granted).
                 await self._wait_for_lock(connection)
-                locked, _, highest, writers = (await statements.start.fetch(connection, **start))[0]
+                locked, _, _, highest, writers = (await statements.start.fetch(connection, **start))[0]
                 assert locked, "the lock is this transaction's already"
             upto = await self._committed_up_to(connection, statements, int(highest or 0), list(writers))
             if upto is None:
