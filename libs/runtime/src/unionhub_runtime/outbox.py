@@ -642,8 +642,11 @@ class OutboxRelay:
         holding_back = bool(self._blocked or self._blocked_topics)
         if holding_back:  # lanes left out of `rows` may hold older events
             outbox = self._tables.outbox
-            oldest = await session.scalar(
-                select(outbox.c.created_at).where(outbox.c.published_at.is_(None)).order_by(outbox.c.id).limit(1)
+            oldest = await session.scalar(  # in the index's order, as `_pending_up_to`
+                select(outbox.c.created_at)
+                .where(outbox.c.published_at.is_(None))
+                .order_by(outbox.c.published_at, outbox.c.id)
+                .limit(1)
             )
         else:
             oldest = rows[0].created_at if rows else None
