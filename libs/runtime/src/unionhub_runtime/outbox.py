@@ -6,6 +6,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
@@ -17,7 +18,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaTimeoutError
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
-from sqlalchemy import Update, any_, bindparam, func, or_, select, text, tuple_, update
+from sqlalchemy import Update, bindparam, func, or_, select, text, tuple_, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
@@ -47,6 +48,9 @@ METADATA_SECONDS = 5.0
 # How long a round waits for Kafka's acknowledgements: well under the sessions' idle-in-
 # transaction limit (`DatabaseTimeouts`, 20 s), which would end the relay's transaction.
 SEND_SECONDS = 10.0
+# How often a backlog drained in full rounds is counted for its gauge: a count reads every
+# pending row, which each round of a large backlog did, with the relay's lock held.
+BACKLOG_COUNT_SECONDS = 1.0
 # How long a round waits for the outbox's open writers to end before trying again.
 WRITERS_WAIT_SECONDS = 1.0
 # How long a round waits for another instance's round (which holds the relay's lock) to end
@@ -247,6 +251,7 @@ class OutboxRelay:
         assert _Row._fields == tuple(c.name for c in self._pending_up_to.selected_columns), "rows read by position"
         self._mark: Update | None = None  # built on first use, for the engine's dialect
         self._postgres: _PostgresRound | None = None  # likewise
+        self._counted_at = -math.inf  # when the backlog was last counted
 
     def notify(self) -> None:
         """Something was committed to the outbox: publish it now."""
@@ -474,17 +479,23 @@ class OutboxRelay:
 
     def _claiming(self) -> Update:
         outbox, pending = self._tables.outbox, self._pending_up_to
-        chosen = func.array(pending.with_only_columns(outbox.c.id).scalar_subquery())
+        chosen = (
+            func.unnest(func.array(pending.with_only_columns(outbox.c.id).scalar_subquery()))
+            .table_valued("id")
+            .render_derived("unionhub_chosen")
+        )
         return (
             update(outbox)
             .values(published_at=bindparam("marked_at"))
-            # The chosen ids looked up in the primary key, an index condition whatever the
-            # planner believes: joined to the subquery (and `published_at` tested again), a
-            # planner whose statistics were taken while every row was published (no pending
-            # row) chose a nested loop of the backlog × the batch, seconds a claim with the
-            # relay's lock held (bench/README.md, round thirteen). No second test is needed:
-            # the relay's lock keeps other rounds out.
-            .where(outbox.c.id == any_(chosen))
+            # The outbox joined to the chosen ids as an array: whatever the outbox's statistics
+            # say of its pending rows, the planner takes the ids for a few rows and either looks
+            # each up in the primary key or hashes them against the table. Joined to the
+            # subquery itself, statistics taken while every row was published (no pending row)
+            # made it a nested loop of the backlog × the batch; `id = ANY` of the array, a filter
+            # of a scan of the whole table on a small outbox (each row against every id): seconds
+            # a claim, with the relay's lock held (bench/README.md, round thirteen). No second
+            # test of `published_at` on the row: the relay's lock keeps other rounds out.
+            .where(outbox.c.id == chosen.c.id)
             .returning(*pending.selected_columns)
         )
 
@@ -656,7 +667,10 @@ class OutboxRelay:
             return
         backlog = len(rows)
         if backlog == self._batch_size or holding_back:  # only then is there more than this batch to count
+            if not holding_back and time.monotonic() - self._counted_at < BACKLOG_COUNT_SECONDS:
+                return  # counted lately: the gauge keeps that figure until the next count
             backlog = await self._count_pending(session) + (len(rows) if claimed else 0)
+            self._counted_at = time.monotonic()
         self._metrics.outbox_backlog.set(backlog)
 
     async def _count_pending(self, session: AsyncSession | AsyncConnection) -> int:
