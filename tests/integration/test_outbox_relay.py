@@ -227,10 +227,7 @@ async def test_a_claim_looks_its_rows_up_by_id_whatever_the_outbox_statistics_sa
         async with relayed.sessions() as session, session.begin():
             await session.execute(text("ANALYZE outbox"))
             await session.execute(text("ALTER TABLE outbox SET (autovacuum_enabled = false)"))  # stays stale
-        await relayed.write(*(event(n, f"k-{n}", padding=ROW_PADDING) for n in range(200, 200 + backlog)))
-        explained = explained_claims(monkeypatch)
-        assert await relayed.relay.publish_pending() == batch
-        (claim,) = explained
+        claim = await claim_after_a_backlog(relayed, monkeypatch, range(200, 200 + backlog), batch)
         # The batch's ids read off the index in order, then each row looked up: a few times the
         # batch, less than the backlog (which sorting every pending row first would read, and a
         # nested loop read for each row of the batch).
@@ -263,10 +260,7 @@ async def test_a_claim_prepared_while_the_outbox_was_small_reads_it_by_index_onc
         for n in range(6):
             await relayed.write(event(n, f"k-{n}"))
             assert await relayed.relay.publish_pending() == 1
-        await relayed.write(*(event(n, f"k-{n}", padding=ROW_PADDING) for n in range(6, 6 + backlog)))
-        explained = explained_claims(monkeypatch)
-        assert await relayed.relay.publish_pending() == batch
-        (claim,) = explained
+        claim = await claim_after_a_backlog(relayed, monkeypatch, range(6, 6 + backlog), batch)
         assert claim.runs >= 6, "the claim runs on the connection of the small rounds, where it was prepared"
         assert scans_of_the_whole("outbox", claim.plan) == 0, claim.plan
 
@@ -280,6 +274,18 @@ ROW_PADDING = 1_500
 class Explained:
     plan: dict[str, Any]
     runs: int  # of the prepared statement on its connection, before (PostgreSQL's own count)
+
+
+async def claim_after_a_backlog(
+    relayed: Relayed, monkeypatch: pytest.MonkeyPatch, backlog: range, batch: int
+) -> Explained:
+    """The plan of the claim of a round run once the events numbered `backlog` were written
+    (rows a page each)."""
+    await relayed.write(*(event(n, f"k-{n}", padding=ROW_PADDING) for n in backlog))
+    explained = explained_claims(monkeypatch)
+    assert await relayed.relay.publish_pending() == batch
+    (claim,) = explained
+    return claim
 
 
 def explained_claims(monkeypatch: pytest.MonkeyPatch) -> list[Explained]:
