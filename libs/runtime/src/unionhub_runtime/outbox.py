@@ -228,7 +228,7 @@ class OutboxRelay:
             func.pg_try_advisory_xact_lock(bindparam("key")),
             func.set_config("synchronous_commit", "off", True),
             # The round's statements planned for the outbox as it is: a generic plan settled
-            # on while it was empty scanned the whole table, for every row, in a backlog.
+            # on while it was small reads the whole table each round once it has grown.
             func.set_config("plan_cache_mode", "force_custom_plan", True),
             select(func.coalesce(func.max(outbox.c.id), 0)).scalar_subquery(),
             func.array(text(_OUTBOX_WRITERS)),
