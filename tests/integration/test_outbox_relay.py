@@ -224,9 +224,7 @@ async def test_a_claim_looks_its_rows_up_by_id_whatever_the_outbox_statistics_sa
         await relayed.relay.stop()  # the rounds below are the test's own
         await relayed.write(*(event(n, f"k-{n}") for n in range(200)))
         assert await relayed.relay.publish_pending() == 200
-        async with relayed.sessions() as session, session.begin():
-            await session.execute(text("ANALYZE outbox"))
-            await session.execute(text("ALTER TABLE outbox SET (autovacuum_enabled = false)"))  # stays stale
+        await with_statistics_kept(relayed, "ANALYZE outbox")
         claim = await claim_after_a_backlog(relayed, monkeypatch, range(200, 200 + backlog), batch)
         # The batch's ids read off the index in order, then each row looked up: a few times the
         # batch, less than the backlog (which sorting every pending row first would read, and a
@@ -248,14 +246,11 @@ async def test_a_claim_prepared_while_the_outbox_was_small_reads_it_by_index_onc
     backlog, batch = 3_000, 500
     async with relaying(kafka, database_url, batch_size=batch) as relayed:
         await relayed.relay.stop()  # the rounds below are the test's own
-        async with relayed.sessions() as session, session.begin():
-            await session.execute(
-                text(
-                    "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET plan_cache_mode = force_generic_plan', "
-                    "current_database()); END $$"
-                )
-            )
-            await session.execute(text("ALTER TABLE outbox SET (autovacuum_enabled = false)"))  # no new plan
+        await with_statistics_kept(
+            relayed,
+            "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET plan_cache_mode = force_generic_plan', "
+            "current_database()); END $$",
+        )
         await relayed.sessions.kw["bind"].dispose()  # connections made from now on have the setting
         for n in range(6):
             await relayed.write(event(n, f"k-{n}"))
@@ -274,6 +269,14 @@ ROW_PADDING = 1_500
 class Explained:
     plan: dict[str, Any]
     runs: int  # of the prepared statement on its connection, before (PostgreSQL's own count)
+
+
+async def with_statistics_kept(relayed: Relayed, *statements: str) -> None:
+    """Runs `statements`, and keeps autovacuum off the outbox from then on: no analyse renews
+    its statistics (nor, with them, the plans of its prepared statements) during the test."""
+    async with relayed.sessions() as session, session.begin():
+        for statement in (*statements, "ALTER TABLE outbox SET (autovacuum_enabled = false)"):
+            await session.execute(text(statement))
 
 
 async def claim_after_a_backlog(

@@ -233,13 +233,14 @@ class OutboxRelay:
             select(func.coalesce(func.max(outbox.c.id), 0)).scalar_subquery(),
             func.array(text(_OUTBOX_WRITERS)),
         )
+        # Pending rows in `ix_outbox_unpublished`'s order (`published_at` is NULL throughout, so
+        # this is id order): PostgreSQL reads them off the index and stops, where `ORDER BY id`
+        # alone made it read and sort every pending row (or walk every published one).
+        self._pending_order = (outbox.c.published_at, outbox.c.id)
         self._pending_up_to = (
             select(outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.value, outbox.c.traceparent, outbox.c.created_at)
             .where(outbox.c.published_at.is_(None), outbox.c.id <= bindparam("upto"))
-            # In `ix_outbox_unpublished`'s order (`published_at` is NULL throughout, so this is
-            # id order): PostgreSQL reads the batch off the index and stops, where `ORDER BY id`
-            # alone made it read and sort every pending row each round.
-            .order_by(outbox.c.published_at, outbox.c.id)
+            .order_by(*self._pending_order)
             .limit(batch_size)
         )
         # Waits for the lock, at most `LOCK_WAIT_SECONDS`: `lock_timeout` is set first (a
@@ -653,10 +654,10 @@ class OutboxRelay:
         holding_back = bool(self._blocked or self._blocked_topics)
         if holding_back:  # lanes left out of `rows` may hold older events
             outbox = self._tables.outbox
-            oldest = await session.scalar(  # in the index's order, as `_pending_up_to`
+            oldest = await session.scalar(
                 select(outbox.c.created_at)
                 .where(outbox.c.published_at.is_(None))
-                .order_by(outbox.c.published_at, outbox.c.id)
+                .order_by(*self._pending_order)
                 .limit(1)
             )
         else:
